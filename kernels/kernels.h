@@ -1,0 +1,72 @@
+/* The kernel table: the only way the engine reaches a kernel. One table per ISA,
+ * each starting from the scalar set and overriding what it implements. */
+#ifndef DN_KERNELS_H
+#define DN_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "deepnet.h"
+
+/* GEMM micro-kernel contract (BLIS): C(m x n) = alpha * Ap(mr x k) * Bp(k x nr) + beta * C,
+ * with Ap packed as k columns of mr floats and Bp as k rows of nr floats; C is
+ * column-major with leading dimension ldc; m <= mr and n <= nr are the live edge
+ * (the kernel never touches C outside it); beta == 0 never reads C. */
+typedef void (*dn_sgemm_ukr_fn)(size_t k, float alpha, const float *Ap, const float *Bp,
+                                float beta, float *C, size_t ldc, size_t m, size_t n);
+
+/* Elementwise activation kernels over n contiguous floats. */
+typedef void (*dn_act_fwd_fn)(size_t n, const float *Z, float *A);
+/* dZ = dA * g'(Z); A = g(Z) is passed too, since several derivatives are cheaper from it. */
+typedef void (*dn_act_bwd_fn)(size_t n, const float *Z, const float *A, const float *dA,
+                              float *dZ);
+
+typedef struct dn_kernel_table {
+  dn_isa isa;
+  const char *sgemm_ukr_name; /* e.g. "dn_sgemm_ukr_avx512_32x12" */
+  size_t mr, nr;              /* micro-tile of sgemm_ukr */
+  dn_sgemm_ukr_fn sgemm_ukr;
+
+  dn_act_fwd_fn act_fwd[DN_ACT_SOFTMAX]; /* every activation except softmax */
+  dn_act_bwd_fn act_bwd[DN_ACT_SOFTMAX];
+  /* A = softmax of each of the cols columns of Z (rows x cols, ld = rows). */
+  void (*softmax_fwd)(size_t rows, size_t cols, const float *Z, float *A);
+  /* Z(:, j) += b for each of the cols columns (rows x cols, ld = rows). */
+  void (*bias_add)(size_t rows, size_t cols, const float *b, float *Z);
+  /* out[i] = scale * sum_j X(i, j), j ascending (fixed order: bitwise reproducible). */
+  void (*row_sum)(size_t rows, size_t cols, const float *X, float scale, float *out);
+  /* dst[i] = a[i] - b[i] */
+  void (*sub)(size_t n, const float *a, const float *b, float *dst);
+  /* x[i] *= s */
+  void (*scale)(size_t n, float s, float *x);
+
+  /* Optimizer updates on n parameters p with gradient g (L2 already in g). */
+  void (*gd_update)(size_t n, float lr, const float *g, float *p);
+  /* v = beta v + (1 - beta) g; p -= lr v */
+  void (*momentum_update)(size_t n, float lr, float beta, const float *g, float *v, float *p);
+  /* m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr_t m / (sqrt(v) + eps_t)
+   * where the caller folds bias correction into lr_t and eps_t. */
+  void (*adam_update)(size_t n, float lr_t, float b1, float b2, float eps_t, const float *g,
+                      float *m, float *v, float *p);
+} dn_kernel_table;
+
+/* Fill kt with an ISA's kernel set (the scalar set, then that ISA's overrides).
+ * Called once by the dispatcher (src/dispatch.c), never concurrently. The
+ * SIMD ones exist only in builds for their architecture. */
+void dn_kernels_fill_scalar(dn_kernel_table *kt);
+void dn_kernels_fill_avx2(dn_kernel_table *kt);
+void dn_kernels_fill_avx512(dn_kernel_table *kt);
+void dn_kernels_fill_neon(dn_kernel_table *kt);
+
+/* Naive triple-loop GEMM: the reference every optimized path is tested against. */
+void dn_sgemm_ref_scalar(char transa, char transb, size_t M, size_t N, size_t K, float alpha,
+                         const float *A, size_t lda, const float *B, size_t ldb, float beta,
+                         float *C, size_t ldc);
+
+/* The GEMM driver shared by all ISAs (kernels/gemm.c): BLIS-style blocking and
+ * packing around kt's micro-kernel. Arguments are already validated. */
+void dn_gemm(const dn_kernel_table *kt, char transa, char transb, size_t M, size_t N, size_t K,
+             float alpha, const float *A, size_t lda, const float *B, size_t ldb, float beta,
+             float *C, size_t ldc);
+
+#endif /* DN_KERNELS_H */

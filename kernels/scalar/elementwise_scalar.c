@@ -1,0 +1,45 @@
+/* Portable bias, reduction and optimizer-update kernels. */
+#include <math.h>
+
+#include "kernels.h"
+#include "scalar/scalar.h"
+
+void dn_bias_add_scalar(size_t rows, size_t cols, const float *b, float *Z) {
+  for (size_t j = 0; j < cols; j++)
+    for (size_t i = 0; i < rows; i++) Z[i + j * rows] += b[i];
+}
+
+void dn_row_sum_scalar(size_t rows, size_t cols, const float *X, float scale, float *out) {
+  for (size_t i = 0; i < rows; i++) out[i] = 0.0f;
+  for (size_t j = 0; j < cols; j++)
+    for (size_t i = 0; i < rows; i++) out[i] += X[i + j * rows];
+  for (size_t i = 0; i < rows; i++) out[i] *= scale;
+}
+
+void dn_sub_scalar(size_t n, const float *a, const float *b, float *dst) {
+  for (size_t i = 0; i < n; i++) dst[i] = a[i] - b[i];
+}
+
+void dn_scale_scalar(size_t n, float s, float *x) {
+  for (size_t i = 0; i < n; i++) x[i] *= s;
+}
+
+void dn_gd_update_scalar(size_t n, float lr, const float *g, float *p) {
+  for (size_t i = 0; i < n; i++) p[i] -= lr * g[i];
+}
+
+void dn_momentum_update_scalar(size_t n, float lr, float beta, const float *g, float *v, float *p) {
+  for (size_t i = 0; i < n; i++) {
+    v[i] = beta * v[i] + (1.0f - beta) * g[i];
+    p[i] -= lr * v[i];
+  }
+}
+
+void dn_adam_update_scalar(size_t n, float lr_t, float b1, float b2, float eps_t, const float *g,
+                           float *m, float *v, float *p) {
+  for (size_t i = 0; i < n; i++) {
+    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+    v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+    p[i] -= lr_t * m[i] / (sqrtf(v[i]) + eps_t);
+  }
+}

@@ -1,0 +1,63 @@
+/* Backward pass, layer L down to 1:
+ *   dZ = dA * g'(Z);  dW = (1/m) dZ A_prev^T;  db = (1/m) sum_m dZ;  dA_prev = W^T dZ,
+ * with dZ[L] = A[L] - Y directly for sigmoid+bce and softmax+cce. */
+#include <math.h>
+
+#include "internal.h"
+
+static void undo_dropout(const dn_net *net, size_t l, size_t count, float *dA) {
+  for (size_t i = 0; i < count; i++)
+    dA[i] *= dn_dropout_multiplier(net->dropout_key, l, i, net->keep_prob);
+}
+
+dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
+  const size_t L = net->L, m = net->m, nL = net->n[L];
+  const double J = dn_loss_cost(net->loss, nL, m, net->Z[L], net->A[L], Y) + dn_l2_cost(net, m);
+  if (!isfinite(J) || !isfinite((float)J))
+    return dn_fail(DN_ERR_NUMERIC, "dn_net_backward: the cost is not finite (%g)", J);
+
+  dn_fpenv fpenv;
+  dn_fpenv_enter(&fpenv);
+  const dn_kernel_table *kt = dn_kernels();
+  const float inv_m = 1.0f / (float)m;
+  float *dZ = net->dZ, *dA = net->dA;
+
+  if (net->loss == DN_LOSS_MSE) { /* dJ/dA (times m) = A - Y, then through g' */
+    kt->sub(nL * m, net->A[L], Y, dA);
+    kt->act_bwd[net->act[L]](nL * m, net->Z[L], net->A[L], dA, dZ);
+  } else {
+    kt->sub(nL * m, net->A[L], Y, dZ);
+  }
+
+  for (size_t l = L; l >= 1; l--) {
+    const size_t rows = net->n[l], cols = net->n[l - 1];
+    const float *A_prev = dn_layer_input(net, l - 1);
+    dn_gemm_run("dW", 'N', 'T', rows, cols, m, inv_m, dZ, rows, A_prev, cols, 0.0f, net->dW[l], rows);
+    if (net->l2_lambda != 0.0f) { /* d/dW of (lambda/2m)||W||^2 */
+      const float k = net->l2_lambda * inv_m;
+      float *dW = net->dW[l];
+      const float *W = net->W[l];
+      for (size_t i = 0; i < rows * cols; i++) dW[i] += k * W[i];
+    }
+    kt->row_sum(rows, m, dZ, inv_m, net->db[l]);
+    if (l == 1) break;
+    dn_gemm_run("dA_prev", 'T', 'N', cols, m, rows, 1.0f, net->W[l], rows, dZ, rows, 0.0f, dA, cols);
+    if (net->dropout_on) undo_dropout(net, l - 1, cols * m, dA);
+    kt->act_bwd[net->act[l - 1]](cols * m, net->Z[l - 1], net->A[l - 1], dA, dZ);
+  }
+  dn_fpenv_leave(&fpenv);
+  net->have_grad = true;
+  if (cost) *cost = (float)J;
+  return DN_OK;
+}
+
+dn_status dn_net_backward(dn_net *net, const float *Y, float *cost) {
+  if (!net) return dn_fail(DN_ERR_ARG, "dn_net_backward: net is NULL");
+  if (!Y) return dn_fail(DN_ERR_ARG, "dn_net_backward: Y is NULL");
+  if (!net->have_forward)
+    return dn_fail(DN_ERR_STATE, "dn_net_backward: no forward pass to differentiate "
+                   "(call dn_net_forward first; dn_net_predict does not keep one)");
+  dn_status s = dn_check_finite(Y, net->n[net->L] * net->m, "dn_net_backward: Y");
+  if (s) return s;
+  return dn_backward_pass(net, Y, cost);
+}

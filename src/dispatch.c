@@ -1,0 +1,133 @@
+/* The dispatcher: kernel tables filled once from CPU features and DEEPNET_ISA;
+ * dn_isa_set moves the cap between calls. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+static dn_kernel_table tables[DN_ISA_NEON + 1];
+static bool table_built[DN_ISA_NEON + 1];
+static dn_isa detected = DN_ISA_SCALAR;
+static _Atomic(const dn_kernel_table *) active;
+static bool verbose;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+const char *dn_isa_name(dn_isa isa) {
+  switch (isa) {
+    case DN_ISA_SCALAR: return "scalar";
+    case DN_ISA_AVX2: return "avx2";
+    case DN_ISA_AVX512: return "avx512";
+    case DN_ISA_NEON: return "neon";
+  }
+  return NULL;
+}
+
+static void build_tables(void) {
+  const dn_cpu_features *f = dn_cpu_features_get();
+  dn_kernels_fill_scalar(&tables[DN_ISA_SCALAR]);
+  table_built[DN_ISA_SCALAR] = true;
+#ifdef DN_HAVE_X86_KERNELS
+  if (f->avx2_fma) {
+    dn_kernels_fill_avx2(&tables[DN_ISA_AVX2]);
+    table_built[DN_ISA_AVX2] = true;
+    detected = DN_ISA_AVX2;
+  }
+  if (f->avx512) {
+    dn_kernels_fill_avx512(&tables[DN_ISA_AVX512]);
+    table_built[DN_ISA_AVX512] = true;
+    detected = DN_ISA_AVX512;
+  }
+#endif
+#ifdef DN_HAVE_NEON_KERNELS
+  if (f->neon) {
+    dn_kernels_fill_neon(&tables[DN_ISA_NEON]);
+    table_built[DN_ISA_NEON] = true;
+    detected = DN_ISA_NEON;
+  }
+#endif
+  (void)f;
+}
+
+/* The best built ISA not above cap; on x86 the levels are cumulative. */
+static dn_isa best_under(dn_isa cap) {
+  if (cap == DN_ISA_NEON) return table_built[DN_ISA_NEON] ? DN_ISA_NEON : DN_ISA_SCALAR;
+  for (int isa = (int)cap; isa > DN_ISA_SCALAR; isa--)
+    if (table_built[isa]) return (dn_isa)isa;
+  return DN_ISA_SCALAR;
+}
+
+static void init(void) {
+  build_tables();
+  dn_isa choice = detected;
+  const char *env = getenv("DEEPNET_ISA");
+  if (env && *env) {
+    int want = -1;
+    for (int isa = DN_ISA_SCALAR; isa <= DN_ISA_NEON; isa++)
+      if (strcmp(env, dn_isa_name((dn_isa)isa)) == 0) want = isa;
+    if (want < 0) {
+      fprintf(stderr, "deepnet: DEEPNET_ISA=%s is not one of scalar, avx2, avx512, neon; using %s\n",
+              env, dn_isa_name(detected));
+    } else {
+      choice = best_under((dn_isa)want);
+      if (choice != (dn_isa)want)
+        fprintf(stderr, "deepnet: DEEPNET_ISA=%s is not supported by this CPU; using %s\n", env,
+                dn_isa_name(choice));
+    }
+  }
+  atomic_store(&active, &tables[choice]);
+  const char *v = getenv("DEEPNET_VERBOSE");
+  verbose = v && *v && strcmp(v, "0") != 0;
+}
+
+const dn_kernel_table *dn_kernels(void) {
+  pthread_once(&init_once, init);
+  return atomic_load_explicit(&active, memory_order_acquire);
+}
+
+dn_isa dn_isa_detected(void) {
+  pthread_once(&init_once, init);
+  return detected;
+}
+
+dn_isa dn_isa_active(void) { return dn_kernels()->isa; }
+
+dn_status dn_isa_set(dn_isa isa) {
+  pthread_once(&init_once, init);
+  if (!dn_isa_name(isa)) return dn_fail(DN_ERR_ARG, "dn_isa_set: unknown ISA %d", (int)isa);
+  if (!table_built[isa])
+    return dn_fail(DN_ERR_UNSUPPORTED, "dn_isa_set: %s is not available on this CPU (best: %s)",
+                   dn_isa_name(isa), dn_isa_name(detected));
+  atomic_store_explicit(&active, &tables[isa], memory_order_release);
+  return DN_OK;
+}
+
+bool dn_verbose(void) {
+  pthread_once(&init_once, init);
+  return verbose;
+}
+
+double dn_now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void dn_gemm_run(const char *what, char transa, char transb, size_t M, size_t N, size_t K,
+                 float alpha, const float *A, size_t lda, const float *B, size_t ldb, float beta,
+                 float *C, size_t ldc) {
+  const dn_kernel_table *kt = dn_kernels();
+  if (!verbose) {
+    dn_gemm(kt, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  const double t0 = dn_now_s();
+  dn_gemm(kt, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  const double dt = dn_now_s() - t0;
+  fprintf(stderr, "deepnet: %-10s sgemm %c%c %s M=%zu N=%zu K=%zu %.3f ms %.1f GFLOP/s\n", what,
+          transa, transb, kt->sgemm_ukr_name, M, N, K, dt * 1e3,
+          dt > 0 ? 2.0 * (double)M * (double)N * (double)K / dt * 1e-9 : 0.0);
+}

@@ -1,0 +1,87 @@
+/* Evaluation: classes, accuracy and cost of the current parameters, in chunks
+ * so the caches stay the size of a training batch. */
+#include <math.h>
+
+#include "internal.h"
+
+enum { EVAL_CHUNK = 1024 };
+
+static size_t class_of(const float *col, size_t rows) {
+  if (rows == 1) return col[0] >= 0.5f ? 1 : 0;
+  size_t best = 0;
+  for (size_t i = 1; i < rows; i++) best = col[i] > col[best] ? i : best;
+  return best;
+}
+
+/* Run inference over X in chunks, calling visit(chunk start, chunk size) after each. */
+typedef dn_status (*chunk_fn)(dn_net *net, size_t start, size_t count, void *ctx);
+
+static dn_status for_each_chunk(dn_net *net, const float *X, size_t m, const char *fn,
+                                chunk_fn visit, void *ctx) {
+  if (!net) return dn_fail(DN_ERR_ARG, "%s: net is NULL", fn);
+  if (!X) return dn_fail(DN_ERR_ARG, "%s: X is NULL", fn);
+  if (m == 0) return dn_fail(DN_ERR_SHAPE, "%s: m is 0", fn);
+  for (size_t start = 0; start < m; start += EVAL_CHUNK) {
+    const size_t count = m - start < EVAL_CHUNK ? m - start : EVAL_CHUNK;
+    dn_status s = dn_net_predict(net, X + start * net->n[0], count, NULL);
+    if (!s) s = visit(net, start, count, ctx);
+    if (s) return s;
+  }
+  return DN_OK;
+}
+
+typedef struct classify_ctx {
+  uint32_t *labels;
+  const float *Y;
+  size_t correct;
+  double cost;
+} classify_ctx;
+
+static dn_status store_classes(dn_net *net, size_t start, size_t count, void *p) {
+  classify_ctx *c = p;
+  const size_t rows = net->n[net->L];
+  for (size_t j = 0; j < count; j++) c->labels[start + j] = (uint32_t)class_of(net->A[net->L] + j * rows, rows);
+  return DN_OK;
+}
+
+dn_status dn_net_classify(dn_net *net, const float *X, size_t m, uint32_t *labels) {
+  if (!labels) return dn_fail(DN_ERR_ARG, "dn_net_classify: labels is NULL");
+  classify_ctx c = {.labels = labels};
+  return for_each_chunk(net, X, m, "dn_net_classify", store_classes, &c);
+}
+
+static dn_status count_correct(dn_net *net, size_t start, size_t count, void *p) {
+  classify_ctx *c = p;
+  const size_t rows = net->n[net->L];
+  for (size_t j = 0; j < count; j++)
+    c->correct += class_of(net->A[net->L] + j * rows, rows) == class_of(c->Y + (start + j) * rows, rows);
+  return DN_OK;
+}
+
+dn_status dn_net_accuracy(dn_net *net, const float *X, const float *Y, size_t m, double *accuracy) {
+  if (!Y || !accuracy) return dn_fail(DN_ERR_ARG, "dn_net_accuracy: Y or accuracy is NULL");
+  classify_ctx c = {.Y = Y};
+  dn_status s = for_each_chunk(net, X, m, "dn_net_accuracy", count_correct, &c);
+  if (!s) *accuracy = (double)c.correct / (double)m;
+  return s;
+}
+
+static dn_status add_cost(dn_net *net, size_t start, size_t count, void *p) {
+  classify_ctx *c = p;
+  const size_t L = net->L, rows = net->n[L];
+  c->cost += (double)count * dn_loss_cost(net->loss, rows, count, net->Z[L], net->A[L],
+                                          c->Y + start * rows);
+  return DN_OK;
+}
+
+dn_status dn_net_cost(dn_net *net, const float *X, const float *Y, size_t m, float *cost) {
+  if (!Y || !cost) return dn_fail(DN_ERR_ARG, "dn_net_cost: Y or cost is NULL");
+  dn_status s = dn_check_finite(Y, net ? net->n[net->L] * m : 0, "dn_net_cost: Y");
+  if (s) return s;
+  classify_ctx c = {.Y = Y};
+  if ((s = for_each_chunk(net, X, m, "dn_net_cost", add_cost, &c))) return s;
+  const double J = c.cost / (double)m + dn_l2_cost(net, m);
+  if (!isfinite(J)) return dn_fail(DN_ERR_NUMERIC, "dn_net_cost: the cost is not finite");
+  *cost = (float)J;
+  return DN_OK;
+}

@@ -1,0 +1,86 @@
+/* Forward pass: Z[l] = W[l] A[l-1] + b[l], A[l] = g[l](Z[l]), caching Z and A. */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+float dn_dropout_multiplier(uint64_t key, size_t l, size_t idx, float keep_prob) {
+  return dn_hash_uniform(key + 0x9E3779B97F4A7C15ull * l, idx) < keep_prob ? 1.0f / keep_prob : 0.0f;
+}
+
+const float *dn_layer_input(const dn_net *net, size_t l) {
+  if (l == 0) return net->X;
+  return (net->dropout_on && l < net->L) ? net->A_drop[l] : net->A[l];
+}
+
+static void apply_dropout(dn_net *net, size_t l, size_t count) {
+  const float *A = net->A[l];
+  float *A_drop = net->A_drop[l];
+  for (size_t i = 0; i < count; i++)
+    A_drop[i] = A[i] * dn_dropout_multiplier(net->dropout_key, l, i, net->keep_prob);
+}
+
+dn_status dn_forward_pass(dn_net *net, const float *X, size_t m, bool training) {
+  const bool dropout = training && net->keep_prob < 1.0f && net->L > 1;
+  const float saved_keep = net->keep_prob;
+  if (!dropout) net->keep_prob = 1.0f; /* reserve no dropout buffers for inference */
+  dn_status s = dn_net_reserve(net, m);
+  net->keep_prob = saved_keep;
+  if (s) return s;
+
+  dn_fpenv fpenv;
+  dn_fpenv_enter(&fpenv);
+  const dn_kernel_table *kt = dn_kernels();
+  net->X = X;
+  net->m = m;
+  net->dropout_on = dropout;
+  if (dropout) net->dropout_key = net->dropout_seed ^ (0xA0761D6478BD642Full * ++net->dropout_calls);
+  for (size_t l = 1; l <= net->L; l++) {
+    const size_t rows = net->n[l], cols = net->n[l - 1];
+    float *Z = net->Z[l], *A = net->A[l];
+    dn_gemm_run("forward", 'N', 'N', rows, m, cols, 1.0f, net->W[l], rows,
+                dn_layer_input(net, l - 1), cols, 0.0f, Z, rows);
+    kt->bias_add(rows, m, net->b[l], Z);
+    if (net->act[l] == DN_ACT_SOFTMAX)
+      kt->softmax_fwd(rows, m, Z, A);
+    else
+      kt->act_fwd[net->act[l]](rows * m, Z, A);
+    if (dropout && l < net->L) apply_dropout(net, l, rows * m);
+  }
+  dn_fpenv_leave(&fpenv);
+  net->have_forward = training;
+  net->have_grad = false;
+  return DN_OK;
+}
+
+static dn_status check_input(const dn_net *net, const float *X, size_t m, const char *fn) {
+  if (!net) return dn_fail(DN_ERR_ARG, "%s: net is NULL", fn);
+  if (!X) return dn_fail(DN_ERR_ARG, "%s: X is NULL", fn);
+  if (m == 0) return dn_fail(DN_ERR_SHAPE, "%s: m (the number of examples) is 0", fn);
+  size_t count;
+  if (!dn_mul_ok(net->n[0], m, &count) || !dn_floats_bytes(count, &count))
+    return dn_fail(DN_ERR_SHAPE, "%s: X of (%zu, %zu) overflows size_t", fn, net->n[0], m);
+  char what[64];
+  snprintf(what, sizeof what, "%s: X", fn);
+  return dn_check_finite(X, net->n[0] * m, what);
+}
+
+static void copy_output(const dn_net *net, float *AL) {
+  if (AL) memcpy(AL, net->A[net->L], net->n[net->L] * net->m * sizeof(float));
+}
+
+dn_status dn_net_forward(dn_net *net, const float *X, size_t m, float *AL) {
+  dn_status s = check_input(net, X, m, "dn_net_forward");
+  if (s) return s;
+  if ((s = dn_forward_pass(net, X, m, true))) return s;
+  copy_output(net, AL);
+  return DN_OK;
+}
+
+dn_status dn_net_predict(dn_net *net, const float *X, size_t m, float *AL) {
+  dn_status s = check_input(net, X, m, "dn_net_predict");
+  if (s) return s;
+  if ((s = dn_forward_pass(net, X, m, false))) return s;
+  copy_output(net, AL);
+  return DN_OK;
+}

@@ -1,0 +1,126 @@
+/* Engine-internal declarations shared by the files of src/ (never installed). */
+#ifndef DN_INTERNAL_H
+#define DN_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "deepnet.h"
+#include "kernels.h"
+
+/* ---- errors (error.c) ---- */
+/* Record a thread-local message for dn_last_error() and return s. */
+dn_status dn_fail(dn_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* a * b into *out; false (and *out untouched) if it overflows size_t. */
+bool dn_mul_ok(size_t a, size_t b, size_t *out);
+/* Bytes for count floats, false on overflow. */
+bool dn_floats_bytes(size_t count, size_t *bytes);
+
+/* ---- memory (numa.c) ---- */
+/* 64-byte aligned, zero-filled; NULL on failure or count == 0. */
+float *dn_alloc_floats(size_t count);
+void dn_free_floats(float *p);
+
+/* ---- CPU features (cpu_features.c): the only place that asks the CPU ---- */
+typedef struct dn_cpu_features {
+  bool avx2_fma;   /* AVX2 + FMA, with YMM state enabled by the OS */
+  bool avx512;     /* AVX-512 F/BW/DQ/VL, with ZMM/opmask state enabled by the OS */
+  bool neon;       /* AdvSIMD (always on aarch64) */
+  char brand[64];  /* CPU model string, "" if unknown */
+} dn_cpu_features;
+const dn_cpu_features *dn_cpu_features_get(void);
+
+/* ---- dispatch (dispatch.c) ---- */
+/* The active kernel table (initializes the dispatcher on first use). */
+const dn_kernel_table *dn_kernels(void);
+/* GEMM through the active table, logged when DEEPNET_VERBOSE=1. what names the call site. */
+void dn_gemm_run(const char *what, char transa, char transb, size_t M, size_t N, size_t K,
+                 float alpha, const float *A, size_t lda, const float *B, size_t ldb, float beta,
+                 float *C, size_t ldc);
+bool dn_verbose(void);
+double dn_now_s(void);
+
+/* ---- floating-point environment (parallel.c) ---- */
+typedef struct dn_fpenv {
+  unsigned int saved;
+  bool active;
+} dn_fpenv;
+/* Set FTZ/DAZ (if enabled) for the calling thread, remembering its state. */
+void dn_fpenv_enter(dn_fpenv *env);
+void dn_fpenv_leave(const dn_fpenv *env);
+
+/* ---- random numbers (rng.c) ---- */
+typedef struct dn_rng {
+  uint64_t s[4];
+} dn_rng;
+void dn_rng_seed(dn_rng *r, uint64_t seed);
+uint64_t dn_rng_next(dn_rng *r);
+double dn_rng_uniform(dn_rng *r);          /* [0, 1) */
+double dn_rng_normal(dn_rng *r);           /* N(0, 1) */
+/* A stateless hash of (key, index) to [0, 1): dropout masks independent of threading. */
+float dn_hash_uniform(uint64_t key, uint64_t index);
+
+/* ---- the net (net.c) ---- */
+struct dn_net {
+  size_t L;
+  size_t *n;   /* n[0..L] */
+  dn_act *act; /* act[1..L]; act[0] unused */
+  dn_loss loss;
+
+  /* All parameters in one array (W1 b1 W2 b2 ...), gradients likewise, so an
+   * optimizer is one flat loop and saving is one write. */
+  size_t n_params;
+  float *params, *grads;
+  float **W, **b, **dW, **db; /* [1..L], views into params/grads */
+
+  /* Optimizer state, allocated on first use: velocity / first moment, second moment. */
+  float *opt_m, *opt_v;
+  uint64_t opt_t;
+
+  /* Caches of the last forward pass, sized for m_cap columns. */
+  size_t m_cap, m;
+  const float *X;   /* A[0], the caller's input (must stay valid until backward) */
+  float **Z, **A;   /* [1..L] */
+  /* [1..L-1] A[l] after inverted dropout (what layer l+1 consumes), NULL when
+   * dropout is off; the mask itself is re-derived from dropout_key by hashing. */
+  float **A_drop;
+  float *dA, *dZ;   /* backward scratch, max n[l] x m_cap each */
+  bool have_forward; /* caches hold a training forward pass */
+  bool dropout_on;   /* the last forward pass applied dropout */
+  bool have_grad;
+
+  float l2_lambda;
+  float keep_prob;
+  uint64_t dropout_seed, dropout_calls, dropout_key;
+};
+
+/* Inverted-dropout multiplier of element idx of layer l under key: 0 or 1/keep_prob. */
+float dn_dropout_multiplier(uint64_t key, size_t l, size_t idx, float keep_prob);
+/* What layer l+1 reads as its input: A_drop[l] when dropout is on, else A[l] (A[0] = X). */
+const float *dn_layer_input(const dn_net *net, size_t l);
+
+/* Make the caches hold at least m columns (keeps them if already large enough). */
+dn_status dn_net_reserve(dn_net *net, size_t m);
+/* Check an l in 1..L. */
+dn_status dn_net_check_layer(const dn_net *net, size_t l);
+/* Validate a float array of count values: finite everywhere, else DN_ERR_NUMERIC naming what. */
+dn_status dn_check_finite(const float *x, size_t count, const char *what);
+
+/* ---- pipeline (forward.c, backward.c, loss.c) ---- */
+dn_status dn_forward_pass(dn_net *net, const float *X, size_t m, bool training);
+/* Cost of the output layer (Z, A = g(Z), each rows x m) against Y, L2 term excluded.
+ * bce and cce are computed from Z (log-sigmoid, log-softmax) so they stay finite
+ * when A saturates to 0 or 1. */
+double dn_loss_cost(dn_loss loss, size_t rows, size_t m, const float *Z, const float *A,
+                    const float *Y);
+/* (lambda / 2m) sum ||W[l]||^2 */
+double dn_l2_cost(const dn_net *net, size_t m);
+dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost);
+
+/* ---- optimizers (optim.c) ---- */
+dn_status dn_check_train_opts(const dn_train_opts *opts);
+dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float learning_rate);
+
+#endif /* DN_INTERNAL_H */

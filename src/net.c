@@ -1,0 +1,277 @@
+/* The net: creation, parameters (one flat array), initialization, caches. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+const char *dn_act_name(dn_act a) {
+  switch (a) {
+    case DN_ACT_LINEAR: return "linear";
+    case DN_ACT_RELU: return "relu";
+    case DN_ACT_LEAKY_RELU: return "leaky_relu";
+    case DN_ACT_SIGMOID: return "sigmoid";
+    case DN_ACT_TANH: return "tanh";
+    case DN_ACT_SOFTMAX: return "softmax";
+  }
+  return NULL;
+}
+
+const char *dn_loss_name(dn_loss l) {
+  switch (l) {
+    case DN_LOSS_BCE: return "bce";
+    case DN_LOSS_CCE: return "cce";
+    case DN_LOSS_MSE: return "mse";
+  }
+  return NULL;
+}
+
+static void free_caches(dn_net *net) {
+  for (size_t l = 1; l <= net->L; l++) {
+    dn_free_floats(net->Z[l]);
+    dn_free_floats(net->A[l]);
+    if (net->A_drop) dn_free_floats(net->A_drop[l]);
+    net->Z[l] = net->A[l] = NULL;
+    if (net->A_drop) net->A_drop[l] = NULL;
+  }
+  dn_free_floats(net->dA);
+  dn_free_floats(net->dZ);
+  net->dA = net->dZ = NULL;
+  net->m_cap = 0;
+}
+
+void dn_net_free(dn_net *net) {
+  if (!net) return;
+  if (net->Z) free_caches(net);
+  dn_free_floats(net->params);
+  dn_free_floats(net->grads);
+  dn_free_floats(net->opt_m);
+  dn_free_floats(net->opt_v);
+  free(net->W);
+  free(net->b);
+  free(net->dW);
+  free(net->db);
+  free(net->Z);
+  free(net->A);
+  free(net->A_drop);
+  free(net->n);
+  free(net->act);
+  free(net);
+}
+
+/* Which output activations each loss accepts (the course pairs, plus mse on any
+ * elementwise output). */
+static bool loss_accepts(dn_loss loss, dn_act out) {
+  switch (loss) {
+    case DN_LOSS_BCE: return out == DN_ACT_SIGMOID;
+    case DN_LOSS_CCE: return out == DN_ACT_SOFTMAX;
+    case DN_LOSS_MSE: return out != DN_ACT_SOFTMAX;
+  }
+  return false;
+}
+
+dn_status dn_net_create(dn_net **out, size_t L, const size_t *dims, const dn_act *acts,
+                        dn_loss loss) {
+  if (!out) return dn_fail(DN_ERR_ARG, "dn_net_create: out is NULL");
+  if (!dims || !acts) return dn_fail(DN_ERR_ARG, "dn_net_create: dims or acts is NULL");
+  if (L == 0) return dn_fail(DN_ERR_SHAPE, "dn_net_create: L must be at least 1");
+  if (L > 4096) return dn_fail(DN_ERR_SHAPE, "dn_net_create: L = %zu is more than 4096 layers", L);
+  if (!dn_loss_name(loss)) return dn_fail(DN_ERR_ARG, "dn_net_create: unknown loss %d", (int)loss);
+  size_t n_params = 0;
+  for (size_t l = 0; l <= L; l++)
+    if (dims[l] == 0) return dn_fail(DN_ERR_SHAPE, "dn_net_create: n[%zu] is 0", l);
+  for (size_t l = 1; l <= L; l++) {
+    const dn_act a = acts[l - 1];
+    if (!dn_act_name(a))
+      return dn_fail(DN_ERR_ARG, "dn_net_create: layer %zu has unknown activation %d", l, (int)a);
+    if (a == DN_ACT_SOFTMAX && l != L)
+      return dn_fail(DN_ERR_ARG, "dn_net_create: softmax is only allowed on the last layer (got it on layer %zu)", l);
+    size_t w, wb;
+    if (!dn_mul_ok(dims[l], dims[l - 1], &w) || __builtin_add_overflow(w, dims[l], &wb) ||
+        __builtin_add_overflow(n_params, wb, &n_params) || !dn_floats_bytes(n_params, &w))
+      return dn_fail(DN_ERR_SHAPE, "dn_net_create: parameter count overflows at layer %zu", l);
+  }
+  if (!loss_accepts(loss, acts[L - 1]))
+    return dn_fail(DN_ERR_ARG, "dn_net_create: loss %s cannot be used with a %s output layer "
+                   "(bce needs sigmoid, cce needs softmax, mse any but softmax)",
+                   dn_loss_name(loss), dn_act_name(acts[L - 1]));
+
+  dn_net *net = calloc(1, sizeof *net);
+  if (!net) return dn_fail(DN_ERR_NOMEM, "dn_net_create: out of memory");
+  net->L = L;
+  net->loss = loss;
+  net->n_params = n_params;
+  net->keep_prob = 1.0f;
+  net->n = malloc((L + 1) * sizeof *net->n);
+  net->act = calloc(L + 1, sizeof *net->act);
+  net->W = calloc(L + 1, sizeof *net->W);
+  net->b = calloc(L + 1, sizeof *net->b);
+  net->dW = calloc(L + 1, sizeof *net->dW);
+  net->db = calloc(L + 1, sizeof *net->db);
+  net->Z = calloc(L + 1, sizeof *net->Z);
+  net->A = calloc(L + 1, sizeof *net->A);
+  net->params = dn_alloc_floats(n_params);
+  net->grads = dn_alloc_floats(n_params);
+  if (!net->n || !net->act || !net->W || !net->b || !net->dW || !net->db || !net->Z || !net->A ||
+      !net->params || !net->grads) {
+    dn_net_free(net);
+    return dn_fail(DN_ERR_NOMEM, "dn_net_create: out of memory for %zu parameters", n_params);
+  }
+  memcpy(net->n, dims, (L + 1) * sizeof *dims);
+  size_t off = 0;
+  for (size_t l = 1; l <= L; l++) {
+    net->act[l] = acts[l - 1];
+    net->W[l] = net->params + off;
+    net->dW[l] = net->grads + off;
+    off += dims[l] * dims[l - 1];
+    net->b[l] = net->params + off;
+    net->db[l] = net->grads + off;
+    off += dims[l];
+  }
+  *out = net;
+  return DN_OK;
+}
+
+dn_status dn_net_check_layer(const dn_net *net, size_t l) {
+  if (!net) return dn_fail(DN_ERR_ARG, "net is NULL");
+  if (l < 1 || l > net->L)
+    return dn_fail(DN_ERR_ARG, "layer %zu is out of range 1..%zu", l, net->L);
+  return DN_OK;
+}
+
+dn_status dn_check_finite(const float *x, size_t count, const char *what) {
+  for (size_t i = 0; i < count; i++)
+    if (!isfinite(x[i])) return dn_fail(DN_ERR_NUMERIC, "%s[%zu] is not finite (%g)", what, i, (double)x[i]);
+  return DN_OK;
+}
+
+dn_status dn_net_init(dn_net *net, uint64_t seed) {
+  if (!net) return dn_fail(DN_ERR_ARG, "dn_net_init: net is NULL");
+  dn_rng rng;
+  dn_rng_seed(&rng, seed);
+  for (size_t l = 1; l <= net->L; l++) {
+    const size_t fan_in = net->n[l - 1], fan_out = net->n[l];
+    const bool relu_family = net->act[l] == DN_ACT_RELU || net->act[l] == DN_ACT_LEAKY_RELU;
+    /* He: var 2/fan_in; Xavier (Glorot): var 2/(fan_in + fan_out). */
+    const double sd = relu_family ? sqrt(2.0 / (double)fan_in)
+                                  : sqrt(2.0 / ((double)fan_in + (double)fan_out));
+    const size_t count = fan_in * fan_out;
+    for (size_t i = 0; i < count; i++) net->W[l][i] = (float)(sd * dn_rng_normal(&rng));
+    memset(net->b[l], 0, fan_out * sizeof(float));
+  }
+  net->have_forward = net->have_grad = false;
+  dn_net_reset_optimizer(net);
+  return DN_OK;
+}
+
+dn_status dn_net_set_layer(dn_net *net, size_t l, const float *W, const float *b) {
+  dn_status s = dn_net_check_layer(net, l);
+  if (s) return s;
+  if (!W || !b) return dn_fail(DN_ERR_ARG, "dn_net_set_layer: W or b is NULL");
+  const size_t count = net->n[l] * net->n[l - 1];
+  if ((s = dn_check_finite(W, count, "dn_net_set_layer: W")) ||
+      (s = dn_check_finite(b, net->n[l], "dn_net_set_layer: b")))
+    return s;
+  memcpy(net->W[l], W, count * sizeof(float));
+  memcpy(net->b[l], b, net->n[l] * sizeof(float));
+  net->have_forward = net->have_grad = false;
+  return DN_OK;
+}
+
+dn_status dn_net_get_layer(const dn_net *net, size_t l, float *W, float *b) {
+  dn_status s = dn_net_check_layer(net, l);
+  if (s) return s;
+  if (W) memcpy(W, net->W[l], net->n[l] * net->n[l - 1] * sizeof(float));
+  if (b) memcpy(b, net->b[l], net->n[l] * sizeof(float));
+  return DN_OK;
+}
+
+dn_status dn_net_get_grad(const dn_net *net, size_t l, float *dW, float *db) {
+  dn_status s = dn_net_check_layer(net, l);
+  if (s) return s;
+  if (!net->have_grad)
+    return dn_fail(DN_ERR_STATE, "dn_net_get_grad: no gradients yet (call dn_net_backward first)");
+  if (dW) memcpy(dW, net->dW[l], net->n[l] * net->n[l - 1] * sizeof(float));
+  if (db) memcpy(db, net->db[l], net->n[l] * sizeof(float));
+  return DN_OK;
+}
+
+size_t dn_net_num_layers(const dn_net *net) { return net ? net->L : 0; }
+size_t dn_net_dim(const dn_net *net, size_t l) { return net && l <= net->L ? net->n[l] : 0; }
+dn_act dn_net_act(const dn_net *net, size_t l) {
+  return net && l >= 1 && l <= net->L ? net->act[l] : DN_ACT_LINEAR;
+}
+dn_loss dn_net_loss(const dn_net *net) { return net ? net->loss : DN_LOSS_MSE; }
+
+dn_status dn_net_set_l2(dn_net *net, float lambda) {
+  if (!net) return dn_fail(DN_ERR_ARG, "dn_net_set_l2: net is NULL");
+  if (!(lambda >= 0.0f) || !isfinite(lambda))
+    return dn_fail(DN_ERR_ARG, "dn_net_set_l2: lambda must be finite and >= 0 (got %g)", (double)lambda);
+  net->l2_lambda = lambda;
+  return DN_OK;
+}
+
+dn_status dn_net_set_dropout(dn_net *net, float keep_prob, uint64_t seed) {
+  if (!net) return dn_fail(DN_ERR_ARG, "dn_net_set_dropout: net is NULL");
+  if (!(keep_prob > 0.0f && keep_prob <= 1.0f))
+    return dn_fail(DN_ERR_ARG, "dn_net_set_dropout: keep_prob must be in (0, 1] (got %g)", (double)keep_prob);
+  net->keep_prob = keep_prob;
+  net->dropout_seed = seed;
+  net->dropout_calls = 0;
+  net->have_forward = false;
+  return DN_OK;
+}
+
+static float *alloc_matrix(size_t rows, size_t cols) {
+  size_t count;
+  return dn_mul_ok(rows, cols, &count) ? dn_alloc_floats(count) : NULL;
+}
+
+dn_status dn_net_reserve(dn_net *net, size_t m) {
+  const bool want_drop = net->keep_prob < 1.0f && net->L > 1;
+  if (m <= net->m_cap && (!want_drop || net->A_drop)) return DN_OK;
+  const size_t cap = m > net->m_cap ? m : net->m_cap;
+  size_t widest = 0;
+  for (size_t l = 0; l <= net->L; l++) widest = net->n[l] > widest ? net->n[l] : widest;
+  size_t bytes;
+  if (!dn_mul_ok(widest, cap, &bytes) || !dn_floats_bytes(bytes, &bytes))
+    return dn_fail(DN_ERR_SHAPE, "batch of %zu columns overflows the cache size", m);
+
+  /* Build the new caches aside, so a failure leaves the old ones intact. */
+  dn_net tmp = *net;
+  float **Z = calloc(net->L + 1, sizeof *Z), **A = calloc(net->L + 1, sizeof *A);
+  float **A_drop = want_drop ? calloc(net->L + 1, sizeof *A_drop) : NULL;
+  tmp.Z = Z;
+  tmp.A = A;
+  tmp.A_drop = A_drop;
+  tmp.m_cap = cap;
+  bool ok = Z && A && (!want_drop || A_drop);
+  for (size_t l = 1; ok && l <= net->L; l++) {
+    Z[l] = alloc_matrix(net->n[l], cap);
+    A[l] = alloc_matrix(net->n[l], cap);
+    if (A_drop && l < net->L) A_drop[l] = alloc_matrix(net->n[l], cap);
+    ok = Z[l] && A[l] && (!A_drop || l == net->L || A_drop[l]);
+  }
+  tmp.dA = ok ? alloc_matrix(widest, cap) : NULL;
+  tmp.dZ = ok ? alloc_matrix(widest, cap) : NULL;
+  ok = ok && tmp.dA && tmp.dZ;
+  if (!ok) {
+    if (Z && A) free_caches(&tmp);
+    free(Z);
+    free(A);
+    free(A_drop);
+    return dn_fail(DN_ERR_NOMEM, "out of memory for the caches of a %zu-column batch", m);
+  }
+  free_caches(net);
+  free(net->Z);
+  free(net->A);
+  free(net->A_drop);
+  net->Z = Z;
+  net->A = A;
+  net->A_drop = A_drop;
+  net->dA = tmp.dA;
+  net->dZ = tmp.dZ;
+  net->m_cap = cap;
+  net->have_forward = false;
+  return DN_OK;
+}
