@@ -1,0 +1,211 @@
+/* Every API misuse returns the right status with a message, and changes nothing. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "deepnet.h"
+#include "test_util.h"
+
+static const size_t DIMS[] = {3, 4, 2};
+static const dn_act ACTS[] = {DN_ACT_RELU, DN_ACT_SOFTMAX};
+
+static dn_net *make_net(void) {
+  dn_net *net;
+  cr_assert_eq(dn_net_create(&net, 2, DIMS, ACTS, DN_LOSS_CCE), DN_OK);
+  cr_assert_eq(dn_net_init(net, 1), DN_OK);
+  return net;
+}
+
+/* The status is as expected and a non-empty message was left. */
+#define expect_fail(call, status)                                                          \
+  do {                                                                                     \
+    const dn_status s_ = (call);                                                           \
+    cr_expect_eq(s_, status, "%s returned %s (%s)", #call, dn_status_str(s_), dn_last_error()); \
+    cr_expect(strlen(dn_last_error()) > 0, "%s left no message", #call);                  \
+  } while (0)
+
+Test(api_errors, create_rejects_null_zero_layers_zero_widths_and_unknown_enums) {
+  dn_net *net = (dn_net *)0x1;
+  const size_t zero_dims[] = {3, 0, 2};
+  const dn_act bad_acts[] = {(dn_act)99, DN_ACT_SOFTMAX};
+  expect_fail(dn_net_create(NULL, 2, DIMS, ACTS, DN_LOSS_CCE), DN_ERR_ARG);
+  expect_fail(dn_net_create(&net, 2, NULL, ACTS, DN_LOSS_CCE), DN_ERR_ARG);
+  expect_fail(dn_net_create(&net, 2, DIMS, NULL, DN_LOSS_CCE), DN_ERR_ARG);
+  expect_fail(dn_net_create(&net, 0, DIMS, ACTS, DN_LOSS_CCE), DN_ERR_SHAPE);
+  expect_fail(dn_net_create(&net, 2, zero_dims, ACTS, DN_LOSS_CCE), DN_ERR_SHAPE);
+  expect_fail(dn_net_create(&net, 2, DIMS, bad_acts, DN_LOSS_CCE), DN_ERR_ARG);
+  expect_fail(dn_net_create(&net, 2, DIMS, ACTS, (dn_loss)7), DN_ERR_ARG);
+  cr_expect(net == (dn_net *)0x1, "out is untouched on failure");
+}
+
+Test(api_errors, create_rejects_loss_and_output_activation_that_do_not_pair) {
+  dn_net *net = NULL;
+  const dn_act relu_out[] = {DN_ACT_RELU, DN_ACT_RELU};
+  const dn_act softmax_hidden[] = {DN_ACT_SOFTMAX, DN_ACT_SOFTMAX};
+  expect_fail(dn_net_create(&net, 2, DIMS, relu_out, DN_LOSS_CCE), DN_ERR_ARG);
+  expect_fail(dn_net_create(&net, 2, DIMS, relu_out, DN_LOSS_BCE), DN_ERR_ARG);
+  expect_fail(dn_net_create(&net, 2, DIMS, ACTS, DN_LOSS_MSE), DN_ERR_ARG);
+  expect_fail(dn_net_create(&net, 2, DIMS, softmax_hidden, DN_LOSS_CCE), DN_ERR_ARG);
+  cr_expect_null(net);
+}
+
+Test(api_errors, create_rejects_widths_whose_parameter_bytes_overflow_size_t) {
+  dn_net *net = NULL;
+  const size_t huge[] = {SIZE_MAX / 2, 3, 2};
+  const size_t huge2[] = {3, (size_t)1 << 33, (size_t)1 << 33};
+  expect_fail(dn_net_create(&net, 2, huge, ACTS, DN_LOSS_CCE), DN_ERR_SHAPE);
+  expect_fail(dn_net_create(&net, 2, huge2, ACTS, DN_LOSS_CCE), DN_ERR_SHAPE);
+  cr_expect_null(net);
+}
+
+Test(api_errors, layer_index_zero_and_l_plus_one_are_rejected) {
+  dn_net *net = make_net();
+  float W[16], b[4];
+  expect_fail(dn_net_get_layer(net, 0, W, b), DN_ERR_ARG);
+  expect_fail(dn_net_get_layer(net, 3, W, b), DN_ERR_ARG);
+  expect_fail(dn_net_set_layer(net, 0, W, b), DN_ERR_ARG);
+  expect_fail(dn_net_set_layer(net, 3, W, b), DN_ERR_ARG);
+  expect_fail(dn_net_get_grad(net, 3, W, b), DN_ERR_ARG);
+  expect_fail(dn_net_get_layer(NULL, 1, W, b), DN_ERR_ARG);
+  dn_net_free(net);
+}
+
+Test(api_errors, set_layer_rejects_null_and_non_finite_values_and_keeps_the_old_ones) {
+  dn_net *net = make_net();
+  float W0[12], b0[4], W[12], b[4], W1[12], b1[4];
+  dn_net_get_layer(net, 1, W0, b0);
+  tu_fill_uniform(W, 12, -1, 1, 1);
+  tu_fill_uniform(b, 4, -1, 1, 2);
+  W[5] = NAN;
+  expect_fail(dn_net_set_layer(net, 1, W, b), DN_ERR_NUMERIC);
+  W[5] = 0;
+  b[2] = INFINITY;
+  expect_fail(dn_net_set_layer(net, 1, W, b), DN_ERR_NUMERIC);
+  expect_fail(dn_net_set_layer(net, 1, NULL, b), DN_ERR_ARG);
+  dn_net_get_layer(net, 1, W1, b1);
+  cr_expect(memcmp(W0, W1, sizeof W0) == 0 && memcmp(b0, b1, sizeof b0) == 0);
+  dn_net_free(net);
+}
+
+Test(api_errors, backward_before_forward_and_grad_before_backward_are_state_errors) {
+  dn_net *net = make_net();
+  float Y[4] = {1, 0, 0, 1}, dW[8];
+  expect_fail(dn_net_backward(net, Y, NULL), DN_ERR_STATE);
+  expect_fail(dn_net_get_grad(net, 1, dW, NULL), DN_ERR_STATE);
+  dn_net_free(net);
+}
+
+Test(api_errors, backward_after_predict_is_a_state_error) {
+  dn_net *net = make_net();
+  float X[6] = {0}, Y[4] = {1, 0, 0, 1};
+  cr_assert_eq(dn_net_forward(net, X, 2, NULL), DN_OK);
+  cr_assert_eq(dn_net_predict(net, X, 2, NULL), DN_OK);
+  expect_fail(dn_net_backward(net, Y, NULL), DN_ERR_STATE);
+  dn_net_free(net);
+}
+
+Test(api_errors, forward_rejects_null_zero_m_overflowing_m_and_nan_inputs) {
+  dn_net *net = make_net();
+  float X[6] = {0};
+  expect_fail(dn_net_forward(NULL, X, 2, NULL), DN_ERR_ARG);
+  expect_fail(dn_net_forward(net, NULL, 2, NULL), DN_ERR_ARG);
+  expect_fail(dn_net_forward(net, X, 0, NULL), DN_ERR_SHAPE);
+  expect_fail(dn_net_forward(net, X, SIZE_MAX / 2, NULL), DN_ERR_SHAPE);
+  X[4] = NAN;
+  expect_fail(dn_net_forward(net, X, 2, NULL), DN_ERR_NUMERIC);
+  dn_net_free(net);
+}
+
+Test(api_errors, backward_rejects_null_and_nan_labels_leaving_no_gradients) {
+  dn_net *net = make_net();
+  float X[6] = {0}, Y[4] = {1, 0, NAN, 1};
+  cr_assert_eq(dn_net_forward(net, X, 2, NULL), DN_OK);
+  expect_fail(dn_net_backward(net, NULL, NULL), DN_ERR_ARG);
+  expect_fail(dn_net_backward(net, Y, NULL), DN_ERR_NUMERIC);
+  expect_fail(dn_net_get_grad(net, 1, NULL, NULL), DN_ERR_STATE);
+  dn_net_free(net);
+}
+
+Test(api_errors, train_rejects_bad_options_and_leaves_parameters_untouched) {
+  dn_net *net = make_net();
+  float X[6] = {0}, Y[4] = {1, 0, 0, 1}, W0[12], W1[12];
+  dn_net_get_layer(net, 1, W0, NULL);
+  dn_train_opts o;
+  dn_train_opts_default(&o);
+  expect_fail(dn_net_train(net, X, Y, 2, NULL), DN_ERR_ARG);
+  expect_fail(dn_net_train(net, NULL, Y, 2, &o), DN_ERR_ARG);
+  expect_fail(dn_net_train(net, X, Y, 0, &o), DN_ERR_SHAPE);
+  dn_train_opts bad = o;
+  bad.optimizer = (dn_optimizer)5;
+  expect_fail(dn_net_train(net, X, Y, 2, &bad), DN_ERR_ARG);
+  bad = o;
+  bad.learning_rate = -1.0f;
+  expect_fail(dn_net_train(net, X, Y, 2, &bad), DN_ERR_ARG);
+  bad = o;
+  bad.learning_rate = NAN;
+  expect_fail(dn_net_train(net, X, Y, 2, &bad), DN_ERR_ARG);
+  bad = o;
+  bad.batch_size = 0;
+  expect_fail(dn_net_train(net, X, Y, 2, &bad), DN_ERR_ARG);
+  bad = o;
+  bad.keep_prob = 0.0f;
+  expect_fail(dn_net_train(net, X, Y, 2, &bad), DN_ERR_ARG);
+  bad = o;
+  bad.beta2 = 1.0f;
+  expect_fail(dn_net_train(net, X, Y, 2, &bad), DN_ERR_ARG);
+  bad = o;
+  bad.l2_lambda = -0.1f;
+  expect_fail(dn_net_train(net, X, Y, 2, &bad), DN_ERR_ARG);
+  Y[1] = INFINITY;
+  expect_fail(dn_net_train(net, X, Y, 2, &o), DN_ERR_NUMERIC);
+  dn_net_get_layer(net, 1, W1, NULL);
+  cr_expect(memcmp(W0, W1, sizeof W0) == 0);
+  dn_net_free(net);
+}
+
+Test(api_errors, regularization_setters_reject_out_of_range_values) {
+  dn_net *net = make_net();
+  expect_fail(dn_net_set_l2(net, -1.0f), DN_ERR_ARG);
+  expect_fail(dn_net_set_l2(net, NAN), DN_ERR_ARG);
+  expect_fail(dn_net_set_dropout(net, 0.0f, 1), DN_ERR_ARG);
+  expect_fail(dn_net_set_dropout(net, 1.5f, 1), DN_ERR_ARG);
+  expect_fail(dn_net_set_l2(NULL, 0.0f), DN_ERR_ARG);
+  dn_net_free(net);
+}
+
+Test(api_errors, isa_set_refuses_unknown_values_and_unsupported_isas) {
+  expect_fail(dn_isa_set((dn_isa)42), DN_ERR_ARG);
+#if defined(__x86_64__)
+  expect_fail(dn_isa_set(DN_ISA_NEON), DN_ERR_UNSUPPORTED);
+#endif
+  cr_expect_eq(dn_isa_set(DN_ISA_SCALAR), DN_OK);
+  cr_expect_eq(dn_isa_active(), DN_ISA_SCALAR);
+  cr_expect_eq(dn_isa_set(dn_isa_detected()), DN_OK);
+  cr_expect_eq(dn_isa_active(), dn_isa_detected());
+  cr_expect_null(dn_isa_name((dn_isa)42));
+}
+
+Test(api_errors, status_strings_exist_for_every_status) {
+  for (int s = DN_OK; s <= DN_ERR_NUMERIC; s++) {
+    cr_expect(strlen(dn_status_str((dn_status)s)) > 0);
+    cr_expect(strcmp(dn_status_str((dn_status)s), "unknown status") != 0);
+  }
+  cr_expect_str_eq(dn_status_str((dn_status)99), "unknown status");
+}
+
+Test(api_errors, null_is_harmless_where_documented) {
+  dn_net_free(NULL);
+  dn_net_reset_optimizer(NULL);
+  dn_train_opts_default(NULL);
+  cr_expect_eq(dn_net_num_layers(NULL), 0);
+  cr_expect_eq(dn_net_dim(NULL, 0), 0);
+  cr_expect_eq(dn_set_num_threads(-1), DN_ERR_ARG);
+}
+
+Test(api_errors, version_string_matches_the_header_macros) {
+  char want[32];
+  snprintf(want, sizeof want, "%d.%d.%d", DN_VERSION_MAJOR, DN_VERSION_MINOR, DN_VERSION_PATCH);
+  cr_expect_str_eq(dn_version(), want);
+}
