@@ -5,9 +5,31 @@
 
 #include "internal.h"
 
-static void undo_dropout(const dn_net *net, size_t l, size_t count, float *dA) {
-  for (size_t i = 0; i < count; i++)
-    dA[i] *= dn_dropout_multiplier(net->dropout_key, l, i, net->keep_prob);
+/* Below this many elements per thread, the elementwise work stays on one thread. */
+#define MIN_ELEMS_PER_THREAD 16384
+
+typedef struct dz_job {
+  const dn_net *net;
+  const dn_kernel_table *kt;
+  size_t l;
+  float *dA, *dZ;
+} dz_job;
+
+/* Columns [j0, j1) of layer l: undo the forward dropout on dA, then dZ = dA * g'(Z). */
+static void layer_dZ(void *ctx, size_t j0, size_t j1) {
+  const dz_job *job = ctx;
+  const dn_net *net = job->net;
+  const size_t l = job->l, off = j0 * net->n[l], count = (j1 - j0) * net->n[l];
+  float *dA = job->dA + off;
+  if (net->dropout_on && l < net->L)
+    for (size_t i = 0; i < count; i++)
+      dA[i] *= dn_dropout_multiplier(net->dropout_key, l, off + i, net->keep_prob);
+  job->kt->act_bwd[net->act[l]](count, net->Z[l] + off, net->A[l] + off, dA, job->dZ + off);
+}
+
+static void run_layer_dZ(const dn_net *net, const dn_kernel_table *kt, size_t l, float *dA, float *dZ) {
+  dz_job job = {.net = net, .kt = kt, .l = l, .dA = dA, .dZ = dZ};
+  dn_parallel_for(net->m, 1, dn_threads_for(net->n[l] * net->m, MIN_ELEMS_PER_THREAD), layer_dZ, &job);
 }
 
 dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
@@ -24,7 +46,7 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
 
   if (net->loss == DN_LOSS_MSE) { /* dJ/dA (times m) = A - Y, then through g' */
     kt->sub(nL * m, net->A[L], Y, dA);
-    kt->act_bwd[net->act[L]](nL * m, net->Z[L], net->A[L], dA, dZ);
+    run_layer_dZ(net, kt, L, dA, dZ);
   } else {
     kt->sub(nL * m, net->A[L], Y, dZ);
   }
@@ -42,8 +64,7 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
     kt->row_sum(rows, m, dZ, inv_m, net->db[l]);
     if (l == 1) break;
     dn_gemm_run("dA_prev", 'T', 'N', cols, m, rows, 1.0f, net->W[l], rows, dZ, rows, 0.0f, dA, cols);
-    if (net->dropout_on) undo_dropout(net, l - 1, cols * m, dA);
-    kt->act_bwd[net->act[l - 1]](cols * m, net->Z[l - 1], net->A[l - 1], dA, dZ);
+    run_layer_dZ(net, kt, l - 1, dA, dZ);
   }
   dn_fpenv_leave(&fpenv);
   net->have_grad = true;

@@ -116,18 +116,55 @@ double dn_now_s(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Below this many multiply-adds per thread, a GEMM runs on one thread. */
+#define GEMM_MIN_MACS_PER_THREAD ((size_t)1 << 18)
+
+typedef struct gemm_job {
+  const dn_kernel_table *kt;
+  char transa, transb;
+  size_t M, N, K, lda, ldb, ldc;
+  float alpha, beta;
+  const float *A, *B;
+  float *C;
+  bool split_rows; /* split M (rows of C) instead of N */
+} gemm_job;
+
+static void gemm_block(void *ctx, size_t begin, size_t end) {
+  const gemm_job *j = ctx;
+  dn_gemm_range(j->kt, j->transa, j->transb, j->M, j->N, j->K, j->alpha, j->A, j->lda, j->B,
+                j->ldb, j->beta, j->C, j->ldc, j->split_rows ? begin : 0, j->split_rows ? end : j->M,
+                j->split_rows ? 0 : begin, j->split_rows ? j->N : end);
+}
+
+/* Threads split C by whole micro-tiles along its longer side (in tiles), so no
+ * tile is shared and dn_gemm_range's per-element results, and hence the bits,
+ * are those of a one-thread run. */
+static void gemm_parallel(const gemm_job *job) {
+  size_t macs = job->M * job->N;
+  if (!dn_mul_ok(macs, job->K, &macs)) macs = SIZE_MAX;
+  const int threads = dn_threads_for(macs, GEMM_MIN_MACS_PER_THREAD);
+  gemm_job j = *job;
+  j.split_rows = job->M / job->kt->mr > job->N / job->kt->nr;
+  if (j.split_rows)
+    dn_parallel_for(j.M, j.kt->mr, threads, gemm_block, &j);
+  else
+    dn_parallel_for(j.N, j.kt->nr, threads, gemm_block, &j);
+}
+
 void dn_gemm_run(const char *what, char transa, char transb, size_t M, size_t N, size_t K,
                  float alpha, const float *A, size_t lda, const float *B, size_t ldb, float beta,
                  float *C, size_t ldc) {
-  const dn_kernel_table *kt = dn_kernels();
+  const gemm_job job = {.kt = dn_kernels(), .transa = transa, .transb = transb, .M = M, .N = N,
+                        .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta,
+                        .A = A, .B = B, .C = C};
   if (!verbose) {
-    dn_gemm(kt, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm_parallel(&job);
     return;
   }
   const double t0 = dn_now_s();
-  dn_gemm(kt, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm_parallel(&job);
   const double dt = dn_now_s() - t0;
-  fprintf(stderr, "deepnet: %-10s sgemm %c%c %s M=%zu N=%zu K=%zu %.3f ms %.1f GFLOP/s\n", what,
-          transa, transb, kt->sgemm_ukr_name, M, N, K, dt * 1e3,
+  fprintf(stderr, "deepnet: %-10s sgemm %c%c %s M=%zu N=%zu K=%zu threads=%d %.3f ms %.1f GFLOP/s\n",
+          what, transa, transb, job.kt->sgemm_ukr_name, M, N, K, dn_get_num_threads(), dt * 1e3,
           dt > 0 ? 2.0 * (double)M * (double)N * (double)K / dt * 1e-9 : 0.0);
 }

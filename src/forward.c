@@ -13,11 +13,32 @@ const float *dn_layer_input(const dn_net *net, size_t l) {
   return (net->dropout_on && l < net->L) ? net->A_drop[l] : net->A[l];
 }
 
-static void apply_dropout(dn_net *net, size_t l, size_t count) {
-  const float *A = net->A[l];
-  float *A_drop = net->A_drop[l];
-  for (size_t i = 0; i < count; i++)
-    A_drop[i] = A[i] * dn_dropout_multiplier(net->dropout_key, l, i, net->keep_prob);
+/* Below this many elements per thread, the elementwise work stays on one thread. */
+#define MIN_ELEMS_PER_THREAD 16384
+
+typedef struct epilogue_job {
+  const dn_net *net;
+  const dn_kernel_table *kt;
+  size_t l;
+  bool dropout;
+} epilogue_job;
+
+/* Columns [j0, j1) of layer l: Z += b, A = g(Z), then inverted dropout. */
+static void layer_epilogue(void *ctx, size_t j0, size_t j1) {
+  const epilogue_job *job = ctx;
+  const dn_net *net = job->net;
+  const size_t l = job->l, rows = net->n[l], off = j0 * rows, count = (j1 - j0) * rows;
+  float *Z = net->Z[l] + off, *A = net->A[l] + off;
+  job->kt->bias_add(rows, j1 - j0, net->b[l], Z);
+  if (net->act[l] == DN_ACT_SOFTMAX)
+    job->kt->softmax_fwd(rows, j1 - j0, Z, A);
+  else
+    job->kt->act_fwd[net->act[l]](count, Z, A);
+  if (job->dropout) {
+    float *A_drop = net->A_drop[l] + off;
+    for (size_t i = 0; i < count; i++)
+      A_drop[i] = A[i] * dn_dropout_multiplier(net->dropout_key, l, off + i, net->keep_prob);
+  }
 }
 
 dn_status dn_forward_pass(dn_net *net, const float *X, size_t m, bool training) {
@@ -37,15 +58,10 @@ dn_status dn_forward_pass(dn_net *net, const float *X, size_t m, bool training) 
   if (dropout) net->dropout_key = net->dropout_seed ^ (0xA0761D6478BD642Full * ++net->dropout_calls);
   for (size_t l = 1; l <= net->L; l++) {
     const size_t rows = net->n[l], cols = net->n[l - 1];
-    float *Z = net->Z[l], *A = net->A[l];
     dn_gemm_run("forward", 'N', 'N', rows, m, cols, 1.0f, net->W[l], rows,
-                dn_layer_input(net, l - 1), cols, 0.0f, Z, rows);
-    kt->bias_add(rows, m, net->b[l], Z);
-    if (net->act[l] == DN_ACT_SOFTMAX)
-      kt->softmax_fwd(rows, m, Z, A);
-    else
-      kt->act_fwd[net->act[l]](rows * m, Z, A);
-    if (dropout && l < net->L) apply_dropout(net, l, rows * m);
+                dn_layer_input(net, l - 1), cols, 0.0f, net->Z[l], rows);
+    epilogue_job job = {.net = net, .kt = kt, .l = l, .dropout = dropout && l < net->L};
+    dn_parallel_for(m, 1, dn_threads_for(rows * m, MIN_ELEMS_PER_THREAD), layer_epilogue, &job);
   }
   dn_fpenv_leave(&fpenv);
   net->have_forward = training;

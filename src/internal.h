@@ -51,6 +51,17 @@ typedef struct dn_fpenv {
 void dn_fpenv_enter(dn_fpenv *env);
 void dn_fpenv_leave(const dn_fpenv *env);
 
+/* ---- threading (parallel.c) ---- */
+/* Threads to use for `units` of work: 1 inside the caller's own parallel region,
+ * or when there are fewer than 2 * min_units_per_thread units; else up to the
+ * configured count. */
+int dn_threads_for(size_t units, size_t min_units_per_thread);
+/* fn over [0, n) split into contiguous grain-aligned blocks, one per thread, each
+ * thread running with deepnet's floating-point environment. fn's results must
+ * not depend on where the blocks start and end. */
+typedef void (*dn_range_fn)(void *ctx, size_t begin, size_t end);
+void dn_parallel_for(size_t n, size_t grain, int threads, dn_range_fn fn, void *ctx);
+
 /* ---- random numbers (rng.c) ---- */
 typedef struct dn_rng {
   uint64_t s[4];

@@ -1,9 +1,7 @@
 /* Threading settings and the per-thread floating-point environment (FTZ/DAZ). */
 #include <stdatomic.h>
 
-#ifdef _OPENMP
 #include <omp.h>
-#endif
 #if defined(__x86_64__)
 #include <xmmintrin.h>
 #endif
@@ -21,12 +19,7 @@ dn_status dn_set_num_threads(int n) {
 
 int dn_get_num_threads(void) {
   const int n = atomic_load(&num_threads);
-  if (n > 0) return n;
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
+  return n > 0 ? n : omp_get_max_threads();
 }
 
 void dn_set_flush_denormals(int on) { atomic_store(&flush_denormals, on != 0); }
@@ -62,4 +55,36 @@ void dn_fpenv_enter(dn_fpenv *env) {
 
 void dn_fpenv_leave(const dn_fpenv *env) {
   if (env->active) fp_state_set(env->saved);
+}
+
+int dn_threads_for(size_t units, size_t min_units_per_thread) {
+  if (omp_in_parallel()) return 1; /* inside the caller's own parallel region: never oversubscribe */
+  const int want = dn_get_num_threads();
+  const size_t by_work = min_units_per_thread ? units / min_units_per_thread : units;
+  if (by_work < 2 || want < 2) return 1;
+  return by_work < (size_t)want ? (int)by_work : want;
+}
+
+void dn_parallel_for(size_t n, size_t grain, int threads, dn_range_fn fn, void *ctx) {
+  if (n == 0) return;
+  if (grain == 0) grain = 1;
+  const size_t chunks = (n + grain - 1) / grain;
+  if (threads > (int)chunks) threads = (int)chunks;
+  if (threads <= 1) {
+    fn(ctx, 0, n);
+    return;
+  }
+  /* Contiguous, equal shares in thread order: each thread owns one block of
+   * columns (the NUMA-friendly layout); callers guarantee results do not depend
+   * on the boundaries, so any thread count gives the same bits. */
+#pragma omp parallel num_threads(threads)
+  {
+    dn_fpenv env;
+    dn_fpenv_enter(&env);
+    const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+    const size_t c0 = chunks * t / nt, c1 = chunks * (t + 1) / nt;
+    const size_t begin = c0 * grain, end = c1 * grain < n ? c1 * grain : n;
+    if (begin < end) fn(ctx, begin, end);
+    dn_fpenv_leave(&env);
+  }
 }

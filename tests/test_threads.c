@@ -1,0 +1,151 @@
+/* Results are bitwise the same for any thread count, and deepnet never
+ * oversubscribes inside a caller's parallel region. */
+#include <criterion/criterion.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deepnet.h"
+#include "test_util.h"
+
+/* Wide enough that every GEMM and elementwise pass is split over threads. */
+static const size_t DIMS[] = {300, 257, 129, 10};
+static const dn_act ACTS[] = {DN_ACT_RELU, DN_ACT_TANH, DN_ACT_SOFTMAX};
+enum { M = 203, NP = 257 * 300 + 257 + 129 * 257 + 129 + 10 * 129 + 10 };
+
+typedef struct snapshot {
+  float AL[10 * M];
+  float grads[NP];
+  float cost;
+} snapshot;
+
+static void forward_backward(int threads, float keep_prob, snapshot *out) {
+  cr_assert_eq(dn_set_num_threads(threads), DN_OK);
+  dn_net *net;
+  cr_assert_eq(dn_net_create(&net, 3, DIMS, ACTS, DN_LOSS_CCE), DN_OK);
+  cr_assert_eq(dn_net_init(net, 17), DN_OK);
+  cr_assert_eq(dn_net_set_dropout(net, keep_prob, 4), DN_OK);
+  cr_assert_eq(dn_net_set_l2(net, 0.01f), DN_OK);
+  float *X = tu_random(300 * M, -1, 1, 3), *Y = malloc(10 * M * sizeof *Y);
+  tu_fill_one_hot(Y, 10, M, 4);
+  cr_assert_eq(dn_net_forward(net, X, M, out->AL), DN_OK);
+  cr_assert_eq(dn_net_backward(net, Y, &out->cost), DN_OK);
+  float *g = out->grads;
+  for (size_t l = 1; l <= 3; l++) {
+    cr_assert_eq(dn_net_get_grad(net, l, g, g + DIMS[l] * DIMS[l - 1]), DN_OK);
+    g += DIMS[l] * DIMS[l - 1] + DIMS[l];
+  }
+  free(X);
+  free(Y);
+  dn_net_free(net);
+  dn_set_num_threads(0);
+}
+
+static void expect_same_for_thread_counts(float keep_prob) {
+  static snapshot one, many;
+  forward_backward(1, keep_prob, &one);
+  const int counts[] = {2, 3, 4, 7};
+  for (int i = 0; i < 4; i++) {
+    forward_backward(counts[i], keep_prob, &many);
+    cr_expect(memcmp(one.AL, many.AL, sizeof one.AL) == 0, "A[L] differs with %d threads", counts[i]);
+    cr_expect(memcmp(one.grads, many.grads, sizeof one.grads) == 0, "dW/db differ with %d threads", counts[i]);
+    cr_expect(one.cost == many.cost, "cost differs with %d threads", counts[i]);
+  }
+}
+
+Test(threads, outputs_dW_and_db_are_bitwise_identical_for_1_2_3_4_and_7_threads) {
+  expect_same_for_thread_counts(1.0f);
+}
+
+Test(threads, dropout_masks_are_bitwise_identical_for_any_thread_count) {
+  expect_same_for_thread_counts(0.7f);
+}
+
+static void train_with(int threads, float *W1) {
+  cr_assert_eq(dn_set_num_threads(threads), DN_OK);
+  dn_net *net;
+  cr_assert_eq(dn_net_create(&net, 3, DIMS, ACTS, DN_LOSS_CCE), DN_OK);
+  cr_assert_eq(dn_net_init(net, 5), DN_OK);
+  enum { MT = 300 };
+  float *X = tu_random(300 * MT, 0, 1, 8), *Y = malloc(10 * MT * sizeof *Y);
+  tu_fill_one_hot(Y, 10, MT, 9);
+  dn_train_opts o;
+  dn_train_opts_default(&o);
+  o.epochs = 2;
+  o.batch_size = 128;
+  o.keep_prob = 0.9f;
+  cr_assert_eq(dn_net_train(net, X, Y, MT, &o), DN_OK, "%s", dn_last_error());
+  cr_assert_eq(dn_net_get_layer(net, 1, W1, NULL), DN_OK);
+  free(X);
+  free(Y);
+  dn_net_free(net);
+  dn_set_num_threads(0);
+}
+
+Test(threads, a_whole_training_run_is_bitwise_identical_for_1_2_3_4_and_7_threads) {
+  static float ref[257 * 300], got[257 * 300];
+  train_with(1, ref);
+  const int counts[] = {2, 3, 4, 7};
+  for (int i = 0; i < 4; i++) {
+    train_with(counts[i], got);
+    cr_expect(memcmp(ref, got, sizeof ref) == 0, "W[1] after training differs with %d threads", counts[i]);
+  }
+}
+
+Test(threads, sgemm_is_bitwise_identical_for_any_thread_count_and_transpose) {
+  const size_t Ms = 157, Ns = 211, Ks = 301;
+  float *A = tu_random(Ms * Ks, -1, 1, 1), *B = tu_random(Ks * Ns, -1, 1, 2);
+  float *C1 = malloc(Ms * Ns * sizeof *C1), *Cn = malloc(Ms * Ns * sizeof *Cn);
+  const char tr[2] = {'N', 'T'};
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      const size_t lda = tr[ta] == 'N' ? Ms : Ks, ldb = tr[tb] == 'N' ? Ks : Ns;
+      dn_set_num_threads(1);
+      cr_assert_eq(dn_sgemm(tr[ta], tr[tb], Ms, Ns, Ks, 1.0f, A, lda, B, ldb, 0.0f, C1, Ms), DN_OK);
+      for (int t = 2; t <= 7; t += 5) {
+        dn_set_num_threads(t);
+        cr_assert_eq(dn_sgemm(tr[ta], tr[tb], Ms, Ns, Ks, 1.0f, A, lda, B, ldb, 0.0f, Cn, Ms), DN_OK);
+        cr_expect(memcmp(C1, Cn, Ms * Ns * sizeof *C1) == 0, "%c%c differs with %d threads", tr[ta], tr[tb], t);
+      }
+    }
+  dn_set_num_threads(0);
+  free(A);
+  free(B);
+  free(C1);
+  free(Cn);
+}
+
+Test(threads, inside_a_callers_parallel_region_each_call_runs_on_one_thread) {
+  /* Every caller thread drives its own net; the results equal a serial run. */
+  static snapshot serial, par[2];
+  forward_backward(1, 1.0f, &serial);
+  dn_set_num_threads(4);
+#pragma omp parallel num_threads(2)
+  {
+    const int t = omp_get_thread_num();
+    dn_net *net;
+    float *X = tu_random(300 * M, -1, 1, 3), *Y = malloc(10 * M * sizeof *Y);
+    tu_fill_one_hot(Y, 10, M, 4);
+    if (dn_net_create(&net, 3, DIMS, ACTS, DN_LOSS_CCE) == DN_OK) {
+      dn_net_init(net, 17);
+      dn_net_set_l2(net, 0.01f);
+      dn_net_forward(net, X, M, par[t].AL);
+      dn_net_backward(net, Y, &par[t].cost);
+      dn_net_free(net);
+    }
+    free(X);
+    free(Y);
+  }
+  dn_set_num_threads(0);
+  for (int t = 0; t < 2; t++) {
+    cr_expect(memcmp(serial.AL, par[t].AL, sizeof serial.AL) == 0, "caller thread %d", t);
+    cr_expect(serial.cost == par[t].cost);
+  }
+}
+
+Test(threads, thread_count_setting_is_honoured_and_zero_means_openmp_default) {
+  cr_assert_eq(dn_set_num_threads(3), DN_OK);
+  cr_expect_eq(dn_get_num_threads(), 3);
+  cr_assert_eq(dn_set_num_threads(0), DN_OK);
+  cr_expect_eq(dn_get_num_threads(), omp_get_max_threads());
+}
