@@ -27,6 +27,20 @@ static void layer_dZ(void *ctx, size_t j0, size_t j1) {
   job->kt->act_bwd[net->act[l]](count, net->Z[l] + off, net->A[l] + off, dA, job->dZ + off);
 }
 
+typedef struct db_job {
+  const dn_kernel_table *kt;
+  size_t rows, m;
+  const float *dZ;
+  float *db;
+} db_job;
+
+/* Rows [i0, i1) of db = (1/m) sum over the columns of dZ: each row's sum runs
+ * over all m in one fixed order, so splitting rows keeps the bits. */
+static void layer_db(void *ctx, size_t i0, size_t i1) {
+  const db_job *job = ctx;
+  job->kt->row_sum(i1 - i0, job->m, job->dZ + i0, job->rows, 1.0f / (float)job->m, job->db + i0);
+}
+
 static void run_layer_dZ(const dn_net *net, const dn_kernel_table *kt, size_t l, float *dA, float *dZ) {
   dz_job job = {.net = net, .kt = kt, .l = l, .dA = dA, .dZ = dZ};
   dn_parallel_for(net->m, 1, dn_threads_for(net->n[l] * net->m, MIN_ELEMS_PER_THREAD), layer_dZ, &job);
@@ -61,7 +75,8 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
       const float *W = net->W[l];
       for (size_t i = 0; i < rows * cols; i++) dW[i] += k * W[i];
     }
-    kt->row_sum(rows, m, dZ, inv_m, net->db[l]);
+    db_job dbj = {.kt = kt, .rows = rows, .m = m, .dZ = dZ, .db = net->db[l]};
+    dn_parallel_for(rows, 16, dn_threads_for(rows * m, MIN_ELEMS_PER_THREAD), layer_db, &dbj);
     if (l == 1) break;
     dn_gemm_run("dA_prev", 'T', 'N', cols, m, rows, 1.0f, net->W[l], rows, dZ, rows, 0.0f, dA, cols);
     run_layer_dZ(net, kt, l - 1, dA, dZ);

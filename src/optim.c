@@ -54,6 +54,30 @@ void dn_net_reset_optimizer(dn_net *net) {
   net->opt_t = 0;
 }
 
+/* Below this many parameters per thread, the update stays on one thread. */
+#define MIN_PARAMS_PER_THREAD 32768
+
+typedef struct update_job {
+  const dn_kernel_table *kt;
+  dn_optimizer optimizer;
+  float lr, b1, b2, eps;
+  const float *g;
+  float *m, *v, *p;
+} update_job;
+
+/* Parameters [i0, i1): every update is elementwise, so any split gives the same bits. */
+static void update_range(void *ctx, size_t i0, size_t i1) {
+  const update_job *j = ctx;
+  const size_t n = i1 - i0;
+  switch (j->optimizer) {
+    case DN_OPT_GD: j->kt->gd_update(n, j->lr, j->g + i0, j->p + i0); break;
+    case DN_OPT_MOMENTUM: j->kt->momentum_update(n, j->lr, j->b1, j->g + i0, j->m + i0, j->p + i0); break;
+    case DN_OPT_ADAM:
+      j->kt->adam_update(n, j->lr, j->b1, j->b2, j->eps, j->g + i0, j->m + i0, j->v + i0, j->p + i0);
+      break;
+  }
+}
+
 dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
   dn_status s = dn_check_finite(net->grads, net->n_params, "gradient");
   if (s) return s;
@@ -64,27 +88,21 @@ dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
   if (needs_v && !net->opt_v && !(net->opt_v = dn_alloc_floats(n)))
     return dn_fail(DN_ERR_NOMEM, "out of memory for the optimizer state");
 
+  update_job job = {.kt = dn_kernels(), .optimizer = opts->optimizer, .lr = lr, .b1 = opts->beta1,
+                    .b2 = opts->beta2, .eps = opts->epsilon, .g = net->grads, .m = net->opt_m,
+                    .v = net->opt_v, .p = net->params};
+  if (opts->optimizer == DN_OPT_ADAM) {
+    net->opt_t++;
+    /* Bias correction folded into the step: lr_t = lr sqrt(1-b2^t)/(1-b1^t),
+     * eps_t = eps sqrt(1-b2^t) gives exactly lr mhat / (sqrt(vhat) + eps). */
+    const double t = (double)net->opt_t;
+    const double c1 = 1.0 - pow(opts->beta1, t), c2 = sqrt(1.0 - pow(opts->beta2, t));
+    job.lr = (float)(lr * c2 / c1);
+    job.eps = (float)(opts->epsilon * c2);
+  }
   dn_fpenv fpenv;
   dn_fpenv_enter(&fpenv);
-  const dn_kernel_table *kt = dn_kernels();
-  switch (opts->optimizer) {
-    case DN_OPT_GD:
-      kt->gd_update(n, lr, net->grads, net->params);
-      break;
-    case DN_OPT_MOMENTUM:
-      kt->momentum_update(n, lr, opts->beta1, net->grads, net->opt_m, net->params);
-      break;
-    case DN_OPT_ADAM: {
-      net->opt_t++;
-      /* Bias correction folded into the step: lr_t = lr sqrt(1-b2^t)/(1-b1^t),
-       * eps_t = eps sqrt(1-b2^t) gives exactly lr mhat / (sqrt(vhat) + eps). */
-      const double t = (double)net->opt_t;
-      const double c1 = 1.0 - pow(opts->beta1, t), c2 = sqrt(1.0 - pow(opts->beta2, t));
-      kt->adam_update(n, (float)(lr * c2 / c1), opts->beta1, opts->beta2,
-                      (float)(opts->epsilon * c2), net->grads, net->opt_m, net->opt_v, net->params);
-      break;
-    }
-  }
+  dn_parallel_for(n, 64, dn_threads_for(n, MIN_PARAMS_PER_THREAD), update_range, &job);
   dn_fpenv_leave(&fpenv);
   net->have_forward = false; /* the caches describe the old parameters */
   return DN_OK;

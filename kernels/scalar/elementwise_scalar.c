@@ -9,10 +9,10 @@ void dn_bias_add_scalar(size_t rows, size_t cols, const float *b, float *Z) {
     for (size_t i = 0; i < rows; i++) Z[i + j * rows] += b[i];
 }
 
-void dn_row_sum_scalar(size_t rows, size_t cols, const float *X, float scale, float *out) {
+void dn_row_sum_scalar(size_t rows, size_t cols, const float *X, size_t ldx, float scale, float *out) {
   for (size_t i = 0; i < rows; i++) out[i] = 0.0f;
   for (size_t j = 0; j < cols; j++)
-    for (size_t i = 0; i < rows; i++) out[i] += X[i + j * rows];
+    for (size_t i = 0; i < rows; i++) out[i] += X[i + j * ldx];
   for (size_t i = 0; i < rows; i++) out[i] *= scale;
 }
 
