@@ -18,10 +18,41 @@ bool dn_mul_ok(size_t a, size_t b, size_t *out);
 /* Bytes for count floats, false on overflow. */
 bool dn_floats_bytes(size_t count, size_t *bytes);
 
-/* ---- memory (numa.c) ---- */
+/* ---- topology (topology.c) ---- */
+typedef struct dn_topology_info {
+  size_t numa_nodes, cores, pus; /* at least 1 each */
+  size_t l1d, l2, l3;            /* bytes of the first cache of each level, 0 if unknown */
+  bool is_this_system;           /* false for HWLOC_SYNTHETIC / XML topologies */
+} dn_topology_info;
+const dn_topology_info *dn_topology(void);
+/* The loaded hwloc_topology_t (NULL if hwloc failed), as void * to keep hwloc.h out. */
+void *dn_hwloc_topology(void);
+
+/* ---- memory and NUMA placement (numa.c) ---- */
 /* 64-byte aligned, zero-filled; NULL on failure or count == 0. */
 float *dn_alloc_floats(size_t count);
 void dn_free_floats(float *p);
+/* Thread t of nt's contiguous share of [0, n) in grain-aligned blocks (the split
+ * dn_parallel_for uses, so placement and compute agree). */
+void dn_block_range(size_t n, size_t grain, size_t t, size_t nt, size_t *begin, size_t *end);
+/* Threads are spread over the NUMA nodes in contiguous groups. */
+size_t dn_node_of_thread(size_t t, size_t threads, size_t nodes);
+typedef struct dn_node_span {
+  size_t node, col_begin, col_end;
+} dn_node_span;
+#define DN_MAX_NODES_PLANNED 1024
+/* The per-node column split of a (rows x cols) matrix worked by `threads`
+ * threads: spans[] (at most `threads` entries) in column order; returns the count. */
+size_t dn_placement_plan(size_t cols, size_t grain, size_t threads, dn_node_span *spans);
+/* A zeroed matrix whose column blocks are bound to the NUMA node of the thread
+ * that works them (plain memory on one node or when binding fails); free with
+ * dn_free_floats. */
+float *dn_alloc_matrix_placed(size_t rows, size_t cols, size_t threads);
+void dn_placement_stats(size_t *bound, size_t *failed);
+/* Pin worker t of `threads` to its core (when binding is wanted; quiet on failure). */
+void dn_bind_worker(size_t t, size_t threads);
+/* One line on the placement policy in effect, for `deepnet info` and DEEPNET_VERBOSE. */
+const char *dn_placement_describe(void);
 
 /* ---- CPU features (cpu_features.c): the only place that asks the CPU ---- */
 typedef struct dn_cpu_features {

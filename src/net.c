@@ -222,9 +222,10 @@ dn_status dn_net_set_dropout(dn_net *net, float keep_prob, uint64_t seed) {
   return DN_OK;
 }
 
+/* Per-example matrices are split over threads by columns: place each block on
+ * its thread's NUMA node. */
 static float *alloc_matrix(size_t rows, size_t cols) {
-  size_t count;
-  return dn_mul_ok(rows, cols, &count) ? dn_alloc_floats(count) : NULL;
+  return dn_alloc_matrix_placed(rows, cols, (size_t)dn_get_num_threads());
 }
 
 dn_status dn_net_reserve(dn_net *net, size_t m) {

@@ -82,8 +82,9 @@ void dn_parallel_for(size_t n, size_t grain, int threads, dn_range_fn fn, void *
     dn_fpenv env;
     dn_fpenv_enter(&env);
     const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
-    const size_t c0 = chunks * t / nt, c1 = chunks * (t + 1) / nt;
-    const size_t begin = c0 * grain, end = c1 * grain < n ? c1 * grain : n;
+    dn_bind_worker(t, nt);
+    size_t begin, end;
+    dn_block_range(n, grain, t, nt, &begin, &end);
     if (begin < end) fn(ctx, begin, end);
     dn_fpenv_leave(&env);
   }

@@ -1,0 +1,143 @@
+/* NUMA placement: per-node column splits on synthetic 1-, 2- and 4-node
+ * topologies, quiet fallback when binding fails, and the same bits everywhere. */
+#include <criterion/criterion.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "test_util.h"
+
+static void two_nodes(void) { setenv("HWLOC_SYNTHETIC", "pack:2 numa:1 l3:1 core:4 pu:1", 1); }
+static void four_nodes(void) { setenv("HWLOC_SYNTHETIC", "pack:2 numa:2 core:2 pu:1", 1); }
+
+Test(numa, a_one_node_machine_gives_one_span_covering_every_column) {
+  setenv("HWLOC_SYNTHETIC", "pack:1 numa:1 core:2 pu:1", 1);
+  dn_node_span spans[8];
+  cr_assert_eq(dn_topology()->numa_nodes, 1);
+  cr_assert_eq(dn_placement_plan(128, 1, 4, spans), 1);
+  cr_expect(spans[0].node == 0 && spans[0].col_begin == 0 && spans[0].col_end == 128);
+}
+
+Test(numa, two_nodes_split_the_columns_into_two_contiguous_halves, .init = two_nodes) {
+  dn_node_span spans[8];
+  cr_assert_eq(dn_topology()->numa_nodes, 2);
+  cr_assert_eq(dn_topology()->cores, 8);
+  cr_assert_eq(dn_placement_plan(100, 1, 4, spans), 2);
+  cr_expect(spans[0].node == 0 && spans[0].col_begin == 0 && spans[0].col_end == 50);
+  cr_expect(spans[1].node == 1 && spans[1].col_begin == 50 && spans[1].col_end == 100);
+}
+
+Test(numa, four_nodes_with_eight_threads_give_four_grain_aligned_spans, .init = four_nodes) {
+  dn_node_span spans[8];
+  cr_assert_eq(dn_topology()->numa_nodes, 4);
+  cr_assert_eq(dn_placement_plan(256, 16, 8, spans), 4);
+  for (size_t k = 0; k < 4; k++) {
+    cr_expect_eq(spans[k].node, k);
+    cr_expect_eq(spans[k].col_begin, 64 * k);
+    cr_expect_eq(spans[k].col_end, 64 * (k + 1));
+  }
+}
+
+Test(numa, fewer_threads_than_nodes_use_the_first_nodes_only, .init = four_nodes) {
+  dn_node_span spans[8];
+  cr_assert_eq(dn_placement_plan(90, 1, 2, spans), 2);
+  cr_expect(spans[0].node == 0 && spans[1].node == 2, "threads are spread: nodes %zu and %zu",
+            spans[0].node, spans[1].node);
+  cr_expect_eq(spans[1].col_end, 90);
+}
+
+Test(numa, the_plan_matches_the_split_the_compute_threads_use, .init = two_nodes) {
+  dn_node_span spans[8];
+  const size_t n = dn_placement_plan(203, 1, 3, spans);
+  size_t b, e;
+  dn_block_range(203, 1, 0, 3, &b, &e);
+  cr_expect_eq(spans[0].col_begin, b);
+  dn_block_range(203, 1, 2, 3, &b, &e);
+  cr_expect_eq(spans[n - 1].col_end, e);
+}
+
+Test(numa, placed_matrices_are_zeroed_and_page_aligned_on_a_multi_node_topology, .init = two_nodes) {
+  float *p = dn_alloc_matrix_placed(300, 500, 4);
+  cr_assert_not_null(p);
+  cr_expect(((uintptr_t)p & 4095u) == 0);
+  for (size_t i = 0; i < 300 * 500; i++) cr_assert(p[i] == 0.0f);
+  size_t bound, failed;
+  dn_placement_stats(&bound, &failed);
+  cr_expect(bound + failed >= 1, "the two node blocks were bound (or tried)");
+  dn_free_floats(p);
+  cr_expect_null(dn_alloc_matrix_placed(SIZE_MAX / 2, 4, 4), "overflowing sizes are refused");
+}
+
+/* Forward + backward with `threads` threads; a hash of A[L] and every gradient. */
+static uint64_t run_hash(int threads) {
+  static const size_t dims[] = {200, 150, 10};
+  static const dn_act acts[] = {DN_ACT_RELU, DN_ACT_SOFTMAX};
+  enum { M = 160 };
+  dn_set_num_threads(threads);
+  dn_net *net;
+  cr_assert_eq(dn_net_create(&net, 2, dims, acts, DN_LOSS_CCE), DN_OK);
+  dn_net_init(net, 3);
+  float *X = tu_random(200 * M, -1, 1, 1), *Y = malloc(10 * M * sizeof *Y), AL[10 * M];
+  static float dW[150 * 200];
+  tu_fill_one_hot(Y, 10, M, 2);
+  cr_assert_eq(dn_net_forward(net, X, M, AL), DN_OK);
+  cr_assert_eq(dn_net_backward(net, Y, NULL), DN_OK);
+  uint64_t h = 1469598103934665603ull;
+  const unsigned char *bytes = (const unsigned char *)AL;
+  for (size_t i = 0; i < sizeof AL; i++) h = (h ^ bytes[i]) * 1099511628211ull;
+  for (size_t l = 1; l <= 2; l++) {
+    dn_net_get_grad(net, l, dW, NULL);
+    bytes = (const unsigned char *)dW;
+    for (size_t i = 0; i < dims[l] * dims[l - 1] * sizeof(float); i++) h = (h ^ bytes[i]) * 1099511628211ull;
+  }
+  free(X);
+  free(Y);
+  dn_net_free(net);
+  return h;
+}
+
+/* The hash of a one-thread run never touches placement; it is computed here in a
+ * process without a synthetic topology and compared with the placed runs below. */
+Test(numa, results_on_synthetic_two_and_four_node_topologies_equal_the_real_ones) {
+  const uint64_t real = run_hash(1);
+  cr_expect_eq(run_hash(4), real, "real topology, 4 threads");
+  char hex[32];
+  snprintf(hex, sizeof hex, "%016llx", (unsigned long long)real);
+  /* Re-run this binary's own placed test with the expected hash in the environment. */
+  char self[4096];
+  const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+  cr_assert_gt(len, 0);
+  self[len] = '\0';
+  const char *topos[] = {"pack:2 numa:1 l3:1 core:4 pu:1", "pack:2 numa:2 core:2 pu:1"};
+  for (int k = 0; k < 2; k++) {
+    char cmd[5000];
+    snprintf(cmd, sizeof cmd,
+             "env -i HWLOC_SYNTHETIC='%s' DN_EXPECT_HASH=%s '%s' --filter 'numa/placed_run_hash_*' >/dev/null 2>&1",
+             topos[k], hex, self);
+    cr_expect_eq(system(cmd), 0, "placed run on '%s' differs from the real topology", topos[k]);
+  }
+}
+
+Test(numa, placed_run_hash_matches_the_expected_value) {
+  const char *want = getenv("DN_EXPECT_HASH");
+  if (!want) cr_skip_test("run by results_on_synthetic_... with DN_EXPECT_HASH set");
+  char got[32];
+  snprintf(got, sizeof got, "%016llx", (unsigned long long)run_hash(4));
+  cr_expect_str_eq(got, want);
+  cr_expect_gt(dn_topology()->numa_nodes, 1);
+}
+
+Test(numa, a_failing_thread_bind_falls_back_quietly_with_the_same_results) {
+  const uint64_t free_run = run_hash(2);
+  /* Confine the process to one CPU, then ask for pinning: binding the second
+   * worker to another core fails and must be ignored. */
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(0, &one);
+  cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0);
+  setenv("DEEPNET_BIND", "1", 1);
+  cr_expect_eq(run_hash(2), free_run);
+}
