@@ -5,9 +5,6 @@
 
 #include "internal.h"
 
-/* Below this many elements per thread, the elementwise work stays on one thread. */
-#define MIN_ELEMS_PER_THREAD 16384
-
 typedef struct dz_job {
   const dn_net *net;
   const dn_kernel_table *kt;
@@ -43,7 +40,7 @@ static void layer_db(void *ctx, size_t i0, size_t i1) {
 
 static void run_layer_dZ(const dn_net *net, const dn_kernel_table *kt, size_t l, float *dA, float *dZ) {
   dz_job job = {.net = net, .kt = kt, .l = l, .dA = dA, .dZ = dZ};
-  dn_parallel_for(net->m, 1, dn_threads_for(net->n[l] * net->m, MIN_ELEMS_PER_THREAD), layer_dZ, &job);
+  dn_elementwise_run("dZ", l, net->n[l] * net->m, net->m, 1, layer_dZ, &job);
 }
 
 dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
@@ -68,7 +65,7 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
   for (size_t l = L; l >= 1; l--) {
     const size_t rows = net->n[l], cols = net->n[l - 1];
     const float *A_prev = dn_layer_input(net, l - 1);
-    dn_gemm_run("dW", 'N', 'T', rows, cols, m, inv_m, dZ, rows, A_prev, cols, 0.0f, net->dW[l], rows);
+    dn_gemm_run("dW", l, 'N', 'T', rows, cols, m, inv_m, dZ, rows, A_prev, cols, 0.0f, net->dW[l], rows);
     if (net->l2_lambda != 0.0f) { /* d/dW of (lambda/2m)||W||^2 */
       const float k = net->l2_lambda * inv_m;
       float *dW = net->dW[l];
@@ -76,9 +73,9 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
       for (size_t i = 0; i < rows * cols; i++) dW[i] += k * W[i];
     }
     db_job dbj = {.kt = kt, .rows = rows, .m = m, .dZ = dZ, .db = net->db[l]};
-    dn_parallel_for(rows, 16, dn_threads_for(rows * m, MIN_ELEMS_PER_THREAD), layer_db, &dbj);
+    dn_elementwise_run("db", l, rows * m, rows, 16, layer_db, &dbj);
     if (l == 1) break;
-    dn_gemm_run("dA_prev", 'T', 'N', cols, m, rows, 1.0f, net->W[l], rows, dZ, rows, 0.0f, dA, cols);
+    dn_gemm_run("dA_prev", l, 'T', 'N', cols, m, rows, 1.0f, net->W[l], rows, dZ, rows, 0.0f, dA, cols);
     run_layer_dZ(net, kt, l - 1, dA, dZ);
   }
   dn_fpenv_leave(&fpenv);

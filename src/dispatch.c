@@ -139,7 +139,7 @@ static void gemm_block(void *ctx, size_t begin, size_t end) {
 /* Threads split C by whole micro-tiles along its longer side (in tiles), so no
  * tile is shared and dn_gemm_range's per-element results, and hence the bits,
  * are those of a one-thread run. */
-static void gemm_parallel(const gemm_job *job) {
+static int gemm_parallel(const gemm_job *job) {
   size_t macs = job->M * job->N;
   if (!dn_mul_ok(macs, job->K, &macs)) macs = SIZE_MAX;
   const int threads = dn_threads_for(macs, GEMM_MIN_MACS_PER_THREAD);
@@ -149,11 +149,12 @@ static void gemm_parallel(const gemm_job *job) {
     dn_parallel_for(j.M, j.kt->mr, threads, gemm_block, &j);
   else
     dn_parallel_for(j.N, j.kt->nr, threads, gemm_block, &j);
+  return threads;
 }
 
-void dn_gemm_run(const char *what, char transa, char transb, size_t M, size_t N, size_t K,
-                 float alpha, const float *A, size_t lda, const float *B, size_t ldb, float beta,
-                 float *C, size_t ldc) {
+void dn_gemm_run(const char *what, size_t layer, char transa, char transb, size_t M, size_t N,
+                 size_t K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
+                 float beta, float *C, size_t ldc) {
   const gemm_job job = {.kt = dn_kernels(), .transa = transa, .transb = transb, .M = M, .N = N,
                         .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta,
                         .A = A, .B = B, .C = C};
@@ -162,9 +163,27 @@ void dn_gemm_run(const char *what, char transa, char transb, size_t M, size_t N,
     return;
   }
   const double t0 = dn_now_s();
-  gemm_parallel(&job);
+  const int threads = gemm_parallel(&job);
   const double dt = dn_now_s() - t0;
-  fprintf(stderr, "deepnet: %-10s sgemm %c%c %s M=%zu N=%zu K=%zu threads=%d %.3f ms %.1f GFLOP/s\n",
-          what, transa, transb, job.kt->sgemm_ukr_name, M, N, K, dn_get_num_threads(), dt * 1e3,
+  fprintf(stderr, "deepnet: layer %zu %-8s sgemm %c%c %s M=%zu N=%zu K=%zu threads=%d %.3f ms %.1f GFLOP/s\n",
+          layer, what, transa, transb, job.kt->sgemm_ukr_name, M, N, K, threads, dt * 1e3,
           dt > 0 ? 2.0 * (double)M * (double)N * (double)K / dt * 1e-9 : 0.0);
+}
+
+/* Below this many elements per thread, elementwise work stays on one thread. */
+#define MIN_ELEMS_PER_THREAD 16384
+
+void dn_elementwise_run(const char *what, size_t layer, size_t elems, size_t n, size_t grain,
+                        dn_range_fn fn, void *ctx) {
+  const int threads = dn_threads_for(elems, MIN_ELEMS_PER_THREAD);
+  if (!verbose) {
+    dn_parallel_for(n, grain, threads, fn, ctx);
+    return;
+  }
+  const double t0 = dn_now_s();
+  dn_parallel_for(n, grain, threads, fn, ctx);
+  const double dt = dn_now_s() - t0;
+  fprintf(stderr, "deepnet: layer %zu %-8s %s elements=%zu threads=%d %.3f ms %.2f GB/s (one read + one write)\n",
+          layer, what, dn_isa_name(dn_kernels()->isa), elems, threads, dt * 1e3,
+          dt > 0 ? 8.0 * (double)elems / dt * 1e-9 : 0.0);
 }

@@ -13,9 +13,6 @@ const float *dn_layer_input(const dn_net *net, size_t l) {
   return (net->dropout_on && l < net->L) ? net->A_drop[l] : net->A[l];
 }
 
-/* Below this many elements per thread, the elementwise work stays on one thread. */
-#define MIN_ELEMS_PER_THREAD 16384
-
 typedef struct epilogue_job {
   const dn_net *net;
   const dn_kernel_table *kt;
@@ -58,10 +55,10 @@ dn_status dn_forward_pass(dn_net *net, const float *X, size_t m, bool training) 
   if (dropout) net->dropout_key = net->dropout_seed ^ (0xA0761D6478BD642Full * ++net->dropout_calls);
   for (size_t l = 1; l <= net->L; l++) {
     const size_t rows = net->n[l], cols = net->n[l - 1];
-    dn_gemm_run("forward", 'N', 'N', rows, m, cols, 1.0f, net->W[l], rows,
+    dn_gemm_run("Z=WA", l, 'N', 'N', rows, m, cols, 1.0f, net->W[l], rows,
                 dn_layer_input(net, l - 1), cols, 0.0f, net->Z[l], rows);
     epilogue_job job = {.net = net, .kt = kt, .l = l, .dropout = dropout && l < net->L};
-    dn_parallel_for(m, 1, dn_threads_for(rows * m, MIN_ELEMS_PER_THREAD), layer_epilogue, &job);
+    dn_elementwise_run("A=g(Z+b)", l, rows * m, m, 1, layer_epilogue, &job);
   }
   dn_fpenv_leave(&fpenv);
   net->have_forward = training;

@@ -54,6 +54,9 @@ void dn_bind_worker(size_t t, size_t threads);
 /* One line on the placement policy in effect, for `deepnet info` and DEEPNET_VERBOSE. */
 const char *dn_placement_describe(void);
 
+/* A piece of work over the index range [begin, end). */
+typedef void (*dn_range_fn)(void *ctx, size_t begin, size_t end);
+
 /* ---- CPU features (cpu_features.c): the only place that asks the CPU ---- */
 typedef struct dn_cpu_features {
   bool avx2_fma;   /* AVX2 + FMA, with YMM state enabled by the OS */
@@ -66,10 +69,15 @@ const dn_cpu_features *dn_cpu_features_get(void);
 /* ---- dispatch (dispatch.c) ---- */
 /* The active kernel table (initializes the dispatcher on first use). */
 const dn_kernel_table *dn_kernels(void);
-/* GEMM through the active table, logged when DEEPNET_VERBOSE=1. what names the call site. */
-void dn_gemm_run(const char *what, char transa, char transb, size_t M, size_t N, size_t K,
-                 float alpha, const float *A, size_t lda, const float *B, size_t ldb, float beta,
-                 float *C, size_t ldc);
+/* GEMM through the active table over the configured threads, logged when
+ * DEEPNET_VERBOSE=1; what and layer (0: none) name the call site. */
+void dn_gemm_run(const char *what, size_t layer, char transa, char transb, size_t M, size_t N,
+                 size_t K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
+                 float beta, float *C, size_t ldc);
+/* Elementwise work fn over [0, n) in grain blocks on as many threads as `elems`
+ * elements justify, timed and logged like dn_gemm_run when DEEPNET_VERBOSE=1. */
+void dn_elementwise_run(const char *what, size_t layer, size_t elems, size_t n, size_t grain,
+                        dn_range_fn fn, void *ctx);
 bool dn_verbose(void);
 double dn_now_s(void);
 
@@ -90,7 +98,6 @@ int dn_threads_for(size_t units, size_t min_units_per_thread);
 /* fn over [0, n) split into contiguous grain-aligned blocks, one per thread, each
  * thread running with deepnet's floating-point environment. fn's results must
  * not depend on where the blocks start and end. */
-typedef void (*dn_range_fn)(void *ctx, size_t begin, size_t end);
 void dn_parallel_for(size_t n, size_t grain, int threads, dn_range_fn fn, void *ctx);
 
 /* ---- random numbers (rng.c) ---- */
