@@ -1,9 +1,238 @@
-/* The GEMM driver shared by all ISAs (first version: delegates to the reference). */
+/* The GEMM driver shared by all ISAs: BLIS-style blocking and packing of op(A) and
+ * op(B) around the kernel table's micro-kernel, compiled for the baseline ISA. */
+#include <hwloc.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "kernels.h"
+
+enum {
+  KC_ALIGN = 8,     /* K blocks are multiples of this (but the last) */
+  NC_CAP = 4092,    /* beyond this a bigger B block saves nothing measurable */
+};
+
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+static size_t round_up(size_t a, size_t b) { return ceil_div(a, b) * b; }
+
+/* ---- cache sizes, read once from hwloc ---- */
+
+/* Per-core capacities in bytes; the defaults are what most x86 and arm64 cores have. */
+static struct {
+  size_t l1, l2, l3;
+} caches = {32u << 10, 1u << 20, 2u << 20};
+static pthread_once_t caches_once = PTHREAD_ONCE_INIT;
+
+/* The first cache of this type, divided among the cores that share it; 0 if unknown. */
+static size_t cache_per_core(hwloc_topology_t topo, hwloc_obj_type_t type) {
+  const hwloc_obj_t c = hwloc_get_next_obj_by_type(topo, type, NULL);
+  if (!c || !c->attr || c->attr->cache.size == 0) return 0;
+  const int cores = hwloc_get_nbobjs_inside_cpuset_by_type(topo, c->cpuset, HWLOC_OBJ_CORE);
+  return (size_t)(c->attr->cache.size / (hwloc_uint64_t)(cores > 0 ? cores : 1));
+}
+
+static void read_caches(void) {
+  hwloc_topology_t topo;
+  if (hwloc_topology_init(&topo) != 0) return;
+  if (hwloc_topology_load(topo) == 0) {
+    const size_t l1 = cache_per_core(topo, HWLOC_OBJ_L1CACHE);
+    const size_t l2 = cache_per_core(topo, HWLOC_OBJ_L2CACHE);
+    const size_t l3 = cache_per_core(topo, HWLOC_OBJ_L3CACHE);
+    if (l1) caches.l1 = l1;
+    if (l2) caches.l2 = l2;
+    caches.l3 = l3 ? l3 : caches.l2 * 2;
+  }
+  hwloc_topology_destroy(topo);
+}
+
+/* ---- blocking ---- */
+
+typedef struct blocking {
+  size_t mr, nr;
+  size_t kc; /* from K and the ISA only: it fixes every element's summation order */
+  size_t mc; /* an MC x KC block of packed A fills about half of L2 */
+  size_t nc; /* a KC x NC block of packed B fills about half of this core's L3 share */
+} blocking;
+
+/* The size of the fewest equal blocks of at most max that cover n, rounded up to align. */
+static size_t balanced(size_t n, size_t max, size_t align) {
+  return min_sz(round_up(ceil_div(n, ceil_div(n, max)), align), max);
+}
+
+/* kc from K alone: a KC x NR micro-panel of B stays in L1 (the tables pick sgemm_kc so,
+ * for their ISA's L1) and K splits into equal blocks, so no block is a short tail. */
+static size_t block_k(const dn_kernel_table *kt, size_t K) {
+  const size_t kc_max = kt->sgemm_kc ? kt->sgemm_kc : DN_SGEMM_KC_DEFAULT;
+  return balanced(K, kc_max, KC_ALIGN);
+}
+
+static blocking choose_blocking(const dn_kernel_table *kt, size_t K, size_t rows, size_t cols) {
+  pthread_once(&caches_once, read_caches);
+  blocking b = {.mr = kt->mr, .nr = kt->nr, .kc = block_k(kt, K)};
+  const size_t kc_bytes = b.kc * sizeof(float);
+  const size_t mc_max = (caches.l2 / 2 / kc_bytes) / b.mr * b.mr;
+  const size_t nc_max = min_sz((caches.l3 / 2 / kc_bytes) / b.nr * b.nr, NC_CAP / b.nr * b.nr);
+  b.mc = balanced(rows, mc_max > b.mr ? mc_max : b.mr, b.mr);
+  b.nc = balanced(cols, nc_max > b.nr ? nc_max : b.nr, b.nr);
+  return b;
+}
+
+/* ---- packing (generic C: measured within noise of hand-vectorized copies) ---- */
+
+/* op(A)(i0 .. i0+mb, p0 .. p0+kb) into MR-row micro-panels, each kb columns of mr
+ * floats, rows past mb zero. */
+static void pack_A(char transa, const float *A, size_t lda, size_t i0, size_t mb, size_t p0,
+                   size_t kb, size_t mr, float *restrict Ap) {
+  for (size_t ir = 0; ir < mb; ir += mr, Ap += mr * kb) {
+    const size_t rows = min_sz(mr, mb - ir);
+    if (transa == 'N') {
+      const float *src = A + (i0 + ir) + p0 * lda;
+      for (size_t p = 0; p < kb; p++) {
+        float *restrict dst = Ap + p * mr;
+        for (size_t i = 0; i < rows; i++) dst[i] = src[i + p * lda];
+        for (size_t i = rows; i < mr; i++) dst[i] = 0.0f;
+      }
+    } else {
+      const float *src = A + p0 + (i0 + ir) * lda;
+      for (size_t p = 0; p < kb; p++) {
+        float *restrict dst = Ap + p * mr;
+        for (size_t i = 0; i < rows; i++) dst[i] = src[p + i * lda];
+        for (size_t i = rows; i < mr; i++) dst[i] = 0.0f;
+      }
+    }
+  }
+}
+
+/* op(B)(p0 .. p0+kb, j0 .. j0+nb) into NR-column micro-panels, each kb rows of nr
+ * floats, columns past nb zero. */
+static void pack_B(char transb, const float *B, size_t ldb, size_t p0, size_t kb, size_t j0,
+                   size_t nb, size_t nr, float *restrict Bp) {
+  for (size_t jr = 0; jr < nb; jr += nr, Bp += nr * kb) {
+    const size_t cols = min_sz(nr, nb - jr);
+    if (transb == 'N') {
+      const float *src = B + p0 + (j0 + jr) * ldb;
+      for (size_t p = 0; p < kb; p++) {
+        float *restrict dst = Bp + p * nr;
+        for (size_t j = 0; j < cols; j++) dst[j] = src[p + j * ldb];
+        for (size_t j = cols; j < nr; j++) dst[j] = 0.0f;
+      }
+    } else {
+      const float *src = B + (j0 + jr) + p0 * ldb;
+      for (size_t p = 0; p < kb; p++) {
+        float *restrict dst = Bp + p * nr;
+        for (size_t j = 0; j < cols; j++) dst[j] = src[j + p * ldb];
+        for (size_t j = cols; j < nr; j++) dst[j] = 0.0f;
+      }
+    }
+  }
+}
+
+/* ---- packing buffers: one per thread, grown on demand, freed at thread exit ---- */
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_key_once = PTHREAD_ONCE_INIT;
+static bool scratch_key_ok;
+static _Thread_local struct {
+  float *p;
+  size_t floats;
+} scratch;
+
+static void scratch_make_key(void) { scratch_key_ok = pthread_key_create(&scratch_key, free) == 0; }
+
+/* A 64-byte aligned buffer of at least floats floats for this thread, NULL when out of
+ * memory. The main thread's buffer is reachable from its TLS until exit; other threads'
+ * are freed by the key's destructor when they end. */
+static float *scratch_get(size_t floats) {
+  if (scratch.floats >= floats) return scratch.p;
+  pthread_once(&scratch_key_once, scratch_make_key);
+  if (!scratch_key_ok) return NULL;
+  const size_t bytes = round_up(floats * sizeof(float), 64);
+  float *p = aligned_alloc(64, bytes);
+  if (!p) return NULL;
+  if (pthread_setspecific(scratch_key, p) != 0) {
+    free(p);
+    return NULL;
+  }
+  free(scratch.p);
+  scratch.p = p;
+  scratch.floats = bytes / sizeof(float);
+  return p;
+}
+
+/* ---- the loops ---- */
+
+/* C = beta * C over the range (K == 0 or alpha == 0: A and B are not read, as in BLAS). */
+static void scale_C(float beta, float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1) {
+  for (size_t j = n0; j < n1; j++)
+    for (size_t i = m0; i < m1; i++) C[i + j * ldc] = beta == 0.0f ? 0.0f : beta * C[i + j * ldc];
+}
+
+/* Rows [m0, m1) x columns [n0, n1) of C under blocking b, with Ap and Bp sized for
+ * mc x kc and kc x nc. Beta applies on the first K block only; later blocks add. */
+static void gemm_blocked(const dn_kernel_table *kt, const blocking *b, char transa, char transb,
+                         size_t K, float alpha, const float *A, size_t lda, const float *B,
+                         size_t ldb, float beta, float *C, size_t ldc, size_t m0, size_t m1,
+                         size_t n0, size_t n1, float *Ap, float *Bp) {
+  for (size_t jc = n0; jc < n1; jc += b->nc) {
+    const size_t nb = min_sz(b->nc, n1 - jc);
+    for (size_t pc = 0; pc < K; pc += b->kc) {
+      const size_t kb = min_sz(b->kc, K - pc);
+      const float beta_pc = pc == 0 ? beta : 1.0f;
+      pack_B(transb, B, ldb, pc, kb, jc, nb, b->nr, Bp);
+      for (size_t ic = m0; ic < m1; ic += b->mc) {
+        const size_t mb = min_sz(b->mc, m1 - ic);
+        pack_A(transa, A, lda, ic, mb, pc, kb, b->mr, Ap);
+        for (size_t jr = 0; jr < nb; jr += b->nr)
+          for (size_t ir = 0; ir < mb; ir += b->mr)
+            kt->sgemm_ukr(kb, alpha, Ap + ir * kb, Bp + jr * kb, beta_pc,
+                          C + (ic + ir) + (jc + jr) * ldc, ldc, min_sz(b->mr, mb - ir),
+                          min_sz(b->nr, nb - jr));
+      }
+    }
+  }
+}
+
+/* Out of memory: one micro-panel pair at a time, packed on the stack (at most
+ * KC x (MR + NR) floats, 66 KiB for AVX-512); the same kc, so the same bits. */
+static __attribute__((noinline)) void gemm_on_stack(const dn_kernel_table *kt, blocking b,
+                                                    char transa, char transb, size_t K,
+                                                    float alpha, const float *A, size_t lda,
+                                                    const float *B, size_t ldb, float beta,
+                                                    float *C, size_t ldc, size_t m0, size_t m1,
+                                                    size_t n0, size_t n1) {
+  float panels[b.kc * (b.mr + b.nr)];
+  b.mc = b.mr;
+  b.nc = b.nr;
+  gemm_blocked(kt, &b, transa, transb, K, alpha, A, lda, B, ldb, beta, C, ldc, m0, m1, n0, n1,
+               panels, panels + b.kc * b.mr);
+}
+
+void dn_gemm_range(const dn_kernel_table *kt, char transa, char transb, size_t M, size_t N,
+                   size_t K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
+                   float beta, float *C, size_t ldc, size_t m_begin, size_t m_end, size_t n_begin,
+                   size_t n_end) {
+  (void)M;
+  (void)N;
+  if (m_begin >= m_end || n_begin >= n_end) return;
+  if (K == 0 || alpha == 0.0f) {
+    scale_C(beta, C, ldc, m_begin, m_end, n_begin, n_end);
+    return;
+  }
+  const blocking b = choose_blocking(kt, K, m_end - m_begin, n_end - n_begin);
+  const size_t a_floats = round_up(b.mc * b.kc, 16);
+  float *buf = scratch_get(a_floats + b.kc * b.nc);
+  if (buf)
+    gemm_blocked(kt, &b, transa, transb, K, alpha, A, lda, B, ldb, beta, C, ldc, m_begin, m_end,
+                 n_begin, n_end, buf, buf + a_floats);
+  else
+    gemm_on_stack(kt, b, transa, transb, K, alpha, A, lda, B, ldb, beta, C, ldc, m_begin, m_end,
+                  n_begin, n_end);
+}
 
 void dn_gemm(const dn_kernel_table *kt, char transa, char transb, size_t M, size_t N, size_t K,
              float alpha, const float *A, size_t lda, const float *B, size_t ldb, float beta,
              float *C, size_t ldc) {
-  (void)kt;
-  dn_sgemm_ref_scalar(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  dn_gemm_range(kt, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0, M, 0, N);
 }

@@ -26,6 +26,11 @@ typedef struct dn_kernel_table {
   const char *sgemm_ukr_name; /* e.g. "dn_sgemm_ukr_avx512_32x12" */
   size_t mr, nr;              /* micro-tile of sgemm_ukr */
   dn_sgemm_ukr_fn sgemm_ukr;
+  /* Largest K block of the GEMM driver (0: the driver's default). Fixed per ISA, never
+   * read from the cache sizes: it sets each C element's summation order, which must be
+   * the same on every machine and topology (HWLOC_SYNTHETIC included). */
+  size_t sgemm_kc;
+#define DN_SGEMM_KC_DEFAULT 256
 
   dn_act_fwd_fn act_fwd[DN_ACT_SOFTMAX]; /* every activation except softmax */
   dn_act_bwd_fn act_bwd[DN_ACT_SOFTMAX];
@@ -68,5 +73,14 @@ void dn_sgemm_ref_scalar(char transa, char transb, size_t M, size_t N, size_t K,
 void dn_gemm(const dn_kernel_table *kt, char transa, char transb, size_t M, size_t N, size_t K,
              float alpha, const float *A, size_t lda, const float *B, size_t ldb, float beta,
              float *C, size_t ldc);
+
+/* The same product restricted to rows [m_begin, m_end) and columns [n_begin, n_end) of C:
+ * the hook for callers that split one GEMM over threads. Each C element comes out
+ * bitwise identical to dn_gemm's, whatever the ranges, since the blocking of K and the
+ * small-shape choice depend on the global (M, N, K) only. */
+void dn_gemm_range(const dn_kernel_table *kt, char transa, char transb, size_t M, size_t N,
+                   size_t K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
+                   float beta, float *C, size_t ldc, size_t m_begin, size_t m_end, size_t n_begin,
+                   size_t n_end);
 
 #endif /* DN_KERNELS_H */

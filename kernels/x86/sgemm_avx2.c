@@ -1,0 +1,63 @@
+/* AVX2+FMA SGEMM micro-kernel, 16x6: two ymm of A per k, six broadcasts of B. */
+#include <immintrin.h>
+
+#include "x86/x86.h"
+
+enum { MR = 16, NR = 6 };
+
+/* Row masks for a partial column: lanes [0, r) set, for r = 0..8. */
+static inline __m256i row_mask(size_t r) {
+  static const int32_t ones_then_zeros[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+  return _mm256_loadu_si256((const __m256i *)(ones_then_zeros + 8 - r));
+}
+
+/* One column of the tile: alpha * acc + beta * C, masked to the live rows; beta == 0
+ * never reads C. */
+static inline __attribute__((always_inline)) void store_col(float *c, __m256 r0, __m256 r1,
+                                                            __m256 va, __m256 vb, bool read_c,
+                                                            __m256i k0, __m256i k1) {
+  r0 = _mm256_mul_ps(va, r0);
+  r1 = _mm256_mul_ps(va, r1);
+  if (read_c) {
+    r0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c, k0), r0);
+    r1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c + 8, k1), r1);
+  }
+  _mm256_maskstore_ps(c, k0, r0);
+  _mm256_maskstore_ps(c + 8, k1, r1);
+}
+
+/* 12 accumulators + 2 A vectors + 1 broadcast = 15 of the 16 ymm; a k step is
+ * 2 loads + 6 broadcasts for 12 FMAs. Every C element is one accumulator chain
+ * over k in order, whatever its place in the tile. */
+void dn_sgemm_ukr_avx2_16x6(size_t k, float alpha, const float *Ap, const float *Bp, float beta,
+                            float *C, size_t ldc, size_t m, size_t n) {
+#define DN_ACC(j) __m256 c0_##j = _mm256_setzero_ps(), c1_##j = _mm256_setzero_ps()
+  DN_ACC(0); DN_ACC(1); DN_ACC(2); DN_ACC(3); DN_ACC(4); DN_ACC(5);
+#undef DN_ACC
+
+  for (size_t j = 0; j < n && j < NR; j++) _mm_prefetch((const char *)(C + j * ldc), _MM_HINT_T0);
+
+#define DN_FMA(j)                                      \
+  do {                                                 \
+    const __m256 b = _mm256_broadcast_ss(Bp + j);      \
+    c0_##j = _mm256_fmadd_ps(a0, b, c0_##j);           \
+    c1_##j = _mm256_fmadd_ps(a1, b, c1_##j);           \
+  } while (0)
+  for (size_t p = 0; p < k; p++) {
+    _mm_prefetch((const char *)(Ap + 8 * MR), _MM_HINT_T0);
+    const __m256 a0 = _mm256_loadu_ps(Ap), a1 = _mm256_loadu_ps(Ap + 8);
+    DN_FMA(0); DN_FMA(1); DN_FMA(2); DN_FMA(3); DN_FMA(4); DN_FMA(5);
+    Ap += MR;
+    Bp += NR;
+  }
+#undef DN_FMA
+
+  const size_t m0 = m < 8 ? m : 8, m1 = m > 8 ? m - 8 : 0;
+  const __m256i k0 = row_mask(m0), k1 = row_mask(m1);
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  const bool read_c = beta != 0.0f;
+#define DN_STORE(j) \
+  if (n > j) store_col(C + j * ldc, c0_##j, c1_##j, va, vb, read_c, k0, k1)
+  DN_STORE(0); DN_STORE(1); DN_STORE(2); DN_STORE(3); DN_STORE(4); DN_STORE(5);
+#undef DN_STORE
+}

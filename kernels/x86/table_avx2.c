@@ -1,0 +1,12 @@
+/* The AVX2+FMA kernel table: the scalar set with the AVX2 SGEMM micro-kernel. */
+#include "x86/x86.h"
+
+void dn_kernels_fill_avx2(dn_kernel_table *kt) {
+  dn_kernels_fill_scalar(kt);
+  kt->isa = DN_ISA_AVX2;
+  kt->sgemm_ukr_name = "dn_sgemm_ukr_avx2_16x6";
+  kt->mr = 16;
+  kt->nr = 6;
+  kt->sgemm_ukr = dn_sgemm_ukr_avx2_16x6;
+  kt->sgemm_kc = 384;
+}

@@ -1,0 +1,305 @@
+/* The GEMM driver and every micro-kernel the CPU can run agree with a double-precision
+ * reference on edge, K-block, prime and large shapes, never touch C outside M x N, and
+ * give bitwise the same C however the work is split. */
+#include <criterion/criterion.h>
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deepnet.h"
+#include "internal.h"
+#include "test_util.h"
+
+/* Error bound: |C - C_ref| <= GAMMA * (K + 2) * eps * (|alpha| (|A||B|)_ij + |beta C0_ij|).
+ * K + 2 rounding steps (the K-term sum, alpha, beta) each within eps; GAMMA = 2 leaves
+ * room for the different summation order of split K blocks. A dropped, doubled or
+ * misplaced term is of the order of |A||B| itself, far above it. */
+#define GAMMA 2.0
+#define GUARD 64               /* canary floats before and after C's buffer */
+#define CANARY 12345.678f
+
+/* The table of one ISA, or skip the test when this CPU or build lacks it. */
+static const dn_kernel_table *table_or_skip(dn_isa isa) {
+  if (dn_isa_set(isa) != DN_OK) cr_skip_test("%s is not available here", dn_isa_name(isa));
+  const dn_kernel_table *kt = dn_kernels();
+  cr_assert_eq(kt->isa, isa);
+  return kt;
+}
+
+static size_t kc_of(const dn_kernel_table *kt) {
+  return kt->sgemm_kc ? kt->sgemm_kc : DN_SGEMM_KC_DEFAULT;
+}
+
+typedef struct gemm_case {
+  char ta, tb;
+  size_t M, N, K;
+  float alpha, beta;
+  size_t pad;    /* ld = rows + pad for A, B and C */
+  size_t offset; /* floats added to each base pointer: 1 misaligns every row/column */
+} gemm_case;
+
+typedef struct operands {
+  size_t ar, ac, lda, br, bc, ldb, ldc;
+  float *a_buf, *b_buf, *c_buf; /* c_buf holds GUARD canaries on each side */
+  float *A, *B, *C, *C0;
+} operands;
+
+static void operands_make(operands *o, const gemm_case *c, uint64_t seed) {
+  o->ar = c->ta == 'N' ? c->M : c->K;
+  o->ac = c->ta == 'N' ? c->K : c->M;
+  o->br = c->tb == 'N' ? c->K : c->N;
+  o->bc = c->tb == 'N' ? c->N : c->K;
+  o->lda = o->ar + c->pad;
+  o->ldb = o->br + c->pad;
+  o->ldc = c->M + c->pad;
+  o->a_buf = tu_random(o->lda * o->ac + c->offset, -1.0f, 1.0f, seed);
+  o->b_buf = tu_random(o->ldb * o->bc + c->offset, -1.0f, 1.0f, seed + 1);
+  const size_t c_floats = 2 * GUARD + c->offset + o->ldc * c->N;
+  o->c_buf = malloc(c_floats * sizeof(float));
+  o->C0 = tu_random(o->ldc * c->N, -1.0f, 1.0f, seed + 2);
+  cr_assert(o->a_buf && o->b_buf && o->c_buf && o->C0);
+  for (size_t i = 0; i < c_floats; i++) o->c_buf[i] = CANARY;
+  o->A = o->a_buf + c->offset;
+  o->B = o->b_buf + c->offset;
+  o->C = o->c_buf + GUARD + c->offset;
+  for (size_t j = 0; j < c->N; j++)
+    for (size_t i = 0; i < c->M; i++)
+      o->C[i + j * o->ldc] = c->beta == 0.0f ? NAN : o->C0[i + j * o->ldc];
+}
+
+static void operands_free(operands *o) {
+  free(o->a_buf);
+  free(o->b_buf);
+  free(o->c_buf);
+  free(o->C0);
+}
+
+static double op_at(const float *X, size_t ld, char trans, size_t i, size_t j) {
+  return trans == 'N' ? X[i + j * ld] : X[j + i * ld];
+}
+
+/* Checks C against the double reference and the canaries; returns the failures. */
+static size_t check(const gemm_case *c, const operands *o, const char *who) {
+  size_t bad = 0;
+  const double eps = FLT_EPSILON;
+  for (size_t j = 0; j < c->N; j++) {
+    for (size_t i = 0; i < c->M; i++) {
+      double s = 0.0, abs_s = 0.0;
+      if (c->alpha != 0.0f) {
+        for (size_t p = 0; p < c->K; p++) {
+          const double t = op_at(o->A, o->lda, c->ta, i, p) * op_at(o->B, o->ldb, c->tb, p, j);
+          s += t;
+          abs_s += fabs(t);
+        }
+      }
+      const double c0 = c->beta == 0.0f ? 0.0 : o->C0[i + j * o->ldc];
+      const double ref = (double)c->alpha * s + (double)c->beta * c0;
+      const double bound = GAMMA * (double)(c->K + 2) * eps *
+                               (fabs((double)c->alpha) * abs_s + fabs((double)c->beta * c0)) +
+                           FLT_MIN;
+      const double got = o->C[i + j * o->ldc];
+      if (!(fabs(got - ref) <= bound) && bad++ == 0)
+        cr_log_error("%s %c%c M=%zu N=%zu K=%zu alpha=%g beta=%g pad=%zu off=%zu: C(%zu,%zu) = %.9g,"
+                     " ref %.9g, bound %.3g",
+                     who, c->ta, c->tb, c->M, c->N, c->K, (double)c->alpha, (double)c->beta, c->pad,
+                     c->offset, i, j, got, ref, bound);
+    }
+  }
+  /* Everything in the buffer outside the M x N block keeps its canary, bit for bit. */
+  const size_t c_floats = 2 * GUARD + c->offset + o->ldc * c->N;
+  for (size_t k = 0; k < c_floats; k++) {
+    const ptrdiff_t rel = (float *)o->c_buf + k - o->C;
+    const bool inside = rel >= 0 && (size_t)rel < o->ldc * c->N && (size_t)rel % o->ldc < c->M;
+    if (!inside && memcmp(&o->c_buf[k], &(float){CANARY}, sizeof(float)) != 0 && bad++ == 0)
+      cr_log_error("%s %c%c M=%zu N=%zu K=%zu: wrote outside C at offset %td", who, c->ta, c->tb,
+                   c->M, c->N, c->K, rel);
+  }
+  return bad;
+}
+
+/* Runs one case through the table's driver and checks it; returns the failures. */
+static size_t run_case(const dn_kernel_table *kt, const gemm_case *c, uint64_t seed) {
+  operands o;
+  operands_make(&o, c, seed);
+  dn_gemm(kt, c->ta, c->tb, c->M, c->N, c->K, c->alpha, o.A, o.lda, o.B, o.ldb, c->beta, o.C,
+          o.ldc);
+  const size_t bad = check(c, &o, kt->sgemm_ukr_name);
+  operands_free(&o);
+  return bad;
+}
+
+static const char TRANS[4][2] = {{'N', 'N'}, {'N', 'T'}, {'T', 'N'}, {'T', 'T'}};
+
+/* Every M x N tail of the micro-tile, twice over, for small K, all transposes. */
+static void edge_tiles(dn_isa isa) {
+  const dn_kernel_table *kt = table_or_skip(isa);
+  const size_t Ks[] = {1, 2, 3, 7};
+  size_t bad = 0, n = 0;
+  for (size_t t = 0; t < 4; t++)
+    for (size_t k = 0; k < sizeof Ks / sizeof *Ks; k++)
+      for (size_t M = 1; M <= 2 * kt->mr + 1; M++)
+        for (size_t N = 1; N <= 2 * kt->nr + 1; N++, n++) {
+          const gemm_case c = {TRANS[t][0], TRANS[t][1], M, N, Ks[k], 1.5f, n % 2 ? 1.0f : 0.0f,
+                               n % 3, n % 2};
+          bad += run_case(kt, &c, n);
+        }
+  cr_expect_eq(bad, 0, "%zu wrong elements over %zu edge cases", bad, n);
+}
+
+/* K just below, at and above the K block, and a short last block, around the tile edges. */
+static void k_blocks(dn_isa isa) {
+  const dn_kernel_table *kt = table_or_skip(isa);
+  const size_t kc = kc_of(kt);
+  const size_t Ks[] = {kc - 1, kc, kc + 1, 2 * kc + 1};
+  const size_t Ms[] = {1, kt->mr - 1, kt->mr + 1, 2 * kt->mr + 1};
+  const size_t Ns[] = {1, kt->nr - 1, kt->nr + 1, 2 * kt->nr + 1};
+  const float betas[] = {0.0f, 1.0f, -0.5f};
+  size_t bad = 0, n = 0;
+  for (size_t t = 0; t < 4; t++)
+    for (size_t k = 0; k < 4; k++)
+      for (size_t a = 0; a < 4; a++)
+        for (size_t b = 0; b < 4; b++, n++) {
+          const gemm_case c = {TRANS[t][0], TRANS[t][1], Ms[a], Ns[b], Ks[k], 0.75f, betas[n % 3],
+                               n % 2 ? 5 : 0, (n / 2) % 2};
+          bad += run_case(kt, &c, 100 + n);
+        }
+  cr_expect_eq(bad, 0, "%zu wrong elements over %zu K-block cases", bad, n);
+}
+
+/* Prime sizes, several M blocks (M above MC), several N blocks (N above NC), K above 2 KC. */
+static void primes_and_large(dn_isa isa) {
+  const dn_kernel_table *kt = table_or_skip(isa);
+  const size_t shapes[][3] = {{97, 89, 401}, {131, 61, 257}, {1031, 211, 811}, {37, 4129, 23}};
+  size_t bad = 0, n = 0;
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+    for (size_t t = 0; t < 4; t++, n++) {
+      const gemm_case c = {TRANS[t][0], TRANS[t][1], shapes[s][0], shapes[s][1], shapes[s][2],
+                           -1.25f, n % 2 ? 0.5f : 0.0f, n % 3 == 0 ? 0 : 7, n % 2};
+      bad += run_case(kt, &c, 200 + n);
+    }
+  cr_expect_eq(bad, 0, "%zu wrong elements over %zu prime/large cases", bad, n);
+}
+
+/* alpha == 0: C = beta C and A, B (all NaN here) are never read, as in BLAS. */
+static void alpha_zero(dn_isa isa) {
+  const dn_kernel_table *kt = table_or_skip(isa);
+  const float betas[] = {0.0f, 1.0f, 0.5f};
+  size_t bad = 0;
+  for (size_t b = 0; b < 3; b++) {
+    const gemm_case c = {'N', 'T', 2 * kt->mr + 1, 2 * kt->nr + 1, 9, 0.0f, betas[b], 2, 1};
+    operands o;
+    operands_make(&o, &c, 300 + b);
+    for (size_t i = 0; i < o.lda * o.ac; i++) o.A[i] = NAN;
+    for (size_t i = 0; i < o.ldb * o.bc; i++) o.B[i] = NAN;
+    dn_gemm(kt, c.ta, c.tb, c.M, c.N, c.K, c.alpha, o.A, o.lda, o.B, o.ldb, c.beta, o.C, o.ldc);
+    bad += check(&c, &o, kt->sgemm_ukr_name);
+    operands_free(&o);
+  }
+  cr_expect_eq(bad, 0);
+}
+
+/* beta == 0 overwrites NaN in C (C is never read), for every tail of the tile. */
+static void beta_zero_overwrites_nan(dn_isa isa) {
+  const dn_kernel_table *kt = table_or_skip(isa);
+  size_t bad = 0;
+  for (size_t t = 0; t < 4; t++) {
+    const gemm_case c = {TRANS[t][0], TRANS[t][1], 2 * kt->mr + 1, 2 * kt->nr + 1,
+                         kc_of(kt) + 3, 1.0f, 0.0f, 1, 0};
+    operands o;
+    operands_make(&o, &c, 400 + t);
+    dn_gemm(kt, c.ta, c.tb, c.M, c.N, c.K, c.alpha, o.A, o.lda, o.B, o.ldb, c.beta, o.C, o.ldc);
+    for (size_t j = 0; j < c.N; j++)
+      for (size_t i = 0; i < c.M; i++) bad += !isfinite(o.C[i + j * o.ldc]);
+    bad += check(&c, &o, kt->sgemm_ukr_name);
+    operands_free(&o);
+  }
+  cr_expect_eq(bad, 0);
+}
+
+/* Any split of rows and columns over dn_gemm_range gives bitwise dn_gemm's C: the
+ * property that lets callers spread one GEMM over any number of threads. */
+static void ranges_bitwise(dn_isa isa) {
+  const dn_kernel_table *kt = table_or_skip(isa);
+  const size_t M = 3 * kt->mr + 5, N = 5 * kt->nr + 3, K = 2 * kc_of(kt) + 13;
+  const size_t cuts[][2] = {{1, 1}, {kt->mr, kt->nr}, {7, 5}, {M / 2, N / 3}, {M - 1, N - 1}};
+  size_t bad = 0;
+  for (size_t t = 0; t < 4; t++) {
+    const gemm_case c = {TRANS[t][0], TRANS[t][1], M, N, K, 0.5f, 0.25f, 3, 1};
+    operands whole, split;
+    operands_make(&whole, &c, 500 + t);
+    operands_make(&split, &c, 500 + t);
+    dn_gemm(kt, c.ta, c.tb, M, N, K, c.alpha, whole.A, whole.lda, whole.B, whole.ldb, c.beta,
+            whole.C, whole.ldc);
+    for (size_t s = 0; s < sizeof cuts / sizeof *cuts; s++) {
+      memcpy(split.C, split.C0, split.ldc * N * sizeof(float));
+      const size_t mc = cuts[s][0], nc = cuts[s][1];
+      const size_t mb[] = {0, mc, M}, nb[] = {0, nc, N};
+      for (size_t a = 0; a < 2; a++)
+        for (size_t b = 0; b < 2; b++)
+          dn_gemm_range(kt, c.ta, c.tb, M, N, K, c.alpha, split.A, split.lda, split.B, split.ldb,
+                        c.beta, split.C, split.ldc, mb[a], mb[a + 1], nb[b], nb[b + 1]);
+      for (size_t j = 0; j < N; j++)
+        if (memcmp(split.C + j * split.ldc, whole.C + j * whole.ldc, M * sizeof(float)) != 0 &&
+            bad++ == 0)
+          cr_log_error("%c%c: split at row %zu, column %zu differs in column %zu", c.ta, c.tb, mc,
+                       nc, j);
+    }
+    bad += check(&c, &whole, kt->sgemm_ukr_name);
+    operands_free(&whole);
+    operands_free(&split);
+  }
+  cr_expect_eq(bad, 0);
+}
+
+#define FOR_EACH_ISA(property, what)                                                      \
+  Test(gemm, scalar_##property, .description = "scalar: " what) { property(DN_ISA_SCALAR); } \
+  Test(gemm, avx2_##property, .description = "avx2: " what) { property(DN_ISA_AVX2); }       \
+  Test(gemm, avx512_##property, .description = "avx512: " what) { property(DN_ISA_AVX512); } \
+  Test(gemm, neon_##property, .description = "neon: " what) { property(DN_ISA_NEON); }
+
+FOR_EACH_ISA(edge_tiles, "every M, N tail of the micro-tile matches the reference, all transposes")
+FOR_EACH_ISA(k_blocks, "K around the K block (KC-1, KC, KC+1, 2KC+1) matches the reference")
+FOR_EACH_ISA(primes_and_large, "prime and multi-block shapes match the reference")
+FOR_EACH_ISA(alpha_zero, "alpha 0 scales C by beta and never reads A or B")
+FOR_EACH_ISA(beta_zero_overwrites_nan, "beta 0 overwrites NaN in C")
+FOR_EACH_ISA(ranges_bitwise, "any row/column split gives bitwise the same C")
+
+/* ---- the public entry: dispatch and argument checks ---- */
+
+Test(gemm, public_sgemm_matches_reference_and_accepts_lowercase_trans) {
+  const gemm_case c = {'T', 'N', 45, 29, 300, 2.0f, -1.0f, 4, 1};
+  operands o;
+  operands_make(&o, &c, 600);
+  cr_assert_eq(dn_sgemm('t', 'n', c.M, c.N, c.K, c.alpha, o.A, o.lda, o.B, o.ldb, c.beta, o.C,
+                        o.ldc),
+               DN_OK);
+  cr_expect_eq(check(&c, &o, "dn_sgemm"), 0);
+  operands_free(&o);
+}
+
+Test(gemm, public_sgemm_with_k_zero_scales_c_by_beta) {
+  float C[6] = {1, 2, 3, 4, 5, 6};
+  cr_assert_eq(dn_sgemm('N', 'N', 2, 3, 0, 1.0f, NULL, 2, NULL, 1, 0.5f, C, 2), DN_OK);
+  for (int i = 0; i < 6; i++) cr_expect_float_eq(C[i], 0.5f * (float)(i + 1), 0.0f);
+}
+
+Test(gemm, public_sgemm_rejects_bad_arguments_and_leaves_c_unchanged) {
+  float A[12] = {0}, B[12] = {0}, C[12];
+  for (int i = 0; i < 12; i++) C[i] = (float)i;
+  const float before[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+  cr_expect_eq(dn_sgemm('X', 'N', 3, 4, 3, 1, A, 3, B, 3, 0, C, 3), DN_ERR_ARG);
+  cr_expect_eq(dn_sgemm('N', 'C', 3, 4, 3, 1, A, 3, B, 3, 0, C, 3), DN_ERR_ARG);
+  cr_expect_eq(dn_sgemm('N', 'N', 3, 4, 3, 1, A, 2, B, 3, 0, C, 3), DN_ERR_SHAPE);  /* lda < M */
+  cr_expect_eq(dn_sgemm('T', 'N', 3, 4, 2, 1, A, 1, B, 2, 0, C, 3), DN_ERR_SHAPE);  /* lda < K */
+  cr_expect_eq(dn_sgemm('N', 'N', 3, 4, 3, 1, A, 3, B, 2, 0, C, 3), DN_ERR_SHAPE);  /* ldb < K */
+  cr_expect_eq(dn_sgemm('N', 'T', 3, 4, 3, 1, A, 3, B, 3, 0, C, 3), DN_ERR_SHAPE);  /* ldb < N */
+  cr_expect_eq(dn_sgemm('N', 'N', 3, 4, 3, 1, A, 3, B, 3, 0, C, 2), DN_ERR_SHAPE);  /* ldc < M */
+  cr_expect_eq(dn_sgemm('N', 'N', 3, 4, 3, 1, NULL, 3, B, 3, 0, C, 3), DN_ERR_ARG);
+  cr_expect_eq(dn_sgemm('N', 'N', 3, 4, 3, 1, A, 3, NULL, 3, 0, C, 3), DN_ERR_ARG);
+  cr_expect_eq(dn_sgemm('N', 'N', 3, 4, 3, 1, A, 3, B, 3, 0, NULL, 3), DN_ERR_ARG);
+  cr_expect_arr_eq(C, before, sizeof C);
+  cr_expect_neq(dn_last_error()[0], '\0');
+}
