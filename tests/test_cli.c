@@ -1,0 +1,480 @@
+/* The `deepnet` command line: the parser as a function, then the built program end to end. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli_args.h"
+
+#ifndef DN_CLI_PATH
+#error "DN_CLI_PATH (the built deepnet program) must be defined by the build"
+#endif
+
+/* ---- the parser --------------------------------------------------------------- */
+
+#define ARGV(...) ((char *const[]){"deepnet", __VA_ARGS__})
+#define ARGC(...) ((int)(sizeof((char *const[]){"deepnet", __VA_ARGS__}) / sizeof(char *)))
+#define PARSE(cfg, err, ...) cli_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (cfg), (err), sizeof(err))
+
+/* Parsing must fail, with a message that contains want (usually the flag). */
+#define EXPECT_ERROR(want, ...)                                                              \
+  do {                                                                                       \
+    cli_config cfg_;                                                                         \
+    char err_[256] = "";                                                                     \
+    cr_expect_eq(PARSE(&cfg_, err_, __VA_ARGS__), CLI_ERROR, "accepted: %s", #__VA_ARGS__);  \
+    cr_expect(strstr(err_, want) != NULL, "message for %s does not name %s: %s", #__VA_ARGS__, \
+              want, err_);                                                                   \
+    cr_expect(strchr(err_, '\n') == NULL, "message is not one line: %s", err_);              \
+  } while (0)
+
+Test(cli_parse, defaults_are_the_documented_ones) {
+  cli_config c;
+  char err[256];
+  cr_assert_eq(PARSE(&c, err, "train"), CLI_RUN, "%s", err);
+  cr_expect_eq(c.command, CLI_CMD_TRAIN);
+  /* [784, 512, 256, 10] on Fashion-MNIST: the hidden widths, n[0] and n[L] from the data. */
+  cr_expect(c.dims_hidden_only);
+  cr_expect_eq(c.n_dims, 2);
+  cr_expect_eq(c.dims[0], 512);
+  cr_expect_eq(c.dims[1], 256);
+  cr_expect_eq(c.L, 3);
+  cr_expect_eq(c.acts[0], DN_ACT_RELU);
+  cr_expect_eq(c.acts[1], DN_ACT_RELU);
+  cr_expect_eq(c.acts[2], DN_ACT_SOFTMAX);
+  cr_expect_eq(c.loss, DN_LOSS_CCE);
+  cr_expect_eq(c.opts.optimizer, DN_OPT_ADAM);
+  cr_expect_eq(c.opts.learning_rate, 1e-3f);
+  cr_expect_eq(c.opts.batch_size, 128);
+  cr_expect_eq(c.opts.epochs, 10);
+  cr_expect_eq(c.opts.seed, 1);
+  cr_expect_eq(c.opts.l2_lambda, 0.0f);
+  cr_expect_eq(c.opts.keep_prob, 1.0f);
+  cr_expect_eq(c.opts.lr_decay, 0.0f);
+  cr_expect_str_eq(c.train_data.images, "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");
+  cr_expect_str_eq(c.train_data.labels, "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz");
+  cr_expect_str_eq(c.test_data.images, "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz");
+  cr_expect_str_eq(c.test_data.labels, "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz");
+  cr_expect_null(c.train_data.csv);
+  cr_expect_str_eq(c.save, "deepnet-model.dnm");
+  cr_expect_eq(c.threads, 0);
+  cr_expect_eq(c.isa, -1);
+  cr_expect(c.flush_denormals);
+  cr_expect(!c.quiet);
+  cr_expect_eq(c.label_column, -1);
+  cr_expect_eq(c.scale, 1.0f);
+}
+
+Test(cli_parse, every_train_flag_lands_in_its_field) {
+  cli_config c;
+  char err[256];
+  cr_assert_eq(PARSE(&c, err, "train", "--layers", "4,8,6,3", "--act", "tanh", "--loss", "mse",
+                     "--optimizer", "momentum", "--lr", "0.05", "--epochs", "7", "--batch=33",
+                     "--l2", "0.5", "--keep-prob", "0.8", "--lr-decay", "0.25", "--seed",
+                     "18446744073709551615", "--threads", "3", "--isa", "scalar",
+                     "--train-csv", "a.csv", "--test-csv", "b.csv", "--label-column", "0",
+                     "--scale", "0.5", "--save", "m.dnm", "--quiet", "--no-flush-denormals"),
+               CLI_RUN, "%s", err);
+  cr_expect(!c.dims_hidden_only);
+  cr_expect_eq(c.n_dims, 4);
+  cr_expect_eq(c.L, 3);
+  cr_expect(c.dims[0] == 4 && c.dims[1] == 8 && c.dims[2] == 6 && c.dims[3] == 3);
+  cr_expect(c.acts[0] == DN_ACT_TANH && c.acts[1] == DN_ACT_TANH && c.acts[2] == DN_ACT_LINEAR);
+  cr_expect_eq(c.loss, DN_LOSS_MSE);
+  cr_expect_eq(c.opts.optimizer, DN_OPT_MOMENTUM);
+  cr_expect_eq(c.opts.learning_rate, 0.05f);
+  cr_expect_eq(c.opts.epochs, 7);
+  cr_expect_eq(c.opts.batch_size, 33);
+  cr_expect_eq(c.opts.l2_lambda, 0.5f);
+  cr_expect_eq(c.opts.keep_prob, 0.8f);
+  cr_expect_eq(c.opts.lr_decay, 0.25f);
+  cr_expect_eq(c.opts.seed, UINT64_MAX);
+  cr_expect_eq(c.threads, 3);
+  cr_expect_eq(c.isa, DN_ISA_SCALAR);
+  cr_expect_str_eq(c.train_data.csv, "a.csv");
+  cr_expect_str_eq(c.test_data.csv, "b.csv");
+  cr_expect_null(c.train_data.images, "CSV training data must not keep the IDX defaults");
+  cr_expect_eq(c.label_column, 0);
+  cr_expect_eq(c.scale, 0.5f);
+  cr_expect_str_eq(c.save, "m.dnm");
+  cr_expect(c.quiet);
+  cr_expect(!c.flush_denormals);
+}
+
+Test(cli_parse, idx_files_hidden_widths_and_no_save_parse) {
+  cli_config c;
+  char err[256];
+  cr_assert_eq(PARSE(&c, err, "train", "--hidden", "32", "--train-images", "ti", "--train-labels", "tl",
+                     "--test-images", "si", "--test-labels", "sl", "--no-save", "--loss", "bce"),
+               CLI_RUN, "%s", err);
+  cr_expect(c.dims_hidden_only);
+  cr_expect_eq(c.n_dims, 1);
+  cr_expect_eq(c.dims[0], 32);
+  cr_expect_eq(c.L, 2);
+  cr_expect(c.acts[0] == DN_ACT_RELU && c.acts[1] == DN_ACT_SIGMOID);
+  cr_expect_str_eq(c.train_data.images, "ti");
+  cr_expect_str_eq(c.train_data.labels, "tl");
+  cr_expect_str_eq(c.test_data.images, "si");
+  cr_expect_str_eq(c.test_data.labels, "sl");
+  cr_expect_null(c.save);
+}
+
+Test(cli_parse, training_data_of_ones_own_has_no_default_test_set) {
+  cli_config c;
+  char err[256];
+  cr_assert_eq(PARSE(&c, err, "train", "--train-csv", "t.csv"), CLI_RUN, "%s", err);
+  cr_expect_null(c.test_data.images);
+  cr_expect_null(c.test_data.labels);
+  cr_expect_null(c.test_data.csv);
+}
+
+Test(cli_parse, acts_list_sets_every_layer_and_implies_the_loss) {
+  cli_config c;
+  char err[256];
+  cr_assert_eq(PARSE(&c, err, "train", "--acts", "leaky_relu,tanh,sigmoid"), CLI_RUN, "%s", err);
+  cr_expect(c.acts[0] == DN_ACT_LEAKY_RELU && c.acts[1] == DN_ACT_TANH && c.acts[2] == DN_ACT_SIGMOID);
+  cr_expect_eq(c.loss, DN_LOSS_BCE);
+  cr_assert_eq(PARSE(&c, err, "train", "--layers", "2,1", "--acts", "linear"), CLI_RUN, "%s", err);
+  cr_expect_eq(c.L, 1);
+  cr_expect_eq(c.loss, DN_LOSS_MSE);
+}
+
+Test(cli_parse, eval_and_predict_flags_parse) {
+  cli_config c;
+  char err[256];
+  cr_assert_eq(PARSE(&c, err, "eval", "--model", "m.dnm", "--images", "i", "--labels", "l", "--threads=1"),
+               CLI_RUN, "%s", err);
+  cr_expect_eq(c.command, CLI_CMD_EVAL);
+  cr_expect_str_eq(c.model, "m.dnm");
+  cr_expect_str_eq(c.data.images, "i");
+  cr_expect_str_eq(c.data.labels, "l");
+  cr_expect_eq(c.threads, 1);
+  cr_assert_eq(PARSE(&c, err, "predict", "--model", "m.dnm", "--csv", "x.csv", "--label-column", "-1",
+                     "--probs"),
+               CLI_RUN, "%s", err);
+  cr_expect_eq(c.command, CLI_CMD_PREDICT);
+  cr_expect_str_eq(c.data.csv, "x.csv");
+  cr_expect_eq(c.label_column, -1);
+  cr_expect(c.probs);
+  cr_assert_eq(PARSE(&c, err, "info", "--isa", "avx2"), CLI_RUN, "%s", err);
+  cr_expect_eq(c.command, CLI_CMD_INFO);
+  cr_expect_eq(c.isa, DN_ISA_AVX2);
+}
+
+Test(cli_parse, help_and_version_are_recognized) {
+  cli_config c;
+  char err[256];
+  cr_expect_eq(PARSE(&c, err, "--help"), CLI_HELP);
+  cr_expect_eq(c.command, CLI_CMD_NONE);
+  cr_expect_eq(PARSE(&c, err, "-h"), CLI_HELP);
+  cr_expect_eq(PARSE(&c, err, "train", "--epochs", "3", "--help"), CLI_HELP);
+  cr_expect_eq(c.command, CLI_CMD_TRAIN);
+  cr_expect_eq(PARSE(&c, err, "eval", "-h"), CLI_HELP);
+  cr_expect_eq(c.command, CLI_CMD_EVAL);
+  cr_expect_eq(PARSE(&c, err, "help", "predict"), CLI_HELP);
+  cr_expect_eq(c.command, CLI_CMD_PREDICT);
+  cr_expect_eq(PARSE(&c, err, "--version"), CLI_VERSION);
+}
+
+Test(cli_parse, unknown_flags_and_commands_are_errors_naming_them) {
+  EXPECT_ERROR("--frobnicate", "train", "--frobnicate");
+  EXPECT_ERROR("--frobnicate", "train", "--frobnicate=3");
+  EXPECT_ERROR("--lr", "eval", "--lr", "0.1", "--model", "m", "--csv", "c");
+  EXPECT_ERROR("fly", "fly");
+  EXPECT_ERROR("stray", "train", "stray");
+  EXPECT_ERROR("--epochs", "--epochs", "3");
+  EXPECT_ERROR("--quiet", "train", "--quiet=yes");
+}
+
+Test(cli_parse, no_command_is_an_error) {
+  cli_config c;
+  char err[256] = "";
+  cr_expect_eq(cli_parse(1, (char *const[]){"deepnet"}, &c, err, sizeof err), CLI_ERROR);
+  cr_expect(strstr(err, "command") != NULL, "%s", err);
+}
+
+Test(cli_parse, a_missing_value_is_an_error_naming_the_flag) {
+  EXPECT_ERROR("--lr", "train", "--lr");
+  EXPECT_ERROR("--lr", "train", "--lr", "--epochs", "3");
+  EXPECT_ERROR("--save", "train", "--save");
+  EXPECT_ERROR("--model", "eval", "--model");
+  EXPECT_ERROR("--save", "train", "--save=");
+}
+
+Test(cli_parse, malformed_floats_are_rejected) {
+  EXPECT_ERROR("--lr", "train", "--lr", "abc");
+  EXPECT_ERROR("--lr", "train", "--lr", "1e-3x");
+  EXPECT_ERROR("--lr", "train", "--lr", "");
+  EXPECT_ERROR("--lr", "train", "--lr", " 0.1");
+  EXPECT_ERROR("--lr", "train", "--lr", "nan");
+  EXPECT_ERROR("--lr", "train", "--lr", "inf");
+  EXPECT_ERROR("--lr", "train", "--lr", "1e40");
+  EXPECT_ERROR("--lr", "train", "--lr", "0");
+  EXPECT_ERROR("--lr", "train", "--lr", "-0.1");
+  EXPECT_ERROR("--l2", "train", "--l2", "-1");
+  EXPECT_ERROR("--keep-prob", "train", "--keep-prob", "0");
+  EXPECT_ERROR("--keep-prob", "train", "--keep-prob", "1.5");
+  EXPECT_ERROR("--lr-decay", "train", "--lr-decay", "-0.5");
+  EXPECT_ERROR("--scale", "train", "--scale", "0");
+}
+
+Test(cli_parse, negative_zero_and_malformed_counts_are_rejected) {
+  EXPECT_ERROR("--epochs", "train", "--epochs", "-1");
+  EXPECT_ERROR("--epochs", "train", "--epochs", "0");
+  EXPECT_ERROR("--epochs", "train", "--epochs", "3.5");
+  EXPECT_ERROR("--epochs", "train", "--epochs", "+3");
+  EXPECT_ERROR("--batch", "train", "--batch", "0");
+  EXPECT_ERROR("--batch", "train", "--batch", "12k");
+  EXPECT_ERROR("--threads", "train", "--threads", "-2");
+  EXPECT_ERROR("--seed", "train", "--seed", "-1");
+  EXPECT_ERROR("--label-column", "train", "--label-column", "-2");
+}
+
+Test(cli_parse, overflowing_integers_are_rejected) {
+  EXPECT_ERROR("--epochs", "train", "--epochs", "99999999999999999999999");
+  EXPECT_ERROR("--batch", "train", "--batch", "18446744073709551616");
+  EXPECT_ERROR("--seed", "train", "--seed", "18446744073709551616");
+  EXPECT_ERROR("--threads", "train", "--threads", "2147483648");
+  EXPECT_ERROR("--label-column", "train", "--label-column", "9223372036854775808");
+  EXPECT_ERROR("--layers", "train", "--layers", "784,18446744073709551616,10");
+}
+
+Test(cli_parse, malformed_layer_lists_are_rejected) {
+  EXPECT_ERROR("--layers", "train", "--layers", "784,,10");
+  EXPECT_ERROR("--layers", "train", "--layers", "784,0,10");
+  EXPECT_ERROR("--layers", "train", "--layers", ",784,10");
+  EXPECT_ERROR("--layers", "train", "--layers", "784,10,");
+  EXPECT_ERROR("--layers", "train", "--layers", "784");
+  EXPECT_ERROR("--layers", "train", "--layers", "784,x,10");
+  EXPECT_ERROR("--layers", "train", "--layers", "784,-5,10");
+  EXPECT_ERROR("--hidden", "train", "--hidden", "0");
+  EXPECT_ERROR("--hidden", "train", "--hidden", "");
+}
+
+Test(cli_parse, unknown_activation_loss_optimizer_and_isa_are_rejected) {
+  EXPECT_ERROR("--act", "train", "--act", "gelu");
+  EXPECT_ERROR("--act", "train", "--act", "softmax");
+  EXPECT_ERROR("--acts", "train", "--acts", "relu,swish,softmax");
+  EXPECT_ERROR("--loss", "train", "--loss", "hinge");
+  EXPECT_ERROR("--optimizer", "train", "--optimizer", "sgd");
+  EXPECT_ERROR("--isa", "info", "--isa", "sse2");
+}
+
+Test(cli_parse, inconsistent_options_are_rejected) {
+  EXPECT_ERROR("--acts", "train", "--acts", "relu,softmax");                  /* L = 3 */
+  EXPECT_ERROR("--acts", "train", "--acts", "relu,relu,softmax", "--loss", "mse");
+  EXPECT_ERROR("--acts", "train", "--acts", "softmax,relu,softmax");
+  EXPECT_ERROR("--acts", "train", "--acts", "relu,relu,tanh");
+  EXPECT_ERROR("--hidden", "train", "--layers", "4,3", "--hidden", "8");
+  EXPECT_ERROR("--acts", "train", "--act", "tanh", "--acts", "relu,relu,softmax");
+  EXPECT_ERROR("--train-labels", "train", "--train-images", "x");
+  EXPECT_ERROR("--train-csv", "train", "--train-csv", "a", "--train-images", "x", "--train-labels", "y");
+  EXPECT_ERROR("--model", "eval", "--csv", "c");
+  EXPECT_ERROR("--csv", "predict", "--model", "m");
+  EXPECT_ERROR("--labels", "eval", "--model", "m", "--images", "i");
+}
+
+/* ---- the program, end to end ---------------------------------------------------- */
+
+typedef struct run_result {
+  int status; /* exit code, or -1 if it did not exit normally */
+  char out[8192], err[4096];
+} run_result;
+
+static char workdir[64];
+
+/* A fresh directory with a 3-class CSV set of well-separated blobs in 4 dimensions. */
+static void make_workdir(void) {
+  strcpy(workdir, "/tmp/deepnet-cli-XXXXXX");
+  cr_assert_not_null(mkdtemp(workdir));
+  char path[128];
+  snprintf(path, sizeof path, "%s/blobs.csv", workdir);
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f);
+  fprintf(f, "x0,x1,x2,x3,label\n");
+  uint64_t s = 12345;
+  for (int j = 0; j < 300; j++) {
+    const int c = j % 3;
+    for (int i = 0; i < 4; i++) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      const double noise = (double)(s >> 11) / 9007199254740992.0 - 0.5; /* [-0.5, 0.5) */
+      fprintf(f, "%.4f,", (i == c ? 3.0 : 0.0) + noise);
+    }
+    fprintf(f, "%d\n", c);
+  }
+  cr_assert_eq(fclose(f), 0);
+}
+
+static void read_file(const char *path, char *buf, size_t size) {
+  buf[0] = '\0';
+  FILE *f = fopen(path, "r");
+  if (!f) return;
+  const size_t n = fread(buf, 1, size - 1, f);
+  buf[n] = '\0';
+  fclose(f);
+}
+
+/* Run the deepnet program with args (NULL-terminated). The child dies with the test
+ * (a Criterion timeout) and after RUN_LIMIT_S seconds in any case, so a parser that
+ * wrongly accepts a bad flag cannot leave a long default training run behind. */
+enum { RUN_LIMIT_S = 100 };
+
+static void run_cli(run_result *r, const char *const *args) {
+  char out_path[128], err_path[128];
+  snprintf(out_path, sizeof out_path, "%s/stdout", workdir);
+  snprintf(err_path, sizeof err_path, "%s/stderr", workdir);
+  char *argv[64] = {DN_CLI_PATH};
+  size_t n = 1;
+  for (; args[n - 1]; n++) argv[n] = (char *)args[n - 1];
+  argv[n] = NULL;
+
+  const int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  const int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  const int in = open("/dev/null", O_RDONLY);
+  cr_assert(out >= 0 && err >= 0 && in >= 0);
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+  if (pid == 0) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(127);
+    alarm(RUN_LIMIT_S);
+    if (dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 || dup2(err, STDERR_FILENO) < 0)
+      _exit(127);
+    execv(DN_CLI_PATH, argv);
+    _exit(127);
+  }
+  close(in);
+  close(out);
+  close(err);
+  int ws;
+  cr_assert_eq(waitpid(pid, &ws, 0), pid);
+  r->status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+  read_file(out_path, r->out, sizeof r->out);
+  read_file(err_path, r->err, sizeof r->err);
+  unlink(out_path);
+  unlink(err_path);
+  cr_assert_neq(r->status, 127, "cannot run %s", DN_CLI_PATH);
+}
+
+static void path_in(char *buf, size_t size, const char *name) { snprintf(buf, size, "%s/%s", workdir, name); }
+
+static void remove_workdir(void) {
+  static const char *const names[] = {"blobs.csv", "model.dnm"};
+  char path[128];
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    path_in(path, sizeof path, names[i]);
+    unlink(path);
+  }
+  rmdir(workdir);
+}
+
+static void train_blobs(run_result *r, char *model, size_t size) {
+  char csv[128];
+  path_in(csv, sizeof csv, "blobs.csv");
+  path_in(model, size, "model.dnm");
+  const char *const args[] = {"train", "--train-csv", csv, "--test-csv", csv, "--hidden", "8",
+                              "--epochs", "40", "--batch", "16", "--lr", "0.01", "--save", model,
+                              NULL};
+  run_cli(r, args);
+}
+
+TestSuite(cli_program, .init = make_workdir, .fini = remove_workdir, .timeout = 120);
+
+Test(cli_program, train_exits_0_and_writes_the_model_file) {
+  run_result r;
+  char model[128];
+  train_blobs(&r, model, sizeof model);
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  struct stat st;
+  cr_expect_eq(stat(model, &st), 0, "no model file at %s", model);
+  cr_expect_gt(st.st_size, 0);
+  cr_expect(strstr(r.out, "epoch 40/40") != NULL, "no line for the last epoch:\n%s", r.out);
+  cr_expect(strstr(r.out, "test accuracy") != NULL, "no final test accuracy:\n%s", r.out);
+  cr_expect(strstr(r.out, "samples/s") != NULL, "no throughput:\n%s", r.out);
+  cr_expect(strstr(r.out, model) != NULL, "the saved model path is not printed:\n%s", r.out);
+  cr_expect(strchr(r.err, '\r') == NULL, "a live progress line was written to a non-terminal");
+}
+
+Test(cli_program, eval_of_a_trained_model_prints_its_accuracy_and_confusion_matrix) {
+  run_result r;
+  char model[128], csv[128];
+  train_blobs(&r, model, sizeof model);
+  cr_assert_eq(r.status, 0, "train failed: %s", r.err);
+  path_in(csv, sizeof csv, "blobs.csv");
+  const char *const args[] = {"eval", "--model", model, "--csv", csv, NULL};
+  run_cli(&r, args);
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  double acc = -1.0;
+  const char *line = strstr(r.out, "accuracy ");
+  cr_assert_not_null(line, "no accuracy line:\n%s", r.out);
+  cr_assert_eq(sscanf(line, "accuracy %lf", &acc), 1);
+  cr_expect_geq(acc, 0.95, "blobs 6 sigma apart should be separated, accuracy %g", acc);
+  /* Rows are true classes: each sums to its 100 examples, the diagonal to the correct ones. */
+  const char *row = strstr(r.out, "recall\n");
+  cr_assert_not_null(row, "no confusion matrix header:\n%s", r.out);
+  row += strlen("recall\n");
+  unsigned diag = 0;
+  for (unsigned i = 0; i < 3; i++) {
+    unsigned cls, c[3];
+    cr_assert_eq(sscanf(row, "%u %u %u %u", &cls, &c[0], &c[1], &c[2]), 4, "bad row: %s", row);
+    cr_expect_eq(cls, i);
+    cr_expect_eq(c[0] + c[1] + c[2], 100, "row %u does not hold its 100 examples", i);
+    diag += c[i];
+    row = strchr(row, '\n') + 1;
+  }
+  cr_expect_eq(diag, (unsigned)(acc * 300.0 + 0.5), "the diagonal disagrees with the accuracy");
+}
+
+Test(cli_program, predict_prints_one_class_per_example) {
+  run_result r;
+  char model[128], csv[128];
+  train_blobs(&r, model, sizeof model);
+  cr_assert_eq(r.status, 0, "train failed: %s", r.err);
+  path_in(csv, sizeof csv, "blobs.csv");
+  const char *const args[] = {"predict", "--model", model, "--csv", csv, NULL};
+  run_cli(&r, args);
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  size_t lines = 0, right = 0;
+  for (const char *p = r.out; *p; lines++) {
+    const char *nl = strchr(p, '\n');
+    cr_assert_not_null(nl, "unterminated last line");
+    cr_assert_eq(nl - p, 1, "a line is not a single class digit");
+    right += p[0] - '0' == (int)(lines % 3);
+    p = nl + 1;
+  }
+  cr_expect_eq(lines, 300);
+  cr_expect_geq(right, 285);
+}
+
+Test(cli_program, a_bad_flag_exits_2_with_one_line_on_stderr) {
+  run_result r;
+  char csv[128];
+  path_in(csv, sizeof csv, "blobs.csv");
+  const char *const args[] = {"train", "--train-csv", csv, "--epochs", "1", "--no-save", "--lr", "1e-3x",
+                              NULL};
+  run_cli(&r, args);
+  cr_expect_eq(r.status, 2);
+  cr_expect_eq(strncmp(r.err, "deepnet: ", 9), 0, "stderr: %s", r.err);
+  cr_expect(strstr(r.err, "--lr") != NULL, "stderr: %s", r.err);
+  const char *nl = strchr(r.err, '\n');
+  cr_expect(nl != NULL && nl[1] == '\0', "not exactly one line: %s", r.err);
+  cr_expect_str_empty(r.out);
+}
+
+Test(cli_program, a_missing_data_file_exits_1_with_the_reason) {
+  run_result r;
+  char csv[128];
+  path_in(csv, sizeof csv, "no-such-file.csv");
+  const char *const args[] = {"train", "--train-csv", csv, "--no-save", NULL};
+  run_cli(&r, args);
+  cr_expect_eq(r.status, 1);
+  cr_expect_eq(strncmp(r.err, "deepnet: ", 9), 0, "stderr: %s", r.err);
+  cr_expect(strstr(r.err, "no-such-file.csv") != NULL, "the file is not named: %s", r.err);
+}
