@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# One command for a benchmark report of this machine: builds the bench suites if
+# needed (release, build-bench/), runs them, and writes a report folder with the
+# JSON, system facts, report.md (deepnet vs OpenBLAS vs oneDNN, % of measured peak)
+# and PNG plots. About 5-8 minutes on a 2-core machine with the defaults.
+#
+#   tools/bench-report.sh [OUTDIR]            default OUTDIR: reports/<date>-<host>
+#
+# Environment:
+#   BENCH_SUITES="peak gemm act layer train"  suites to run (in this order)
+#   BENCH_MIN_TIME=0.05      --benchmark_min_time per repetition (seconds, plain number)
+#   BENCH_REPETITIONS=3      repetitions; the report uses their medians
+#   BENCH_FILTER=...         extra --benchmark_filter regex applied to every suite
+#   BENCH_PYTORCH=1          also run tools/pytorch_compare.py (adds ~3 minutes)
+#   BENCH_BUILD_DIR=build-bench
+#   DEEPNET_BENCH_ISAS, DEEPNET_BENCH_THREADS   restrict the sweeps (see docs/benchmarks.md)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+build=${BENCH_BUILD_DIR:-build-bench}
+suites=${BENCH_SUITES:-peak gemm act layer train}
+min_time=${BENCH_MIN_TIME:-0.05}
+reps=${BENCH_REPETITIONS:-3}
+out=${1:-reports/$(date +%Y%m%d-%H%M%S)-$(hostname -s 2>/dev/null || echo host)}
+py=/usr/bin/python3 # Debian's python: matplotlib (and torch) live there, not in pyenv's
+
+die() { echo "bench-report: $*" >&2; exit 1; }
+[ -x "$py" ] || die "$py not found (install python3 and python3-matplotlib)"
+
+# ---- build -------------------------------------------------------------------
+if [ ! -f "$build/build.ninja" ]; then
+  meson setup "$build" --buildtype=release -Dbench=enabled -Dtests=false >/dev/null ||
+    die "meson setup failed: are g++ and libbenchmark-dev installed? (tools/install-deps.sh)"
+fi
+ninja -C "$build" >/dev/null || die "build failed: ninja -C $build"
+for s in $suites; do
+  [ -x "$build/bench/bench-$s" ] || die "$build/bench/bench-$s missing: is the bench option disabled?"
+done
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+echo "bench-report: writing $out"
+
+# ---- system facts ------------------------------------------------------------
+{
+  echo "date: $(date -Is)"
+  echo "host: $(hostname)"
+  echo "kernel: $(uname -srm)"
+  echo "git: $(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)"
+  echo "compiler: $(${CC:-cc} --version 2>/dev/null | head -1)"
+  echo "c++ compiler: $(${CXX:-c++} --version 2>/dev/null | head -1)"
+  echo "OMP_NUM_THREADS: ${OMP_NUM_THREADS:-unset}  OMP_WAIT_POLICY: ${OMP_WAIT_POLICY:-unset}  OMP_PROC_BIND: ${OMP_PROC_BIND:-unset}"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
+  if command -v dpkg-query >/dev/null; then
+    for p in libopenblas0-pthread libopenblas0 libdnnl2 libbenchmark1debian libhwloc15 python3-torch; do
+      v=$(dpkg-query -W -f '${Version}' "$p" 2>/dev/null || true)
+      [ -n "$v" ] && echo "package $p: $v"
+    done
+  fi
+} >"$out/system.txt"
+lscpu >"$out/lscpu.txt" 2>/dev/null || true
+if command -v lstopo-no-graphics >/dev/null; then
+  lstopo-no-graphics --of console >"$out/lstopo.txt" 2>/dev/null || true
+elif command -v hwloc-ls >/dev/null; then
+  hwloc-ls >"$out/lstopo.txt" 2>/dev/null || true
+fi
+[ -x "$build/tools/deepnet" ] && "$build/tools/deepnet" info >"$out/deepnet-info.txt" 2>&1 || true
+
+# ---- suites ------------------------------------------------------------------
+start=$(date +%s)
+for s in $suites; do
+  echo "bench-report: suite $s ($(($(date +%s) - start)) s so far)"
+  args=(--benchmark_min_time="$min_time" --benchmark_repetitions="$reps"
+        --benchmark_report_aggregates_only=true
+        --benchmark_out="$out/$s.json" --benchmark_out_format=json)
+  [ -n "${BENCH_FILTER:-}" ] && args+=(--benchmark_filter="$BENCH_FILTER")
+  "$build/bench/bench-$s" "${args[@]}" >"$out/$s.txt" 2>&1 ||
+    die "bench-$s failed; see $out/$s.txt"
+done
+
+if [ "${BENCH_PYTORCH:-0}" = 1 ]; then
+  echo "bench-report: tools/pytorch_compare.py"
+  "$py" tools/pytorch_compare.py --build "$build" --json "$out/pytorch.json" >"$out/pytorch.txt" 2>&1 ||
+    echo "bench-report: pytorch_compare failed (see $out/pytorch.txt); continuing" >&2
+fi
+echo "bench-report: suites took $(($(date +%s) - start)) s"
+
+# ---- report and plots ---------------------------------------------------------
+cmd="tools/bench-report.sh $*"
+"$py" tools/plot_bench.py "$out" || die "tools/plot_bench.py failed (python3-matplotlib installed?)"
+"$py" tools/bench-report.py "$out" --command "BENCH_MIN_TIME=$min_time BENCH_REPETITIONS=$reps $cmd" \
+  >"$out/report.md" || die "tools/bench-report.py failed"
+echo "bench-report: done: $out/report.md, $(cd "$out" && ls ./*.png 2>/dev/null | wc -l) plots"
