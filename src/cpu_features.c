@@ -30,7 +30,7 @@ static void detect(dn_cpu_features *f) {
   f->avx512 = f->avx2_fma && avx512f && avx512dq && avx512bw && avx512vl && zmm_os;
 
   unsigned brand[12];
-  if (__get_cpuid_max(0x80000000u, NULL) >= 0x80000004u) {
+  if ((unsigned)__get_cpuid_max(0x80000000u, NULL) >= 0x80000004u) {
     for (unsigned i = 0; i < 3; i++)
       __cpuid(0x80000002u + i, brand[4 * i], brand[4 * i + 1], brand[4 * i + 2], brand[4 * i + 3]);
     memcpy(f->brand, brand, 48);
