@@ -202,7 +202,10 @@ int main(int argc, char **argv) {
     printf("%s%.6f", e ? ", " : "", epoch_s[e]);
   }
   qsort(sorted, clock.done, sizeof sorted[0], cmp_double);
-  const double median = clock.done ? sorted[clock.done / 2] : 0.0;
+  const size_t h = clock.done / 2;
+  const double median = !clock.done       ? 0.0
+                        : clock.done % 2  ? sorted[h]
+                                          : 0.5 * (sorted[h - 1] + sorted[h]);
   printf("], \"samples_per_s_median\": %.1f}\n", median > 0 ? (double)data.m / median : 0.0);
   dn_net_free(net);
   free_data(&cfg, &data);

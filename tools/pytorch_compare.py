@@ -1,0 +1,173 @@
+#!/usr/bin/python3
+"""Trains the same nets with deepnet and with PyTorch on the CPU and prints the throughput ratio.
+
+Both sides: relu hidden layers, softmax + categorical cross-entropy (PyTorch's
+CrossEntropyLoss on logits is the same math), Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8),
+the same batch, a reshuffle every epoch, the first M examples of Fashion-MNIST (or
+synthetic data), the same number of threads, each configuration in its own process.
+deepnet runs through bench/train_throughput.c (dn_net_train); PyTorch through a
+plain training loop. The figure is the median epoch's samples/s; the ratio is
+deepnet / PyTorch.
+
+usage: /usr/bin/python3 tools/pytorch_compare.py [--threads 1,2] [--batch 128] [--m 10000]
+           [--epochs 3] [--nets "784,512,256,10;784,1024,1024,512,10"] [--synthetic]
+           [--build build-bench] [--json OUT.json] [--torch-flush-denormal]
+
+Run it with Debian's /usr/bin/python3 (python3-torch); a pyenv python on PATH lacks torch.
+"""
+import argparse
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+def load_fashion(m):
+    """First m training examples: X (m, 784) float32 in [0, 1], labels (m,) int64."""
+    import torch
+    with gzip.open(os.path.join(FASHION, "train-images-idx3-ubyte.gz"), "rb") as f:
+        raw = f.read()
+    n, rows, cols = (int.from_bytes(raw[4 * i:4 * i + 4], "big") for i in (1, 2, 3))
+    m = min(m, n)
+    X = torch.frombuffer(bytearray(raw[16:16 + m * rows * cols]), dtype=torch.uint8)
+    X = X.reshape(m, rows * cols).to(torch.float32) / 255.0
+    with gzip.open(os.path.join(FASHION, "train-labels-idx1-ubyte.gz"), "rb") as f:
+        lab = f.read()
+    y = torch.frombuffer(bytearray(lab[8:8 + m]), dtype=torch.uint8).to(torch.int64)
+    return X, y
+
+
+def torch_worker(args):
+    """Runs in its own process: trains with PyTorch and prints one JSON line."""
+    import torch
+    torch.set_num_threads(args.threads)
+    if args.torch_flush_denormal:
+        torch.set_flush_denormal(True)
+    dims = [int(x) for x in args.dims.split(",")]
+    torch.manual_seed(1)
+    if args.synthetic:
+        X = torch.rand(args.m, dims[0])
+        y = torch.arange(args.m) % dims[-1]
+    else:
+        X, y = load_fashion(args.m)
+    layers = []
+    for i in range(1, len(dims)):
+        layers.append(torch.nn.Linear(dims[i - 1], dims[i]))
+        if i + 1 < len(dims):
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    m = X.shape[0]
+    epoch_s = []
+    for _ in range(args.epochs):
+        t0 = time.perf_counter()
+        perm = torch.randperm(m)
+        for i in range(0, m, args.batch):
+            idx = perm[i:i + args.batch]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(X[idx]), y[idx])
+            loss.backward()
+            opt.step()
+        epoch_s.append(time.perf_counter() - t0)
+    print(json.dumps({"lib": "pytorch", "threads": torch.get_num_threads(), "batch": args.batch,
+                      "m": m, "dims": dims, "epoch_s": epoch_s,
+                      "samples_per_s_median": m / statistics.median(epoch_s),
+                      "torch_version": torch.__version__, "final_loss": float(loss)}))
+
+
+def run_json(cmd, env):
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr.strip()}")
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"{' '.join(cmd)} printed no JSON:\n{p.stdout}\n{p.stderr}")
+    return json.loads(lines[-1])
+
+
+def ensure_driver(build):
+    exe = os.path.join(ROOT, build, "bench", "deepnet-train-bench")
+    if not os.path.exists(os.path.join(ROOT, build, "build.ninja")):
+        subprocess.run(["meson", "setup", os.path.join(ROOT, build), "--buildtype=release",
+                        "-Dtests=false"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["ninja", "-C", os.path.join(ROOT, build), "bench/deepnet-train-bench"],
+                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return exe
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--m", type=int, default=10000, help="training examples per epoch")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--nets", default="784,512,256,10;784,1024,1024,512,10")
+    ap.add_argument("--synthetic", action="store_true", help="random data instead of Fashion-MNIST")
+    ap.add_argument("--build", default="build-bench", help="meson build dir (made if missing)")
+    ap.add_argument("--isa", default=None, help="cap deepnet's kernels (default: the best)")
+    ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--torch-flush-denormal", action="store_true",
+                    help="torch.set_flush_denormal(True) (deepnet flushes by default)")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--dims", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        args.threads = int(args.threads)
+        torch_worker(args)
+        return 0
+
+    try:
+        import torch
+    except ImportError:
+        print(f"pytorch_compare: no torch in {sys.executable}; run it with /usr/bin/python3 "
+              "(Debian's python3-torch)", file=sys.stderr)
+        return 2
+    if not args.synthetic and not os.path.exists(os.path.join(FASHION, "train-images-idx3-ubyte.gz")):
+        print(f"pytorch_compare: {FASHION} missing (dataset-fashion-mnist); using --synthetic",
+              file=sys.stderr)
+        args.synthetic = True
+    exe = ensure_driver(args.build)
+    threads = [int(t) for t in args.threads.split(",")]
+    results = []
+    print(f"{'net':<24} {'batch':>5} {'thr':>3} {'deepnet':>10} {'PyTorch':>10} {'ratio':>6}")
+    for dims in args.nets.split(";"):
+        for t in threads:
+            env = dict(os.environ, OMP_NUM_THREADS=str(t), MKL_NUM_THREADS=str(t))
+            common = ["--batch", str(args.batch), "--m", str(args.m), "--epochs", str(args.epochs)]
+            dn_cmd = [exe, "--dims", dims, "--threads", str(t)] + common
+            dn_cmd += ["--synthetic"] if args.synthetic else ["--data", FASHION]
+            if args.isa:
+                dn_cmd += ["--isa", args.isa]
+            th_cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--dims", dims,
+                      "--threads", str(t)] + common
+            th_cmd += ["--synthetic"] if args.synthetic else []
+            th_cmd += ["--torch-flush-denormal"] if args.torch_flush_denormal else []
+            dn = run_json(dn_cmd, env)
+            th = run_json(th_cmd, env)
+            ratio = dn["samples_per_s_median"] / th["samples_per_s_median"]
+            print(f"{dims:<24} {args.batch:>5} {t:>3} {dn['samples_per_s_median']:>10.0f} "
+                  f"{th['samples_per_s_median']:>10.0f} {ratio:>5.2f}x", flush=True)
+            results.append({"dims": dims, "batch": args.batch, "threads": t,
+                            "deepnet": dn["samples_per_s_median"], "pytorch": th["samples_per_s_median"],
+                            "ratio": ratio, "deepnet_isa": dn.get("isa"),
+                            "deepnet_epoch_s": dn["epoch_s"], "pytorch_epoch_s": th["epoch_s"]})
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"command": "/usr/bin/python3 tools/pytorch_compare.py " + " ".join(sys.argv[1:]),
+                       "torch_version": torch.__version__, "m": args.m, "epochs": args.epochs,
+                       "data": "synthetic" if args.synthetic else "fashion-mnist",
+                       "torch_flush_denormal": args.torch_flush_denormal,
+                       "load_average": open("/proc/loadavg").read().split()[:3],
+                       "results": results}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
