@@ -11,6 +11,7 @@
 enum {
   KC_ALIGN = 8,     /* K blocks are multiples of this (but the last) */
   NC_CAP = 4092,    /* beyond this a bigger B block saves nothing measurable */
+  TILE_MAX = 512,   /* floats in the on-stack tile of the swapped-roles path */
 };
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
@@ -79,53 +80,40 @@ static blocking choose_blocking(const dn_kernel_table *kt, size_t K, size_t rows
   return b;
 }
 
-/* ---- packing (generic C: measured within noise of hand-vectorized copies) ---- */
+/* ---- packing: portable C here, per-ISA overrides in the table ---- */
 
-/* op(A)(i0 .. i0+mb, p0 .. p0+kb) into MR-row micro-panels, each kb columns of mr
- * floats, rows past mb zero. */
-static void pack_A(char transa, const float *A, size_t lda, size_t i0, size_t mb, size_t p0,
-                   size_t kb, size_t mr, float *restrict Ap) {
-  for (size_t ir = 0; ir < mb; ir += mr, Ap += mr * kb) {
-    const size_t rows = min_sz(mr, mb - ir);
-    if (transa == 'N') {
-      const float *src = A + (i0 + ir) + p0 * lda;
-      for (size_t p = 0; p < kb; p++) {
-        float *restrict dst = Ap + p * mr;
-        for (size_t i = 0; i < rows; i++) dst[i] = src[i + p * lda];
-        for (size_t i = rows; i < mr; i++) dst[i] = 0.0f;
-      }
-    } else {
-      const float *src = A + p0 + (i0 + ir) * lda;
-      for (size_t p = 0; p < kb; p++) {
-        float *restrict dst = Ap + p * mr;
-        for (size_t i = 0; i < rows; i++) dst[i] = src[p + i * lda];
-        for (size_t i = rows; i < mr; i++) dst[i] = 0.0f;
-      }
-    }
+typedef void (*pack_fn)(size_t k, size_t r, size_t w, const float *src, size_t ld, float *dst);
+
+/* dst[p*w + i] = src[i + p*ld]: whole lines of the panel are contiguous in src. */
+static void pack_n_portable(size_t k, size_t r, size_t w, const float *src, size_t ld,
+                            float *restrict dst) {
+  for (size_t p = 0; p < k; p++, dst += w) {
+    for (size_t i = 0; i < r; i++) dst[i] = src[i + p * ld];
+    for (size_t i = r; i < w; i++) dst[i] = 0.0f;
   }
 }
 
-/* op(B)(p0 .. p0+kb, j0 .. j0+nb) into NR-column micro-panels, each kb rows of nr
- * floats, columns past nb zero. */
-static void pack_B(char transb, const float *B, size_t ldb, size_t p0, size_t kb, size_t j0,
-                   size_t nb, size_t nr, float *restrict Bp) {
-  for (size_t jr = 0; jr < nb; jr += nr, Bp += nr * kb) {
-    const size_t cols = min_sz(nr, nb - jr);
-    if (transb == 'N') {
-      const float *src = B + p0 + (j0 + jr) * ldb;
-      for (size_t p = 0; p < kb; p++) {
-        float *restrict dst = Bp + p * nr;
-        for (size_t j = 0; j < cols; j++) dst[j] = src[p + j * ldb];
-        for (size_t j = cols; j < nr; j++) dst[j] = 0.0f;
-      }
-    } else {
-      const float *src = B + (j0 + jr) + p0 * ldb;
-      for (size_t p = 0; p < kb; p++) {
-        float *restrict dst = Bp + p * nr;
-        for (size_t j = 0; j < cols; j++) dst[j] = src[j + p * ldb];
-        for (size_t j = cols; j < nr; j++) dst[j] = 0.0f;
-      }
-    }
+/* dst[p*w + i] = src[p + i*ld]: each of the r lines is contiguous along k. */
+static void pack_t_portable(size_t k, size_t r, size_t w, const float *src, size_t ld,
+                            float *restrict dst) {
+  for (size_t p = 0; p < k; p++, dst += w) {
+    for (size_t i = 0; i < r; i++) dst[i] = src[p + i * ld];
+    for (size_t i = r; i < w; i++) dst[i] = 0.0f;
+  }
+}
+
+/* rows x kb of X (op(X) = X when trans is 'N') starting at (r0, p0) into w-wide
+ * micro-panels of kb lines each, the last one zero-padded. For A, rows run along M
+ * and w = MR; for B the caller passes op(B)^T (rows along N, w = NR). */
+static void pack_panels(const dn_kernel_table *kt, bool contiguous_rows, const float *X,
+                        size_t ld, size_t r0, size_t rows, size_t p0, size_t kb, size_t w,
+                        float *dst) {
+  const pack_fn pack = contiguous_rows ? (kt->sgemm_pack_n ? kt->sgemm_pack_n : pack_n_portable)
+                                       : (kt->sgemm_pack_t ? kt->sgemm_pack_t : pack_t_portable);
+  for (size_t i = 0; i < rows; i += w, dst += w * kb) {
+    const size_t r = min_sz(w, rows - i);
+    const float *src = contiguous_rows ? X + (r0 + i) + p0 * ld : X + p0 + (r0 + i) * ld;
+    pack(kb, r, w, src, ld, dst);
   }
 }
 
@@ -169,26 +157,47 @@ static void scale_C(float beta, float *C, size_t ldc, size_t m0, size_t m1, size
     for (size_t i = m0; i < m1; i++) C[i + j * ldc] = beta == 0.0f ? 0.0f : beta * C[i + j * ldc];
 }
 
-/* Rows [m0, m1) x columns [n0, n1) of C under blocking b, with Ap and Bp sized for
- * mc x kc and kc x nc. Beta applies on the first K block only; later blocks add. */
-static void gemm_blocked(const dn_kernel_table *kt, const blocking *b, char transa, char transb,
-                         size_t K, float alpha, const float *A, size_t lda, const float *B,
-                         size_t ldb, float beta, float *C, size_t ldc, size_t m0, size_t m1,
-                         size_t n0, size_t n1, float *Ap, float *Bp) {
+/* One m x n tile at C. With ct the problem is C^T (roles of A and B swapped): the
+ * kernel fills an on-stack tile with the bare sums, written to C transposed. */
+static inline void tile(const dn_kernel_table *kt, bool ct, size_t kb, float alpha,
+                        const float *Ap, const float *Bp, float beta, float *C, size_t ldc,
+                        size_t m, size_t n) {
+  if (!ct) {
+    kt->sgemm_ukr(kb, alpha, Ap, Bp, beta, C, ldc, m, n);
+    return;
+  }
+  float t[TILE_MAX];
+  kt->sgemm_ukr(kb, 1.0f, Ap, Bp, 0.0f, t, kt->mr, m, n);
+  for (size_t i = 0; i < m; i++) {
+    float *c = C + i * ldc;
+    for (size_t j = 0; j < n; j++) {
+      const float v = alpha * t[i + j * kt->mr];
+      c[j] = beta == 0.0f ? v : v + beta * c[j];
+    }
+  }
+}
+
+/* Rows [m0, m1) x columns [n0, n1) of C (of C^T when ct) under blocking b, with Ap and
+ * Bp sized for mc x kc and kc x nc. Beta applies on the first K block only; later
+ * blocks add. */
+static void gemm_blocked(const dn_kernel_table *kt, const blocking *b, bool ct, char transa,
+                         char transb, size_t K, float alpha, const float *A, size_t lda,
+                         const float *B, size_t ldb, float beta, float *C, size_t ldc, size_t m0,
+                         size_t m1, size_t n0, size_t n1, float *Ap, float *Bp) {
   for (size_t jc = n0; jc < n1; jc += b->nc) {
     const size_t nb = min_sz(b->nc, n1 - jc);
     for (size_t pc = 0; pc < K; pc += b->kc) {
       const size_t kb = min_sz(b->kc, K - pc);
       const float beta_pc = pc == 0 ? beta : 1.0f;
-      pack_B(transb, B, ldb, pc, kb, jc, nb, b->nr, Bp);
+      pack_panels(kt, transb == 'T', B, ldb, jc, nb, pc, kb, b->nr, Bp);
       for (size_t ic = m0; ic < m1; ic += b->mc) {
         const size_t mb = min_sz(b->mc, m1 - ic);
-        pack_A(transa, A, lda, ic, mb, pc, kb, b->mr, Ap);
+        pack_panels(kt, transa == 'N', A, lda, ic, mb, pc, kb, b->mr, Ap);
         for (size_t jr = 0; jr < nb; jr += b->nr)
           for (size_t ir = 0; ir < mb; ir += b->mr)
-            kt->sgemm_ukr(kb, alpha, Ap + ir * kb, Bp + jr * kb, beta_pc,
-                          C + (ic + ir) + (jc + jr) * ldc, ldc, min_sz(b->mr, mb - ir),
-                          min_sz(b->nr, nb - jr));
+            tile(kt, ct, kb, alpha, Ap + ir * kb, Bp + jr * kb, beta_pc,
+                 ct ? C + (jc + jr) + (ic + ir) * ldc : C + (ic + ir) + (jc + jr) * ldc, ldc,
+                 min_sz(b->mr, mb - ir), min_sz(b->nr, nb - jr));
       }
     }
   }
@@ -197,7 +206,7 @@ static void gemm_blocked(const dn_kernel_table *kt, const blocking *b, char tran
 /* Out of memory: one micro-panel pair at a time, packed on the stack (at most
  * KC x (MR + NR) floats, 66 KiB for AVX-512); the same kc, so the same bits. */
 static __attribute__((noinline)) void gemm_on_stack(const dn_kernel_table *kt, blocking b,
-                                                    char transa, char transb, size_t K,
+                                                    bool ct, char transa, char transb, size_t K,
                                                     float alpha, const float *A, size_t lda,
                                                     const float *B, size_t ldb, float beta,
                                                     float *C, size_t ldc, size_t m0, size_t m1,
@@ -205,30 +214,57 @@ static __attribute__((noinline)) void gemm_on_stack(const dn_kernel_table *kt, b
   float panels[b.kc * (b.mr + b.nr)];
   b.mc = b.mr;
   b.nc = b.nr;
-  gemm_blocked(kt, &b, transa, transb, K, alpha, A, lda, B, ldb, beta, C, ldc, m0, m1, n0, n1,
-               panels, panels + b.kc * b.mr);
+  gemm_blocked(kt, &b, ct, transa, transb, K, alpha, A, lda, B, ldb, beta, C, ldc, m0, m1, n0,
+               n1, panels, panels + b.kc * b.mr);
 }
+
+/* The share of an a-long side that a tile of r covers usefully. */
+static double tile_use(size_t a, size_t r) { return (double)a / (double)(ceil_div(a, r) * r); }
+
+/* Whether to compute C^T = op(B)^T op(A)^T instead: for M well under MR (a 10-unit
+ * layer), most of each MR-row tile would be padding, while N fills the tiles. From
+ * the global M, N and the tile alone, so every range of one GEMM agrees. */
+static bool swap_roles(const dn_kernel_table *kt, size_t M, size_t N) {
+  if (M >= kt->mr || kt->mr * kt->nr > TILE_MAX) return false;
+  const double as_is = tile_use(M, kt->mr) * tile_use(N, kt->nr);
+  const double swapped = tile_use(N, kt->mr) * tile_use(M, kt->nr);
+  return swapped > 1.5 * as_is; /* the transposed write-back costs the rest */
+}
+
+static char flip(char trans) { return trans == 'N' ? 'T' : 'N'; }
 
 void dn_gemm_range(const dn_kernel_table *kt, char transa, char transb, size_t M, size_t N,
                    size_t K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
                    float beta, float *C, size_t ldc, size_t m_begin, size_t m_end, size_t n_begin,
                    size_t n_end) {
-  (void)M;
-  (void)N;
   if (m_begin >= m_end || n_begin >= n_end) return;
   if (K == 0 || alpha == 0.0f) {
     scale_C(beta, C, ldc, m_begin, m_end, n_begin, n_end);
     return;
   }
+  const bool ct = swap_roles(kt, M, N);
+  if (ct) {
+    const float *t = A;
+    A = B;
+    B = t;
+    size_t s = lda;
+    lda = ldb;
+    ldb = s;
+    const char ta = transa;
+    transa = flip(transb);
+    transb = flip(ta);
+    s = m_begin, m_begin = n_begin, n_begin = s;
+    s = m_end, m_end = n_end, n_end = s;
+  }
   const blocking b = choose_blocking(kt, K, m_end - m_begin, n_end - n_begin);
   const size_t a_floats = round_up(b.mc * b.kc, 16);
   float *buf = scratch_get(a_floats + b.kc * b.nc);
   if (buf)
-    gemm_blocked(kt, &b, transa, transb, K, alpha, A, lda, B, ldb, beta, C, ldc, m_begin, m_end,
-                 n_begin, n_end, buf, buf + a_floats);
+    gemm_blocked(kt, &b, ct, transa, transb, K, alpha, A, lda, B, ldb, beta, C, ldc, m_begin,
+                 m_end, n_begin, n_end, buf, buf + a_floats);
   else
-    gemm_on_stack(kt, b, transa, transb, K, alpha, A, lda, B, ldb, beta, C, ldc, m_begin, m_end,
-                  n_begin, n_end);
+    gemm_on_stack(kt, b, ct, transa, transb, K, alpha, A, lda, B, ldb, beta, C, ldc, m_begin,
+                  m_end, n_begin, n_end);
 }
 
 void dn_gemm(const dn_kernel_table *kt, char transa, char transb, size_t M, size_t N, size_t K,

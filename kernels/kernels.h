@@ -31,6 +31,11 @@ typedef struct dn_kernel_table {
    * the same on every machine and topology (HWLOC_SYNTHETIC included). */
   size_t sgemm_kc;
 #define DN_SGEMM_KC_DEFAULT 256
+  /* Packing of one micro-panel of width w (MR or NR) and depth k from r <= w live
+   * lines of src, lines r..w-1 zero (NULL: the driver's portable C). pack_n copies,
+   * dst[p*w + i] = src[i + p*ld]; pack_t transposes, dst[p*w + i] = src[p + i*ld]. */
+  void (*sgemm_pack_n)(size_t k, size_t r, size_t w, const float *src, size_t ld, float *dst);
+  void (*sgemm_pack_t)(size_t k, size_t r, size_t w, const float *src, size_t ld, float *dst);
 
   dn_act_fwd_fn act_fwd[DN_ACT_SOFTMAX]; /* every activation except softmax */
   dn_act_bwd_fn act_bwd[DN_ACT_SOFTMAX];

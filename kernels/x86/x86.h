@@ -12,4 +12,8 @@ void dn_sgemm_ukr_avx2_16x6(size_t k, float alpha, const float *Ap, const float 
 void dn_sgemm_ukr_avx512_32x12(size_t k, float alpha, const float *Ap, const float *Bp, float beta,
                                float *C, size_t ldc, size_t m, size_t n);
 
+/* The driver's packing hooks (kernels.h: sgemm_pack_n, sgemm_pack_t). */
+void dn_sgemm_pack_n_avx2(size_t k, size_t r, size_t w, const float *src, size_t ld, float *dst);
+void dn_sgemm_pack_t_avx2(size_t k, size_t r, size_t w, const float *src, size_t ld, float *dst);
+
 #endif
