@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Reads a profile made by tools/perf-record.sh: the top functions (self time), the
+# callers of the hottest ones, a per-instruction annotation of the hottest deepnet
+# kernel, and a flame graph (flame.svg, tools/flamegraph.py). Writes them next to
+# perf.data and prints the top of each.
+#
+#   tools/perf-report.sh [DIR | DIR/perf.data] [--top N] [--symbol SYM]
+#
+#   DIR        folder of tools/perf-record.sh (default: the newest reports/perf-*)
+#   --top N    lines of the top-functions table to print (default 25)
+#   --symbol   annotate SYM instead of the hottest kernel
+# Writes DIR/top.txt, DIR/callers.txt, DIR/annotate.txt, DIR/folded.txt, DIR/flame.svg.
+# Exit codes: 2 usage or no profile, 3 perf missing, 4 perf not permitted.
+set -euo pipefail
+here=$(cd "${0%/*}" && pwd)
+. "$here/perf-common.sh"
+
+dir="" top=25 symbol=""
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --top) [ $# -ge 2 ] || usage; top=$2; shift 2 ;;
+    --symbol) [ $# -ge 2 ] || usage; symbol=$2; shift 2 ;;
+    -h | --help) usage ;;
+    -*) usage ;;
+    *) dir=$1; shift ;;
+  esac
+done
+if [ -z "$dir" ]; then
+  dir=$(ls -dt reports/perf-* 2>/dev/null | head -1 || true)
+  [ -n "$dir" ] || perf_die 2 "no profile folder given and none under reports/perf-*; run tools/perf-record.sh first"
+fi
+data=$dir
+if [ -d "$dir" ]; then data=$dir/perf.data; else dir=$(dirname "$dir"); fi
+[ -f "$data" ] || perf_die 2 "$data not found; run tools/perf-record.sh first"
+perf_require_binary
+
+# Top functions by self time (leaf samples), one line per symbol.
+"$PERF" report -i "$data" --stdio --no-children --sort symbol,dso --percent-limit 0.3 \
+  -g none 2>/dev/null >"$dir/top.txt"
+echo "== top functions (self), $dir/top.txt"
+grep -v '^#' "$dir/top.txt" | grep -v '^$' | head -n "$top"
+
+# Who calls the hottest functions: each one's call chains up to main (self time).
+"$PERF" report -i "$data" --stdio --no-children --sort symbol --percent-limit 2 \
+  -g callee,0.5 2>/dev/null >"$dir/callers.txt" || true
+echo
+echo "== callers of the functions above 2% (self): $dir/callers.txt ($(wc -l <"$dir/callers.txt") lines)"
+
+# The hottest deepnet kernel: a dn_* symbol of a kernel (ISA-suffixed or the GEMM
+# micro-kernel); failing that, the hottest dn_* symbol, then the hottest of all.
+pick() { grep -v '^#' "$dir/top.txt" | grep -oE '\[\.\] [^ ]+' | sed 's/^\[\.\] //' | grep -E "$1" | head -1 || true; }
+if [ -z "$symbol" ]; then
+  symbol=$(pick '^dn_.*_(avx512|avx2|neon|scalar)')
+  [ -n "$symbol" ] || symbol=$(pick '^dn_')
+  [ -n "$symbol" ] || symbol=$(pick '.')
+fi
+if [ -n "$symbol" ]; then
+  "$PERF" annotate -i "$data" --stdio -s "$symbol" 2>/dev/null >"$dir/annotate.txt" || true
+  echo
+  echo "== hottest instructions of $symbol ($dir/annotate.txt)"
+  # perf annotate lines: " percent :  address: instruction"; show the 20 hottest.
+  grep -E '^ +[0-9]+\.[0-9]+ +:' "$dir/annotate.txt" | sort -t: -k1,1 -rn | head -20 || true
+fi
+
+# Flame graph.
+"$PERF" script -i "$data" 2>/dev/null | /usr/bin/python3 "$here/flamegraph.py" \
+  --fold-out "$dir/folded.txt" --title "$(sed -n 's/^command: //p' "$dir/command.txt" 2>/dev/null | head -c 120)" \
+  >"$dir/flame.svg"
+echo
+echo "== flame graph: $dir/flame.svg ($(wc -l <"$dir/folded.txt") distinct stacks)"
