@@ -156,6 +156,9 @@ Test(cli_parse, eval_and_predict_flags_parse) {
   cr_expect_str_eq(c.data.images, "i");
   cr_expect_str_eq(c.data.labels, "l");
   cr_expect_eq(c.threads, 1);
+  cr_assert_eq(PARSE(&c, err, "eval", "--model", "m.dnm"), CLI_RUN, "%s", err);
+  cr_expect_str_eq(c.data.images, "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz");
+  cr_expect_str_eq(c.data.labels, "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz");
   cr_assert_eq(PARSE(&c, err, "predict", "--model", "m.dnm", "--csv", "x.csv", "--label-column", "-1",
                      "--probs"),
                CLI_RUN, "%s", err);

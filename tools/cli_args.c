@@ -124,7 +124,10 @@ static const struct {
          "Ctrl-C stops after the current batch and saves the model.\n"
          "Exit codes: 0 done, 1 failed, 2 bad arguments, 130 interrupted.\n"},
     [CLI_CMD_EVAL] = {"eval", "accuracy and confusion matrix of a saved model on a labelled set",
-                      "Confusion matrix rows are true classes, columns predicted ones.\n"},
+                      "Without --images or --csv the data is Fashion-MNIST's t10k set in\n"
+                      "  " CLI_FASHION_MNIST_DIR ".\n"
+                      "Confusion matrix rows are true classes, columns predicted ones (printed\n"
+                      "for up to 32 classes).\n"},
     [CLI_CMD_PREDICT] = {"predict", "print the predicted class of each example, one per line",
                          "The loaders read labels too: give --labels with --images, and a CSV with\n"
                          "its label column; predict does not use their values.\n"},
@@ -431,7 +434,11 @@ static cli_result finish_run(cli_config *cfg, char *err, size_t err_size) {
   if (!cfg->model) return fail(err, err_size, "--model is required");
   if (check_data(&cfg->data, "--images", "--labels", "--csv", err, err_size) != CLI_RUN)
     return CLI_ERROR;
-  if (!data_given(&cfg->data)) return fail(err, err_size, "no input: give --images and --labels, or --csv");
+  if (data_given(&cfg->data)) return CLI_RUN;
+  if (cfg->command == CLI_CMD_PREDICT)
+    return fail(err, err_size, "no input: give --images and --labels, or --csv");
+  cfg->data.images = CLI_FASHION_MNIST_DIR "/t10k-images-idx3-ubyte.gz";
+  cfg->data.labels = CLI_FASHION_MNIST_DIR "/t10k-labels-idx1-ubyte.gz";
   return CLI_RUN;
 }
 
