@@ -43,8 +43,9 @@ typedef struct dn_kernel_table {
   void (*softmax_fwd)(size_t rows, size_t cols, const float *Z, float *A);
   /* Z(:, j) += b for each of the cols columns (rows x cols, ld = rows). */
   void (*bias_add)(size_t rows, size_t cols, const float *b, float *Z);
-  /* out[i] = scale * sum_j X(i, j), j ascending (fixed order: bitwise reproducible). */
-  void (*row_sum)(size_t rows, size_t cols, const float *X, float scale, float *out);
+  /* out[i] = scale * sum_j X(i, j), j ascending (fixed order: bitwise reproducible);
+   * X is rows x cols with leading dimension ldx, so callers can split the rows. */
+  void (*row_sum)(size_t rows, size_t cols, const float *X, size_t ldx, float scale, float *out);
   /* dst[i] = a[i] - b[i] */
   void (*sub)(size_t n, const float *a, const float *b, float *dst);
   /* x[i] *= s */
