@@ -185,7 +185,8 @@ static int fit_labels(labelled *s, size_t n_out) {
       return EXIT_RUNTIME;
     }
   if (s->d.n_classes == n_out) return 0;
-  if (!(s->Y_own = calloc(n_out * m, sizeof(float)))) {
+  size_t count;
+  if (!dn_mul_ok(n_out, m, &count) || !(s->Y_own = calloc(count, sizeof(float)))) {
     fprintf(stderr, "deepnet: out of memory for the labels of the %s\n", s->name);
     return EXIT_RUNTIME;
   }
