@@ -163,7 +163,7 @@ build() {
   if [[ ! -f $builddir/build.ninja ]]; then
     rm -rf "$builddir"
     log "meson setup build-arm64"
-    meson setup "$builddir" "$repo" "${cross_files[@]}" -Dbench=disabled >/dev/null
+    meson setup "$builddir" "$repo" "${cross_files[@]}" -Dbench=disabled
   fi
   log "ninja -C build-arm64"
   ninja -C "$builddir"
