@@ -1,4 +1,5 @@
 /* Threading settings and the per-thread floating-point environment (FTZ/DAZ). */
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include <omp.h>
@@ -65,27 +66,168 @@ int dn_threads_for(size_t units, size_t min_units_per_thread) {
   return by_work < (size_t)want ? (int)by_work : want;
 }
 
+/* ---- the worker pool ----
+ * Why not `#pragma omp parallel`: its closing barrier waits for every thread to
+ * arrive, so on a machine where another process holds a core, each region waits
+ * for the starved worker's next time slice (measured here: 2 threads ran 6x
+ * slower than 1 with the other core busy). Here the region ends when its chunks
+ * are done: each thread first works through its own contiguous share (the
+ * NUMA-friendly layout), then takes chunks nobody has started, so a worker that
+ * wakes late finds nothing left and the caller never waits for it. Idle workers
+ * sleep on a condition variable: nothing spins after a call returns. Results
+ * cannot depend on who ran a chunk: callers guarantee chunk-independent bits. */
+
+enum { CHUNKS_PER_THREAD = 2, MAX_POOL_THREADS = 256 };
+
+typedef struct share {
+  atomic_size_t next; /* next chunk of this share to start */
+  size_t end;         /* one past its last chunk */
+} share;
+
+typedef struct pool_job {
+  dn_range_fn fn;
+  void *ctx;
+  size_t n, chunk;
+  int threads;
+  int flush;             /* the caller's FTZ/DAZ setting */
+  share shares[MAX_POOL_THREADS];
+  atomic_size_t chunks_left;
+} pool_job;
+
+static struct {
+  pthread_mutex_t mu;       /* guards the fields below and the condition variables */
+  pthread_cond_t wake, done;
+  pthread_mutex_t submit;   /* one job at a time; a busy pool means "run inline" */
+  int workers;              /* started so far */
+  uint64_t generation;      /* bumped for every job */
+  pool_job *job;
+  bool job_finished;        /* its last chunk is done */
+  int active;               /* workers inside work_on for the current job */
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
+          PTHREAD_MUTEX_INITIALIZER, 0, 0, NULL, false, 0};
+
+static _Thread_local bool in_pool_worker;
+
+static void run_chunk(pool_job *job, size_t c) {
+  const size_t begin = c * job->chunk, end = begin + job->chunk < job->n ? begin + job->chunk : job->n;
+  job->fn(job->ctx, begin, end);
+}
+
+/* Own share first, then any share's unstarted chunks; returns when none are left. */
+static void work_on(pool_job *job, int t) {
+  dn_fpenv env = {0};
+  if (job->flush) dn_fpenv_enter(&env);
+  for (int k = 0; k < job->threads; k++) {
+    share *s = &job->shares[(t + k) % job->threads];
+    for (size_t c; (c = atomic_fetch_add(&s->next, 1)) < s->end;) {
+      run_chunk(job, c);
+      if (atomic_fetch_sub(&job->chunks_left, 1) == 1) {
+        pthread_mutex_lock(&pool.mu);
+        pool.job_finished = true;
+        pthread_cond_signal(&pool.done);
+        pthread_mutex_unlock(&pool.mu);
+      }
+    }
+  }
+  if (job->flush) dn_fpenv_leave(&env);
+}
+
+static void *worker_main(void *arg) {
+  const int t = (int)(intptr_t)arg; /* 1.. (the caller is thread 0) */
+  in_pool_worker = true;
+  uint64_t seen = 0;
+  pthread_mutex_lock(&pool.mu);
+  for (;;) {
+    while (pool.generation == seen) pthread_cond_wait(&pool.wake, &pool.mu);
+    seen = pool.generation;
+    pool_job *job = pool.job;
+    /* A worker that wakes after the job is done must not touch it: the caller
+     * may already be filling the same struct with the next job. */
+    if (!job || pool.job_finished || t >= job->threads) continue;
+    pool.active++;
+    pthread_mutex_unlock(&pool.mu);
+    dn_bind_worker((size_t)t, (size_t)job->threads);
+    work_on(job, t);
+    pthread_mutex_lock(&pool.mu);
+    if (--pool.active == 0 && pool.job_finished) pthread_cond_signal(&pool.done);
+  }
+  return NULL;
+}
+
+/* Start workers up to `wanted` (the caller is one of the threads). Returns how
+ * many threads can take part, the caller included. */
+static int ensure_workers(int wanted) {
+  while (pool.workers + 1 < wanted) {
+    pthread_t tid;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    const int rc = pthread_create(&tid, &attr, worker_main, (void *)(intptr_t)(pool.workers + 1));
+    pthread_attr_destroy(&attr);
+    if (rc != 0) break; /* out of threads: run with what there is */
+    pool.workers++;
+  }
+  return pool.workers + 1 < wanted ? pool.workers + 1 : wanted;
+}
+
+/* After fork() only the calling thread exists in the child: forget the workers. */
+static void forget_workers_in_child(void) {
+  pthread_mutex_init(&pool.mu, NULL);
+  pthread_mutex_init(&pool.submit, NULL);
+  pthread_cond_init(&pool.wake, NULL);
+  pthread_cond_init(&pool.done, NULL);
+  pool.workers = 0;
+  pool.job = NULL;
+  pool.active = 0;
+}
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void register_atfork(void) { pthread_atfork(NULL, NULL, forget_workers_in_child); }
+
 void dn_parallel_for(size_t n, size_t grain, int threads, dn_range_fn fn, void *ctx) {
   if (n == 0) return;
   if (grain == 0) grain = 1;
-  const size_t chunks = (n + grain - 1) / grain;
+  if (threads > MAX_POOL_THREADS) threads = MAX_POOL_THREADS;
+  /* Chunks of at least `grain`, about CHUNKS_PER_THREAD per thread. */
+  size_t chunk = (n + (size_t)threads * CHUNKS_PER_THREAD - 1) / ((size_t)threads * CHUNKS_PER_THREAD);
+  chunk = chunk <= grain ? grain : (chunk + grain - 1) / grain * grain;
+  const size_t chunks = (n + chunk - 1) / chunk;
   if (threads > (int)chunks) threads = (int)chunks;
-  if (threads <= 1) {
-    fn(ctx, 0, n);
+  if (threads <= 1 || in_pool_worker || pthread_mutex_trylock(&pool.submit) != 0) {
+    fn(ctx, 0, n); /* one thread, or nested, or another caller holds the pool */
     return;
   }
-  /* Contiguous, equal shares in thread order: each thread owns one block of
-   * columns (the NUMA-friendly layout); callers guarantee results do not depend
-   * on the boundaries, so any thread count gives the same bits. */
-#pragma omp parallel num_threads(threads)
-  {
-    dn_fpenv env;
-    dn_fpenv_enter(&env);
-    const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
-    dn_bind_worker(t, nt);
-    size_t begin, end;
-    dn_block_range(n, grain, t, nt, &begin, &end);
-    if (begin < end) fn(ctx, begin, end);
-    dn_fpenv_leave(&env);
+  pthread_once(&atfork_once, register_atfork);
+  pthread_mutex_lock(&pool.mu);
+  threads = ensure_workers(threads);
+  pthread_mutex_unlock(&pool.mu);
+
+  static pool_job job; /* guarded by pool.submit */
+  job.fn = fn;
+  job.ctx = ctx;
+  job.n = n;
+  job.chunk = chunk;
+  job.threads = threads;
+  job.flush = dn_get_flush_denormals();
+  for (int t = 0; t < threads; t++) {
+    size_t b, e;
+    dn_block_range(chunks, 1, (size_t)t, (size_t)threads, &b, &e);
+    atomic_store(&job.shares[t].next, b);
+    job.shares[t].end = e;
   }
+  atomic_store(&job.chunks_left, chunks);
+
+  pthread_mutex_lock(&pool.mu);
+  pool.job = &job;
+  pool.job_finished = false;
+  pool.generation++;
+  pthread_cond_broadcast(&pool.wake);
+  pthread_mutex_unlock(&pool.mu);
+
+  work_on(&job, 0); /* the caller works too (it is not pinned: it is the user's thread) */
+
+  pthread_mutex_lock(&pool.mu);
+  while (!pool.job_finished || pool.active > 0) pthread_cond_wait(&pool.done, &pool.mu);
+  pool.job = NULL;
+  pthread_mutex_unlock(&pool.mu);
+  pthread_mutex_unlock(&pool.submit);
 }
