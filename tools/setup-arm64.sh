@@ -24,19 +24,20 @@ esac
 repo=$(cd "$(dirname "$0")/.." && pwd)
 sysroot=$repo/sysroot-arm64
 builddir=$repo/build-arm64
-triplet=aarch64-linux-gnu
 qemu_cpus=(default cortex-a53) # default: QEMU_CPU unset (qemu-aarch64's 'max'; empty is an error)
 
 log() { printf '== setup-arm64: %s\n' "$*" >&2; }
 die() { printf 'setup-arm64: %s\n' "$*" >&2; exit 1; }
 
-[[ $(id -u) == 0 ]] || die "run as root (it installs packages and registers binfmt_misc)"
+# Only installing packages and registering binfmt_misc need root: once done, anyone may
+# rebuild and test.
+need_root() { [[ $(id -u) == 0 ]] || die "$1 needs root: run this once as root"; }
 
 apt_opts=(-q -o DPkg::Lock::Timeout=600 -o APT::Sandbox::User=root)
 export DEBIAN_FRONTEND=noninteractive
 
 # Host side: the cross compilers and qemu. The cross gcc brings the arm64 libc,
-# libgcc and libgomp under /usr/$triplet, which is also qemu's QEMU_LD_PREFIX.
+# libgcc and libgomp under /usr/aarch64-linux-gnu, which is also qemu's QEMU_LD_PREFIX.
 host_pkgs=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
            meson ninja-build pkg-config)
 
@@ -46,6 +47,7 @@ install_host_packages() {
     [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *'ok installed' ]] || missing+=("$p")
   done
   if [[ $'\n'$(dpkg --print-foreign-architectures)$'\n' != *$'\n'arm64$'\n'* ]]; then
+    need_root "dpkg --add-architecture arm64"
     log "adding the arm64 architecture to dpkg"
     dpkg --add-architecture arm64
     need_update=1
@@ -53,10 +55,12 @@ install_host_packages() {
   # apt knows arm64 packages only after an update that followed --add-architecture.
   if [[ -n ${need_update:-} ]] || ((${#missing[@]})) ||
      ! apt-cache show libcriterion-dev:arm64 >/dev/null 2>&1; then
+    need_root "apt-get update"
     log "apt-get update"
     apt-get "${apt_opts[@]}" update >/dev/null
   fi
   if ((${#missing[@]})); then
+    need_root "installing ${missing[*]}"
     log "installing ${missing[*]}"
     apt-get "${apt_opts[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null
   fi
@@ -140,14 +144,19 @@ sysroot = '$sysroot'"
 register_binfmt() {
   local dir=/proc/sys/fs/binfmt_misc
   if [[ ! -e $dir/register ]]; then
+    need_root "mounting binfmt_misc"
     mount -t binfmt_misc binfmt_misc "$dir" ||
       die "cannot mount binfmt_misc on $dir (needs a privileged container)"
   fi
   if [[ ! -e $dir/qemu-aarch64 ]]; then
+    need_root "registering qemu-aarch64 with binfmt_misc"
     log "registering qemu-aarch64 with binfmt_misc"
     cat /usr/lib/binfmt.d/qemu-aarch64.conf >"$dir/register"
   fi
-  grep -qx enabled "$dir/qemu-aarch64" || echo 1 >"$dir/qemu-aarch64"
+  if [[ $(head -n1 "$dir/qemu-aarch64") != enabled ]]; then
+    need_root "enabling qemu-aarch64 in binfmt_misc"
+    echo 1 >"$dir/qemu-aarch64"
+  fi
 }
 
 setup_all() {
