@@ -4,6 +4,12 @@
 #include "kernels.h"
 #include "scalar/scalar.h"
 
+/* Each kernel here rounds every multiply and add on its own, as the SIMD sets do, so they
+ * agree bit for bit: no contraction (gcc in ISO C mode never does; clang would). */
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 void dn_bias_add_scalar(size_t rows, size_t cols, const float *b, float *Z) {
   for (size_t j = 0; j < cols; j++)
     for (size_t i = 0; i < rows; i++) Z[i + j * rows] += b[i];

@@ -7,7 +7,10 @@
 void dn_sgemm_ukr_scalar_4x4(size_t k, float alpha, const float *Ap, const float *Bp, float beta,
                              float *C, size_t ldc, size_t m, size_t n);
 
+/* One element of exp, sigmoid and tanh: the formulas every SIMD set mirrors. */
+float dn_exp1_scalar(float x);
 float dn_sigmoid1_scalar(float z);
+float dn_tanh1_scalar(float z);
 void dn_linear_fwd_scalar(size_t n, const float *Z, float *A);
 void dn_linear_bwd_scalar(size_t n, const float *Z, const float *A, const float *dA, float *dZ);
 void dn_relu_fwd_scalar(size_t n, const float *Z, float *A);
