@@ -1,0 +1,286 @@
+/* AVX2+FMA vector math: exp, the activations and their derivatives, softmax, bias add,
+ * row sums and the optimizer updates, each the vector form of its scalar twin (same
+ * operations in the same order; docs/vecmath.md), with masked tails that touch nothing
+ * past n. */
+#include <immintrin.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kernels.h"
+#include "vecmath.h"
+
+#define V 8 /* floats per vector */
+#define INLINE static inline __attribute__((always_inline))
+
+typedef __m256 vf;
+typedef __m256i vmask;
+
+/* Lanes [0, r) of a tail, r < V (a sliding window over this table). */
+static const int32_t tail_bits[2 * V] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+INLINE vmask tail_mask(size_t r) { return _mm256_loadu_si256((const __m256i *)(tail_bits + V - r)); }
+#define ALL _mm256_set1_epi32(-1)
+
+/* A full vector, or the masked tail (maskload/maskstore leave the other lanes alone);
+ * `full` is a constant after inlining, so the full-vector loop has no masks. */
+INLINE vf ld(const float *p, vmask m, bool full) {
+  return full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, m);
+}
+INLINE void st(float *p, vmask m, bool full, vf v) {
+  if (full)
+    _mm256_storeu_ps(p, v);
+  else
+    _mm256_maskstore_ps(p, m, v);
+}
+
+/* step(i, mask, full, ...) over [0, n): every full vector, then one masked tail. */
+#define VLOOP(n, step, ...)                                          \
+  do {                                                               \
+    size_t i_ = 0;                                                   \
+    for (; i_ + V <= (n); i_ += V) step(i_, ALL, true, __VA_ARGS__); \
+    if (i_ < (n)) step(i_, tail_mask((n) - i_), false, __VA_ARGS__); \
+  } while (0)
+
+INLINE vf set1(float x) { return _mm256_set1_ps(x); }
+INLINE vf gt0(vf z) { return _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GT_OQ); }
+
+INLINE vf pow2i(__m256i k) { /* 2^k, k in [-126, 127] */
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
+}
+
+INLINE vf exp_v(vf x) {
+  /* min/max return their second operand when one is NaN: NaN passes the clamp. */
+  x = _mm256_max_ps(set1(DN_EXP_X_MIN), _mm256_min_ps(set1(DN_EXP_X_MAX), x));
+  const vf shifter = set1(DN_EXP_SHIFTER);
+  const vf n = _mm256_sub_ps(_mm256_fmadd_ps(x, set1(DN_EXP_LOG2E), shifter), shifter);
+  vf r = _mm256_fmadd_ps(n, set1(-DN_EXP_LN2_HI), x);
+  r = _mm256_fmadd_ps(n, set1(-DN_EXP_LN2_LO), r);
+  vf p = _mm256_fmadd_ps(set1(DN_EXP_C5), r, set1(DN_EXP_C4));
+  p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C3));
+  p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C2));
+  p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C1));
+  p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C0));
+  const vf q = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
+  const __m256i k = _mm256_cvtps_epi32(n), k1 = _mm256_srai_epi32(k, 1);
+  const vf s1 = pow2i(k1);
+  return _mm256_mul_ps(_mm256_fmadd_ps(q, s1, s1), pow2i(_mm256_sub_epi32(k, k1)));
+}
+
+INLINE vf sigmoid_v(vf z) {
+  const vf e = exp_v(_mm256_or_ps(z, set1(-0.0f)));
+  const vf num = _mm256_blendv_ps(e, set1(1.0f), _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GE_OQ));
+  return _mm256_div_ps(num, _mm256_add_ps(set1(1.0f), e));
+}
+
+INLINE vf tanh_v(vf z) {
+  const vf sign = _mm256_and_ps(z, set1(-0.0f)), a = _mm256_andnot_ps(set1(-0.0f), z);
+  const vf a2 = _mm256_mul_ps(a, a);
+  vf p = _mm256_fmadd_ps(set1(DN_TANH_C4), a2, set1(DN_TANH_C3));
+  p = _mm256_fmadd_ps(p, a2, set1(DN_TANH_C2));
+  p = _mm256_fmadd_ps(p, a2, set1(DN_TANH_C1));
+  p = _mm256_fmadd_ps(p, a2, set1(DN_TANH_C0));
+  const vf small = _mm256_fmadd_ps(_mm256_mul_ps(p, a2), a, a);
+  const vf e = exp_v(_mm256_mul_ps(set1(-2.0f), a));
+  const vf large = _mm256_sub_ps(set1(1.0f), _mm256_div_ps(_mm256_add_ps(e, e), _mm256_add_ps(set1(1.0f), e)));
+  const vf t = _mm256_blendv_ps(large, small, _mm256_cmp_ps(a, set1(DN_TANH_SMALL), _CMP_LT_OQ));
+  return _mm256_or_ps(t, sign);
+}
+
+INLINE vf linear_v(vf z) { return z; }
+INLINE vf relu_v(vf z) { /* z <= 0 is false for NaN: NaN passes */
+  return _mm256_andnot_ps(_mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_LE_OQ), z);
+}
+INLINE vf leaky_relu_v(vf z) { return _mm256_blendv_ps(_mm256_mul_ps(set1(DN_LEAKY_SLOPE), z), z, gt0(z)); }
+
+INLINE vf linear_d(vf z, vf a, vf da) {
+  (void)z;
+  (void)a;
+  return da;
+}
+INLINE vf relu_d(vf z, vf a, vf da) {
+  (void)a;
+  return _mm256_and_ps(gt0(z), da);
+}
+INLINE vf leaky_relu_d(vf z, vf a, vf da) {
+  (void)a;
+  return _mm256_blendv_ps(_mm256_mul_ps(set1(DN_LEAKY_SLOPE), da), da, gt0(z));
+}
+INLINE vf sigmoid_d(vf z, vf a, vf da) {
+  (void)z;
+  return _mm256_mul_ps(_mm256_mul_ps(da, a), _mm256_sub_ps(set1(1.0f), a));
+}
+INLINE vf tanh_d(vf z, vf a, vf da) {
+  (void)z;
+  return _mm256_mul_ps(da, _mm256_sub_ps(set1(1.0f), _mm256_mul_ps(a, a)));
+}
+
+/* A = g(Z) and dZ = dA * g'(Z) for each activation g, from its one-vector form. */
+#define FWD_KERNEL(name, g)                                                                   \
+  INLINE void name##_step(size_t i, vmask m, bool full, const float *Z, float *A) {          \
+    st(A + i, m, full, g(ld(Z + i, m, full)));                                                \
+  }                                                                                           \
+  static void name(size_t n, const float *Z, float *A) { VLOOP(n, name##_step, Z, A); }
+#define BWD_KERNEL(name, gd)                                                                  \
+  INLINE void name##_step(size_t i, vmask m, bool full, const float *Z, const float *A,      \
+                          const float *dA, float *dZ) {                                       \
+    st(dZ + i, m, full, gd(ld(Z + i, m, full), ld(A + i, m, full), ld(dA + i, m, full)));    \
+  }                                                                                           \
+  static void name(size_t n, const float *Z, const float *A, const float *dA, float *dZ) {    \
+    VLOOP(n, name##_step, Z, A, dA, dZ);                                                      \
+  }
+
+FWD_KERNEL(exp_avx2, exp_v)
+FWD_KERNEL(dn_linear_fwd_avx2, linear_v)
+FWD_KERNEL(dn_relu_fwd_avx2, relu_v)
+FWD_KERNEL(dn_leaky_relu_fwd_avx2, leaky_relu_v)
+FWD_KERNEL(dn_sigmoid_fwd_avx2, sigmoid_v)
+FWD_KERNEL(dn_tanh_fwd_avx2, tanh_v)
+BWD_KERNEL(dn_linear_bwd_avx2, linear_d)
+BWD_KERNEL(dn_relu_bwd_avx2, relu_d)
+BWD_KERNEL(dn_leaky_relu_bwd_avx2, leaky_relu_d)
+BWD_KERNEL(dn_sigmoid_bwd_avx2, sigmoid_d)
+BWD_KERNEL(dn_tanh_bwd_avx2, tanh_d)
+
+void dn_exp_avx2(size_t n, const float *x, float *y) { exp_avx2(n, x, y); }
+
+INLINE float hmax(vf v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
+}
+INLINE float hsum(vf v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+/* Softmax of one column in three passes: max, exp(z - max) with its sum, divide. */
+INLINE void max_step(size_t i, vmask m, bool full, const float *z, vf *acc) {
+  vf x = ld(z + i, m, full);
+  if (!full) x = _mm256_blendv_ps(set1(-INFINITY), x, _mm256_castsi256_ps(m));
+  *acc = _mm256_max_ps(*acc, x);
+}
+INLINE void exp_sum_step(size_t i, vmask m, bool full, const float *z, vf zmax, float *a, vf *sum) {
+  vf e = exp_v(_mm256_sub_ps(ld(z + i, m, full), zmax));
+  st(a + i, m, full, e);
+  if (!full) e = _mm256_and_ps(e, _mm256_castsi256_ps(m));
+  *sum = _mm256_add_ps(*sum, e);
+}
+INLINE void div_step(size_t i, vmask m, bool full, float *a, vf sum) {
+  st(a + i, m, full, _mm256_div_ps(ld(a + i, m, full), sum));
+}
+static void dn_softmax_fwd_avx2(size_t rows, size_t cols, const float *Z, float *A) {
+  for (size_t j = 0; j < cols; j++) {
+    const float *z = Z + j * rows;
+    float *a = A + j * rows;
+    vf acc = set1(-INFINITY), sum = _mm256_setzero_ps();
+    VLOOP(rows, max_step, z, &acc);
+    VLOOP(rows, exp_sum_step, z, set1(hmax(acc)), a, &sum);
+    VLOOP(rows, div_step, a, set1(hsum(sum)));
+  }
+}
+
+INLINE void bias_step(size_t i, vmask m, bool full, const float *b, float *z) {
+  st(z + i, m, full, _mm256_add_ps(ld(z + i, m, full), ld(b + i, m, full)));
+}
+static void dn_bias_add_avx2(size_t rows, size_t cols, const float *b, float *Z) {
+  for (size_t j = 0; j < cols; j++) VLOOP(rows, bias_step, b, Z + j * rows);
+}
+
+/* Vectorized across rows, each row's sum still 0 + X(i,0) + X(i,1) + ... in j order:
+ * bitwise the scalar twin's result, whatever rows the caller gives each thread. */
+INLINE void row_sum_step(size_t i, vmask m, bool full, size_t cols, const float *X, size_t ldx,
+                         vf scale, float *out) {
+  vf s = _mm256_setzero_ps();
+  for (size_t j = 0; j < cols; j++) s = _mm256_add_ps(s, ld(X + i + j * ldx, m, full));
+  st(out + i, m, full, _mm256_mul_ps(s, scale));
+}
+static void dn_row_sum_avx2(size_t rows, size_t cols, const float *X, size_t ldx, float scale,
+                            float *out) {
+  const vf vs = set1(scale);
+  size_t i = 0;
+  for (; i + 4 * V <= rows; i += 4 * V) { /* four sums in flight per column */
+    vf s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (size_t j = 0; j < cols; j++) {
+      const float *x = X + i + j * ldx;
+      s0 = _mm256_add_ps(s0, _mm256_loadu_ps(x));
+      s1 = _mm256_add_ps(s1, _mm256_loadu_ps(x + V));
+      s2 = _mm256_add_ps(s2, _mm256_loadu_ps(x + 2 * V));
+      s3 = _mm256_add_ps(s3, _mm256_loadu_ps(x + 3 * V));
+    }
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(s0, vs));
+    _mm256_storeu_ps(out + i + V, _mm256_mul_ps(s1, vs));
+    _mm256_storeu_ps(out + i + 2 * V, _mm256_mul_ps(s2, vs));
+    _mm256_storeu_ps(out + i + 3 * V, _mm256_mul_ps(s3, vs));
+  }
+  VLOOP(rows - i, row_sum_step, cols, X + i, ldx, vs, out + i);
+}
+
+INLINE void sub_step(size_t i, vmask m, bool full, const float *a, const float *b, float *dst) {
+  st(dst + i, m, full, _mm256_sub_ps(ld(a + i, m, full), ld(b + i, m, full)));
+}
+static void dn_sub_avx2(size_t n, const float *a, const float *b, float *dst) {
+  VLOOP(n, sub_step, a, b, dst);
+}
+
+INLINE void scale_step(size_t i, vmask m, bool full, vf s, float *x) {
+  st(x + i, m, full, _mm256_mul_ps(ld(x + i, m, full), s));
+}
+static void dn_scale_avx2(size_t n, float s, float *x) { VLOOP(n, scale_step, set1(s), x); }
+
+INLINE void gd_step(size_t i, vmask m, bool full, vf lr, const float *g, float *p) {
+  st(p + i, m, full, _mm256_sub_ps(ld(p + i, m, full), _mm256_mul_ps(lr, ld(g + i, m, full))));
+}
+static void dn_gd_update_avx2(size_t n, float lr, const float *g, float *p) {
+  VLOOP(n, gd_step, set1(lr), g, p);
+}
+
+INLINE void momentum_step(size_t i, vmask m, bool full, vf lr, vf beta, const float *g, float *v,
+                          float *p) {
+  const vf vn = _mm256_add_ps(_mm256_mul_ps(beta, ld(v + i, m, full)),
+                              _mm256_mul_ps(_mm256_sub_ps(set1(1.0f), beta), ld(g + i, m, full)));
+  st(v + i, m, full, vn);
+  st(p + i, m, full, _mm256_sub_ps(ld(p + i, m, full), _mm256_mul_ps(lr, vn)));
+}
+static void dn_momentum_update_avx2(size_t n, float lr, float beta, const float *g, float *v,
+                                    float *p) {
+  VLOOP(n, momentum_step, set1(lr), set1(beta), g, v, p);
+}
+
+INLINE void adam_step(size_t i, vmask m, bool full, vf lr_t, vf b1, vf b2, vf eps_t, const float *g,
+                      float *m1, float *v2, float *p) {
+  const vf gi = ld(g + i, m, full), one = set1(1.0f);
+  const vf mn = _mm256_add_ps(_mm256_mul_ps(b1, ld(m1 + i, m, full)),
+                              _mm256_mul_ps(_mm256_sub_ps(one, b1), gi));
+  const vf vn = _mm256_add_ps(_mm256_mul_ps(b2, ld(v2 + i, m, full)),
+                              _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(one, b2), gi), gi));
+  st(m1 + i, m, full, mn);
+  st(v2 + i, m, full, vn);
+  const vf step = _mm256_div_ps(_mm256_mul_ps(lr_t, mn), _mm256_add_ps(_mm256_sqrt_ps(vn), eps_t));
+  st(p + i, m, full, _mm256_sub_ps(ld(p + i, m, full), step));
+}
+static void dn_adam_update_avx2(size_t n, float lr_t, float b1, float b2, float eps_t,
+                                const float *g, float *m, float *v, float *p) {
+  VLOOP(n, adam_step, set1(lr_t), set1(b1), set1(b2), set1(eps_t), g, m, v, p);
+}
+
+void dn_kernels_fill_act_avx2(dn_kernel_table *kt) {
+  kt->act_fwd[DN_ACT_LINEAR] = dn_linear_fwd_avx2;
+  kt->act_bwd[DN_ACT_LINEAR] = dn_linear_bwd_avx2;
+  kt->act_fwd[DN_ACT_RELU] = dn_relu_fwd_avx2;
+  kt->act_bwd[DN_ACT_RELU] = dn_relu_bwd_avx2;
+  kt->act_fwd[DN_ACT_LEAKY_RELU] = dn_leaky_relu_fwd_avx2;
+  kt->act_bwd[DN_ACT_LEAKY_RELU] = dn_leaky_relu_bwd_avx2;
+  kt->act_fwd[DN_ACT_SIGMOID] = dn_sigmoid_fwd_avx2;
+  kt->act_bwd[DN_ACT_SIGMOID] = dn_sigmoid_bwd_avx2;
+  kt->act_fwd[DN_ACT_TANH] = dn_tanh_fwd_avx2;
+  kt->act_bwd[DN_ACT_TANH] = dn_tanh_bwd_avx2;
+  kt->softmax_fwd = dn_softmax_fwd_avx2;
+  kt->bias_add = dn_bias_add_avx2;
+  kt->row_sum = dn_row_sum_avx2;
+  kt->sub = dn_sub_avx2;
+  kt->scale = dn_scale_avx2;
+  kt->gd_update = dn_gd_update_avx2;
+  kt->momentum_update = dn_momentum_update_avx2;
+  kt->adam_update = dn_adam_update_avx2;
+}
