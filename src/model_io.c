@@ -1,5 +1,6 @@
 /* The model file: dn_net_save writes a net crash-safely, dn_net_load reads one back
- * after checking every field against the file's real size.
+ * after checking every field against the file's real size; and the file plumbing
+ * checkpoint.c shares (model_io.h).
  *
  * Format version 1, every integer little-endian, written byte by byte so a file
  * from an x86 machine loads on arm64 and back:
@@ -27,14 +28,14 @@
 #include <unistd.h>
 
 #include "crc32.h"
-#include "internal.h"
+#include "model_io.h"
 
 static const uint8_t MODEL_MAGIC[8] = {0x89, 'D', 'N', 'N', 0x0D, 0x0A, 0x1A, 0x0A};
 enum {
   MODEL_VERSION = 1,
   MODEL_MAX_LAYERS = 4096, /* dn_net_create's limit */
   PREFIX_BYTES = 16,       /* magic, version, L: enough to size the rest of the header */
-  CHUNK_FLOATS = 4096      /* parameters go through a 16 KiB stack buffer */
+  CHUNK_FLOATS = 4096      /* parameters go through a 16 KiB buffer */
 };
 
 /* The file stores the enum values themselves, so they are part of the format. */
@@ -45,37 +46,10 @@ _Static_assert(DN_LOSS_BCE == 0 && DN_LOSS_CCE == 1 && DN_LOSS_MSE == 2,
                "dn_loss values are stored in model files");
 _Static_assert(sizeof(float) == 4, "the model file stores IEEE-754 binary32");
 
-static void put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get_u32(const uint8_t *p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; i--) v = v << 8 | p[i];
-  return v;
-}
-static uint64_t get_u64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
-  return v;
-}
-static uint32_t float_bits(float x) {
-  uint32_t u;
-  memcpy(&u, &x, sizeof u);
-  return u;
-}
-static float bits_float(uint32_t u) {
-  float x;
-  memcpy(&x, &u, sizeof x);
-  return x;
-}
-
 /* Header bytes of an L-layer net (everything before the parameters). */
 static uint64_t header_bytes(uint64_t L) { return 28 + 12 * L; }
 
-/* ---- saving ---------------------------------------------------------------- */
+/* ---- writing (shared with checkpoint.c) ----------------------------------- */
 
 static bool write_all(int fd, const uint8_t *p, size_t len) {
   while (len > 0) {
@@ -91,9 +65,56 @@ static bool write_all(int fd, const uint8_t *p, size_t len) {
   return true;
 }
 
+static void writer_flush(dn_writer *w) {
+  if (!w->err && w->len && !write_all(w->fd, w->buf, w->len)) w->err = errno ? errno : EIO;
+  w->len = 0;
+}
+
+void dn_writer_bytes(dn_writer *w, const void *p, size_t n) {
+  const uint8_t *b = p;
+  w->crc = dn_crc32_update(w->crc, b, n);
+  while (n > 0 && !w->err) {
+    if (w->len == sizeof w->buf) writer_flush(w);
+    const size_t k = n < sizeof w->buf - w->len ? n : sizeof w->buf - w->len;
+    memcpy(w->buf + w->len, b, k);
+    w->len += k;
+    b += k;
+    n -= k;
+  }
+}
+
+void dn_writer_u32(dn_writer *w, uint32_t v) {
+  uint8_t b[4];
+  dn_put_u32(b, v);
+  dn_writer_bytes(w, b, sizeof b);
+}
+
+void dn_writer_u64(dn_writer *w, uint64_t v) {
+  uint8_t b[8];
+  dn_put_u64(b, v);
+  dn_writer_bytes(w, b, sizeof b);
+}
+
+void dn_writer_floats(dn_writer *w, const float *x, size_t n) {
+  uint8_t buf[4 * 256];
+  for (size_t done = 0; done < n;) {
+    const size_t k = n - done < 256 ? n - done : 256;
+    for (size_t i = 0; i < k; i++) dn_put_u32(buf + 4 * i, dn_float_bits(x[done + i]));
+    dn_writer_bytes(w, buf, 4 * k);
+    done += k;
+  }
+}
+
+void dn_writer_net_desc(dn_writer *w, const dn_net *net) {
+  dn_writer_u32(w, (uint32_t)net->L);
+  for (size_t l = 0; l <= net->L; l++) dn_writer_u64(w, net->n[l]);
+  for (size_t l = 1; l <= net->L; l++) dn_writer_u32(w, (uint32_t)net->act[l]);
+  dn_writer_u32(w, (uint32_t)net->loss);
+}
+
 /* The process umask without changing it (umask(2) can only read it by setting it,
  * which races with other threads). Linux >= 4.7 reports it in /proc; elsewhere
- * assume the most private one, so a model is never more readable than intended. */
+ * assume the most private one, so a file is never more readable than intended. */
 static mode_t current_umask(void) {
   mode_t mask = 077;
   FILE *f = fopen("/proc/self/status", "re");
@@ -109,92 +130,53 @@ static mode_t current_umask(void) {
   return mask;
 }
 
-/* The header bytes of net (malloc'd, *len set), NULL when out of memory. */
-static uint8_t *encode_header(const dn_net *net, size_t *len) {
-  const size_t L = net->L;
-  *len = (size_t)header_bytes(L);
-  uint8_t *h = malloc(*len);
-  if (!h) return NULL;
-  memcpy(h, MODEL_MAGIC, sizeof MODEL_MAGIC);
-  put_u32(h + 8, MODEL_VERSION);
-  put_u32(h + 12, (uint32_t)L);
-  for (size_t l = 0; l <= L; l++) put_u64(h + 16 + 8 * l, net->n[l]);
-  for (size_t l = 1; l <= L; l++) put_u32(h + 24 + 8 * L + 4 * (l - 1), (uint32_t)net->act[l]);
-  put_u32(h + 24 + 12 * L, (uint32_t)net->loss);
-  return h;
-}
-
-/* Write the header, the parameters and the CRC of both to fd. */
-static bool write_model(int fd, const uint8_t *hdr, size_t hdr_len, const dn_net *net) {
-  uint32_t crc = dn_crc32_update(0, hdr, hdr_len);
-  bool ok = write_all(fd, hdr, hdr_len);
-  uint8_t buf[4 * CHUNK_FLOATS];
-  for (size_t done = 0; ok && done < net->n_params;) {
-    const size_t k = net->n_params - done < CHUNK_FLOATS ? net->n_params - done : CHUNK_FLOATS;
-    for (size_t i = 0; i < k; i++) put_u32(buf + 4 * i, float_bits(net->params[done + i]));
-    crc = dn_crc32_update(crc, buf, 4 * k);
-    ok = write_all(fd, buf, 4 * k);
-    done += k;
-  }
-  put_u32(buf, crc);
-  return ok && write_all(fd, buf, 4);
-}
-
 /* Make the rename durable. Best effort where the platform cannot (EINVAL: the file
  * system does not sync directories; EACCES: no read permission on it); a real I/O
  * error is reported. */
-static dn_status sync_parent_dir(const char *path) {
-  const char *slash = strrchr(path, '/');
-  char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-  if (!dir) return dn_fail(DN_ERR_NOMEM, "dn_net_save: out of memory");
+static dn_status sync_dir(const char *path, const char *dir, const char *who) {
   const int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   dn_status s = DN_OK;
   if (dfd < 0) {
     if (errno != EACCES)
-      s = dn_fail(DN_ERR_IO, "dn_net_save: '%s' is in place, but its directory '%s' cannot be "
-                  "opened to sync it: %s", path, dir, strerror(errno));
+      s = dn_fail(DN_ERR_IO, "%s: '%s' is in place, but its directory '%s' cannot be "
+                  "opened to sync it: %s", who, path, dir, strerror(errno));
   } else {
     if (fsync(dfd) != 0 && errno != EINVAL)
-      s = dn_fail(DN_ERR_IO, "dn_net_save: '%s' is in place, but syncing its directory '%s' "
-                  "failed, so it may not survive a crash: %s", path, dir, strerror(errno));
+      s = dn_fail(DN_ERR_IO, "%s: '%s' is in place, but syncing its directory '%s' "
+                  "failed, so it may not survive a crash: %s", who, path, dir, strerror(errno));
     close(dfd);
   }
-  free(dir);
   return s;
 }
 
-dn_status dn_net_save(const dn_net *net, const char *path) {
-  if (!net || !path) return dn_fail(DN_ERR_ARG, "dn_net_save: net or path is NULL");
-  if (!*path) return dn_fail(DN_ERR_ARG, "dn_net_save: path is empty");
-  /* The loader rejects non-finite parameters, so such a net must not replace a good file. */
-  for (size_t i = 0; i < net->n_params; i++)
-    if (!isfinite(net->params[i]))
-      return dn_fail(DN_ERR_NUMERIC, "dn_net_save: parameter %zu is not finite (%g); nothing written",
-                     i, (double)net->params[i]);
-
-  size_t hdr_len;
-  uint8_t *hdr = encode_header(net, &hdr_len);
+dn_status dn_save_atomic(const char *path, const char *who, dn_write_body_fn body, const void *ctx) {
   /* The temporary file sits next to the target (rename is atomic only within one
-   * file system) and is named after it, so a leftover from a crash is recognisable. */
+   * file system) and is named after it, so a leftover from a crash is recognisable.
+   * Every allocation happens here, before anything is written. */
   static const char suffix[] = ".tmp-XXXXXX";
   const size_t len = strlen(path);
-  char *tmp = malloc(len + sizeof suffix);
-  if (!hdr || !tmp) {
-    free(hdr);
+  const char *slash = strrchr(path, '/');
+  const size_t dir_len = slash ? (slash == path ? 1 : (size_t)(slash - path)) : 1;
+  char *tmp = malloc(len + sizeof suffix), *dir = malloc(dir_len + 1);
+  dn_writer *w = malloc(sizeof *w);
+  if (!tmp || !dir || !w) {
     free(tmp);
-    return dn_fail(DN_ERR_NOMEM, "dn_net_save: out of memory");
+    free(dir);
+    free(w);
+    return dn_fail(DN_ERR_NOMEM, "%s: out of memory; '%s' is unchanged", who, path);
   }
   memcpy(tmp, path, len);
   memcpy(tmp + len, suffix, sizeof suffix);
+  memcpy(dir, slash ? path : ".", dir_len);
+  dir[dir_len] = '\0';
+
+  dn_status s = DN_OK;
   const int fd = mkostemp(tmp, O_CLOEXEC);
   if (fd < 0) {
-    const dn_status s = dn_fail(DN_ERR_IO, "dn_net_save: cannot create a temporary file next to "
-                                "'%s': %s; '%s' is unchanged", path, strerror(errno), path);
-    free(hdr);
-    free(tmp);
-    return s;
+    s = dn_fail(DN_ERR_IO, "%s: cannot create a temporary file next to '%s': %s; '%s' is "
+                "unchanged", who, path, strerror(errno), path);
+    goto done;
   }
-
   /* mkstemp makes the file 0600; give it the mode the target has, or the mode a
    * new file would get from open(2). */
   struct stat st;
@@ -203,15 +185,26 @@ dn_status dn_net_save(const dn_net *net, const char *path) {
                           : (mode_t)(0666 & ~current_umask());
   const char *step = "setting the mode of";
   bool ok = fchmod(fd, mode) == 0;
+  int err = errno;
   if (ok) {
     step = "writing";
-    ok = write_model(fd, hdr, hdr_len, net);
+    w->fd = fd;
+    w->crc = 0;
+    w->err = 0;
+    w->len = 0;
+    body(w, ctx);
+    uint8_t crc[4];
+    dn_put_u32(crc, w->crc);
+    dn_writer_bytes(w, crc, sizeof crc);
+    writer_flush(w);
+    ok = w->err == 0;
+    err = w->err;
   }
   if (ok) {
     step = "syncing";
     ok = fsync(fd) == 0;
+    err = errno;
   }
-  int err = errno;
   if (close(fd) != 0 && ok) {
     step = "closing";
     ok = false;
@@ -222,16 +215,39 @@ dn_status dn_net_save(const dn_net *net, const char *path) {
     ok = false;
     err = errno;
   }
-  free(hdr);
   if (!ok) {
     unlink(tmp);
-    const dn_status s = dn_fail(DN_ERR_IO, "dn_net_save: %s the temporary file '%s' failed: %s; "
-                                "'%s' is unchanged", step, tmp, strerror(err), path);
-    free(tmp);
-    return s;
+    s = dn_fail(DN_ERR_IO, "%s: %s the temporary file '%s' failed: %s; '%s' is unchanged", who,
+                step, tmp, strerror(err), path);
+    goto done;
   }
+  s = sync_dir(path, dir, who);
+done:
   free(tmp);
-  return sync_parent_dir(path);
+  free(dir);
+  free(w);
+  return s;
+}
+
+/* ---- saving a model -------------------------------------------------------- */
+
+static void write_model(dn_writer *w, const void *ctx) {
+  const dn_net *net = ctx;
+  dn_writer_bytes(w, MODEL_MAGIC, sizeof MODEL_MAGIC);
+  dn_writer_u32(w, MODEL_VERSION);
+  dn_writer_net_desc(w, net);
+  dn_writer_floats(w, net->params, net->n_params);
+}
+
+dn_status dn_net_save(const dn_net *net, const char *path) {
+  if (!net || !path) return dn_fail(DN_ERR_ARG, "dn_net_save: net or path is NULL");
+  if (!*path) return dn_fail(DN_ERR_ARG, "dn_net_save: path is empty");
+  /* The loader rejects non-finite parameters, so such a net must not replace a good file. */
+  for (size_t i = 0; i < net->n_params; i++)
+    if (!isfinite(net->params[i]))
+      return dn_fail(DN_ERR_NUMERIC, "dn_net_save: parameter %zu is not finite (%g); nothing written",
+                     i, (double)net->params[i]);
+  return dn_save_atomic(path, "dn_net_save", write_model, net);
 }
 
 /* ---- loading --------------------------------------------------------------- */
@@ -249,30 +265,82 @@ static ssize_t read_full(int fd, uint8_t *p, size_t len) {
   return (ssize_t)got;
 }
 
-typedef struct loader {
-  const char *path;
-  int fd;
-  uint64_t size;   /* of the file, from fstat */
-  uint64_t offset; /* bytes consumed so far */
-  uint32_t crc;    /* over the bytes consumed so far */
-} loader;
+dn_status dn_reader_open(dn_reader *r, const char *path, const char *who) {
+  *r = (dn_reader){.path = path, .who = who, .fd = open(path, O_RDONLY | O_CLOEXEC)};
+  if (r->fd < 0) return dn_fail(DN_ERR_IO, "%s: cannot open '%s': %s", who, path, strerror(errno));
+  struct stat st;
+  dn_status s = DN_OK;
+  if (fstat(r->fd, &st) != 0)
+    s = dn_fail(DN_ERR_IO, "%s: cannot stat '%s': %s", who, path, strerror(errno));
+  else if (!S_ISREG(st.st_mode))
+    s = dn_fail(DN_ERR_IO, "%s: '%s' is not a regular file", who, path);
+  if (s) {
+    dn_reader_close(r);
+    return s;
+  }
+  r->size = (uint64_t)st.st_size;
+  return DN_OK;
+}
 
-/* Read exactly len bytes at the current offset into p, folding them into the CRC. */
-static dn_status load_bytes(loader *ld, uint8_t *p, size_t len, const char *what) {
-  const ssize_t r = read_full(ld->fd, p, len);
-  if (r < 0)
-    return dn_fail(DN_ERR_IO, "dn_net_load: '%s': read failed at byte offset %llu: %s", ld->path,
-                   (unsigned long long)ld->offset, strerror(errno));
-  if ((size_t)r < len)
-    return dn_fail(DN_ERR_FORMAT, "dn_net_load: '%s': truncated: the file ends at byte offset %llu, "
-                   "inside the %s", ld->path, (unsigned long long)(ld->offset + (uint64_t)r), what);
-  ld->crc = dn_crc32_update(ld->crc, p, len);
-  ld->offset += len;
+void dn_reader_close(dn_reader *r) {
+  if (r->fd >= 0) close(r->fd);
+  r->fd = -1;
+}
+
+dn_status dn_reader_bytes(dn_reader *r, uint8_t *p, size_t len, const char *what) {
+  const ssize_t got = read_full(r->fd, p, len);
+  if (got < 0)
+    return dn_fail(DN_ERR_IO, "%s: '%s': read failed at byte offset %llu: %s", r->who, r->path,
+                   (unsigned long long)r->offset, strerror(errno));
+  if ((size_t)got < len)
+    return dn_fail(DN_ERR_FORMAT, "%s: '%s': truncated: the file ends at byte offset %llu, "
+                   "inside the %s", r->who, r->path, (unsigned long long)(r->offset + (uint64_t)got),
+                   what);
+  r->crc = dn_crc32_update(r->crc, p, len);
+  r->offset += len;
+  return DN_OK;
+}
+
+dn_status dn_reader_u32(dn_reader *r, uint32_t *v, const char *what) {
+  uint8_t b[4];
+  const dn_status s = dn_reader_bytes(r, b, sizeof b, what);
+  if (!s) *v = dn_get_u32(b);
+  return s;
+}
+
+dn_status dn_reader_u64(dn_reader *r, uint64_t *v, const char *what) {
+  uint8_t b[8];
+  const dn_status s = dn_reader_bytes(r, b, sizeof b, what);
+  if (!s) *v = dn_get_u64(b);
+  return s;
+}
+
+dn_status dn_reader_floats(dn_reader *r, float *x, size_t n, const char *what) {
+  uint8_t buf[4 * CHUNK_FLOATS];
+  for (size_t done = 0; done < n;) {
+    const size_t k = n - done < CHUNK_FLOATS ? n - done : CHUNK_FLOATS;
+    const dn_status s = dn_reader_bytes(r, buf, 4 * k, what);
+    if (s) return s;
+    for (size_t i = 0; i < k; i++) x[done + i] = dn_bits_float(dn_get_u32(buf + 4 * i));
+    done += k;
+  }
+  return DN_OK;
+}
+
+dn_status dn_reader_crc(dn_reader *r) {
+  const uint32_t computed = r->crc;
+  uint32_t stored;
+  const dn_status s = dn_reader_u32(r, &stored, "checksum");
+  if (s) return s;
+  if (stored != computed)
+    return dn_fail(DN_ERR_FORMAT, "%s: '%s': byte offset %llu: CRC-32 mismatch (stored 0x%08x, "
+                   "computed 0x%08x): the file is corrupt", r->who, r->path,
+                   (unsigned long long)(r->offset - 4), stored, computed);
   return DN_OK;
 }
 
 /* Check the header (all of it, against the file size) and create the net it describes. */
-static dn_status load_header(loader *ld, dn_net **out) {
+static dn_status load_header(dn_reader *ld, dn_net **out) {
   const char *path = ld->path;
   uint8_t pre[PREFIX_BYTES];
   const size_t avail = ld->size < PREFIX_BYTES ? (size_t)ld->size : PREFIX_BYTES;
@@ -289,11 +357,11 @@ static dn_status load_header(loader *ld, dn_net **out) {
   ld->crc = dn_crc32_update(0, pre, PREFIX_BYTES);
   ld->offset = PREFIX_BYTES;
 
-  const uint32_t version = get_u32(pre + 8);
+  const uint32_t version = dn_get_u32(pre + 8);
   if (version != MODEL_VERSION)
     return dn_fail(DN_ERR_FORMAT, "dn_net_load: '%s': byte offset 8: format version %u, this "
                    "library reads version %d", path, version, MODEL_VERSION);
-  const uint32_t L = get_u32(pre + 12);
+  const uint32_t L = dn_get_u32(pre + 12);
   if (L < 1 || L > MODEL_MAX_LAYERS)
     return dn_fail(DN_ERR_FORMAT, "dn_net_load: '%s': byte offset 12: L = %u is outside 1..%d",
                    path, L, MODEL_MAX_LAYERS);
@@ -313,12 +381,12 @@ static dn_status load_header(loader *ld, dn_net **out) {
     s = dn_fail(DN_ERR_NOMEM, "dn_net_load: out of memory for the header");
     goto done;
   }
-  if ((s = load_bytes(ld, h, rest, "header"))) goto done;
+  if ((s = dn_reader_bytes(ld, h, rest, "header"))) goto done;
 
   uint64_t n_params = 0;
   bool overflow = false;
   for (uint32_t l = 0; l <= L; l++) {
-    const uint64_t off = 16 + 8 * (uint64_t)l, v = get_u64(h + off - PREFIX_BYTES);
+    const uint64_t off = 16 + 8 * (uint64_t)l, v = dn_get_u64(h + off - PREFIX_BYTES);
     if (v == 0 || (uint64_t)(size_t)v != v) {
       s = v == 0 ? dn_fail(DN_ERR_FORMAT, "dn_net_load: '%s': byte offset %llu: n[%u] is 0", path,
                            (unsigned long long)off, l)
@@ -356,7 +424,7 @@ static dn_status load_header(loader *ld, dn_net **out) {
 
   for (uint32_t l = 1; l <= L; l++) {
     const uint64_t off = 24 + 8 * (uint64_t)L + 4 * (uint64_t)(l - 1);
-    const uint32_t a = get_u32(h + off - PREFIX_BYTES);
+    const uint32_t a = dn_get_u32(h + off - PREFIX_BYTES);
     if (!dn_act_name((dn_act)a) || (a == DN_ACT_SOFTMAX && l != L)) {
       s = dn_fail(DN_ERR_FORMAT, "dn_net_load: '%s': byte offset %llu: activation code %u of layer "
                   "%u is %s", path, (unsigned long long)off, a, l,
@@ -366,7 +434,7 @@ static dn_status load_header(loader *ld, dn_net **out) {
     acts[l - 1] = (dn_act)a;
   }
   const uint64_t loss_off = 24 + 12 * (uint64_t)L;
-  const uint32_t loss = get_u32(h + loss_off - PREFIX_BYTES);
+  const uint32_t loss = dn_get_u32(h + loss_off - PREFIX_BYTES);
   if (!dn_loss_name((dn_loss)loss)) {
     s = dn_fail(DN_ERR_FORMAT, "dn_net_load: '%s': byte offset %llu: loss code %u is unknown", path,
                 (unsigned long long)loss_off, loss);
@@ -389,22 +457,10 @@ done:
 }
 
 /* Read the parameters into net, check the CRC, then that every value is finite. */
-static dn_status load_params(loader *ld, dn_net *net) {
-  uint8_t buf[4 * CHUNK_FLOATS];
+static dn_status load_params(dn_reader *ld, dn_net *net) {
   dn_status s;
-  for (size_t done = 0; done < net->n_params;) {
-    const size_t k = net->n_params - done < CHUNK_FLOATS ? net->n_params - done : CHUNK_FLOATS;
-    if ((s = load_bytes(ld, buf, 4 * k, "parameters"))) return s;
-    for (size_t i = 0; i < k; i++) net->params[done + i] = bits_float(get_u32(buf + 4 * i));
-    done += k;
-  }
-  const uint32_t computed = ld->crc;
-  if ((s = load_bytes(ld, buf, 4, "checksum"))) return s;
-  const uint32_t stored = get_u32(buf);
-  if (stored != computed)
-    return dn_fail(DN_ERR_FORMAT, "dn_net_load: '%s': byte offset %llu: CRC-32 mismatch (stored "
-                   "0x%08x, computed 0x%08x): the file is corrupt", ld->path,
-                   (unsigned long long)(ld->offset - 4), stored, computed);
+  if ((s = dn_reader_floats(ld, net->params, net->n_params, "parameters")) || (s = dn_reader_crc(ld)))
+    return s;
 
   /* A checksum only proves the bytes are what was written; a hand-made or foreign
    * file can still carry NaN/Inf, which training would spread everywhere. */
@@ -425,25 +481,16 @@ static dn_status load_params(loader *ld, dn_net *net) {
 
 dn_status dn_net_load(dn_net **out, const char *path) {
   if (!out || !path) return dn_fail(DN_ERR_ARG, "dn_net_load: out or path is NULL");
-  loader ld = {.path = path, .fd = open(path, O_RDONLY | O_CLOEXEC)};
-  if (ld.fd < 0)
-    return dn_fail(DN_ERR_IO, "dn_net_load: cannot open '%s': %s", path, strerror(errno));
-  struct stat st;
-  dn_status s;
-  if (fstat(ld.fd, &st) != 0) {
-    s = dn_fail(DN_ERR_IO, "dn_net_load: cannot stat '%s': %s", path, strerror(errno));
-  } else if (!S_ISREG(st.st_mode)) {
-    s = dn_fail(DN_ERR_IO, "dn_net_load: '%s' is not a regular file", path);
-  } else {
-    ld.size = (uint64_t)st.st_size;
-    dn_net *net = NULL;
-    s = load_header(&ld, &net);
-    if (!s) s = load_params(&ld, net);
-    if (s)
-      dn_net_free(net);
-    else
-      *out = net;
-  }
-  close(ld.fd);
+  dn_reader ld;
+  dn_status s = dn_reader_open(&ld, path, "dn_net_load");
+  if (s) return s;
+  dn_net *net = NULL;
+  s = load_header(&ld, &net);
+  if (!s) s = load_params(&ld, net);
+  if (s)
+    dn_net_free(net);
+  else
+    *out = net;
+  dn_reader_close(&ld);
   return s;
 }
