@@ -7,20 +7,21 @@
 #   tools/bench-report.sh [OUTDIR]            default OUTDIR: reports/<date>-<host>
 #
 # Environment:
-#   BENCH_SUITES="peak gemm act layer train"  suites to run (in this order)
-#   BENCH_MIN_TIME=0.05      --benchmark_min_time per repetition (seconds, plain number)
+#   BENCH_SUITES="peak gemm layer act train"  suites to run (in this order)
+#   BENCH_MIN_TIME=0.02      --benchmark_min_time per repetition (seconds, plain number)
 #   BENCH_REPETITIONS=3      repetitions; the report uses their medians
 #   BENCH_FILTER=...         extra --benchmark_filter regex applied to every suite
 #   BENCH_PYTORCH=1          also run tools/pytorch_compare.py (adds ~3 minutes)
 #   BENCH_BUILD_DIR=build-bench
+#   BENCH_GIT_REV=...        the revision to record when the tree is an export without .git
 #   DEEPNET_BENCH_ISAS, DEEPNET_BENCH_THREADS   restrict the sweeps (see docs/benchmarks.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 build=${BENCH_BUILD_DIR:-build-bench}
-suites=${BENCH_SUITES:-peak gemm act layer train}
-min_time=${BENCH_MIN_TIME:-0.05}
+suites=${BENCH_SUITES:-peak gemm layer act train}
+min_time=${BENCH_MIN_TIME:-0.02}
 reps=${BENCH_REPETITIONS:-3}
 out=${1:-reports/$(date +%Y%m%d-%H%M%S)-$(hostname -s 2>/dev/null || echo host)}
 py=/usr/bin/python3 # Debian's python: matplotlib (and torch) live there, not in pyenv's
@@ -47,7 +48,7 @@ echo "bench-report: writing $out"
   echo "date: $(date -Is)"
   echo "host: $(hostname)"
   echo "kernel: $(uname -srm)"
-  echo "git: $(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)"
+  echo "git: ${BENCH_GIT_REV:-$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)}"
   echo "compiler: $(${CC:-cc} --version 2>/dev/null | head -1)"
   echo "c++ compiler: $(${CXX:-c++} --version 2>/dev/null | head -1)"
   echo "OMP_NUM_THREADS: ${OMP_NUM_THREADS:-unset}  OMP_WAIT_POLICY: ${OMP_WAIT_POLICY:-unset}  OMP_PROC_BIND: ${OMP_PROC_BIND:-unset}"

@@ -68,7 +68,7 @@ def plot_gemm(d, folder):
             ax.legend(fontsize=8, loc="upper left")
             ax.grid(axis="y", alpha=0.3)
         fig.suptitle(f"dn_sgemm vs OpenBLAS vs oneDNN, {ctx.get('cpu_model', '')}", fontsize=11)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 0.985))
         name = f"gemm_t{t}.png"
         fig.savefig(os.path.join(folder, name), dpi=90)
         plt.close(fig)
