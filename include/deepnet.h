@@ -146,6 +146,18 @@ typedef struct dn_train_opts { /* fields may be added; the first five are fixed 
   int shuffle;                 /* reshuffle every epoch: 1 */
   dn_progress_fn progress;     /* NULL */
   void *progress_user;
+  /* Checkpoints (docs/reliability.md): the whole training state (parameters, optimizer
+   * state, epochs done, shuffle and dropout position) saved crash-safely to
+   * checkpoint_path after every checkpoint_every-th epoch and after the last one
+   * (also when progress stops training at the end of an epoch). NULL: none. */
+  const char *checkpoint_path; /* NULL */
+  size_t checkpoint_every;     /* 0 or 1: every epoch */
+  /* Non-zero: first restore the state saved at checkpoint_path (which must exist), then
+   * train the remaining epochs up to `epochs`: the result is bitwise that of one
+   * uninterrupted run. A checkpoint of another run (net shape, m or data, batch size,
+   * seed, optimizer, shuffle or any hyperparameter differ) is refused with DN_ERR_STATE,
+   * a damaged one with DN_ERR_FORMAT; the net is then unchanged. */
+  int resume;                  /* 0 */
 } dn_train_opts;
 
 DN_API void dn_train_opts_default(dn_train_opts *opts);

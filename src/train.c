@@ -1,9 +1,12 @@
-/* Mini-batch training: seeded shuffle each epoch, forward, backward, optimizer step. */
+/* Mini-batch training: seeded shuffle each epoch, forward, backward, optimizer step;
+ * checkpoints every few epochs and resuming from one (checkpoint.c). */
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "checkpoint.h"
 
 /* Copy the columns idx[0..count) of src (rows x *) into dst (rows x count). */
 static void gather_columns(size_t rows, const float *src, const size_t *idx, size_t count, float *dst) {
@@ -19,15 +22,37 @@ static void shuffle(size_t *idx, size_t m, dn_rng *rng) {
   }
 }
 
-typedef struct train_buffers {
-  size_t *idx;
-  float *Xb, *Yb;
-} train_buffers;
+/* Everything a run needs, allocated and checked before the net changes, so a failure
+ * to start leaves the net as it was. */
+typedef struct train_run {
+  size_t *idx;           /* the example order, reshuffled every epoch */
+  float *Xb, *Yb;        /* the gathered mini-batch */
+  dn_rng rng;            /* the shuffle generator */
+  dn_ckpt_run ck;        /* what identifies the run in checkpoints */
+  dn_ckpt_state resumed; /* the state read from a checkpoint (resume) */
+  float *new_m, *new_v;  /* optimizer arrays the net lacks */
+} train_run;
 
-static void free_buffers(train_buffers *b) {
-  free(b->idx);
-  dn_free_floats(b->Xb);
-  dn_free_floats(b->Yb);
+static void free_run(train_run *r) {
+  free(r->idx);
+  dn_free_floats(r->Xb);
+  dn_free_floats(r->Yb);
+  dn_ckpt_state_free(&r->resumed);
+  dn_free_floats(r->new_m);
+  dn_free_floats(r->new_v);
+}
+
+/* Fail with s, the message fmt followed by the current last error (copied first: it is
+ * the buffer dn_fail writes). */
+static dn_status fail_because(dn_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static dn_status fail_because(dn_status s, const char *fmt, ...) {
+  char cause[512], what[256];
+  snprintf(cause, sizeof cause, "%s", dn_last_error());
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  return dn_fail(s, "%s%s", what, cause);
 }
 
 static dn_status check_train_args(const dn_net *net, const float *X, const float *Y, size_t m,
@@ -37,14 +62,84 @@ static dn_status check_train_args(const dn_net *net, const float *X, const float
   if (m == 0) return dn_fail(DN_ERR_SHAPE, "dn_net_train: m (the number of examples) is 0");
   size_t cx, cy;
   if (!dn_mul_ok(net->n[0], m, &cx) || !dn_floats_bytes(cx, &cx) ||
-      !dn_mul_ok(net->n[net->L], m, &cy) || !dn_floats_bytes(cy, &cy))
+      !dn_mul_ok(net->n[net->L], m, &cy) || !dn_floats_bytes(cy, &cy) ||
+      !dn_mul_ok(m, sizeof(size_t), &cx))
     return dn_fail(DN_ERR_SHAPE, "dn_net_train: %zu examples overflow size_t", m);
   dn_status s = dn_check_train_opts(opts);
-  if (s) return dn_fail(s, "dn_net_train: %s", dn_last_error());
+  if (s) return fail_because(s, "dn_net_train: ");
+  if (opts->checkpoint_path && !*opts->checkpoint_path)
+    return dn_fail(DN_ERR_ARG, "dn_net_train: checkpoint_path is empty (NULL means no checkpoints)");
+  if (opts->resume && !opts->checkpoint_path)
+    return dn_fail(DN_ERR_ARG, "dn_net_train: resume needs checkpoint_path");
   if ((s = dn_check_finite(X, net->n[0] * m, "dn_net_train: X")) ||
       (s = dn_check_finite(Y, net->n[net->L] * m, "dn_net_train: Y")))
     return s;
   return DN_OK;
+}
+
+/* Allocate the run's buffers and, when resuming, read and check the checkpoint and
+ * replay the shuffles of the epochs it has done. The net is not touched. */
+static dn_status prepare(train_run *r, const dn_net *net, const float *X, const float *Y, size_t m,
+                         const dn_train_opts *opts, size_t batch) {
+  const size_t n0 = net->n[0], nL = net->n[net->L], P = net->n_params;
+  r->idx = malloc(m * sizeof *r->idx);
+  if (opts->shuffle) {
+    r->Xb = dn_alloc_floats(n0 * batch);
+    r->Yb = dn_alloc_floats(nL * batch);
+  }
+  if (!r->idx || (opts->shuffle && (!r->Xb || !r->Yb)))
+    return dn_fail(DN_ERR_NOMEM, "dn_net_train: out of memory for batch buffers");
+  for (size_t i = 0; i < m; i++) r->idx[i] = i;
+  dn_rng_seed(&r->rng, opts->seed);
+
+  r->ck = (dn_ckpt_run){.opts = opts, .m = m};
+  if (opts->checkpoint_path) r->ck.data_hash = dn_ckpt_data_hash(X, n0, Y, nL, m);
+  dn_status s;
+  if (opts->resume) {
+    if ((s = dn_ckpt_load(opts->checkpoint_path, net, &r->ck, &r->resumed)))
+      return fail_because(s, "dn_net_train: cannot resume: ");
+    if (r->resumed.epochs_done > opts->epochs)
+      return dn_fail(DN_ERR_STATE, "dn_net_train: cannot resume: '%s' has %zu epochs done, more "
+                     "than the %zu asked for", opts->checkpoint_path, r->resumed.epochs_done,
+                     opts->epochs);
+    for (size_t e = 0; opts->shuffle && e < r->resumed.epochs_done; e++) shuffle(r->idx, m, &r->rng);
+    if (memcmp(&r->rng, &r->resumed.rng, sizeof r->rng) != 0)
+      return dn_fail(DN_ERR_STATE, "dn_net_train: cannot resume: '%s' was written by a library "
+                     "whose shuffle sequence differs from this one's", opts->checkpoint_path);
+  }
+  /* The optimizer state is allocated up front: no step can then fail for memory. */
+  const float *have_m = opts->resume ? r->resumed.opt_m : net->opt_m;
+  const float *have_v = opts->resume ? r->resumed.opt_v : net->opt_v;
+  if (opts->optimizer != DN_OPT_GD && !have_m && !(r->new_m = dn_alloc_floats(P)))
+    return dn_fail(DN_ERR_NOMEM, "dn_net_train: out of memory for the optimizer state");
+  if (opts->optimizer == DN_OPT_ADAM && !have_v && !(r->new_v = dn_alloc_floats(P)))
+    return dn_fail(DN_ERR_NOMEM, "dn_net_train: out of memory for the optimizer state");
+  return DN_OK;
+}
+
+/* Put a float array owned by the run into the net's slot (the old one is freed). */
+static void install(float **slot, float **from) {
+  dn_free_floats(*slot);
+  *slot = *from;
+  *from = NULL;
+}
+
+/* Make the net hold the prepared state: the resumed parameters and optimizer state,
+ * and the optimizer arrays it lacked. Cannot fail. */
+static void commit(train_run *r, dn_net *net, const dn_train_opts *opts) {
+  if (opts->resume) {
+    dn_ckpt_state *st = &r->resumed;
+    /* Through dn_net_set_layer, so everything derived from W (packed copies) follows. */
+    for (size_t l = 1; l <= net->L; l++)
+      dn_net_set_layer(net, l, st->params + (net->W[l] - net->params),
+                       st->params + (net->b[l] - net->params));
+    install(&net->opt_m, &st->opt_m);
+    install(&net->opt_v, &st->opt_v);
+    net->opt_t = st->opt_t;
+    net->dropout_calls = st->dropout_calls;
+  }
+  if (r->new_m) install(&net->opt_m, &r->new_m);
+  if (r->new_v) install(&net->opt_v, &r->new_v);
 }
 
 dn_status dn_net_train(dn_net *net, const float *X, const float *Y, size_t m,
@@ -54,51 +149,45 @@ dn_status dn_net_train(dn_net *net, const float *X, const float *Y, size_t m,
   const size_t n0 = net->n[0], nL = net->n[net->L];
   const size_t batch = opts->batch_size < m ? opts->batch_size : m;
   const size_t batches = (m + batch - 1) / batch;
+  const size_t every = opts->checkpoint_every ? opts->checkpoint_every : 1;
 
-  train_buffers buf = {0};
-  buf.idx = malloc(m * sizeof *buf.idx);
-  if (opts->shuffle) {
-    buf.Xb = dn_alloc_floats(n0 * batch);
-    buf.Yb = dn_alloc_floats(nL * batch);
-  }
-  if (!buf.idx || (opts->shuffle && (!buf.Xb || !buf.Yb))) {
-    free_buffers(&buf);
-    return dn_fail(DN_ERR_NOMEM, "dn_net_train: out of memory for batch buffers");
-  }
-  for (size_t i = 0; i < m; i++) buf.idx[i] = i;
-
+  train_run run = {0};
   const float saved_l2 = net->l2_lambda, saved_keep = net->keep_prob;
   const uint64_t saved_seed = net->dropout_seed, saved_calls = net->dropout_calls;
+  if ((s = prepare(&run, net, X, Y, m, opts, batch))) {
+    free_run(&run);
+    return s;
+  }
   net->l2_lambda = opts->l2_lambda;
   net->keep_prob = opts->keep_prob;
   net->dropout_seed = opts->seed;
   net->dropout_calls = 0;
   if ((s = dn_net_reserve(net, batch))) goto done;
+  commit(&run, net, opts);
 
-  dn_rng rng;
-  dn_rng_seed(&rng, opts->seed);
   const double t_start = dn_now_s();
   bool stop = false;
-  for (size_t epoch = 1; epoch <= opts->epochs && !stop; epoch++) {
+  for (size_t epoch = run.resumed.epochs_done + 1; epoch <= opts->epochs && !stop; epoch++) {
     const float lr = opts->learning_rate / (1.0f + opts->lr_decay * (float)(epoch - 1));
-    if (opts->shuffle) shuffle(buf.idx, m, &rng);
+    if (opts->shuffle) shuffle(run.idx, m, &run.rng);
     const double t_epoch = dn_now_s();
     double cost_sum = 0.0;
-    size_t seen = 0;
-    for (size_t bi = 0; bi < batches && !stop; bi++) {
+    size_t seen = 0, bi = 0;
+    for (; bi < batches && !stop; bi++) {
       const size_t start = bi * batch, mb = (m - start) < batch ? (m - start) : batch;
       const float *Xb = X + start * n0, *Yb = Y + start * nL;
       if (opts->shuffle) {
-        gather_columns(n0, X, buf.idx + start, mb, buf.Xb);
-        gather_columns(nL, Y, buf.idx + start, mb, buf.Yb);
-        Xb = buf.Xb;
-        Yb = buf.Yb;
+        gather_columns(n0, X, run.idx + start, mb, run.Xb);
+        gather_columns(nL, Y, run.idx + start, mb, run.Yb);
+        Xb = run.Xb;
+        Yb = run.Yb;
       }
       float cost;
-      if ((s = dn_forward_pass(net, Xb, mb, true))) goto done;
-      if ((s = dn_backward_pass(net, Yb, &cost)) || (s = dn_optim_step(net, opts, lr))) {
-        s = dn_fail(s, "dn_net_train: training diverged at epoch %zu, batch %zu: %s "
-                    "(parameters left at the last finite step)", epoch, bi + 1, dn_last_error());
+      if ((s = dn_forward_pass(net, Xb, mb, true)) || (s = dn_backward_pass(net, Yb, &cost)) ||
+          (s = dn_optim_step(net, opts, lr))) {
+        s = fail_because(s, "dn_net_train: %s at epoch %zu, batch %zu (parameters left at the last "
+                         "%s step): ", s == DN_ERR_NUMERIC ? "training diverged" : "failed", epoch,
+                         bi + 1, s == DN_ERR_NUMERIC ? "finite" : "completed");
         goto done;
       }
       cost_sum += (double)cost * (double)mb;
@@ -114,6 +203,13 @@ dn_status dn_net_train(dn_net *net, const float *X, const float *Y, size_t m,
         stop = opts->progress(&p, opts->progress_user) != 0;
       }
     }
+    const bool epoch_done = bi == batches;
+    if (opts->checkpoint_path && epoch_done && (epoch % every == 0 || epoch == opts->epochs || stop) &&
+        (s = dn_ckpt_save(opts->checkpoint_path, net, &run.ck, epoch, &run.rng))) {
+      s = fail_because(s, "dn_net_train: training stopped after epoch %zu, whose checkpoint "
+                       "failed (the net holds the parameters after that epoch): ", epoch);
+      goto done;
+    }
   }
 done:
   net->l2_lambda = saved_l2;
@@ -121,6 +217,6 @@ done:
   net->dropout_seed = saved_seed;
   net->dropout_calls = saved_calls;
   net->have_forward = false;
-  free_buffers(&buf);
+  free_run(&run);
   return s;
 }
