@@ -30,7 +30,7 @@
 #include "crc32.h"
 #include "model_io.h"
 
-static const uint8_t MODEL_MAGIC[8] = {0x89, 'D', 'N', 'N', 0x0D, 0x0A, 0x1A, 0x0A};
+const uint8_t dn_model_magic[8] = {0x89, 'D', 'N', 'N', 0x0D, 0x0A, 0x1A, 0x0A};
 enum {
   MODEL_VERSION = 1,
   MODEL_MAX_LAYERS = 4096, /* dn_net_create's limit */
@@ -233,7 +233,7 @@ done:
 
 static void write_model(dn_writer *w, const void *ctx) {
   const dn_net *net = ctx;
-  dn_writer_bytes(w, MODEL_MAGIC, sizeof MODEL_MAGIC);
+  dn_writer_bytes(w, dn_model_magic, sizeof dn_model_magic);
   dn_writer_u32(w, MODEL_VERSION);
   dn_writer_net_desc(w, net);
   dn_writer_floats(w, net->params, net->n_params);
@@ -348,7 +348,7 @@ static dn_status load_header(dn_reader *ld, dn_net **out) {
   if (r < 0)
     return dn_fail(DN_ERR_IO, "dn_net_load: '%s': read failed: %s", path, strerror(errno));
   const size_t got = (size_t)r;
-  if (memcmp(pre, MODEL_MAGIC, got < sizeof MODEL_MAGIC ? got : sizeof MODEL_MAGIC) != 0)
+  if (memcmp(pre, dn_model_magic, got < sizeof dn_model_magic ? got : sizeof dn_model_magic) != 0)
     return dn_fail(DN_ERR_FORMAT, "dn_net_load: '%s': byte offset 0: bad magic, not a deepnet "
                    "model file", path);
   if (got < PREFIX_BYTES)

@@ -35,6 +35,10 @@ static inline float dn_bits_float(uint32_t u) {
   return x;
 }
 
+/* The model file's first 8 bytes (PNG-style: a 7-bit or newline-translating transfer
+ * breaks them visibly). */
+extern const uint8_t dn_model_magic[8];
+
 /* ---- writing ---- */
 /* A buffered writer: every byte goes into the running CRC-32; the first failed write
  * sticks (err), later puts do nothing. */
