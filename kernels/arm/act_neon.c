@@ -1,0 +1,292 @@
+/* NEON (aarch64 Advanced SIMD) vector math: exp, the activations and their derivatives,
+ * softmax, bias add, row sums and the optimizer updates, each the vector form of its scalar
+ * twin (same operations in the same order; docs/vecmath.md). Tails go through a stack
+ * buffer, so nothing past n is read or written. */
+#include <arm_neon.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "vecmath.h"
+
+#define V 4 /* floats per vector */
+#define INLINE static inline __attribute__((always_inline))
+
+typedef float32x4_t vf;
+typedef size_t vmask; /* live lanes of a tail: [0, r), r < V */
+
+INLINE vmask tail_mask(size_t r) { return r; }
+#define ALL ((vmask)V)
+
+/* A full vector, or the tail's r lanes through a buffer (zeros in the other lanes);
+ * `full` is a constant after inlining, so the full-vector loop has no copies. */
+INLINE vf ld(const float *p, vmask r, bool full) {
+  if (full) return vld1q_f32(p);
+  float buf[V] = {0};
+  memcpy(buf, p, r * sizeof *p);
+  return vld1q_f32(buf);
+}
+INLINE void st(float *p, vmask r, bool full, vf v) {
+  if (full) {
+    vst1q_f32(p, v);
+  } else {
+    float buf[V];
+    vst1q_f32(buf, v);
+    memcpy(p, buf, r * sizeof *p);
+  }
+}
+
+/* step(i, mask, full, ...) over [0, n): every full vector, then one tail. */
+#define VLOOP(n, step, ...)                                          \
+  do {                                                               \
+    size_t i_ = 0;                                                   \
+    for (; i_ + V <= (n); i_ += V) step(i_, ALL, true, __VA_ARGS__); \
+    if (i_ < (n)) step(i_, tail_mask((n) - i_), false, __VA_ARGS__); \
+  } while (0)
+
+INLINE vf set1(float x) { return vdupq_n_f32(x); }
+INLINE uint32x4_t gt0(vf z) { return vcgtq_f32(z, vdupq_n_f32(0.0f)); }
+
+INLINE vf pow2i(int32x4_t k) { /* 2^k, k in [-126, 127] */
+  return vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(k, vdupq_n_s32(127)), 23));
+}
+
+INLINE vf exp_v(vf x) {
+  x = vmaxq_f32(vminq_f32(x, set1(DN_EXP_X_MAX)), set1(DN_EXP_X_MIN)); /* NaN passes */
+  const vf shifter = set1(DN_EXP_SHIFTER);
+  const vf n = vsubq_f32(vfmaq_f32(shifter, x, set1(DN_EXP_LOG2E)), shifter);
+  vf r = vfmaq_f32(x, n, set1(-DN_EXP_LN2_HI));
+  r = vfmaq_f32(r, n, set1(-DN_EXP_LN2_LO));
+  vf p = vfmaq_f32(set1(DN_EXP_C4), set1(DN_EXP_C5), r);
+  p = vfmaq_f32(set1(DN_EXP_C3), p, r);
+  p = vfmaq_f32(set1(DN_EXP_C2), p, r);
+  p = vfmaq_f32(set1(DN_EXP_C1), p, r);
+  p = vfmaq_f32(set1(DN_EXP_C0), p, r);
+  const vf q = vfmaq_f32(r, p, vmulq_f32(r, r));
+  const int32x4_t k = vcvtq_s32_f32(n), k1 = vshrq_n_s32(k, 1);
+  const vf s1 = pow2i(k1);
+  return vmulq_f32(vfmaq_f32(s1, q, s1), pow2i(vsubq_s32(k, k1)));
+}
+
+INLINE vf sigmoid_v(vf z) {
+  const vf e = exp_v(vnegq_f32(vabsq_f32(z)));
+  const vf num = vbslq_f32(vcgeq_f32(z, vdupq_n_f32(0.0f)), set1(1.0f), e);
+  return vdivq_f32(num, vaddq_f32(set1(1.0f), e));
+}
+
+INLINE vf tanh_v(vf z) {
+  const vf a = vabsq_f32(z), a2 = vmulq_f32(a, a);
+  vf p = vfmaq_f32(set1(DN_TANH_C3), set1(DN_TANH_C4), a2);
+  p = vfmaq_f32(set1(DN_TANH_C2), p, a2);
+  p = vfmaq_f32(set1(DN_TANH_C1), p, a2);
+  p = vfmaq_f32(set1(DN_TANH_C0), p, a2);
+  const vf small = vfmaq_f32(a, vmulq_f32(p, a2), a);
+  const vf e = exp_v(vmulq_f32(set1(-2.0f), a));
+  const vf large = vsubq_f32(set1(1.0f), vdivq_f32(vaddq_f32(e, e), vaddq_f32(set1(1.0f), e)));
+  const vf t = vbslq_f32(vcltq_f32(a, set1(DN_TANH_SMALL)), small, large);
+  return vbslq_f32(vdupq_n_u32(0x80000000u), z, t); /* copysign(t, z) */
+}
+
+INLINE vf linear_v(vf z) { return z; }
+INLINE vf relu_v(vf z) { /* z <= 0 is false for NaN: NaN passes */
+  return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(z), vcleq_f32(z, vdupq_n_f32(0.0f))));
+}
+INLINE vf leaky_relu_v(vf z) { return vbslq_f32(gt0(z), z, vmulq_f32(set1(DN_LEAKY_SLOPE), z)); }
+
+INLINE vf linear_d(vf z, vf a, vf da) {
+  (void)z;
+  (void)a;
+  return da;
+}
+INLINE vf relu_d(vf z, vf a, vf da) {
+  (void)a;
+  return vreinterpretq_f32_u32(vandq_u32(gt0(z), vreinterpretq_u32_f32(da)));
+}
+INLINE vf leaky_relu_d(vf z, vf a, vf da) {
+  (void)a;
+  return vbslq_f32(gt0(z), da, vmulq_f32(set1(DN_LEAKY_SLOPE), da));
+}
+INLINE vf sigmoid_d(vf z, vf a, vf da) {
+  (void)z;
+  return vmulq_f32(vmulq_f32(da, a), vsubq_f32(set1(1.0f), a));
+}
+INLINE vf tanh_d(vf z, vf a, vf da) {
+  (void)z;
+  return vmulq_f32(da, vsubq_f32(set1(1.0f), vmulq_f32(a, a)));
+}
+
+/* A = g(Z) and dZ = dA * g'(Z) for each activation g, from its one-vector form. */
+#define FWD_KERNEL(name, g)                                                                   \
+  INLINE void name##_step(size_t i, vmask m, bool full, const float *Z, float *A) {          \
+    st(A + i, m, full, g(ld(Z + i, m, full)));                                                \
+  }                                                                                           \
+  static void name(size_t n, const float *Z, float *A) { VLOOP(n, name##_step, Z, A); }
+#define BWD_KERNEL(name, gd)                                                                  \
+  INLINE void name##_step(size_t i, vmask m, bool full, const float *Z, const float *A,      \
+                          const float *dA, float *dZ) {                                       \
+    st(dZ + i, m, full, gd(ld(Z + i, m, full), ld(A + i, m, full), ld(dA + i, m, full)));    \
+  }                                                                                           \
+  static void name(size_t n, const float *Z, const float *A, const float *dA, float *dZ) {    \
+    VLOOP(n, name##_step, Z, A, dA, dZ);                                                      \
+  }
+
+FWD_KERNEL(exp_neon, exp_v)
+FWD_KERNEL(dn_linear_fwd_neon, linear_v)
+FWD_KERNEL(dn_relu_fwd_neon, relu_v)
+FWD_KERNEL(dn_leaky_relu_fwd_neon, leaky_relu_v)
+FWD_KERNEL(dn_sigmoid_fwd_neon, sigmoid_v)
+FWD_KERNEL(dn_tanh_fwd_neon, tanh_v)
+BWD_KERNEL(dn_linear_bwd_neon, linear_d)
+BWD_KERNEL(dn_relu_bwd_neon, relu_d)
+BWD_KERNEL(dn_leaky_relu_bwd_neon, leaky_relu_d)
+BWD_KERNEL(dn_sigmoid_bwd_neon, sigmoid_d)
+BWD_KERNEL(dn_tanh_bwd_neon, tanh_d)
+
+void dn_exp_neon(size_t n, const float *x, float *y) { exp_neon(n, x, y); }
+
+/* Softmax of one column in three passes: max, exp(z - max) with its sum, divide. The
+ * tail's zero lanes are kept out of the max and the sum. */
+INLINE void max_step(size_t i, vmask m, bool full, const float *z, vf *acc) {
+  if (full) {
+    *acc = vmaxq_f32(*acc, vld1q_f32(z + i));
+  } else {
+    float buf[V] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    memcpy(buf, z + i, m * sizeof *z);
+    *acc = vmaxq_f32(*acc, vld1q_f32(buf));
+  }
+}
+INLINE void exp_sum_step(size_t i, vmask m, bool full, const float *z, vf zmax, float *a, vf *sum) {
+  vf e = exp_v(vsubq_f32(ld(z + i, m, full), zmax));
+  st(a + i, m, full, e);
+  if (!full) {
+    static const uint32_t live[2 * V] = {~0u, ~0u, ~0u, ~0u, 0, 0, 0, 0};
+    e = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(e), vld1q_u32(live + V - m)));
+  }
+  *sum = vaddq_f32(*sum, e);
+}
+INLINE void div_step(size_t i, vmask m, bool full, float *a, vf sum) {
+  st(a + i, m, full, vdivq_f32(ld(a + i, m, full), sum));
+}
+static void dn_softmax_fwd_neon(size_t rows, size_t cols, const float *Z, float *A) {
+  for (size_t j = 0; j < cols; j++) {
+    const float *z = Z + j * rows;
+    float *a = A + j * rows;
+    vf acc = set1(-INFINITY), sum = vdupq_n_f32(0.0f);
+    VLOOP(rows, max_step, z, &acc);
+    VLOOP(rows, exp_sum_step, z, set1(vmaxvq_f32(acc)), a, &sum);
+    VLOOP(rows, div_step, a, set1(vaddvq_f32(sum)));
+  }
+}
+
+INLINE void bias_step(size_t i, vmask m, bool full, const float *b, float *z) {
+  st(z + i, m, full, vaddq_f32(ld(z + i, m, full), ld(b + i, m, full)));
+}
+static void dn_bias_add_neon(size_t rows, size_t cols, const float *b, float *Z) {
+  for (size_t j = 0; j < cols; j++) VLOOP(rows, bias_step, b, Z + j * rows);
+}
+
+/* Vectorized across rows, each row's sum still 0 + X(i,0) + X(i,1) + ... in j order:
+ * bitwise the scalar twin's result, whatever rows the caller gives each thread. */
+INLINE void row_sum_step(size_t i, vmask m, bool full, size_t cols, const float *X, size_t ldx,
+                         vf scale, float *out) {
+  vf s = vdupq_n_f32(0.0f);
+  for (size_t j = 0; j < cols; j++) s = vaddq_f32(s, ld(X + i + j * ldx, m, full));
+  st(out + i, m, full, vmulq_f32(s, scale));
+}
+static void dn_row_sum_neon(size_t rows, size_t cols, const float *X, size_t ldx, float scale,
+                            float *out) {
+  const vf vs = set1(scale);
+  size_t i = 0;
+  for (; i + 4 * V <= rows; i += 4 * V) { /* four sums in flight per column */
+    vf s0 = vdupq_n_f32(0.0f), s1 = s0, s2 = s0, s3 = s0;
+    for (size_t j = 0; j < cols; j++) {
+      const float *x = X + i + j * ldx;
+      s0 = vaddq_f32(s0, vld1q_f32(x));
+      s1 = vaddq_f32(s1, vld1q_f32(x + V));
+      s2 = vaddq_f32(s2, vld1q_f32(x + 2 * V));
+      s3 = vaddq_f32(s3, vld1q_f32(x + 3 * V));
+    }
+    vst1q_f32(out + i, vmulq_f32(s0, vs));
+    vst1q_f32(out + i + V, vmulq_f32(s1, vs));
+    vst1q_f32(out + i + 2 * V, vmulq_f32(s2, vs));
+    vst1q_f32(out + i + 3 * V, vmulq_f32(s3, vs));
+  }
+  /* The last rows one vector at a time; a partial one is a column walk of single floats
+   * rather than a buffer copy per column. */
+  for (; i + V <= rows; i += V) row_sum_step(i, ALL, true, cols, X, ldx, vs, out);
+  for (; i < rows; i++) {
+    float s = 0.0f;
+    for (size_t j = 0; j < cols; j++) s += X[i + j * ldx];
+    out[i] = s * scale;
+  }
+}
+
+INLINE void sub_step(size_t i, vmask m, bool full, const float *a, const float *b, float *dst) {
+  st(dst + i, m, full, vsubq_f32(ld(a + i, m, full), ld(b + i, m, full)));
+}
+static void dn_sub_neon(size_t n, const float *a, const float *b, float *dst) {
+  VLOOP(n, sub_step, a, b, dst);
+}
+
+INLINE void scale_step(size_t i, vmask m, bool full, vf s, float *x) {
+  st(x + i, m, full, vmulq_f32(ld(x + i, m, full), s));
+}
+static void dn_scale_neon(size_t n, float s, float *x) { VLOOP(n, scale_step, set1(s), x); }
+
+INLINE void gd_step(size_t i, vmask m, bool full, vf lr, const float *g, float *p) {
+  st(p + i, m, full, vsubq_f32(ld(p + i, m, full), vmulq_f32(lr, ld(g + i, m, full))));
+}
+static void dn_gd_update_neon(size_t n, float lr, const float *g, float *p) {
+  VLOOP(n, gd_step, set1(lr), g, p);
+}
+
+INLINE void momentum_step(size_t i, vmask m, bool full, vf lr, vf beta, const float *g, float *v,
+                          float *p) {
+  const vf vn = vaddq_f32(vmulq_f32(beta, ld(v + i, m, full)),
+                          vmulq_f32(vsubq_f32(set1(1.0f), beta), ld(g + i, m, full)));
+  st(v + i, m, full, vn);
+  st(p + i, m, full, vsubq_f32(ld(p + i, m, full), vmulq_f32(lr, vn)));
+}
+static void dn_momentum_update_neon(size_t n, float lr, float beta, const float *g, float *v,
+                                    float *p) {
+  VLOOP(n, momentum_step, set1(lr), set1(beta), g, v, p);
+}
+
+INLINE void adam_step(size_t i, vmask m, bool full, vf lr_t, vf b1, vf b2, vf eps_t, const float *g,
+                      float *m1, float *v2, float *p) {
+  const vf gi = ld(g + i, m, full), one = set1(1.0f);
+  const vf mn = vaddq_f32(vmulq_f32(b1, ld(m1 + i, m, full)), vmulq_f32(vsubq_f32(one, b1), gi));
+  const vf vn = vaddq_f32(vmulq_f32(b2, ld(v2 + i, m, full)),
+                          vmulq_f32(vmulq_f32(vsubq_f32(one, b2), gi), gi));
+  st(m1 + i, m, full, mn);
+  st(v2 + i, m, full, vn);
+  const vf step = vdivq_f32(vmulq_f32(lr_t, mn), vaddq_f32(vsqrtq_f32(vn), eps_t));
+  st(p + i, m, full, vsubq_f32(ld(p + i, m, full), step));
+}
+static void dn_adam_update_neon(size_t n, float lr_t, float b1, float b2, float eps_t,
+                                const float *g, float *m, float *v, float *p) {
+  VLOOP(n, adam_step, set1(lr_t), set1(b1), set1(b2), set1(eps_t), g, m, v, p);
+}
+
+void dn_kernels_fill_act_neon(dn_kernel_table *kt) {
+  kt->act_fwd[DN_ACT_LINEAR] = dn_linear_fwd_neon;
+  kt->act_bwd[DN_ACT_LINEAR] = dn_linear_bwd_neon;
+  kt->act_fwd[DN_ACT_RELU] = dn_relu_fwd_neon;
+  kt->act_bwd[DN_ACT_RELU] = dn_relu_bwd_neon;
+  kt->act_fwd[DN_ACT_LEAKY_RELU] = dn_leaky_relu_fwd_neon;
+  kt->act_bwd[DN_ACT_LEAKY_RELU] = dn_leaky_relu_bwd_neon;
+  kt->act_fwd[DN_ACT_SIGMOID] = dn_sigmoid_fwd_neon;
+  kt->act_bwd[DN_ACT_SIGMOID] = dn_sigmoid_bwd_neon;
+  kt->act_fwd[DN_ACT_TANH] = dn_tanh_fwd_neon;
+  kt->act_bwd[DN_ACT_TANH] = dn_tanh_bwd_neon;
+  kt->softmax_fwd = dn_softmax_fwd_neon;
+  kt->bias_add = dn_bias_add_neon;
+  kt->row_sum = dn_row_sum_neon;
+  kt->sub = dn_sub_neon;
+  kt->scale = dn_scale_neon;
+  kt->gd_update = dn_gd_update_neon;
+  kt->momentum_update = dn_momentum_update_neon;
+  kt->adam_update = dn_adam_update_neon;
+}
