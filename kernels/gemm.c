@@ -11,7 +11,6 @@
 enum {
   KC_ALIGN = 8,     /* K blocks are multiples of this (but the last) */
   NC_CAP = 4092,    /* beyond this a bigger B block saves nothing measurable */
-  TILE_MAX = 512,   /* floats in the on-stack tile of the swapped-roles path */
 };
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
@@ -149,7 +148,75 @@ static float *scratch_get(size_t floats) {
   return p;
 }
 
+/* ---- pre-packed op(A) ---- */
+
+/* The small-M path: chosen from the global M alone, so every range of one GEMM agrees. */
+static bool use_small(const dn_kernel_table *kt, size_t M) {
+  return kt->sgemm_small && M <= kt->small_mr;
+}
+
+size_t dn_gemm_packed_a_width(const dn_kernel_table *kt, size_t M) {
+  return use_small(kt, M) ? kt->small_mr : kt->mr;
+}
+
+size_t dn_gemm_packed_a_floats(const dn_kernel_table *kt, size_t M, size_t K) {
+  const size_t w = dn_gemm_packed_a_width(kt, M);
+  size_t floats;
+  if (M > SIZE_MAX - w || __builtin_mul_overflow(round_up(M, w), K, &floats)) return SIZE_MAX;
+  return floats;
+}
+
+/* K block pc of the packed op(A) starts at pc * Mp; its panel of rows i0.. at i0 * kb. */
+void dn_gemm_pack_a_rows(const dn_kernel_table *kt, char transa, size_t M, size_t K,
+                         const float *A, size_t lda, float *dst, size_t m_begin, size_t m_end) {
+  if (m_begin >= m_end) return;
+  const size_t w = dn_gemm_packed_a_width(kt, M), Mp = round_up(M, w), kc = block_k(kt, K);
+  for (size_t pc = 0; pc < K; pc += kc) {
+    const size_t kb = min_sz(kc, K - pc);
+    pack_panels(kt, transa == 'N', A, lda, m_begin, m_end - m_begin, pc, kb, w,
+                dst + pc * Mp + m_begin * kb);
+  }
+}
+
+void dn_gemm_pack_a(const dn_kernel_table *kt, char transa, size_t M, size_t K, const float *A,
+                    size_t lda, float *dst) {
+  dn_gemm_pack_a_rows(kt, transa, M, K, A, lda, dst, 0, M);
+}
+
+const char *dn_gemm_kernel_name(const dn_kernel_table *kt, size_t M) {
+  return use_small(kt, M) ? kt->sgemm_small_name : kt->sgemm_ukr_name;
+}
+
 /* ---- the loops ---- */
+
+/* Where the micro-panels of op(A) come from: the caller's pre-packed buffer, or packed
+ * here from A per (K block, MC block) into the scratch. */
+typedef struct a_source {
+  const float *packed; /* the whole pre-packed op(A), or NULL */
+  size_t Mp;           /* its rows (M rounded up to the panel width) */
+  char trans;
+  const float *A;
+  size_t lda;
+} a_source;
+
+/* The panels of rows [i0, i0 + rows) of K block [pc, pc + kb), w wide. */
+static const float *a_panels(const dn_kernel_table *kt, const a_source *a, size_t i0,
+                             size_t rows, size_t pc, size_t kb, size_t w, float *buf) {
+  if (a->packed) return a->packed + pc * a->Mp + i0 * kb;
+  pack_panels(kt, a->trans == 'N', a->A, a->lda, i0, rows, pc, kb, w, buf);
+  return buf;
+}
+
+/* The epilogue over rows [i0, i1) x columns [j0, j1) of C, one column at a time. */
+static void epilogue(const dn_kernel_table *kt, const dn_gemm_epilogue *ep, float *C, size_t ldc,
+                     size_t i0, size_t i1, size_t j0, size_t j1) {
+  if (!ep || i0 >= i1) return;
+  for (size_t j = j0; j < j1; j++) {
+    float *z = C + i0 + j * ldc;
+    if (ep->bias) kt->bias_add(i1 - i0, 1, ep->bias + i0, z);
+    if (ep->out) kt->act_fwd[ep->act](i1 - i0, z, ep->out + i0 + j * ldc);
+  }
+}
 
 /* C = beta * C over the range (K == 0 or alpha == 0: A and B are not read, as in BLAS). */
 static void scale_C(float beta, float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1) {
@@ -157,47 +224,31 @@ static void scale_C(float beta, float *C, size_t ldc, size_t m0, size_t m1, size
     for (size_t i = m0; i < m1; i++) C[i + j * ldc] = beta == 0.0f ? 0.0f : beta * C[i + j * ldc];
 }
 
-/* One m x n tile at C. With ct the problem is C^T (roles of A and B swapped): the
- * kernel fills an on-stack tile with the bare sums, written to C transposed. */
-static inline void tile(const dn_kernel_table *kt, bool ct, size_t kb, float alpha,
-                        const float *Ap, const float *Bp, float beta, float *C, size_t ldc,
-                        size_t m, size_t n) {
-  if (!ct) {
-    kt->sgemm_ukr(kb, alpha, Ap, Bp, beta, C, ldc, m, n);
-    return;
-  }
-  float t[TILE_MAX];
-  kt->sgemm_ukr(kb, 1.0f, Ap, Bp, 0.0f, t, kt->mr, m, n);
-  for (size_t i = 0; i < m; i++) {
-    float *c = C + i * ldc;
-    for (size_t j = 0; j < n; j++) {
-      const float v = alpha * t[i + j * kt->mr];
-      c[j] = beta == 0.0f ? v : v + beta * c[j];
-    }
-  }
-}
-
-/* Rows [m0, m1) x columns [n0, n1) of C (of C^T when ct) under blocking b, with Ap and
- * Bp sized for mc x kc and kc x nc. Beta applies on the first K block only; later
- * blocks add. */
-static void gemm_blocked(const dn_kernel_table *kt, const blocking *b, bool ct, char transa,
-                         char transb, size_t K, float alpha, const float *A, size_t lda,
-                         const float *B, size_t ldb, float beta, float *C, size_t ldc, size_t m0,
-                         size_t m1, size_t n0, size_t n1, float *Ap, float *Bp) {
+/* Rows [m0, m1) x columns [n0, n1) of C under blocking b, with Ap and Bp sized for mc x kc
+ * and kc x nc. Beta applies on the first K block only; later blocks add. The epilogue runs
+ * on each MC x NR column panel right after its last K block. */
+static void gemm_blocked(const dn_kernel_table *kt, const blocking *b, const a_source *a,
+                         char transb, size_t K, float alpha, const float *B, size_t ldb,
+                         float beta, float *C, size_t ldc, size_t m0, size_t m1, size_t n0,
+                         size_t n1, float *Ap, float *Bp, const dn_gemm_epilogue *ep) {
   for (size_t jc = n0; jc < n1; jc += b->nc) {
     const size_t nb = min_sz(b->nc, n1 - jc);
     for (size_t pc = 0; pc < K; pc += b->kc) {
       const size_t kb = min_sz(b->kc, K - pc);
       const float beta_pc = pc == 0 ? beta : 1.0f;
+      const bool last = pc + kb == K;
       pack_panels(kt, transb == 'T', B, ldb, jc, nb, pc, kb, b->nr, Bp);
       for (size_t ic = m0; ic < m1; ic += b->mc) {
         const size_t mb = min_sz(b->mc, m1 - ic);
-        pack_panels(kt, transa == 'N', A, lda, ic, mb, pc, kb, b->mr, Ap);
-        for (size_t jr = 0; jr < nb; jr += b->nr)
+        const float *A_ic = a_panels(kt, a, ic, mb, pc, kb, b->mr, Ap);
+        for (size_t jr = 0; jr < nb; jr += b->nr) {
+          const size_t n = min_sz(b->nr, nb - jr);
+          float *C_j = C + (jc + jr) * ldc;
           for (size_t ir = 0; ir < mb; ir += b->mr)
-            tile(kt, ct, kb, alpha, Ap + ir * kb, Bp + jr * kb, beta_pc,
-                 ct ? C + (jc + jr) + (ic + ir) * ldc : C + (ic + ir) + (jc + jr) * ldc, ldc,
-                 min_sz(b->mr, mb - ir), min_sz(b->nr, nb - jr));
+            kt->sgemm_ukr(kb, alpha, A_ic + ir * kb, Bp + jr * kb, beta_pc, C_j + ic + ir, ldc,
+                          min_sz(b->mr, mb - ir), n);
+          if (last) epilogue(kt, ep, C, ldc, ic, ic + mb, jc + jr, jc + jr + n);
+        }
       }
     }
   }
@@ -206,65 +257,80 @@ static void gemm_blocked(const dn_kernel_table *kt, const blocking *b, bool ct, 
 /* Out of memory: one micro-panel pair at a time, packed on the stack (at most
  * KC x (MR + NR) floats, 66 KiB for AVX-512); the same kc, so the same bits. */
 static __attribute__((noinline)) void gemm_on_stack(const dn_kernel_table *kt, blocking b,
-                                                    bool ct, char transa, char transb, size_t K,
-                                                    float alpha, const float *A, size_t lda,
-                                                    const float *B, size_t ldb, float beta,
-                                                    float *C, size_t ldc, size_t m0, size_t m1,
-                                                    size_t n0, size_t n1) {
+                                                    const a_source *a, char transb, size_t K,
+                                                    float alpha, const float *B, size_t ldb,
+                                                    float beta, float *C, size_t ldc, size_t m0,
+                                                    size_t m1, size_t n0, size_t n1,
+                                                    const dn_gemm_epilogue *ep) {
   float panels[b.kc * (b.mr + b.nr)];
   b.mc = b.mr;
   b.nc = b.nr;
-  gemm_blocked(kt, &b, ct, transa, transb, K, alpha, A, lda, B, ldb, beta, C, ldc, m0, m1, n0,
-               n1, panels, panels + b.kc * b.mr);
+  gemm_blocked(kt, &b, a, transb, K, alpha, B, ldb, beta, C, ldc, m0, m1, n0, n1, panels,
+               panels + b.kc * b.mr, ep);
 }
 
-/* The share of an a-long side that a tile of r covers usefully. */
-static double tile_use(size_t a, size_t r) { return (double)a / (double)(ceil_div(a, r) * r); }
-
-/* Whether to compute C^T = op(B)^T op(A)^T instead: for M well under MR (a 10-unit
- * layer), most of each MR-row tile would be padding, while N fills the tiles. From
- * the global M, N and the tile alone, so every range of one GEMM agrees. */
-static bool swap_roles(const dn_kernel_table *kt, size_t M, size_t N) {
-  if (M >= kt->mr || kt->mr * kt->nr > TILE_MAX) return false;
-  const double as_is = tile_use(M, kt->mr) * tile_use(N, kt->nr);
-  const double swapped = tile_use(N, kt->mr) * tile_use(M, kt->nr);
-  return swapped > 1.5 * as_is; /* the transposed write-back costs the rest */
+/* M <= small_mr: one panel of op(A) per K block, op(B) read in place by the small kernel
+ * (for a 10-row C, packing B cost more than the product). C is at most small_mr rows,
+ * so the epilogue after the last K block still finds it in cache. */
+static __attribute__((noinline)) void gemm_small(const dn_kernel_table *kt, const a_source *a,
+                                                 size_t M, size_t K, float alpha, char transb,
+                                                 const float *B, size_t ldb, float beta,
+                                                 float *C, size_t ldc, size_t m0, size_t m1,
+                                                 size_t n0, size_t n1,
+                                                 const dn_gemm_epilogue *ep) {
+  const size_t w = kt->small_mr, kc = block_k(kt, K);
+  const size_t rsb = transb == 'N' ? 1 : ldb, csb = transb == 'N' ? ldb : 1;
+  float panel[a->packed ? 1 : kc * w];
+  for (size_t pc = 0; pc < K; pc += kc) {
+    const size_t kb = min_sz(kc, K - pc);
+    const float *Ap = a_panels(kt, a, 0, M, pc, kb, w, panel);
+    kt->sgemm_small(kb, alpha, Ap, B + pc * rsb + n0 * csb, rsb, csb, pc == 0 ? beta : 1.0f,
+                    C + n0 * ldc, ldc, m0, m1, n1 - n0);
+  }
+  epilogue(kt, ep, C, ldc, m0, m1, n0, n1);
 }
 
-static char flip(char trans) { return trans == 'N' ? 'T' : 'N'; }
+static void gemm_run(const dn_kernel_table *kt, const a_source *a, size_t M, size_t K,
+                     float alpha, char transb, const float *B, size_t ldb, float beta, float *C,
+                     size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1,
+                     const dn_gemm_epilogue *ep) {
+  if (m0 >= m1 || n0 >= n1) return;
+  if (K == 0 || alpha == 0.0f) {
+    scale_C(beta, C, ldc, m0, m1, n0, n1);
+    epilogue(kt, ep, C, ldc, m0, m1, n0, n1);
+    return;
+  }
+  if (use_small(kt, M)) {
+    gemm_small(kt, a, M, K, alpha, transb, B, ldb, beta, C, ldc, m0, m1, n0, n1, ep);
+    return;
+  }
+  const blocking b = choose_blocking(kt, K, m1 - m0, n1 - n0);
+  const size_t a_floats = a->packed ? 0 : round_up(b.mc * b.kc, 16);
+  float *buf = scratch_get(a_floats + b.kc * b.nc);
+  if (buf)
+    gemm_blocked(kt, &b, a, transb, K, alpha, B, ldb, beta, C, ldc, m0, m1, n0, n1, buf,
+                 buf + a_floats, ep);
+  else
+    gemm_on_stack(kt, b, a, transb, K, alpha, B, ldb, beta, C, ldc, m0, m1, n0, n1, ep);
+}
 
 void dn_gemm_range(const dn_kernel_table *kt, char transa, char transb, size_t M, size_t N,
                    size_t K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
                    float beta, float *C, size_t ldc, size_t m_begin, size_t m_end, size_t n_begin,
                    size_t n_end) {
-  if (m_begin >= m_end || n_begin >= n_end) return;
-  if (K == 0 || alpha == 0.0f) {
-    scale_C(beta, C, ldc, m_begin, m_end, n_begin, n_end);
-    return;
-  }
-  const bool ct = swap_roles(kt, M, N);
-  if (ct) {
-    const float *t = A;
-    A = B;
-    B = t;
-    size_t s = lda;
-    lda = ldb;
-    ldb = s;
-    const char ta = transa;
-    transa = flip(transb);
-    transb = flip(ta);
-    s = m_begin, m_begin = n_begin, n_begin = s;
-    s = m_end, m_end = n_end, n_end = s;
-  }
-  const blocking b = choose_blocking(kt, K, m_end - m_begin, n_end - n_begin);
-  const size_t a_floats = round_up(b.mc * b.kc, 16);
-  float *buf = scratch_get(a_floats + b.kc * b.nc);
-  if (buf)
-    gemm_blocked(kt, &b, ct, transa, transb, K, alpha, A, lda, B, ldb, beta, C, ldc, m_begin,
-                 m_end, n_begin, n_end, buf, buf + a_floats);
-  else
-    gemm_on_stack(kt, b, ct, transa, transb, K, alpha, A, lda, B, ldb, beta, C, ldc, m_begin,
-                  m_end, n_begin, n_end);
+  (void)N;
+  const a_source a = {.trans = transa, .A = A, .lda = lda};
+  gemm_run(kt, &a, M, K, alpha, transb, B, ldb, beta, C, ldc, m_begin, m_end, n_begin, n_end,
+           NULL);
+}
+
+void dn_gemm_range_packed(const dn_kernel_table *kt, size_t M, size_t N, size_t K, float alpha,
+                          const float *packedA, char transb, const float *B, size_t ldb,
+                          float beta, float *C, size_t ldc, size_t m_begin, size_t m_end,
+                          size_t n_begin, size_t n_end, const dn_gemm_epilogue *ep) {
+  (void)N;
+  const a_source a = {.packed = packedA, .Mp = round_up(M, dn_gemm_packed_a_width(kt, M))};
+  gemm_run(kt, &a, M, K, alpha, transb, B, ldb, beta, C, ldc, m_begin, m_end, n_begin, n_end, ep);
 }
 
 void dn_gemm(const dn_kernel_table *kt, char transa, char transb, size_t M, size_t N, size_t K,

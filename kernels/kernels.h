@@ -15,6 +15,15 @@
 typedef void (*dn_sgemm_ukr_fn)(size_t k, float alpha, const float *Ap, const float *Bp,
                                 float beta, float *C, size_t ldc, size_t m, size_t n);
 
+/* The small-M GEMM kernel (M <= small_mr, e.g. a 10-unit output layer): C(rows [m_lo, m_hi)
+ * x n) = alpha * Ap(small_mr x k) * op(B)(k x n) + beta * C, with Ap packed as k columns of
+ * small_mr floats and op(B)(p, j) read in place at B[p * rsb + j * csb] (no packing of B);
+ * C points at row 0 of the panel, any n. Same per-element operations as sgemm_ukr (one
+ * chain over k in order, then alpha, then beta), so its C is bitwise the general path's. */
+typedef void (*dn_sgemm_small_fn)(size_t k, float alpha, const float *Ap, const float *B,
+                                  size_t rsb, size_t csb, float beta, float *C, size_t ldc,
+                                  size_t m_lo, size_t m_hi, size_t n);
+
 /* Elementwise activation kernels over n contiguous floats. */
 typedef void (*dn_act_fwd_fn)(size_t n, const float *Z, float *A);
 /* dZ = dA * g'(Z); A = g(Z) is passed too, since several derivatives are cheaper from it. */
@@ -36,6 +45,10 @@ typedef struct dn_kernel_table {
    * dst[p*w + i] = src[i + p*ld]; pack_t transposes, dst[p*w + i] = src[p + i*ld]. */
   void (*sgemm_pack_n)(size_t k, size_t r, size_t w, const float *src, size_t ld, float *dst);
   void (*sgemm_pack_t)(size_t k, size_t r, size_t w, const float *src, size_t ld, float *dst);
+  /* Small-M path (NULL: none; the general path serves every M). */
+  const char *sgemm_small_name;
+  size_t small_mr;
+  dn_sgemm_small_fn sgemm_small;
 
   dn_act_fwd_fn act_fwd[DN_ACT_SOFTMAX]; /* every activation except softmax */
   dn_act_bwd_fn act_bwd[DN_ACT_SOFTMAX];
@@ -68,6 +81,11 @@ void dn_kernels_fill_scalar(dn_kernel_table *kt);
 void dn_kernels_fill_avx2(dn_kernel_table *kt);
 void dn_kernels_fill_avx512(dn_kernel_table *kt);
 void dn_kernels_fill_neon(dn_kernel_table *kt);
+/* Each ISA's vector math (kernels/x86/act_*.c, kernels/arm/act_neon.c): the elementwise
+ * entries, called at the end of that ISA's fill. */
+void dn_kernels_fill_act_avx2(dn_kernel_table *kt);
+void dn_kernels_fill_act_avx512(dn_kernel_table *kt);
+void dn_kernels_fill_act_neon(dn_kernel_table *kt);
 
 /* Naive triple-loop GEMM: the reference every optimized path is tested against. */
 void dn_sgemm_ref_scalar(char transa, char transb, size_t M, size_t N, size_t K, float alpha,
@@ -83,10 +101,53 @@ void dn_gemm(const dn_kernel_table *kt, char transa, char transb, size_t M, size
 /* The same product restricted to rows [m_begin, m_end) and columns [n_begin, n_end) of C:
  * the hook for callers that split one GEMM over threads. Each C element comes out
  * bitwise identical to dn_gemm's, whatever the ranges, since the blocking of K and the
- * small-shape choice depend on the global (M, N, K) only. */
+ * small-M choice depend on the global (M, K) only. */
 void dn_gemm_range(const dn_kernel_table *kt, char transa, char transb, size_t M, size_t N,
                    size_t K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
                    float beta, float *C, size_t ldc, size_t m_begin, size_t m_end, size_t n_begin,
                    size_t n_end);
+
+/* Portable twin of the small-M kernels (panel width 16, mul + add instead of FMA). */
+void dn_sgemm_small_scalar_16(size_t k, float alpha, const float *Ap, const float *B, size_t rsb,
+                              size_t csb, float beta, float *C, size_t ldc, size_t m_lo,
+                              size_t m_hi, size_t n);
+
+/* ---- pre-packed op(A) and the fused epilogue ---- */
+
+/* What the driver does to each part of C after its last K block, while it is in cache:
+ * Z(i, j) += bias[i] (kt->bias_add), then out(i, j) = g(Z(i, j)) (kt->act_fwd[act], out
+ * with C's ld), one tile column (contiguous rows) per call. Bitwise the same as GEMM, then
+ * bias_add, then act_fwd over the whole matrix, because those kernels give each element
+ * the same bits wherever it sits in the call (masked tails, same formula). */
+typedef struct dn_gemm_epilogue {
+  const float *bias; /* NULL: no bias */
+  dn_act act;        /* any but DN_ACT_SOFTMAX (needs whole columns: a separate pass) */
+  float *out;        /* NULL: no activation; may not alias C */
+} dn_gemm_epilogue;
+
+/* op(A) (M x K) laid out exactly as the driver packs it, for every K block: block by block
+ * (the same K blocking as dn_gemm), each a column of panels of w rows (w: the panel width
+ * below) and kb columns, zero-padded to a multiple of w rows. Packed once (per weight
+ * update), it replaces the per-call packing of A with bitwise the same C. */
+size_t dn_gemm_packed_a_width(const dn_kernel_table *kt, size_t M);
+/* Floats of the packed op(A); SIZE_MAX if that overflows. */
+size_t dn_gemm_packed_a_floats(const dn_kernel_table *kt, size_t M, size_t K);
+void dn_gemm_pack_a(const dn_kernel_table *kt, char transa, size_t M, size_t K, const float *A,
+                    size_t lda, float *dst);
+/* Rows [m_begin, m_end) only (m_begin a multiple of the panel width): lets callers pack
+ * over threads. */
+void dn_gemm_pack_a_rows(const dn_kernel_table *kt, char transa, size_t M, size_t K,
+                         const float *A, size_t lda, float *dst, size_t m_begin, size_t m_end);
+
+/* dn_gemm_range with op(A) pre-packed (packedA from dn_gemm_pack_a for this kt, M and K),
+ * m_begin a multiple of the panel width, and an optional epilogue (ep may be NULL); C
+ * (before the epilogue) is bitwise that of dn_gemm_range on the unpacked A. */
+void dn_gemm_range_packed(const dn_kernel_table *kt, size_t M, size_t N, size_t K, float alpha,
+                          const float *packedA, char transb, const float *B, size_t ldb,
+                          float beta, float *C, size_t ldc, size_t m_begin, size_t m_end,
+                          size_t n_begin, size_t n_end, const dn_gemm_epilogue *ep);
+
+/* The kernel a GEMM with this global M runs (the small-M or the general micro-kernel). */
+const char *dn_gemm_kernel_name(const dn_kernel_table *kt, size_t M);
 
 #endif /* DN_KERNELS_H */

@@ -223,11 +223,13 @@ static void beta_zero_overwrites_nan(dn_isa isa) {
  * property that lets callers spread one GEMM over any number of threads. */
 static void ranges_bitwise(dn_isa isa) {
   const dn_kernel_table *kt = table_or_skip(isa);
-  const size_t M = 3 * kt->mr + 5, N = 5 * kt->nr + 3, K = 2 * kc_of(kt) + 13;
-  const size_t cuts[][2] = {{1, 1}, {kt->mr, kt->nr}, {7, 5}, {M / 2, N / 3}, {M - 1, N - 1}};
   size_t bad = 0;
-  for (size_t t = 0; t < 4; t++) {
-    const gemm_case c = {TRANS[t][0], TRANS[t][1], M, N, K, 0.5f, 0.25f, 3, 1};
+  for (size_t t = 0; t < 8; t++) {
+    const size_t M = t < 4 ? 3 * kt->mr + 5 : 10; /* the general and the small-M path */
+    const size_t N = 5 * kt->nr + 3, K = 2 * kc_of(kt) + 13;
+    const size_t cuts[][2] = {{1, 1}, {kt->mr < M ? kt->mr : 2, kt->nr}, {7, 5}, {M / 2, N / 3},
+                              {M - 1, N - 1}};
+    const gemm_case c = {TRANS[t % 4][0], TRANS[t % 4][1], M, N, K, 0.5f, 0.25f, 3, 1};
     operands whole, split;
     operands_make(&whole, &c, 500 + t);
     operands_make(&split, &c, 500 + t);
@@ -254,6 +256,177 @@ static void ranges_bitwise(dn_isa isa) {
   cr_expect_eq(bad, 0);
 }
 
+/* ---- pre-packed op(A), the fused epilogue, the small-M path ---- */
+
+/* op(A) packed once (dn_gemm_pack_a) then the packed driver; NULL on allocation failure. */
+static float *pack_a(const dn_kernel_table *kt, const gemm_case *c, const operands *o) {
+  float *Ap = malloc(dn_gemm_packed_a_floats(kt, c->M, c->K) * sizeof(float) + sizeof(float));
+  cr_assert(Ap);
+  dn_gemm_pack_a(kt, c->ta, c->M, c->K, o->A, o->lda, Ap);
+  return Ap;
+}
+
+/* Shapes around every edge of both paths: M across the small-M limit and the tile, K
+ * across the K block, N across the tile. */
+static size_t packed_shapes(const dn_kernel_table *kt, size_t (*out)[3]) {
+  const size_t kc = kc_of(kt), mr = kt->mr, nr = kt->nr;
+  const size_t Ms[] = {1, 10, 16, 17, mr - 1, mr, mr + 1, 2 * mr + 3, 97};
+  const size_t Ns[] = {1, nr - 1, nr + 1, 3 * nr + 2};
+  const size_t Ks[] = {1, 7, kc - 1, kc + 1, 2 * kc + 5};
+  size_t n = 0;
+  for (size_t a = 0; a < sizeof Ms / sizeof *Ms; a++)
+    for (size_t b = 0; b < sizeof Ns / sizeof *Ns; b++) {
+      out[n][0] = Ms[a];
+      out[n][1] = Ns[b];
+      out[n][2] = Ks[(a + b) % (sizeof Ks / sizeof *Ks)];
+      n++;
+    }
+  return n;
+}
+
+/* dn_gemm_range_packed on the whole C and on row/column pieces (rows cut at a multiple
+ * of the panel width) gives bitwise dn_gemm's C, all transposes, betas and lds. */
+static void packed_a_bitwise(dn_isa isa) {
+  const dn_kernel_table *kt = table_or_skip(isa);
+  size_t shapes[64][3];
+  const size_t count = packed_shapes(kt, shapes);
+  const float betas[] = {0.0f, 1.0f, -0.5f};
+  size_t bad = 0, n = 0;
+  for (size_t s = 0; s < count; s++)
+    for (size_t t = 0; t < 4; t++, n++) {
+      const gemm_case c = {TRANS[t][0], TRANS[t][1], shapes[s][0], shapes[s][1], shapes[s][2],
+                           n % 5 ? 0.75f : 1.0f, betas[n % 3], n % 3, n % 2};
+      operands ref, got;
+      operands_make(&ref, &c, 700 + n);
+      operands_make(&got, &c, 700 + n);
+      dn_gemm(kt, c.ta, c.tb, c.M, c.N, c.K, c.alpha, ref.A, ref.lda, ref.B, ref.ldb, c.beta,
+              ref.C, ref.ldc);
+      float *Ap = pack_a(kt, &c, &got);
+      const size_t w = dn_gemm_packed_a_width(kt, c.M);
+      const size_t mcut = c.M > w ? w : 0, ncut = c.N / 2;
+      if (n % 2)
+        dn_gemm_range_packed(kt, c.M, c.N, c.K, c.alpha, Ap, c.tb, got.B, got.ldb, c.beta, got.C,
+                             got.ldc, 0, c.M, 0, c.N, NULL);
+      else
+        for (size_t a = 0; a < 2; a++)
+          for (size_t b = 0; b < 2; b++)
+            dn_gemm_range_packed(kt, c.M, c.N, c.K, c.alpha, Ap, c.tb, got.B, got.ldb, c.beta,
+                                 got.C, got.ldc, a ? mcut : 0, a ? c.M : mcut, b ? ncut : 0,
+                                 b ? c.N : ncut, NULL);
+      if (memcmp(got.c_buf, ref.c_buf,
+                 (2 * GUARD + c.offset + ref.ldc * c.N) * sizeof(float)) != 0 && bad++ == 0)
+        cr_log_error("%s %c%c M=%zu N=%zu K=%zu beta=%g: packed A differs from dn_gemm",
+                     kt->sgemm_ukr_name, c.ta, c.tb, c.M, c.N, c.K, (double)c.beta);
+      bad += check(&c, &got, "packed A");
+      free(Ap);
+      operands_free(&ref);
+      operands_free(&got);
+    }
+  cr_expect_eq(bad, 0, "%zu failures over %zu packed-A cases", bad, n);
+}
+
+/* Z = op(A) op(B) + b and A = g(Z) from the driver's epilogue are bitwise GEMM, then
+ * kt->bias_add, then kt->act_fwd over the whole matrix, for every elementwise activation,
+ * on both paths, whole or split over row and column pieces. */
+static void epilogue_bitwise(dn_isa isa) {
+  const dn_kernel_table *kt = table_or_skip(isa);
+  size_t shapes[64][3];
+  const size_t count = packed_shapes(kt, shapes);
+  size_t bad = 0, n = 0;
+  for (size_t s = 0; s < count; s++)
+    for (int act = DN_ACT_LINEAR; act < DN_ACT_SOFTMAX; act++, n++) {
+      const size_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+      const char tb = n % 2 ? 'N' : 'T';
+      const size_t kb = tb == 'N' ? K : N, nb = tb == 'N' ? N : K;
+      float *A = tu_random(M * K, -1, 1, 800 + n), *B = tu_random(kb * nb, -1, 1, 900 + n);
+      float *bias = tu_random(M, -2, 2, 1000 + n);
+      float *Z1 = malloc(M * N * sizeof(float)), *A1 = malloc(M * N * sizeof(float));
+      float *Z2 = malloc(M * N * sizeof(float)), *A2 = malloc(M * N * sizeof(float));
+      cr_assert(A && B && bias && Z1 && A1 && Z2 && A2);
+      const float alpha = n % 7 == 6 ? 0.0f : 1.0f; /* alpha 0: the epilogue still runs */
+      dn_gemm(kt, 'N', tb, M, N, K, alpha, A, M, B, kb, 0.0f, Z1, M);
+      kt->bias_add(M, N, bias, Z1);
+      kt->act_fwd[act](M * N, Z1, A1);
+      const gemm_case c = {'N', tb, M, N, K, alpha, 0.0f, 0, 0};
+      operands o = {.A = A, .lda = M};
+      float *Ap = pack_a(kt, &c, &o);
+      const dn_gemm_epilogue ep = {.bias = bias, .act = (dn_act)act, .out = A2};
+      const size_t w = dn_gemm_packed_a_width(kt, M);
+      const size_t mcut = n % 3 && M > w ? w : 0, ncut = n % 3 ? N / 3 : 0;
+      for (size_t a = 0; a < 2; a++)
+        for (size_t b = 0; b < 2; b++)
+          dn_gemm_range_packed(kt, M, N, K, alpha, Ap, tb, B, kb, 0.0f, Z2, M, a ? mcut : 0,
+                               a ? M : mcut, b ? ncut : 0, b ? N : ncut, &ep);
+      if ((memcmp(Z1, Z2, M * N * sizeof(float)) || memcmp(A1, A2, M * N * sizeof(float))) &&
+          bad++ == 0)
+        cr_log_error("%s N%c M=%zu N=%zu K=%zu act %s: fused differs from unfused", kt->sgemm_ukr_name,
+                     tb, M, N, K, dn_act_name((dn_act)act));
+      free(Ap);
+      free(A), free(B), free(bias), free(Z1), free(A1), free(Z2), free(A2);
+    }
+  cr_expect_eq(bad, 0, "%zu failures over %zu epilogue cases", bad, n);
+}
+
+/* The small-M path (M <= small_mr, op(B) read in place) gives bitwise the general path's
+ * C (the same table without its small kernel) and stays within the reference bound. */
+static void small_m_bitwise_general(dn_isa isa) {
+  const dn_kernel_table *kt = table_or_skip(isa);
+  if (!kt->sgemm_small) cr_skip_test("%s has no small-M kernel", dn_isa_name(isa));
+  dn_kernel_table general = *kt;
+  general.sgemm_small = NULL;
+  const size_t kc = kc_of(kt);
+  const size_t Ks[] = {1, 3, kc, kc + 1, 2 * kc + 7};
+  const float betas[] = {0.0f, 1.0f, -0.5f};
+  size_t bad = 0, n = 0;
+  for (size_t M = 1; M <= kt->small_mr; M++)
+    for (size_t t = 0; t < 4; t++)
+      for (size_t N = 1; N <= 3 * kt->nr + 1; N += 1 + N / 4, n++) {
+        const gemm_case c = {TRANS[t][0], TRANS[t][1], M, N, Ks[n % 5], 1.25f, betas[n % 3],
+                             n % 3, n % 2};
+        operands small, ref;
+        operands_make(&small, &c, 1100 + n);
+        operands_make(&ref, &c, 1100 + n);
+        dn_gemm(kt, c.ta, c.tb, M, N, c.K, c.alpha, small.A, small.lda, small.B, small.ldb, c.beta,
+                small.C, small.ldc);
+        dn_gemm(&general, c.ta, c.tb, M, N, c.K, c.alpha, ref.A, ref.lda, ref.B, ref.ldb, c.beta,
+                ref.C, ref.ldc);
+        if (memcmp(small.C, ref.C, (ref.ldc * (N - 1) + M) * sizeof(float)) != 0 && bad++ == 0)
+          cr_log_error("%s %c%c M=%zu N=%zu K=%zu: small-M path differs from the general path",
+                       kt->sgemm_small_name, c.ta, c.tb, M, N, c.K);
+        bad += check(&c, &small, kt->sgemm_small_name);
+        operands_free(&small);
+        operands_free(&ref);
+      }
+  cr_expect_eq(bad, 0, "%zu failures over %zu small-M cases", bad, n);
+}
+
+/* The portable twin of the small-M kernels against the reference, rows [m_lo, m_hi) only. */
+Test(gemm, small_m_scalar_twin_matches_reference_on_row_ranges) {
+  size_t bad = 0;
+  for (size_t t = 0; t < 2; t++)
+    for (size_t lo = 0; lo < 16; lo += 5)
+      for (size_t hi = lo + 1; hi <= 16; hi += 4) {
+        const gemm_case c = {'N', TRANS[t][1], 16, 9, 37, 0.5f, 0.0f, 0, 0};
+        operands o;
+        operands_make(&o, &c, 1200 + lo * 17 + hi);
+        float Ap[16 * 37];
+        for (size_t p = 0; p < 37; p++)
+          for (size_t i = 0; i < 16; i++) Ap[p * 16 + i] = o.A[i + p * o.lda];
+        const size_t rsb = c.tb == 'N' ? 1 : o.ldb, csb = c.tb == 'N' ? o.ldb : 1;
+        dn_sgemm_small_scalar_16(c.K, c.alpha, Ap, o.B, rsb, csb, 0.0f, o.C, o.ldc, lo, hi, c.N);
+        for (size_t j = 0; j < c.N; j++)
+          for (size_t i = 0; i < 16; i++) {
+            float ref = 0.0f;
+            dn_sgemm_ref_scalar('N', c.tb, 1, 1, c.K, c.alpha, o.A + i, o.lda,
+                                c.tb == 'N' ? o.B + j * o.ldb : o.B + j, o.ldb, 0.0f, &ref, 1);
+            const float got = o.C[i + j * o.ldc];
+            bad += (i >= lo && i < hi) ? !(fabsf(got - ref) <= 1e-4f) : !isnan(got);
+          }
+        operands_free(&o);
+      }
+  cr_expect_eq(bad, 0);
+}
+
 #define FOR_EACH_ISA(property, what)                                                      \
   Test(gemm, scalar_##property, .description = "scalar: " what) { property(DN_ISA_SCALAR); } \
   Test(gemm, avx2_##property, .description = "avx2: " what) { property(DN_ISA_AVX2); }       \
@@ -266,6 +439,67 @@ FOR_EACH_ISA(primes_and_large, "prime and multi-block shapes match the reference
 FOR_EACH_ISA(alpha_zero, "alpha 0 scales C by beta and never reads A or B")
 FOR_EACH_ISA(beta_zero_overwrites_nan, "beta 0 overwrites NaN in C")
 FOR_EACH_ISA(ranges_bitwise, "any row/column split gives bitwise the same C")
+FOR_EACH_ISA(packed_a_bitwise, "pre-packed op(A), whole or split, gives bitwise dn_gemm's C")
+FOR_EACH_ISA(epilogue_bitwise, "the fused bias + activation epilogue is bitwise GEMM, bias_add, act_fwd")
+FOR_EACH_ISA(small_m_bitwise_general, "the small-M path is bitwise the general path and within the bound")
+
+/* ---- the pipeline's packed weights ---- */
+
+enum { PL = 2, PM = 29 };
+static const size_t PDIMS[PL + 1] = {37, 45, 10};
+static const dn_act PACTS[PL] = {DN_ACT_TANH, DN_ACT_SOFTMAX};
+
+/* A[L] of a fresh net holding net's current parameters: what a correct forward gives. */
+static void fresh_forward(const dn_net *net, const float *X, float *AL) {
+  dn_net *fresh;
+  cr_assert_eq(dn_net_create(&fresh, PL, PDIMS, PACTS, DN_LOSS_CCE), DN_OK);
+  for (size_t l = 1; l <= PL; l++) {
+    float *W = malloc(PDIMS[l] * PDIMS[l - 1] * sizeof(float)), *b = malloc(PDIMS[l] * sizeof(float));
+    cr_assert(W && b);
+    cr_assert_eq(dn_net_get_layer(net, l, W, b), DN_OK);
+    cr_assert_eq(dn_net_set_layer(fresh, l, W, b), DN_OK);
+    free(W);
+    free(b);
+  }
+  cr_assert_eq(dn_net_forward(fresh, X, PM, AL), DN_OK);
+  dn_net_free(fresh);
+}
+
+static void expect_forward_current(dn_net *net, const float *X, const char *after) {
+  float got[10 * PM], want[10 * PM];
+  cr_assert_eq(dn_net_forward(net, X, PM, got), DN_OK);
+  fresh_forward(net, X, want);
+  cr_expect(memcmp(got, want, sizeof got) == 0, "A[L] is stale after %s (%s)", after,
+            dn_isa_name(dn_isa_active()));
+}
+
+Test(gemm, packed_weights_follow_set_layer_optimizer_steps_and_isa_changes) {
+  dn_net *net;
+  cr_assert_eq(dn_net_create(&net, PL, PDIMS, PACTS, DN_LOSS_CCE), DN_OK);
+  cr_assert_eq(dn_net_init(net, 5), DN_OK);
+  float *X = tu_random(37 * PM, -1, 1, 1300), *Y = malloc(10 * PM * sizeof(float));
+  float *W = tu_random(45 * 37, -1, 1, 1301), *b = tu_random(45, -1, 1, 1302);
+  cr_assert(Y);
+  tu_fill_one_hot(Y, 10, PM, 1303);
+  expect_forward_current(net, X, "dn_net_init");
+  cr_assert_eq(dn_net_set_layer(net, 1, W, b), DN_OK);
+  expect_forward_current(net, X, "dn_net_set_layer");
+  dn_train_opts opts;
+  dn_train_opts_default(&opts);
+  opts.learning_rate = 0.1f;
+  for (int step = 0; step < 2; step++) {
+    cr_assert_eq(dn_net_forward(net, X, PM, NULL), DN_OK);
+    cr_assert_eq(dn_net_backward(net, Y, NULL), DN_OK);
+    cr_assert_eq(dn_net_step(net, &opts), DN_OK);
+    expect_forward_current(net, X, "an optimizer step");
+  }
+  for (int isa = DN_ISA_SCALAR; isa <= DN_ISA_NEON; isa++)
+    if (dn_isa_set((dn_isa)isa) == DN_OK) expect_forward_current(net, X, "dn_isa_set");
+  cr_assert_eq(dn_net_init(net, 6), DN_OK);
+  expect_forward_current(net, X, "a second dn_net_init");
+  free(X), free(Y), free(W), free(b);
+  dn_net_free(net);
+}
 
 /* ---- the public entry: dispatch and argument checks ---- */
 

@@ -39,3 +39,18 @@ void dn_sgemm_ukr_scalar_4x4(size_t k, float alpha, const float *Ap, const float
     }
   }
 }
+
+enum { SMALL_MR = 16 };
+
+void dn_sgemm_small_scalar_16(size_t k, float alpha, const float *Ap, const float *B, size_t rsb,
+                              size_t csb, float beta, float *C, size_t ldc, size_t m_lo,
+                              size_t m_hi, size_t n) {
+  for (size_t j = 0; j < n; j++) {
+    for (size_t i = m_lo; i < m_hi; i++) {
+      float acc = 0.0f;
+      for (size_t p = 0; p < k; p++) acc += Ap[p * SMALL_MR + i] * B[p * rsb + j * csb];
+      float *c = &C[i + j * ldc];
+      *c = (beta == 0.0f) ? alpha * acc : alpha * acc + beta * *c;
+    }
+  }
+}

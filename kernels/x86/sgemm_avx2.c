@@ -61,3 +61,57 @@ void dn_sgemm_ukr_avx2_16x6(size_t k, float alpha, const float *Ap, const float 
   DN_STORE(0); DN_STORE(1); DN_STORE(2); DN_STORE(3); DN_STORE(4); DN_STORE(5);
 #undef DN_STORE
 }
+
+enum { SMALL_NR = 6 };
+
+/* Lanes [lo, hi) of the eight starting at row o. */
+static inline __m256i rows_between(size_t lo, size_t hi, size_t o) {
+  const size_t a = lo > o ? (lo - o < 8 ? lo - o : 8) : 0, b = hi > o ? (hi - o < 8 ? hi - o : 8) : 0;
+  return _mm256_andnot_si256(row_mask(a), row_mask(b));
+}
+
+/* NC (a constant after inlining) columns of the small-M kernel: two ymm of A per k, op(B)
+ * broadcast from where it lies. Per element the same chain, alpha and beta steps as
+ * dn_sgemm_ukr_avx2_16x6, so the bits match the general path's. */
+static inline __attribute__((always_inline)) void small_cols(size_t k, float alpha,
+                                                             const float *Ap, const float *B,
+                                                             size_t rsb, size_t csb, float beta,
+                                                             float *C, size_t ldc, __m256i k0,
+                                                             __m256i k1, size_t NC) {
+  __m256 acc0[SMALL_NR], acc1[SMALL_NR];
+#pragma GCC unroll 6
+  for (size_t j = 0; j < NC; j++) acc0[j] = acc1[j] = _mm256_setzero_ps();
+  for (size_t p = 0; p < k; p++, Ap += MR, B += rsb) {
+    const __m256 a0 = _mm256_loadu_ps(Ap), a1 = _mm256_loadu_ps(Ap + 8);
+#pragma GCC unroll 6
+    for (size_t j = 0; j < NC; j++) {
+      const __m256 b = _mm256_broadcast_ss(B + j * csb);
+      acc0[j] = _mm256_fmadd_ps(a0, b, acc0[j]);
+      acc1[j] = _mm256_fmadd_ps(a1, b, acc1[j]);
+    }
+  }
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6
+  for (size_t j = 0; j < NC; j++)
+    store_col(C + j * ldc, acc0[j], acc1[j], va, vb, beta != 0.0f, k0, k1);
+}
+
+/* The 16x6 register tile of the general kernel with op(B) read in place: a k step is
+ * 2 loads + 6 broadcasts for 12 FMAs, as there. */
+void dn_sgemm_small_avx2_16x6(size_t k, float alpha, const float *Ap, const float *B, size_t rsb,
+                              size_t csb, float beta, float *C, size_t ldc, size_t m_lo,
+                              size_t m_hi, size_t n) {
+  const __m256i k0 = rows_between(m_lo, m_hi, 0), k1 = rows_between(m_lo, m_hi, 8);
+  size_t j = 0;
+  for (; j + SMALL_NR <= n; j += SMALL_NR)
+    small_cols(k, alpha, Ap, B + j * csb, rsb, csb, beta, C + j * ldc, ldc, k0, k1, SMALL_NR);
+  if (n - j >= 4) {
+    small_cols(k, alpha, Ap, B + j * csb, rsb, csb, beta, C + j * ldc, ldc, k0, k1, 4);
+    j += 4;
+  }
+  if (n - j >= 2) {
+    small_cols(k, alpha, Ap, B + j * csb, rsb, csb, beta, C + j * ldc, ldc, k0, k1, 2);
+    j += 2;
+  }
+  if (n - j >= 1) small_cols(k, alpha, Ap, B + j * csb, rsb, csb, beta, C + j * ldc, ldc, k0, k1, 1);
+}

@@ -58,3 +58,55 @@ void dn_sgemm_ukr_avx512_32x12(size_t k, float alpha, const float *Ap, const flo
   DN_STORE(6); DN_STORE(7); DN_STORE(8); DN_STORE(9); DN_STORE(10); DN_STORE(11);
 #undef DN_STORE
 }
+
+enum { SMALL_MR = 16, SMALL_NR = 12 };
+
+/* NC (a constant after inlining) columns of the small-M kernel: one zmm of A per k, op(B)
+ * broadcast from where it lies. Per element the same chain, alpha and beta steps as
+ * dn_sgemm_ukr_avx512_32x12, so the bits match the general path's. */
+static inline __attribute__((always_inline)) void small_cols(size_t k, float alpha,
+                                                             const float *Ap, const float *B,
+                                                             size_t rsb, size_t csb, float beta,
+                                                             float *C, size_t ldc,
+                                                             __mmask16 rows, size_t NC) {
+  __m512 acc[SMALL_NR];
+#pragma GCC unroll 12
+  for (size_t j = 0; j < NC; j++) acc[j] = _mm512_setzero_ps();
+  for (size_t p = 0; p < k; p++, Ap += SMALL_MR, B += rsb) {
+    const __m512 a = _mm512_loadu_ps(Ap);
+#pragma GCC unroll 12
+    for (size_t j = 0; j < NC; j++) acc[j] = _mm512_fmadd_ps(a, _mm512_set1_ps(B[j * csb]), acc[j]);
+  }
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 12
+  for (size_t j = 0; j < NC; j++) {
+    float *c = C + j * ldc;
+    __m512 r = _mm512_mul_ps(va, acc[j]);
+    if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(rows, c), r);
+    _mm512_mask_storeu_ps(c, rows, r);
+  }
+}
+
+/* 12 accumulators + 1 A vector; a k step is 1 load + 12 broadcasts (memory operands of
+ * the FMAs) for 12 FMAs, about what two load ports feed to two FMA ports. */
+void dn_sgemm_small_avx512_16x12(size_t k, float alpha, const float *Ap, const float *B,
+                                 size_t rsb, size_t csb, float beta, float *C, size_t ldc,
+                                 size_t m_lo, size_t m_hi, size_t n) {
+  const __mmask16 rows = (__mmask16)(((1u << m_hi) - 1u) & ~((1u << m_lo) - 1u));
+  size_t j = 0;
+  for (; j + SMALL_NR <= n; j += SMALL_NR)
+    small_cols(k, alpha, Ap, B + j * csb, rsb, csb, beta, C + j * ldc, ldc, rows, SMALL_NR);
+  if (n - j >= 8) {
+    small_cols(k, alpha, Ap, B + j * csb, rsb, csb, beta, C + j * ldc, ldc, rows, 8);
+    j += 8;
+  }
+  if (n - j >= 4) {
+    small_cols(k, alpha, Ap, B + j * csb, rsb, csb, beta, C + j * ldc, ldc, rows, 4);
+    j += 4;
+  }
+  if (n - j >= 2) {
+    small_cols(k, alpha, Ap, B + j * csb, rsb, csb, beta, C + j * ldc, ldc, rows, 2);
+    j += 2;
+  }
+  if (n - j >= 1) small_cols(k, alpha, Ap, B + j * csb, rsb, csb, beta, C + j * ldc, ldc, rows, 1);
+}

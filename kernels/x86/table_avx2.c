@@ -9,6 +9,9 @@ void dn_kernels_fill_avx2(dn_kernel_table *kt) {
   kt->nr = 6;
   kt->sgemm_ukr = dn_sgemm_ukr_avx2_16x6;
   kt->sgemm_kc = 384;
+  kt->sgemm_small_name = "dn_sgemm_small_avx2_16x6";
+  kt->small_mr = 16;
+  kt->sgemm_small = dn_sgemm_small_avx2_16x6;
   kt->sgemm_pack_n = dn_sgemm_pack_n_avx2;
   kt->sgemm_pack_t = dn_sgemm_pack_t_avx2;
 }
