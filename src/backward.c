@@ -1,6 +1,6 @@
 /* Backward pass, layer L down to 1:
  *   dZ = dA * g'(Z);  dW = (1/m) dZ A_prev^T;  db = (1/m) sum_m dZ;  dA_prev = W^T dZ,
- * with dZ[L] = A[L] - Y directly for sigmoid+bce and softmax+cce. */
+ * with dZ[L] = A[L] - Y directly for sigmoid+bce and softmax+cce; W^T comes pre-packed. */
 #include <math.h>
 
 #include "internal.h"
@@ -49,9 +49,11 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
   if (!isfinite(J) || !isfinite((float)J))
     return dn_fail(DN_ERR_NUMERIC, "dn_net_backward: the cost is not finite (%g)", J);
 
+  const dn_kernel_table *kt = dn_kernels();
+  dn_status s = dn_net_pack_weights(net, kt, DN_PACK_BWD);
+  if (s) return s;
   dn_fpenv fpenv;
   dn_fpenv_enter(&fpenv);
-  const dn_kernel_table *kt = dn_kernels();
   const float inv_m = 1.0f / (float)m;
   float *dZ = net->dZ, *dA = net->dA;
 
@@ -75,7 +77,8 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
     db_job dbj = {.kt = kt, .rows = rows, .m = m, .dZ = dZ, .db = net->db[l]};
     dn_elementwise_run("db", l, rows * m, rows, 16, layer_db, &dbj);
     if (l == 1) break;
-    dn_gemm_run("dA_prev", l, 'T', 'N', cols, m, rows, 1.0f, net->W[l], rows, dZ, rows, 0.0f, dA, cols);
+    dn_gemm_run_packed("dA_prev", l, kt, 'T', cols, m, rows, 1.0f, net->Wp[DN_PACK_BWD].W[l], 'N',
+                       dZ, rows, 0.0f, dA, cols, NULL);
     run_layer_dZ(net, kt, l - 1, dA, dZ);
   }
   dn_fpenv_leave(&fpenv);

@@ -125,20 +125,28 @@ typedef struct gemm_job {
   size_t M, N, K, lda, ldb, ldc;
   float alpha, beta;
   const float *A, *B;
+  const float *packedA;        /* op(A) pre-packed (dn_gemm_pack_a), or NULL: A, lda, transa */
+  const dn_gemm_epilogue *ep;  /* with packedA only */
   float *C;
   bool split_rows; /* split M (rows of C) instead of N */
 } gemm_job;
 
 static void gemm_block(void *ctx, size_t begin, size_t end) {
   const gemm_job *j = ctx;
-  dn_gemm_range(j->kt, j->transa, j->transb, j->M, j->N, j->K, j->alpha, j->A, j->lda, j->B,
-                j->ldb, j->beta, j->C, j->ldc, j->split_rows ? begin : 0, j->split_rows ? end : j->M,
-                j->split_rows ? 0 : begin, j->split_rows ? j->N : end);
+  const size_t m0 = j->split_rows ? begin : 0, m1 = j->split_rows ? end : j->M;
+  const size_t n0 = j->split_rows ? 0 : begin, n1 = j->split_rows ? j->N : end;
+  if (j->packedA)
+    dn_gemm_range_packed(j->kt, j->M, j->N, j->K, j->alpha, j->packedA, j->transb, j->B, j->ldb,
+                         j->beta, j->C, j->ldc, m0, m1, n0, n1, j->ep);
+  else
+    dn_gemm_range(j->kt, j->transa, j->transb, j->M, j->N, j->K, j->alpha, j->A, j->lda, j->B,
+                  j->ldb, j->beta, j->C, j->ldc, m0, m1, n0, n1);
 }
 
 /* Threads split C by whole micro-tiles along its longer side (in tiles), so no
  * tile is shared and dn_gemm_range's per-element results, and hence the bits,
- * are those of a one-thread run. */
+ * are those of a one-thread run. Row blocks are multiples of MR, hence of a packed
+ * op(A)'s panel width (small_mr panels only for M <= small_mr < MR: never split). */
 static int gemm_parallel(const gemm_job *job) {
   size_t macs = job->M * job->N;
   if (!dn_mul_ok(macs, job->K, &macs)) macs = SIZE_MAX;
@@ -152,22 +160,37 @@ static int gemm_parallel(const gemm_job *job) {
   return threads;
 }
 
+static void gemm_logged(const char *what, size_t layer, const gemm_job *job) {
+  if (!verbose) {
+    gemm_parallel(job);
+    return;
+  }
+  const double t0 = dn_now_s();
+  const int threads = gemm_parallel(job);
+  const double dt = dn_now_s() - t0;
+  fprintf(stderr, "deepnet: layer %zu %-10s sgemm %c%c%s %s M=%zu N=%zu K=%zu threads=%d %.3f ms %.1f GFLOP/s\n",
+          layer, what, job->transa, job->transb, job->packedA ? " (A pre-packed)" : "",
+          dn_gemm_kernel_name(job->kt, job->M), job->M, job->N, job->K, threads, dt * 1e3,
+          dt > 0 ? 2.0 * (double)job->M * (double)job->N * (double)job->K / dt * 1e-9 : 0.0);
+}
+
 void dn_gemm_run(const char *what, size_t layer, char transa, char transb, size_t M, size_t N,
                  size_t K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
                  float beta, float *C, size_t ldc) {
   const gemm_job job = {.kt = dn_kernels(), .transa = transa, .transb = transb, .M = M, .N = N,
                         .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta,
                         .A = A, .B = B, .C = C};
-  if (!verbose) {
-    gemm_parallel(&job);
-    return;
-  }
-  const double t0 = dn_now_s();
-  const int threads = gemm_parallel(&job);
-  const double dt = dn_now_s() - t0;
-  fprintf(stderr, "deepnet: layer %zu %-8s sgemm %c%c %s M=%zu N=%zu K=%zu threads=%d %.3f ms %.1f GFLOP/s\n",
-          layer, what, transa, transb, job.kt->sgemm_ukr_name, M, N, K, threads, dt * 1e3,
-          dt > 0 ? 2.0 * (double)M * (double)N * (double)K / dt * 1e-9 : 0.0);
+  gemm_logged(what, layer, &job);
+}
+
+void dn_gemm_run_packed(const char *what, size_t layer, const dn_kernel_table *kt, char transa,
+                        size_t M, size_t N, size_t K, float alpha, const float *packedA,
+                        char transb, const float *B, size_t ldb, float beta, float *C,
+                        size_t ldc, const dn_gemm_epilogue *ep) {
+  const gemm_job job = {.kt = kt, .transa = transa, .transb = transb, .M = M, .N = N, .K = K,
+                        .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta, .packedA = packedA,
+                        .ep = ep, .B = B, .C = C};
+  gemm_logged(what, layer, &job);
 }
 
 /* Below this many elements per thread, elementwise work stays on one thread. */

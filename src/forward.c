@@ -1,4 +1,5 @@
-/* Forward pass: Z[l] = W[l] A[l-1] + b[l], A[l] = g[l](Z[l]), caching Z and A. */
+/* Forward pass: Z[l] = W[l] A[l-1] + b[l], A[l] = g[l](Z[l]), caching Z and A; W[l] comes
+ * pre-packed and b and g are applied by the GEMM's epilogue. */
 #include <stdio.h>
 #include <string.h>
 
@@ -13,52 +14,60 @@ const float *dn_layer_input(const dn_net *net, size_t l) {
   return (net->dropout_on && l < net->L) ? net->A_drop[l] : net->A[l];
 }
 
-typedef struct epilogue_job {
+typedef struct output_job {
   const dn_net *net;
   const dn_kernel_table *kt;
   size_t l;
-  bool dropout;
-} epilogue_job;
+} output_job;
 
-/* Columns [j0, j1) of layer l: Z += b, A = g(Z), then inverted dropout. */
-static void layer_epilogue(void *ctx, size_t j0, size_t j1) {
-  const epilogue_job *job = ctx;
+/* Columns [j0, j1) of the softmax output layer: A = softmax(Z) needs whole columns, so
+ * it is a pass after the GEMM (whose epilogue added b). */
+static void softmax_pass(void *ctx, size_t j0, size_t j1) {
+  const output_job *job = ctx;
+  const size_t rows = job->net->n[job->l], off = j0 * rows;
+  job->kt->softmax_fwd(rows, j1 - j0, job->net->Z[job->l] + off, job->net->A[job->l] + off);
+}
+
+/* Columns [j0, j1) of hidden layer l: A_drop = A * D / keep_prob (inverted dropout). */
+static void dropout_pass(void *ctx, size_t j0, size_t j1) {
+  const output_job *job = ctx;
   const dn_net *net = job->net;
-  const size_t l = job->l, rows = net->n[l], off = j0 * rows, count = (j1 - j0) * rows;
-  float *Z = net->Z[l] + off, *A = net->A[l] + off;
-  job->kt->bias_add(rows, j1 - j0, net->b[l], Z);
-  if (net->act[l] == DN_ACT_SOFTMAX)
-    job->kt->softmax_fwd(rows, j1 - j0, Z, A);
-  else
-    job->kt->act_fwd[net->act[l]](count, Z, A);
-  if (job->dropout) {
-    float *A_drop = net->A_drop[l] + off;
-    for (size_t i = 0; i < count; i++)
-      A_drop[i] = A[i] * dn_dropout_multiplier(net->dropout_key, l, off + i, net->keep_prob);
-  }
+  const size_t l = job->l, off = j0 * net->n[l], count = (j1 - j0) * net->n[l];
+  const float *A = net->A[l] + off;
+  float *A_drop = net->A_drop[l] + off;
+  for (size_t i = 0; i < count; i++)
+    A_drop[i] = A[i] * dn_dropout_multiplier(net->dropout_key, l, off + i, net->keep_prob);
 }
 
 dn_status dn_forward_pass(dn_net *net, const float *X, size_t m, bool training) {
   const bool dropout = training && net->keep_prob < 1.0f && net->L > 1;
+  const dn_kernel_table *kt = dn_kernels();
+  dn_status s = dn_net_pack_weights(net, kt, DN_PACK_FWD);
+  if (s) return s;
   const float saved_keep = net->keep_prob;
   if (!dropout) net->keep_prob = 1.0f; /* reserve no dropout buffers for inference */
-  dn_status s = dn_net_reserve(net, m);
+  s = dn_net_reserve(net, m);
   net->keep_prob = saved_keep;
   if (s) return s;
 
   dn_fpenv fpenv;
   dn_fpenv_enter(&fpenv);
-  const dn_kernel_table *kt = dn_kernels();
   net->X = X;
   net->m = m;
   net->dropout_on = dropout;
   if (dropout) net->dropout_key = net->dropout_seed ^ (0xA0761D6478BD642Full * ++net->dropout_calls);
   for (size_t l = 1; l <= net->L; l++) {
     const size_t rows = net->n[l], cols = net->n[l - 1];
-    dn_gemm_run("Z=WA", l, 'N', 'N', rows, m, cols, 1.0f, net->W[l], rows,
-                dn_layer_input(net, l - 1), cols, 0.0f, net->Z[l], rows);
-    epilogue_job job = {.net = net, .kt = kt, .l = l, .dropout = dropout && l < net->L};
-    dn_elementwise_run("A=g(Z+b)", l, rows * m, m, 1, layer_epilogue, &job);
+    const bool softmax = net->act[l] == DN_ACT_SOFTMAX;
+    /* Z = W A_prev + b and A = g(Z) in one pass over each tile (Z kept for backward). */
+    const dn_gemm_epilogue ep = {.bias = net->b[l], .act = softmax ? DN_ACT_LINEAR : net->act[l],
+                                 .out = softmax ? NULL : net->A[l]};
+    dn_gemm_run_packed(softmax ? "Z=WA+b" : "Z=WA+b,A=g", l, kt, 'N', rows, m, cols, 1.0f,
+                       net->Wp[DN_PACK_FWD].W[l], 'N', dn_layer_input(net, l - 1), cols, 0.0f,
+                       net->Z[l], rows, &ep);
+    output_job job = {.net = net, .kt = kt, .l = l};
+    if (softmax) dn_elementwise_run("A=softmax", l, rows * m, m, 1, softmax_pass, &job);
+    if (dropout && l < net->L) dn_elementwise_run("dropout", l, rows * m, m, 1, dropout_pass, &job);
   }
   dn_fpenv_leave(&fpenv);
   net->have_forward = training;

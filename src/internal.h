@@ -74,6 +74,12 @@ const dn_kernel_table *dn_kernels(void);
 void dn_gemm_run(const char *what, size_t layer, char transa, char transb, size_t M, size_t N,
                  size_t K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
                  float beta, float *C, size_t ldc);
+/* The same with op(A) pre-packed for kt (dn_gemm_pack_a; transa only names it in the log)
+ * and the driver's fused epilogue (ep may be NULL), split over threads the same way. */
+void dn_gemm_run_packed(const char *what, size_t layer, const dn_kernel_table *kt, char transa,
+                        size_t M, size_t N, size_t K, float alpha, const float *packedA,
+                        char transb, const float *B, size_t ldb, float beta, float *C,
+                        size_t ldc, const dn_gemm_epilogue *ep);
 /* Elementwise work fn over [0, n) in grain blocks on as many threads as `elems`
  * elements justify, timed and logged like dn_gemm_run when DEEPNET_VERBOSE=1. */
 void dn_elementwise_run(const char *what, size_t layer, size_t elems, size_t n, size_t grain,
@@ -112,6 +118,14 @@ double dn_rng_normal(dn_rng *r);           /* N(0, 1) */
 float dn_hash_uniform(uint64_t key, uint64_t index);
 
 /* ---- the net (net.c) ---- */
+/* W[l] laid out as the GEMM driver's packed op(A) (kernels.h: dn_gemm_pack_a). */
+typedef struct dn_packed_weights {
+  float **W;                 /* [1..L] (NULL entries for layers not packed), NULL until used */
+  const dn_kernel_table *kt; /* the table whose layout they have */
+  uint64_t version;          /* the params_version they were packed from (0: none) */
+} dn_packed_weights;
+enum { DN_PACK_FWD, DN_PACK_BWD };
+
 struct dn_net {
   size_t L;
   size_t *n;   /* n[0..L] */
@@ -123,6 +137,14 @@ struct dn_net {
   size_t n_params;
   float *params, *grads;
   float **W, **b, **dW, **db; /* [1..L], views into params/grads */
+
+  /* Bumped by everything that writes params (dn_net_init, dn_net_set_layer, the optimizer
+   * step; a loaded net starts fresh): the packed weights follow it lazily, so W is packed
+   * once per weight update, not once per GEMM. */
+  uint64_t params_version;
+  /* Wp[DN_PACK_FWD]: op(A) = W[l] of Z = W A, l = 1..L; Wp[DN_PACK_BWD]: op(A) = W[l]^T of
+   * dA_prev = W^T dZ, l = 2..L. One copy (not yet one per NUMA node). */
+  dn_packed_weights Wp[2];
 
   /* Optimizer state, allocated on first use: velocity / first moment, second moment. */
   float *opt_m, *opt_v;
@@ -152,6 +174,9 @@ const float *dn_layer_input(const dn_net *net, size_t l);
 
 /* Make the caches hold at least m columns (keeps them if already large enough). */
 dn_status dn_net_reserve(dn_net *net, size_t m);
+/* Make net->Wp[which] hold the current W for kt's layout (re-packs only after the
+ * parameters or the table changed); DN_ERR_NOMEM leaves the net as it was. */
+dn_status dn_net_pack_weights(dn_net *net, const dn_kernel_table *kt, int which);
 /* Check an l in 1..L. */
 dn_status dn_net_check_layer(const dn_net *net, size_t l);
 /* Validate a float array of count values: finite everywhere, else DN_ERR_NUMERIC naming what. */

@@ -40,9 +40,17 @@ static void free_caches(dn_net *net) {
   net->m_cap = 0;
 }
 
+static void free_packed(size_t L, float **W) {
+  if (!W) return;
+  for (size_t l = 1; l <= L; l++) dn_free_floats(W[l]);
+  free(W);
+}
+
 void dn_net_free(dn_net *net) {
   if (!net) return;
   if (net->Z) free_caches(net);
+  free_packed(net->L, net->Wp[DN_PACK_FWD].W);
+  free_packed(net->L, net->Wp[DN_PACK_BWD].W);
   dn_free_floats(net->params);
   dn_free_floats(net->grads);
   dn_free_floats(net->opt_m);
@@ -101,6 +109,7 @@ dn_status dn_net_create(dn_net **out, size_t L, const size_t *dims, const dn_act
   net->L = L;
   net->loss = loss;
   net->n_params = n_params;
+  net->params_version = 1;
   net->keep_prob = 1.0f;
   net->n = malloc((L + 1) * sizeof *net->n);
   net->act = calloc(L + 1, sizeof *net->act);
@@ -159,6 +168,7 @@ dn_status dn_net_init(dn_net *net, uint64_t seed) {
     for (size_t i = 0; i < count; i++) net->W[l][i] = (float)(sd * dn_rng_normal(&rng));
     memset(net->b[l], 0, fan_out * sizeof(float));
   }
+  net->params_version++;
   net->have_forward = net->have_grad = false;
   dn_net_reset_optimizer(net);
   return DN_OK;
@@ -174,6 +184,7 @@ dn_status dn_net_set_layer(dn_net *net, size_t l, const float *W, const float *b
     return s;
   memcpy(net->W[l], W, count * sizeof(float));
   memcpy(net->b[l], b, net->n[l] * sizeof(float));
+  net->params_version++;
   net->have_forward = net->have_grad = false;
   return DN_OK;
 }
@@ -219,6 +230,66 @@ dn_status dn_net_set_dropout(dn_net *net, float keep_prob, uint64_t seed) {
   net->dropout_seed = seed;
   net->dropout_calls = 0;
   net->have_forward = false;
+  return DN_OK;
+}
+
+/* ---- packed weights ---- */
+
+/* Layer l's op(A) in each packing: (rows, depth, trans) of Z = W A or dA_prev = W^T dZ. */
+static void packed_shape(const dn_net *net, int which, size_t l, size_t *M, size_t *K, char *t) {
+  const bool fwd = which == DN_PACK_FWD;
+  *M = fwd ? net->n[l] : net->n[l - 1];
+  *K = fwd ? net->n[l - 1] : net->n[l];
+  *t = fwd ? 'N' : 'T';
+}
+
+static size_t first_packed_layer(int which) { return which == DN_PACK_FWD ? 1 : 2; }
+
+typedef struct pack_job {
+  const dn_kernel_table *kt;
+  char trans;
+  size_t M, K;
+  const float *W;
+  size_t ldw;
+  float *dst;
+} pack_job;
+
+static void pack_rows(void *ctx, size_t i0, size_t i1) {
+  const pack_job *j = ctx;
+  dn_gemm_pack_a_rows(j->kt, j->trans, j->M, j->K, j->W, j->ldw, j->dst, i0, i1);
+}
+
+/* Below this many floats per thread, packing one layer stays on one thread. */
+#define MIN_PACK_FLOATS_PER_THREAD 65536
+
+dn_status dn_net_pack_weights(dn_net *net, const dn_kernel_table *kt, int which) {
+  dn_packed_weights *pw = &net->Wp[which];
+  if (pw->kt == kt && pw->version == net->params_version) return DN_OK;
+  if (pw->kt != kt) { /* first use, or another ISA's layout: new buffers, built aside */
+    float **W = calloc(net->L + 1, sizeof *W);
+    bool ok = W != NULL;
+    for (size_t l = first_packed_layer(which); ok && l <= net->L; l++) {
+      size_t M, K;
+      char t;
+      packed_shape(net, which, l, &M, &K, &t);
+      const size_t floats = dn_gemm_packed_a_floats(kt, M, K);
+      ok = floats != SIZE_MAX && (W[l] = dn_alloc_floats(floats)) != NULL;
+    }
+    if (!ok) {
+      free_packed(net->L, W);
+      return dn_fail(DN_ERR_NOMEM, "out of memory for the packed weights");
+    }
+    free_packed(net->L, pw->W);
+    pw->W = W;
+    pw->kt = kt;
+  }
+  for (size_t l = first_packed_layer(which); l <= net->L; l++) {
+    pack_job j = {.kt = kt, .W = net->W[l], .ldw = net->n[l], .dst = pw->W[l]};
+    packed_shape(net, which, l, &j.M, &j.K, &j.trans);
+    dn_parallel_for(j.M, dn_gemm_packed_a_width(kt, j.M),
+                    dn_threads_for(j.M * j.K, MIN_PACK_FLOATS_PER_THREAD), pack_rows, &j);
+  }
+  pw->version = net->params_version;
   return DN_OK;
 }
 

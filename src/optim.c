@@ -104,6 +104,7 @@ dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
   dn_fpenv_enter(&fpenv);
   dn_parallel_for(n, 64, dn_threads_for(n, MIN_PARAMS_PER_THREAD), update_range, &job);
   dn_fpenv_leave(&fpenv);
+  net->params_version++;     /* the packed weights are stale */
   net->have_forward = false; /* the caches describe the old parameters */
   return DN_OK;
 }
