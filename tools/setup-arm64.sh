@@ -178,8 +178,10 @@ build() {
   ninja -C "$builddir"
 }
 
+count_results() { grep -o '"result": "[A-Z]*"' "$1" | grep -c -E "$2" || true; }
+
 run_tests() {
-  local cpu rc=0
+  local cpu rc=0 passed=0 failed=0 log
   for cpu in "${qemu_cpus[@]}"; do
     log "meson test under qemu-aarch64, QEMU_CPU=$cpu"
     if [[ $cpu == default ]]; then
@@ -188,8 +190,14 @@ run_tests() {
       QEMU_CPU=$cpu meson test -C "$builddir" --print-errorlogs --num-processes 1 || rc=1
     fi
     # Keep each CPU's log: the next run overwrites testlog.txt.
-    cp "$builddir/meson-logs/testlog.txt" "$builddir/meson-logs/testlog-$cpu.txt"
+    log=$builddir/meson-logs/testlog
+    cp "$log.txt" "$log-$cpu.txt"
+    cp "$log.json" "$log-$cpu.json"
+    passed=$((passed + $(count_results "$log.json" '"(OK|EXPECTEDFAIL)"')))
+    failed=$((failed + $(count_results "$log.json" '"(FAIL|TIMEOUT|UNEXPECTEDPASS|ERROR)"')))
   done
+  # Test programs, over both CPUs (each program holds many Criterion tests).
+  echo "arm64: $passed passed, $failed failed"
   return $rc
 }
 
