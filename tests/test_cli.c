@@ -284,6 +284,28 @@ Test(cli_parse, inconsistent_options_are_rejected) {
   EXPECT_ERROR("--labels", "eval", "--model", "m", "--images", "i");
 }
 
+Test(cli_parse, checkpoint_flags_land_in_the_training_options) {
+  cli_config c;
+  char err[256];
+  cr_assert_eq(PARSE(&c, err, "train", "--checkpoint", "run.dnc", "--checkpoint-every", "3", "--resume"),
+               CLI_RUN, "%s", err);
+  cr_expect_str_eq(c.opts.checkpoint_path, "run.dnc");
+  cr_expect_eq(c.opts.checkpoint_every, 3);
+  cr_expect_eq(c.opts.resume, 1);
+  cr_assert_eq(PARSE(&c, err, "train"), CLI_RUN, "%s", err);
+  cr_expect_null(c.opts.checkpoint_path);
+  cr_expect_eq(c.opts.resume, 0);
+}
+
+Test(cli_parse, resume_or_checkpoint_every_without_a_checkpoint_and_bad_counts_are_rejected) {
+  EXPECT_ERROR("--resume", "train", "--resume");
+  EXPECT_ERROR("--checkpoint-every", "train", "--checkpoint-every", "2");
+  EXPECT_ERROR("--checkpoint-every", "train", "--checkpoint", "c", "--checkpoint-every", "0");
+  EXPECT_ERROR("--checkpoint", "train", "--checkpoint", "");
+  EXPECT_ERROR("--resume", "train", "--checkpoint", "c", "--resume=yes");
+  EXPECT_ERROR("--checkpoint", "eval", "--model", "m", "--checkpoint", "c");
+}
+
 /* ---- the program, end to end ---------------------------------------------------- */
 
 typedef struct run_result {
@@ -369,7 +391,7 @@ static void run_cli(run_result *r, const char *const *args) {
 static void path_in(char *buf, size_t size, const char *name) { snprintf(buf, size, "%s/%s", workdir, name); }
 
 static void remove_workdir(void) {
-  static const char *const names[] = {"blobs.csv", "model.dnm"};
+  static const char *const names[] = {"blobs.csv", "model.dnm", "ck.dnc", "straight.dnm", "resumed.dnm"};
   char path[128];
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     path_in(path, sizeof path, names[i]);
@@ -480,4 +502,59 @@ Test(cli_program, a_missing_data_file_exits_1_with_the_reason) {
   cr_expect_eq(r.status, 1);
   cr_expect_eq(strncmp(r.err, "deepnet: ", 9), 0, "stderr: %s", r.err);
   cr_expect(strstr(r.err, "no-such-file.csv") != NULL, "the file is not named: %s", r.err);
+}
+
+/* train on the blobs for `epochs` with dropout (so the dropout position matters too). */
+static void train_ckpt(run_result *r, const char *epochs, const char *save, bool checkpoint,
+                       bool resume, const char *batch) {
+  char csv[128], ck[128], model[128];
+  path_in(csv, sizeof csv, "blobs.csv");
+  path_in(ck, sizeof ck, "ck.dnc");
+  path_in(model, sizeof model, save);
+  const char *args[32] = {"train", "--train-csv", csv, "--hidden", "8", "--epochs", epochs,
+                          "--batch", batch, "--lr", "0.01", "--keep-prob", "0.9", "--quiet",
+                          "--save", model};
+  size_t n = 16;
+  if (checkpoint) {
+    args[n++] = "--checkpoint";
+    args[n++] = ck;
+  }
+  if (resume) args[n++] = "--resume";
+  args[n] = NULL;
+  run_cli(r, args);
+}
+
+Test(cli_program, two_epochs_then_resume_to_four_saves_the_same_model_as_four_straight) {
+  run_result r;
+  train_ckpt(&r, "4", "straight.dnm", false, false, "16");
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  train_ckpt(&r, "2", "resumed.dnm", true, false, "16");
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  train_ckpt(&r, "4", "resumed.dnm", true, true, "16");
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  cr_expect(strstr(r.out, "(600 samples in") != NULL, "not epochs 3 and 4 only:\n%s", r.out);
+  char a[128], b[128], fa[8192], fb[8192];
+  path_in(a, sizeof a, "straight.dnm");
+  path_in(b, sizeof b, "resumed.dnm");
+  struct stat sa, sb;
+  cr_assert_eq(stat(a, &sa), 0);
+  cr_assert_eq(stat(b, &sb), 0);
+  cr_assert_eq(sa.st_size, sb.st_size);
+  cr_assert_lt((size_t)sa.st_size, sizeof fa);
+  FILE *f = fopen(a, "rb"), *g = fopen(b, "rb");
+  cr_assert(f && g);
+  cr_assert_eq(fread(fa, 1, sizeof fa, f), (size_t)sa.st_size);
+  cr_assert_eq(fread(fb, 1, sizeof fb, g), (size_t)sb.st_size);
+  fclose(f);
+  fclose(g);
+  cr_expect_eq(memcmp(fa, fb, (size_t)sa.st_size), 0, "the resumed model differs from the straight one");
+}
+
+Test(cli_program, resuming_with_another_batch_size_exits_1_naming_it) {
+  run_result r;
+  train_ckpt(&r, "1", "resumed.dnm", true, false, "16");
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  train_ckpt(&r, "2", "resumed.dnm", true, true, "17");
+  cr_expect_eq(r.status, 1);
+  cr_expect(strstr(r.err, "batch_size") != NULL, "stderr: %s", r.err);
 }

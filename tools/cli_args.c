@@ -96,6 +96,12 @@ static const opt_spec options[] = {
      "also print the output column A[L] after each class"},
     {"--save", ON_TRAIN, K_PATH, AT(save), "FILE", "where to save the model (default: " CLI_DEFAULT_MODEL ")"},
     {"--no-save", ON_TRAIN, K_UNSET, AT(save), NULL, "do not save the model"},
+    {"--checkpoint", ON_TRAIN, K_PATH, AT(opts.checkpoint_path), "FILE",
+     "save the whole training state there (crash-safe) to continue with --resume"},
+    {"--checkpoint-every", ON_TRAIN, K_COUNT, AT(opts.checkpoint_every), "N",
+     "checkpoint after every N-th epoch and after the last (default: 1)"},
+    {"--resume", ON_TRAIN, K_TRUE, AT(resume), NULL,
+     "continue the run saved in --checkpoint (same flags and data; --epochs may grow)"},
     {"--quiet", ON_TRAIN, K_TRUE, AT(quiet), NULL, "print only the final summary"},
     {"--threads", ON_ALL, K_THREADS, AT(threads), "N",
      "threads, 0 = OpenMP's default, OMP_NUM_THREADS (default: 0)"},
@@ -122,6 +128,9 @@ static const struct {
          "with them the test set is optional. Train accuracy is measured on the first\n"
          "10000 training examples. On a terminal a progress line is updated in place.\n"
          "Ctrl-C stops after the current batch and saves the model.\n"
+         "With --checkpoint, an interrupted or crashed run continues where its last\n"
+         "checkpoint left it: repeat the command with --resume (and, if you like, more\n"
+         "--epochs); the result is bitwise that of an uninterrupted run.\n"
          "Exit codes: 0 done, 1 failed, 2 bad arguments, 130 interrupted.\n"},
     [CLI_CMD_EVAL] = {"eval", "accuracy and confusion matrix of a saved model on a labelled set",
                       "Without --images or --csv the data is Fashion-MNIST's t10k set in\n"
@@ -390,6 +399,11 @@ static cli_result finish_train(cli_config *cfg, const parse_state *st, char *err
       exclusive(st, "--act", "--acts", err, err_size) != CLI_RUN ||
       exclusive(st, "--save", "--no-save", err, err_size) != CLI_RUN)
     return CLI_ERROR;
+  if (seen(st, "--resume") && !seen(st, "--checkpoint"))
+    return fail(err, err_size, "--resume needs --checkpoint FILE (the checkpoint to continue)");
+  if (seen(st, "--checkpoint-every") && !seen(st, "--checkpoint"))
+    return fail(err, err_size, "--checkpoint-every needs --checkpoint FILE");
+  cfg->opts.resume = cfg->resume;
   cfg->L = cfg->dims_hidden_only ? cfg->n_dims + 1 : cfg->n_dims - 1;
   if (seen(st, "--acts")) {
     if (st->n_acts != cfg->L)

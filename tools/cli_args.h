@@ -54,6 +54,9 @@ typedef struct cli_config {
   dn_train_opts opts; /* progress fields are the CLI's to fill */
   cli_data train_data, test_data; /* test_data may be empty: no test set */
   const char *save;               /* NULL: do not save */
+  /* --checkpoint, --checkpoint-every land in opts.checkpoint_path, opts.checkpoint_every;
+   * --resume in opts.resume after parsing. */
+  bool resume;
 
   /* eval, predict */
   const char *model;

@@ -224,8 +224,9 @@ typedef struct train_ctx {
   double t_start, t_epoch, last_draw, eval_s;
   double train_acc, test_acc;
   size_t epochs_done;
+  size_t first_epoch;            /* of this run: after a resume, the first one not restored */
   size_t last_epoch, last_batch; /* of the last progress report */
-  double samples;                /* trained on so far */
+  double samples;                /* trained on so far in this run */
   dn_status eval_status;
 } train_ctx;
 
@@ -252,9 +253,10 @@ static void clear_progress(train_ctx *c) {
 
 /* The live line on a terminal: at most 10 redraws a second. */
 static void draw_progress(train_ctx *c, const dn_progress *p, double now) {
-  const double total = (double)p->epochs * (double)c->train->d.m;
+  const double total = (double)(p->epochs - c->first_epoch + 1) * (double)c->train->d.m;
   const double train_s = now - c->t_start - c->eval_s;
-  const double eval_per_epoch = c->epochs_done ? c->eval_s / (double)c->epochs_done : 0.0;
+  const size_t epochs_run = c->epochs_done >= c->first_epoch ? c->epochs_done - c->first_epoch + 1 : 0;
+  const double eval_per_epoch = epochs_run ? c->eval_s / (double)epochs_run : 0.0;
   const double eta = (total - c->samples) * train_s / c->samples +
                      eval_per_epoch * (double)(p->epochs - p->epoch + 1);
   char t[32];
@@ -270,9 +272,10 @@ static int on_progress(const dn_progress *p, void *user) {
   train_ctx *c = user;
   const double now = dn_now_s();
   const size_t m = c->train->d.m, in_epoch = p->batch * c->cfg->opts.batch_size;
+  if (!c->first_epoch) c->first_epoch = p->epoch;
   c->last_epoch = p->epoch;
   c->last_batch = p->batch;
-  c->samples = (double)(p->epoch - 1) * (double)m + (double)(in_epoch < m ? in_epoch : m);
+  c->samples = (double)(p->epoch - c->first_epoch) * (double)m + (double)(in_epoch < m ? in_epoch : m);
   const bool live = c->tty && !c->cfg->quiet;
   if (live && !p->epoch_end && now - c->last_draw >= 0.1) draw_progress(c, p, now);
   if (!p->epoch_end) return interrupted;
@@ -311,6 +314,10 @@ static void print_train_header(const cli_config *cfg, const size_t *dims, const 
   printf("\ntrain set %zu examples from %s (train acc on the first %zu)\n", train->d.m,
          data_path(&cfg->train_data), m_acc);
   if (test) printf("test set  %zu examples from %s\n", test->d.m, data_path(&cfg->test_data));
+  if (o->checkpoint_path)
+    printf("checkpoint %s after every %zu epoch%s%s\n", o->checkpoint_path,
+           o->checkpoint_every ? o->checkpoint_every : 1, o->checkpoint_every > 1 ? "s" : "",
+           o->resume ? ", resuming from it" : "");
   const int threads = dn_get_num_threads();
   printf("kernels   %s (%s), %d thread%s\n", dn_isa_name(dn_isa_active()), dn_kernels()->sgemm_ukr_name,
          threads, threads == 1 ? "" : "s");
@@ -363,9 +370,18 @@ static int train_and_report(cli_config *cfg, dn_net *net, const labelled *train,
   clear_progress(&c);
   if (s) return fail_status("training", s);
   if (c.eval_status) return fail_status("evaluating", c.eval_status);
-  if (interrupted) printf("interrupted at epoch %zu, batch %zu\n", c.last_epoch, c.last_batch);
-  /* The last epoch's line measured the final net unless quiet or interrupted. */
-  if ((cfg->quiet || interrupted) && (s = evaluate(&c))) return fail_status("evaluating", s);
+  if (interrupted) {
+    printf("interrupted at epoch %zu, batch %zu\n", c.last_epoch, c.last_batch);
+    if (cfg->opts.checkpoint_path)
+      printf("the checkpoint %s holds the last completed checkpoint epoch: repeat the command "
+             "with --resume to continue\n", cfg->opts.checkpoint_path);
+  }
+  if (cfg->opts.resume && !c.first_epoch)
+    printf("the checkpoint %s already holds all %zu epochs\n", cfg->opts.checkpoint_path,
+           cfg->opts.epochs);
+  /* The last epoch's line measured the final net unless quiet, interrupted or no epoch ran. */
+  if ((cfg->quiet || interrupted || !c.first_epoch) && (s = evaluate(&c)))
+    return fail_status("evaluating", s);
 
   char t1[32], t2[32];
   if (test)
