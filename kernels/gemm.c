@@ -207,10 +207,17 @@ static const float *a_panels(const dn_kernel_table *kt, const a_source *a, size_
   return buf;
 }
 
-/* The epilogue over rows [i0, i1) x columns [j0, j1) of C, one column at a time. */
+/* The epilogue over rows [i0, i1) x columns [j0, j1) of C: one call per column, or one
+ * for the whole block when its columns are contiguous (rows span ldc: a 10-row C). */
 static void epilogue(const dn_kernel_table *kt, const dn_gemm_epilogue *ep, float *C, size_t ldc,
                      size_t i0, size_t i1, size_t j0, size_t j1) {
   if (!ep || i0 >= i1) return;
+  if (i1 - i0 == ldc) {
+    float *z = C + j0 * ldc;
+    if (ep->bias) kt->bias_add(ldc, j1 - j0, ep->bias, z);
+    if (ep->out) kt->act_fwd[ep->act](ldc * (j1 - j0), z, ep->out + j0 * ldc);
+    return;
+  }
   for (size_t j = j0; j < j1; j++) {
     float *z = C + i0 + j * ldc;
     if (ep->bias) kt->bias_add(i1 - i0, 1, ep->bias + i0, z);

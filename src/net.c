@@ -1,5 +1,6 @@
 /* The net: creation, parameters (one flat array), initialization, caches. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -286,8 +287,13 @@ dn_status dn_net_pack_weights(dn_net *net, const dn_kernel_table *kt, int which)
   for (size_t l = first_packed_layer(which); l <= net->L; l++) {
     pack_job j = {.kt = kt, .W = net->W[l], .ldw = net->n[l], .dst = pw->W[l]};
     packed_shape(net, which, l, &j.M, &j.K, &j.trans);
-    dn_parallel_for(j.M, dn_gemm_packed_a_width(kt, j.M),
-                    dn_threads_for(j.M * j.K, MIN_PACK_FLOATS_PER_THREAD), pack_rows, &j);
+    const int threads = dn_threads_for(j.M * j.K, MIN_PACK_FLOATS_PER_THREAD);
+    const double t0 = dn_verbose() ? dn_now_s() : 0.0;
+    dn_parallel_for(j.M, dn_gemm_packed_a_width(kt, j.M), threads, pack_rows, &j);
+    if (dn_verbose())
+      fprintf(stderr, "deepnet: layer %zu pack W%s  %s %zu x %zu threads=%d %.3f ms (once per weight update)\n",
+              l, j.trans == 'T' ? "^T" : "  ", dn_isa_name(kt->isa), j.M, j.K, threads,
+              (dn_now_s() - t0) * 1e3);
   }
   pw->version = net->params_version;
   return DN_OK;
