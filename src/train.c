@@ -31,6 +31,11 @@ typedef struct train_run {
   dn_ckpt_run ck;        /* what identifies the run in checkpoints */
   dn_ckpt_state resumed; /* the state read from a checkpoint (resume) */
   float *new_m, *new_v;  /* optimizer arrays the net lacks */
+  /* What commit() replaced, put back if the run fails before its first step. */
+  bool committed;
+  float *old_params;     /* resume only */
+  float *old_m, *old_v;
+  uint64_t old_t;
 } train_run;
 
 static void free_run(train_run *r) {
@@ -40,6 +45,7 @@ static void free_run(train_run *r) {
   dn_ckpt_state_free(&r->resumed);
   dn_free_floats(r->new_m);
   dn_free_floats(r->new_v);
+  dn_free_floats(r->old_params);
 }
 
 /* Fail with s, the message fmt followed by the current last error (copied first: it is
@@ -106,6 +112,9 @@ static dn_status prepare(train_run *r, const dn_net *net, const float *X, const 
     if (memcmp(&r->rng, &r->resumed.rng, sizeof r->rng) != 0)
       return dn_fail(DN_ERR_STATE, "dn_net_train: cannot resume: '%s' was written by a library "
                      "whose shuffle sequence differs from this one's", opts->checkpoint_path);
+    if (!(r->old_params = dn_alloc_floats(P)))
+      return dn_fail(DN_ERR_NOMEM, "dn_net_train: out of memory to resume");
+    memcpy(r->old_params, net->params, P * sizeof(float));
   }
   /* The optimizer state is allocated up front: no step can then fail for memory. */
   const float *have_m = opts->resume ? r->resumed.opt_m : net->opt_m;
@@ -117,29 +126,55 @@ static dn_status prepare(train_run *r, const dn_net *net, const float *X, const 
   return DN_OK;
 }
 
-/* Put a float array owned by the run into the net's slot (the old one is freed). */
-static void install(float **slot, float **from) {
-  dn_free_floats(*slot);
-  *slot = *from;
-  *from = NULL;
+/* *p, leaving NULL behind. */
+static float *take(float **p) {
+  float *x = *p;
+  *p = NULL;
+  return x;
 }
 
-/* Make the net hold the prepared state: the resumed parameters and optimizer state,
- * and the optimizer arrays it lacked. Cannot fail. */
+/* Set every layer from a flat parameter array, through dn_net_set_layer so everything
+ * derived from W (packed copies) follows. */
+static void set_params(dn_net *net, const float *params) {
+  for (size_t l = 1; l <= net->L; l++)
+    dn_net_set_layer(net, l, params + (net->W[l] - net->params), params + (net->b[l] - net->params));
+}
+
+/* Make the net hold the prepared state: the resumed parameters and optimizer state, and
+ * the optimizer arrays it lacked. What it replaces is kept for finish(). Cannot fail. */
 static void commit(train_run *r, dn_net *net, const dn_train_opts *opts) {
+  r->old_m = net->opt_m;
+  r->old_v = net->opt_v;
+  r->old_t = net->opt_t;
+  float *m = opts->resume ? take(&r->resumed.opt_m) : net->opt_m;
+  float *v = opts->resume ? take(&r->resumed.opt_v) : net->opt_v;
+  net->opt_m = m ? m : take(&r->new_m);
+  net->opt_v = v ? v : take(&r->new_v);
   if (opts->resume) {
-    dn_ckpt_state *st = &r->resumed;
-    /* Through dn_net_set_layer, so everything derived from W (packed copies) follows. */
-    for (size_t l = 1; l <= net->L; l++)
-      dn_net_set_layer(net, l, st->params + (net->W[l] - net->params),
-                       st->params + (net->b[l] - net->params));
-    install(&net->opt_m, &st->opt_m);
-    install(&net->opt_v, &st->opt_v);
-    net->opt_t = st->opt_t;
-    net->dropout_calls = st->dropout_calls;
+    set_params(net, r->resumed.params);
+    net->opt_t = r->resumed.opt_t;
+    net->dropout_calls = r->resumed.dropout_calls;
   }
-  if (r->new_m) install(&net->opt_m, &r->new_m);
-  if (r->new_v) install(&net->opt_v, &r->new_v);
+  r->committed = true;
+}
+
+/* After the run: free what the net no longer holds, or, if it failed before its first
+ * step, put back what commit() replaced, so the net is exactly as before the call. */
+static void finish(train_run *r, dn_net *net, bool roll_back) {
+  if (!r->committed) return;
+  float *unused_m = net->opt_m != r->old_m ? net->opt_m : NULL;
+  float *unused_v = net->opt_v != r->old_v ? net->opt_v : NULL;
+  if (roll_back) {
+    if (r->old_params) set_params(net, r->old_params);
+    net->opt_m = r->old_m;
+    net->opt_v = r->old_v;
+    net->opt_t = r->old_t;
+  } else {
+    unused_m = net->opt_m != r->old_m ? r->old_m : NULL;
+    unused_v = net->opt_v != r->old_v ? r->old_v : NULL;
+  }
+  dn_free_floats(unused_m);
+  dn_free_floats(unused_v);
 }
 
 dn_status dn_net_train(dn_net *net, const float *X, const float *Y, size_t m,
@@ -152,6 +187,7 @@ dn_status dn_net_train(dn_net *net, const float *X, const float *Y, size_t m,
   const size_t every = opts->checkpoint_every ? opts->checkpoint_every : 1;
 
   train_run run = {0};
+  size_t steps = 0; /* optimizer steps of this call */
   const float saved_l2 = net->l2_lambda, saved_keep = net->keep_prob;
   const uint64_t saved_seed = net->dropout_seed, saved_calls = net->dropout_calls;
   if ((s = prepare(&run, net, X, Y, m, opts, batch))) {
@@ -185,11 +221,14 @@ dn_status dn_net_train(dn_net *net, const float *X, const float *Y, size_t m,
       float cost;
       if ((s = dn_forward_pass(net, Xb, mb, true)) || (s = dn_backward_pass(net, Yb, &cost)) ||
           (s = dn_optim_step(net, opts, lr))) {
-        s = fail_because(s, "dn_net_train: %s at epoch %zu, batch %zu (parameters left at the last "
-                         "%s step): ", s == DN_ERR_NUMERIC ? "training diverged" : "failed", epoch,
-                         bi + 1, s == DN_ERR_NUMERIC ? "finite" : "completed");
+        s = fail_because(s, "dn_net_train: %s at epoch %zu, batch %zu (%s): ",
+                         s == DN_ERR_NUMERIC ? "training diverged" : "failed", epoch, bi + 1,
+                         steps ? (s == DN_ERR_NUMERIC ? "parameters left at the last finite step"
+                                                      : "parameters left at the last completed step")
+                               : "the net is as it was before the call");
         goto done;
       }
+      steps++;
       cost_sum += (double)cost * (double)mb;
       seen += mb;
       if (opts->progress) {
@@ -217,6 +256,7 @@ done:
   net->dropout_seed = saved_seed;
   net->dropout_calls = saved_calls;
   net->have_forward = false;
+  finish(&run, net, s != DN_OK && steps == 0);
   free_run(&run);
   return s;
 }
