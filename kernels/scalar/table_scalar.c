@@ -3,6 +3,9 @@
 #include "scalar/scalar.h"
 
 void dn_kernels_fill_scalar(dn_kernel_table *kt) {
+  /* Every field not set below is 0/NULL, which the GEMM driver reads as "use
+   * the default" (KC, portable packing, no small-M kernel). */
+  *kt = (dn_kernel_table){0};
   kt->isa = DN_ISA_SCALAR;
   kt->sgemm_ukr_name = "dn_sgemm_ukr_scalar_4x4";
   kt->mr = 4;
