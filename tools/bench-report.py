@@ -18,6 +18,11 @@ def fmt(v, digits=1):
     return "-" if v is None else f"{v:,.{digits}f}"
 
 
+def geomean(xs):
+    import math
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+
 def table(header, rows):
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -112,6 +117,20 @@ def gemm_section(d):
                         [fmt(ratio, 2) + "x" if ratio else "-"])
         out += [f"### {t} thread{'s' if t > 1 else ''}", "",
                 table(["op", "shape"] + [f"deepnet {i}" for i in isas] + refs + ["deepnet/best ref"], body), ""]
+        summary = []
+        for lib in refs:
+            ratios = []
+            for op, shape in keys:
+                dn = rows.get(f"gemm/{op}/{shape}/deepnet/{isas[0]}/threads:{t}")
+                rf = rows.get(f"gemm/{op}/{shape}/{lib}/own/threads:{t}")
+                if dn and rf and dn.get("GFLOPS") and rf.get("GFLOPS"):
+                    ratios.append(dn["GFLOPS"] / rf["GFLOPS"])
+            if ratios:
+                wins = sum(r >= 1.0 for r in ratios)
+                summary.append(f"deepnet {isas[0]} / {lib}: geometric mean {geomean(ratios):.2f}x, "
+                               f"at least as fast on {wins} of {len(ratios)} shapes")
+        if summary:
+            out += ["Summary: " + "; ".join(summary) + ".", ""]
     return "\n".join(out)
 
 
