@@ -68,17 +68,29 @@ void dn_linear_bwd_scalar(size_t n, const float *Z, const float *A, const float 
 void dn_relu_fwd_scalar(size_t n, const float *Z, float *A) {
   for (size_t i = 0; i < n; i++) A[i] = Z[i] <= 0.0f ? 0.0f : Z[i];
 }
+/* c ? a : b by bit masks, as the SIMD sets select: gcc compiles a plain ?: whose sides
+ * cost anything into a branch, which random signs mispredict every other element. */
+static float pick(int c, float a, float b) {
+  uint32_t ua, ub;
+  memcpy(&ua, &a, sizeof ua);
+  memcpy(&ub, &b, sizeof ub);
+  const uint32_t m = -(uint32_t)(c != 0), r = (ua & m) | (ub & ~m);
+  float f;
+  memcpy(&f, &r, sizeof f);
+  return f;
+}
+
 void dn_relu_bwd_scalar(size_t n, const float *Z, const float *A, const float *dA, float *dZ) {
   (void)A;
-  for (size_t i = 0; i < n; i++) dZ[i] = Z[i] > 0.0f ? dA[i] : 0.0f;
+  for (size_t i = 0; i < n; i++) dZ[i] = pick(Z[i] > 0.0f, dA[i], 0.0f);
 }
 
 void dn_leaky_relu_fwd_scalar(size_t n, const float *Z, float *A) {
-  for (size_t i = 0; i < n; i++) A[i] = Z[i] > 0.0f ? Z[i] : DN_LEAKY_SLOPE * Z[i];
+  for (size_t i = 0; i < n; i++) A[i] = pick(Z[i] > 0.0f, Z[i], DN_LEAKY_SLOPE * Z[i]);
 }
 void dn_leaky_relu_bwd_scalar(size_t n, const float *Z, const float *A, const float *dA, float *dZ) {
   (void)A;
-  for (size_t i = 0; i < n; i++) dZ[i] = Z[i] > 0.0f ? dA[i] : DN_LEAKY_SLOPE * dA[i];
+  for (size_t i = 0; i < n; i++) dZ[i] = pick(Z[i] > 0.0f, dA[i], DN_LEAKY_SLOPE * dA[i]);
 }
 
 /* exp of -|z| only, so it never overflows; sigma(z) = 1/(1+e) for z >= 0, e/(1+e) below. */
