@@ -435,13 +435,16 @@ Test(vecmath, sigmoid_and_tanh_derivatives_from_the_cached_A_match_the_formulas_
 
 /* ---- Softmax. */
 
-#define SOFTMAX_ABS 0x1p-22 /* per entry, against double */
+/* Per entry against double, and for each column's sum against 1: 4 ulps of 1 for the
+ * exp, the division and exp's sensitivity to z - max, plus the float sum's error, which
+ * grows with the column (sequential in the scalar twin, per lane in the SIMD sets). */
+static double softmax_bound(size_t rows) { return (4.0 + (double)rows / 8.0) * 0x1p-24; }
 
 Test(vecmath, softmax_columns_sum_to_one_and_match_double_at_every_height) {
   for (size_t k = 0; k < N_ISAS; k++) {
     if (!runs_here(&isas[k])) continue;
     const dn_kernel_table kt = table_of(&isas[k]), ref = scalar_table();
-    const size_t cols = 5;
+    const size_t cols = 64;
     size_t heights[40];
     size_t count = lengths(&isas[k], heights);
     heights[count - 1] = 1000; /* the long one */
@@ -468,12 +471,11 @@ Test(vecmath, softmax_columns_sum_to_one_and_match_double_at_every_height) {
         }
         if (rows > 0) worst_sum = worse(worst_sum, fabs(sum - 1.0));
       }
-      /* Each A is within SOFTMAX_ABS; the sum of rows of them within rows * 2^-24 more. */
-      const double sum_bound = SOFTMAX_ABS + (double)rows * 0x1p-24;
-      cr_expect(worst <= SOFTMAX_ABS, "%s softmax rows=%zu: %g from double", isas[k].name, rows, worst);
-      cr_expect(worst_sum <= sum_bound, "%s softmax rows=%zu: a column sums to 1 +- %g", isas[k].name,
+      const double bound = softmax_bound(rows);
+      cr_expect(worst <= bound, "%s softmax rows=%zu: %g from double", isas[k].name, rows, worst);
+      cr_expect(worst_sum <= bound, "%s softmax rows=%zu: a column sums to 1 +- %g", isas[k].name,
                 rows, worst_sum);
-      cr_expect(worst_twin <= 2 * SOFTMAX_ABS, "%s softmax rows=%zu: %g from the twin", isas[k].name,
+      cr_expect(worst_twin <= 2 * bound, "%s softmax rows=%zu: %g from the twin", isas[k].name,
                 rows, worst_twin);
       free(Z);
       free_guarded(A);
