@@ -15,4 +15,5 @@ void dn_kernels_fill_neon(dn_kernel_table *kt) {
    * real hardware (qemu says nothing about speed). */
   kt->sgemm_pack_n = NULL;
   kt->sgemm_pack_t = NULL;
+  dn_kernels_fill_act_neon(kt);
 }
