@@ -156,7 +156,7 @@ static dn_status parse_file(csv_parser *p, FILE *f) {
   bool header_skipped = false;
   dn_status s = DN_OK;
   ssize_t len;
-  while ((len = getline(&buf, &buf_cap, f)) >= 0) {
+  while ((errno = 0, len = getline(&buf, &buf_cap, f)) >= 0) {
     lineno++;
     const char *line = buf, *end = buf + len;
     if (end > line && end[-1] == '\n') end--;
@@ -181,6 +181,11 @@ static dn_status parse_file(csv_parser *p, FILE *f) {
     }
     if ((s = parse_row(p, line, end, lineno))) break;
   }
+  /* glibc's getline returns -1 with errno ENOMEM and no stream error when it
+   * cannot grow its buffer: that is not the end of the file. */
+  if (!s && len < 0 && errno == ENOMEM)
+    s = dn_fail(DN_ERR_NOMEM, "dn_dataset_load_csv: out of memory reading line %zu of '%s'", lineno + 1,
+                p->path);
   if (!s && ferror(f))
     s = dn_fail(DN_ERR_IO, "dn_dataset_load_csv: reading '%s' failed after line %zu: %s", p->path, lineno,
                 strerror(errno));

@@ -1,6 +1,7 @@
 /* Evaluation: classes, accuracy and cost of the current parameters, in chunks
  * so the caches stay the size of a training batch. */
 #include <math.h>
+#include <stdio.h>
 
 #include "internal.h"
 
@@ -21,13 +22,20 @@ static dn_status for_each_chunk(dn_net *net, const float *X, size_t m, const cha
   if (!net) return dn_fail(DN_ERR_ARG, "%s: net is NULL", fn);
   if (!X) return dn_fail(DN_ERR_ARG, "%s: X is NULL", fn);
   if (m == 0) return dn_fail(DN_ERR_SHAPE, "%s: m is 0", fn);
-  for (size_t start = 0; start < m; start += EVAL_CHUNK) {
-    const size_t count = m - start < EVAL_CHUNK ? m - start : EVAL_CHUNK;
-    dn_status s = dn_net_predict(net, X + start * net->n[0], count, NULL);
-    if (!s) s = visit(net, start, count, ctx);
-    if (s) return s;
+  size_t count;
+  if (!dn_mul_ok(net->n[0], m, &count) || !dn_floats_bytes(count, &(size_t){0}) ||
+      !dn_mul_ok(net->n[net->L], m, &count) || !dn_floats_bytes(count, &(size_t){0}))
+    return dn_fail(DN_ERR_SHAPE, "%s: %zu examples overflow size_t", fn, m);
+  /* The whole input is checked before any output is written. */
+  char what[64];
+  snprintf(what, sizeof what, "%s: X", fn);
+  dn_status s = dn_check_finite(X, net->n[0] * m, what);
+  for (size_t start = 0; !s && start < m; start += EVAL_CHUNK) {
+    const size_t n = m - start < EVAL_CHUNK ? m - start : EVAL_CHUNK;
+    s = dn_forward_pass(net, X + start * net->n[0], n, false);
+    if (!s) s = visit(net, start, n, ctx);
   }
-  return DN_OK;
+  return s;
 }
 
 typedef struct classify_ctx {
@@ -69,6 +77,8 @@ dn_status dn_net_accuracy(dn_net *net, const float *X, const float *Y, size_t m,
 static dn_status add_cost(dn_net *net, size_t start, size_t count, void *p) {
   classify_ctx *c = p;
   const size_t L = net->L, rows = net->n[L];
+  dn_status s = dn_check_finite(c->Y + start * rows, rows * count, "dn_net_cost: Y");
+  if (s) return s;
   c->cost += (double)count * dn_loss_cost(net->loss, rows, count, net->Z[L], net->A[L],
                                           c->Y + start * rows);
   return DN_OK;
@@ -76,10 +86,10 @@ static dn_status add_cost(dn_net *net, size_t start, size_t count, void *p) {
 
 dn_status dn_net_cost(dn_net *net, const float *X, const float *Y, size_t m, float *cost) {
   if (!Y || !cost) return dn_fail(DN_ERR_ARG, "dn_net_cost: Y or cost is NULL");
-  dn_status s = dn_check_finite(Y, net ? net->n[net->L] * m : 0, "dn_net_cost: Y");
-  if (s) return s;
   classify_ctx c = {.Y = Y};
-  if ((s = for_each_chunk(net, X, m, "dn_net_cost", add_cost, &c))) return s;
+  /* Y is checked in add_cost, chunk by chunk: the only output, cost, is written last. */
+  dn_status s = for_each_chunk(net, X, m, "dn_net_cost", add_cost, &c);
+  if (s) return s;
   const double J = c.cost / (double)m + dn_l2_cost(net, m);
   if (!isfinite(J)) return dn_fail(DN_ERR_NUMERIC, "dn_net_cost: the cost is not finite");
   *cost = (float)J;

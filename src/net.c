@@ -27,13 +27,13 @@ const char *dn_loss_name(dn_loss l) {
   return NULL;
 }
 
+/* Also called on a half-built net (dn_net_create's failure path): any of the
+ * per-layer arrays may be missing. */
 static void free_caches(dn_net *net) {
   for (size_t l = 1; l <= net->L; l++) {
-    dn_free_floats(net->Z[l]);
-    dn_free_floats(net->A[l]);
-    if (net->A_drop) dn_free_floats(net->A_drop[l]);
-    net->Z[l] = net->A[l] = NULL;
-    if (net->A_drop) net->A_drop[l] = NULL;
+    if (net->Z) dn_free_floats(net->Z[l]), net->Z[l] = NULL;
+    if (net->A) dn_free_floats(net->A[l]), net->A[l] = NULL;
+    if (net->A_drop) dn_free_floats(net->A_drop[l]), net->A_drop[l] = NULL;
   }
   dn_free_floats(net->dA);
   dn_free_floats(net->dZ);
@@ -49,7 +49,7 @@ static void free_packed(size_t L, float **W) {
 
 void dn_net_free(dn_net *net) {
   if (!net) return;
-  if (net->Z) free_caches(net);
+  free_caches(net);
   free_packed(net->L, net->Wp[DN_PACK_FWD].W);
   free_packed(net->L, net->Wp[DN_PACK_BWD].W);
   dn_free_floats(net->params);

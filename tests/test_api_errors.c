@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "deepnet.h"
@@ -208,4 +209,27 @@ Test(api_errors, version_string_matches_the_header_macros) {
   char want[32];
   snprintf(want, sizeof want, "%d.%d.%d", DN_VERSION_MAJOR, DN_VERSION_MINOR, DN_VERSION_PATCH);
   cr_expect_str_eq(dn_version(), want);
+}
+
+Test(api_errors, classify_with_nan_beyond_the_first_chunk_writes_no_labels) {
+  dn_net *net = make_net();
+  enum { M = 2500 };
+  float *X = tu_random(3 * M, -1, 1, 4);
+  X[3 * 2400] = NAN;
+  static uint32_t labels[M];
+  memset(labels, 0xAB, sizeof labels);
+  expect_fail(dn_net_classify(net, X, M, labels), DN_ERR_NUMERIC);
+  for (size_t j = 0; j < M; j++) cr_assert_eq(labels[j], 0xABABABABu, "label %zu was written", j);
+  free(X);
+  dn_net_free(net);
+}
+
+Test(api_errors, cost_and_accuracy_reject_example_counts_that_overflow) {
+  dn_net *net = make_net();
+  float X[3] = {0}, Y[2] = {1, 0}, cost = 7.0f;
+  double acc = 7.0;
+  expect_fail(dn_net_cost(net, X, Y, SIZE_MAX / 2, &cost), DN_ERR_SHAPE);
+  expect_fail(dn_net_accuracy(net, X, Y, SIZE_MAX / 3, &acc), DN_ERR_SHAPE);
+  cr_expect(cost == 7.0f && acc == 7.0);
+  dn_net_free(net);
 }

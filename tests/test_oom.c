@@ -174,10 +174,7 @@ static void warm_up(void) {
   free(c);
 }
 
-/* Disabled until src/net.c is fixed: when dn_net_create's calloc of net->A fails after
- * net->Z succeeded, dn_net_free -> free_caches reads net->A[l] through a NULL net->A
- * (SIGSEGV). Reported; enable once free_caches checks net->A. */
-Test(oom, create_fails_cleanly_at_every_allocation, .disabled = true) {
+Test(oom, create_fails_cleanly_at_every_allocation) {
   warm_up();
   dn_net *out = (dn_net *)0x1;
   size_t points = 0;
@@ -316,8 +313,7 @@ Test(oom, saving_a_model_fails_cleanly_at_every_allocation_and_keeps_the_old_fil
   free(c);
 }
 
-/* Disabled for the dn_net_create bug above (dn_net_load creates the net). */
-Test(oom, loading_a_model_fails_cleanly_at_every_allocation, .disabled = true) {
+Test(oom, loading_a_model_fails_cleanly_at_every_allocation) {
   warm_up();
   net_ctx *c = calloc(1, sizeof *c);
   const scenario load = {"load", prepare_saved, run_load, NULL, free_net};
@@ -413,10 +409,9 @@ Test(oom, gemm_without_memory_for_its_packing_buffer_gives_the_same_bits_from_th
   free(got);
 }
 
-/* Disabled until src/data_csv.c is fixed: parse_file treats getline's -1 as the end of
- * the file without looking at errno, and glibc's getline sets no stream error when its
- * buffer cannot grow, so the loader returns DN_OK with the lines read so far. */
-Test(oom, a_csv_read_that_runs_out_of_memory_is_an_error_not_a_shorter_set, .disabled = true) {
+/* glibc's getline sets no stream error when its buffer cannot grow: the loader must
+ * look at errno, or it would return DN_OK with the lines read so far. */
+Test(oom, a_csv_read_that_runs_out_of_memory_is_an_error_not_a_shorter_set) {
   const char *path = tt_write_str("g.csv", "1,2,0\n3,4,1\n5,6,2\n");
   dn_dataset d = {0};
   fa_fail_getline(2);
