@@ -7,7 +7,7 @@ packages=(
   meson ninja-build pkg-config gcc g++ clang libomp-dev libclang-rt-14-dev
   libhwloc-dev hwloc zlib1g-dev libcriterion-dev
   libbenchmark-dev libopenblas-dev libdnnl-dev
-  dataset-fashion-mnist
+  dataset-fashion-mnist valgrind
 )
 missing=()
 for p in "${packages[@]}"; do
