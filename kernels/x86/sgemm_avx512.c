@@ -87,11 +87,99 @@ static inline __attribute__((always_inline)) void small_cols(size_t k, float alp
   }
 }
 
+/* Lanes [0, r) of eight, r = 0..8. */
+static inline __m256i first_lanes(size_t r) {
+  static const int32_t ones_then_zeros[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+  return _mm256_loadu_si256((const __m256i *)(ones_then_zeros + 8 - r));
+}
+
+/* R (a constant after inlining, <= 12) rows x up to 32 columns when op(B)'s rows are
+ * contiguous (csb == 1, the dW of a 10-unit layer): two zmm of op(B) per k, read in place,
+ * times R broadcasts of A, every lane useful; the tile goes back to column-major C through
+ * 8x8 transposes. Per element the same FMA chain, alpha and beta steps as the general
+ * kernel (a * b == b * a), so the bits still match. */
+static inline __attribute__((always_inline)) void small_rows_t(size_t k, float alpha,
+                                                               const float *Ap, const float *B,
+                                                               size_t rsb, float beta, float *C,
+                                                               size_t ldc, size_t n, size_t R) {
+  const __mmask16 cols0 = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1u);
+  const __mmask16 cols1 = (__mmask16)(n >= 32 ? 0xFFFFu : n > 16 ? (1u << (n - 16)) - 1u : 0u);
+  __m512 acc0[12], acc1[12];
+#pragma GCC unroll 12
+  for (size_t i = 0; i < R; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
+  for (size_t p = 0; p < k; p++, Ap += SMALL_MR, B += rsb) {
+    const __m512 b0 = _mm512_maskz_loadu_ps(cols0, B), b1 = _mm512_maskz_loadu_ps(cols1, B + 16);
+#pragma GCC unroll 12
+    for (size_t i = 0; i < R; i++) {
+      const __m512 a = _mm512_set1_ps(Ap[i]);
+      acc0[i] = _mm512_fmadd_ps(a, b0, acc0[i]);
+      acc1[i] = _mm512_fmadd_ps(a, b1, acc1[i]);
+    }
+  }
+  const __m512 va = _mm512_set1_ps(alpha);
+  const __m256 vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 2
+  for (size_t h = 0; 8 * h < R; h++) { /* rows 8h .. 8h+7 (unrolled: acc stays in registers) */
+    const size_t rh = R - 8 * h < 8 ? R - 8 * h : 8;
+    const __m256i rows = first_lanes(rh);
+#pragma GCC unroll 4
+    for (size_t q = 0; q < 4; q++) { /* columns 8q .. 8q+7 */
+      if (8 * q >= n) continue;
+      __m256 v[8];
+#pragma GCC unroll 8
+      for (size_t i = 0; i < 8; i++) {
+        if (i >= rh) {
+          v[i] = _mm256_setzero_ps();
+          continue;
+        }
+        const __m512 r = _mm512_mul_ps(va, q < 2 ? acc0[8 * h + i] : acc1[8 * h + i]);
+        v[i] = q % 2 ? _mm512_extractf32x8_ps(r, 1) : _mm512_castps512_ps256(r);
+      }
+      dn_transpose8_avx2(v);
+      for (size_t c = 0; c < 8 && 8 * q + c < n; c++) {
+        float *col = C + 8 * h + (8 * q + c) * ldc;
+        __m256 r = v[c];
+        if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_maskload_ps(col, rows), r);
+        _mm256_maskstore_ps(col, rows, r);
+      }
+    }
+  }
+}
+
+/* Rows [m_lo, m_hi) in groups of 12, 10, 8, 4, 2, 1 (10: the usual class count) over blocks
+ * of 32 columns. */
+static void small_t(size_t k, float alpha, const float *Ap, const float *B, size_t rsb, float beta,
+                    float *C, size_t ldc, size_t m_lo, size_t m_hi, size_t n) {
+  for (size_t j = 0; j < n; j += 32) {
+    const size_t nj = n - j < 32 ? n - j : 32;
+    for (size_t i = m_lo; i < m_hi;) {
+      const size_t left = m_hi - i;
+      const size_t R = left >= 12 ? 12 : left >= 10 ? 10 : left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+      float *c = C + i + j * ldc;
+      const float *a = Ap + i, *b = B + j;
+      switch (R) {
+        case 12: small_rows_t(k, alpha, a, b, rsb, beta, c, ldc, nj, 12); break;
+        case 10: small_rows_t(k, alpha, a, b, rsb, beta, c, ldc, nj, 10); break;
+        case 8: small_rows_t(k, alpha, a, b, rsb, beta, c, ldc, nj, 8); break;
+        case 4: small_rows_t(k, alpha, a, b, rsb, beta, c, ldc, nj, 4); break;
+        case 2: small_rows_t(k, alpha, a, b, rsb, beta, c, ldc, nj, 2); break;
+        default: small_rows_t(k, alpha, a, b, rsb, beta, c, ldc, nj, 1); break;
+      }
+      i += R;
+    }
+  }
+}
+
 /* 12 accumulators + 1 A vector; a k step is 1 load + 12 broadcasts (memory operands of
- * the FMAs) for 12 FMAs, about what two load ports feed to two FMA ports. */
+ * the FMAs) for 12 FMAs, about what two load ports feed to two FMA ports. With op(B)'s
+ * rows contiguous, small_t instead. */
 void dn_sgemm_small_avx512_16x12(size_t k, float alpha, const float *Ap, const float *B,
                                  size_t rsb, size_t csb, float beta, float *C, size_t ldc,
                                  size_t m_lo, size_t m_hi, size_t n) {
+  if (csb == 1) {
+    small_t(k, alpha, Ap, B, rsb, beta, C, ldc, m_lo, m_hi, n);
+    return;
+  }
   const __mmask16 rows = (__mmask16)(((1u << m_hi) - 1u) & ~((1u << m_lo) - 1u));
   size_t j = 0;
   for (; j + SMALL_NR <= n; j += SMALL_NR)
