@@ -129,6 +129,7 @@ static int run_info(const cli_config *cfg) {
          : omp_env && *omp_env           ? "OMP_NUM_THREADS"
                                          : "OpenMP default");
   printf("flush denormals  %s\n", dn_get_flush_denormals() ? "on (FTZ/DAZ inside deepnet's kernels)" : "off");
+  printf("placement        %s\n", dn_placement_describe());
   info_topology();
   return 0;
 }
