@@ -80,10 +80,9 @@ void register_all() {
   for (dn_isa isa : bench::isas())
     for (const Case &c : cases())
       for (std::size_t n : kSizes)
-        benchmark::RegisterBenchmark(
+        bench::clock_for(benchmark::RegisterBenchmark(
             bench::name({"act", c.name, "n" + std::to_string(n), "deepnet", dn_isa_name(isa), "threads:1"}).c_str(),
-            run, isa, c, n)
-            ->UseRealTime()
+            run, isa, c, n), 1)
             ->Unit(benchmark::kMicrosecond);
 }
 

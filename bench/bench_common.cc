@@ -201,6 +201,10 @@ Buffer::Buffer(std::size_t count, float lo, float hi, unsigned seed) : n(count) 
 
 Buffer::~Buffer() { std::free(p); }
 
+benchmark::internal::Benchmark *clock_for(benchmark::internal::Benchmark *b, int threads) {
+  return threads > 1 ? b->UseRealTime() : b;
+}
+
 void set_flop_counters(benchmark::State &st, double flops_per_iter, double peak_gflops) {
   st.counters["GFLOPS"] = per_second(flops_per_iter * 1e-9);
   if (peak_gflops > 0) st.counters["pct_peak"] = per_second(flops_per_iter * 1e-9 / peak_gflops * 100.0);

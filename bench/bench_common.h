@@ -61,6 +61,12 @@ struct Buffer {
 inline benchmark::Counter per_second(double per_iteration) {
   return benchmark::Counter(per_iteration, benchmark::Counter::kIsIterationInvariantRate);
 }
+// The clock a benchmark is timed (and its rates computed) with: with one thread, the
+// thread's CPU time, so time slices lost to other processes on a shared machine are not
+// counted; with more, wall time (the CPU time of the main thread alone would miss the
+// others' work, and waiting for a descheduled thread is part of the cost).
+benchmark::internal::Benchmark *clock_for(benchmark::internal::Benchmark *b, int threads);
+
 // Sets GFLOP/s, pct_peak (against peak_gflops) and the shape counters.
 void set_flop_counters(benchmark::State &st, double flops_per_iter, double peak_gflops);
 

@@ -148,17 +148,15 @@ void register_all() {
     for (int t : bench::threads()) {
       for (dn_isa isa : bench::isas()) {
         if (isa == DN_ISA_SCALAR && too_big_for_scalar(s)) continue;
-        benchmark::RegisterBenchmark(
+        bench::clock_for(benchmark::RegisterBenchmark(
             bench::name({"gemm", s.op, s.label, "deepnet", dn_isa_name(isa), "threads:" + std::to_string(t)}).c_str(),
-            run, Lib::deepnet, isa, t, s)
-            ->UseRealTime()
+            run, Lib::deepnet, isa, t, s), t)
             ->Unit(benchmark::kMicrosecond);
       }
       for (Lib lib : refs)
-        benchmark::RegisterBenchmark(
+        bench::clock_for(benchmark::RegisterBenchmark(
             bench::name({"gemm", s.op, s.label, lib_name(lib), "own", "threads:" + std::to_string(t)}).c_str(),
-            run, lib, bench::best_isa(), t, s)
-            ->UseRealTime()
+            run, lib, bench::best_isa(), t, s), t)
             ->Unit(benchmark::kMicrosecond);
     }
   }

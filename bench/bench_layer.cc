@@ -52,11 +52,10 @@ void register_all() {
           if (isa == DN_ISA_SCALAR && (double)ly[0] * ly[1] * m > 1024.0 * 1024 * 1024) continue;
           const std::string shape = std::to_string(ly[0]) + "-" + std::to_string(ly[1]) + "_m" + std::to_string(m);
           for (bool bwd : {false, true})
-            benchmark::RegisterBenchmark(
+            bench::clock_for(benchmark::RegisterBenchmark(
                 bench::name({"layer", bwd ? "bwd" : "fwd", shape, "deepnet", dn_isa_name(isa),
                              "threads:" + std::to_string(t)}).c_str(),
-                run, isa, t, ly[0], ly[1], m, bwd)
-                ->UseRealTime()
+                run, isa, t, ly[0], ly[1], m, bwd), t)
                 ->Unit(benchmark::kMicrosecond);
         }
 }

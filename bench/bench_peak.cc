@@ -61,16 +61,14 @@ void register_all() {
     for (dn_isa isa : bench::isas()) {
       const std::string variant = bench::peak_fns(isa).name;
       const std::string thr = "threads:" + std::to_string(t);
-      benchmark::RegisterBenchmark(bench::name({"peak", "fma", "-", variant, dn_isa_name(isa), thr}).c_str(),
-                                   fma, isa, t)
-          ->UseRealTime();
+      bench::clock_for(benchmark::RegisterBenchmark(
+          bench::name({"peak", "fma", "-", variant, dn_isa_name(isa), thr}).c_str(), fma, isa, t), t);
       for (std::size_t n : kSizes)
         for (bool triad : {true, false})
-          benchmark::RegisterBenchmark(
+          bench::clock_for(benchmark::RegisterBenchmark(
               bench::name({"peak", triad ? "triad" : "copy", "n" + std::to_string(n), variant,
                            dn_isa_name(isa), thr}).c_str(),
-              stream, isa, t, n, triad)
-              ->UseRealTime()
+              stream, isa, t, n, triad), t)
               ->Unit(benchmark::kMicrosecond);
     }
 }

@@ -79,12 +79,11 @@ void register_all() {
           for (bool epoch : {false, true}) {
             // Epochs at the batch only, and not scalar (minutes each): steps cover the rest.
             if (epoch && (isa == DN_ISA_SCALAR || batch != 128)) continue;
-            benchmark::RegisterBenchmark(
+            bench::clock_for(benchmark::RegisterBenchmark(
                 bench::name({"train", epoch ? "epoch" + std::to_string(kEpochM) : "step",
                              dims_name(dims) + "_m" + std::to_string(batch), "deepnet",
                              dn_isa_name(isa), "threads:" + std::to_string(t)}).c_str(),
-                run, isa, t, dims, batch, epoch)
-                ->UseRealTime()
+                run, isa, t, dims, batch, epoch), t)
                 ->Unit(benchmark::kMillisecond);
           }
 }

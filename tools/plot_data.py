@@ -37,7 +37,7 @@ def _parse_name(run_name):
             "isa": parts[4], "threads": int(parts[5].split(":", 1)[1])}
 
 
-def _numbers(entry):
+def _numbers(entry, real):
     out = {}
     for k, v in entry.items():
         if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in (
@@ -45,8 +45,11 @@ def _numbers(entry):
                 "threads", "iterations", "real_time", "cpu_time"):
             out[k] = float(v)
     unit = _UNIT_S.get(entry.get("time_unit", "ns"), 1e-9)
-    if "real_time" in entry:
-        out["time_s"] = float(entry["real_time"]) * unit
+    # The clock the benchmark's rates used: wall time with UseRealTime (name ends in
+    # /real_time), else the thread's CPU time (one-thread runs, see bench/bench_common.h).
+    key = "real_time" if real else "cpu_time"
+    if key in entry:
+        out["time_s"] = float(entry[key]) * unit
     return out
 
 
@@ -62,9 +65,9 @@ def load_json(path):
             errors.append((run_name, b.get("error_message", "")))
             continue
         if b.get("run_type") == "aggregate":
-            aggregates.setdefault(run_name, {})[b.get("aggregate_name")] = _numbers(b)
+            aggregates.setdefault(run_name, {})[b.get("aggregate_name")] = _numbers(b, "/real_time" in run_name)
         else:
-            groups.setdefault(run_name, []).append(_numbers(b))
+            groups.setdefault(run_name, []).append(_numbers(b, "/real_time" in run_name))
     rows = []
     for run_name in list(aggregates) + [n for n in groups if n not in aggregates]:
         parts = _parse_name(run_name)

@@ -12,6 +12,7 @@ deepnet / PyTorch.
 usage: /usr/bin/python3 tools/pytorch_compare.py [--threads 1,2] [--batch 128] [--m 10000]
            [--epochs 3] [--nets "784,512,256,10;784,1024,1024,512,10"] [--synthetic]
            [--build build-bench] [--json OUT.json] [--torch-flush-denormal]
+           [--omp-wait-policy passive|active]
 
 Run it with Debian's /usr/bin/python3 (python3-torch); a pyenv python on PATH lacks torch.
 """
@@ -115,6 +116,8 @@ def main():
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--torch-flush-denormal", action="store_true",
                     help="torch.set_flush_denormal(True) (deepnet flushes by default)")
+    ap.add_argument("--omp-wait-policy", choices=("passive", "active"), default=None,
+                    help="set OMP_WAIT_POLICY for both processes (default: leave it unset)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--dims", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -140,6 +143,8 @@ def main():
     for dims in args.nets.split(";"):
         for t in threads:
             env = dict(os.environ, OMP_NUM_THREADS=str(t), MKL_NUM_THREADS=str(t))
+            if args.omp_wait_policy:
+                env["OMP_WAIT_POLICY"] = args.omp_wait_policy
             common = ["--batch", str(args.batch), "--m", str(args.m), "--epochs", str(args.epochs)]
             dn_cmd = [exe, "--dims", dims, "--threads", str(t)] + common
             dn_cmd += ["--synthetic"] if args.synthetic else ["--data", FASHION]
@@ -164,6 +169,7 @@ def main():
                        "torch_version": torch.__version__, "m": args.m, "epochs": args.epochs,
                        "data": "synthetic" if args.synthetic else "fashion-mnist",
                        "torch_flush_denormal": args.torch_flush_denormal,
+                       "omp_wait_policy": args.omp_wait_policy or os.environ.get("OMP_WAIT_POLICY"),
                        "load_average": open("/proc/loadavg").read().split()[:3],
                        "results": results}, f, indent=1)
     return 0
