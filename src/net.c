@@ -149,9 +149,27 @@ dn_status dn_net_check_layer(const dn_net *net, size_t l) {
   return DN_OK;
 }
 
+/* 1 if any of x[0..n) is Inf or NaN (all exponent bits set). Branch-free over
+ * the block so the compiler vectorizes it: this runs on every input, gradient
+ * and loaded file, and an early-exit isfinite() loop cost 12% of a training run. */
+static unsigned block_has_nonfinite(const float *x, size_t n) {
+  unsigned bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t u;
+    memcpy(&u, &x[i], sizeof u);
+    bad |= (u & 0x7f800000u) == 0x7f800000u;
+  }
+  return bad;
+}
+
 dn_status dn_check_finite(const float *x, size_t count, const char *what) {
-  for (size_t i = 0; i < count; i++)
-    if (!isfinite(x[i])) return dn_fail(DN_ERR_NUMERIC, "%s[%zu] is not finite (%g)", what, i, (double)x[i]);
+  enum { BLOCK = 4096 };
+  for (size_t start = 0; start < count; start += BLOCK) {
+    const size_t n = count - start < BLOCK ? count - start : BLOCK;
+    if (!block_has_nonfinite(x + start, n)) continue;
+    for (size_t i = start; i < start + n; i++)
+      if (!isfinite(x[i])) return dn_fail(DN_ERR_NUMERIC, "%s[%zu] is not finite (%g)", what, i, (double)x[i]);
+  }
   return DN_OK;
 }
 
