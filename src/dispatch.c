@@ -116,8 +116,10 @@ double dn_now_s(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Below this many multiply-adds per thread, a GEMM runs on one thread. */
-#define GEMM_MIN_MACS_PER_THREAD ((size_t)1 << 18)
+/* Below this many multiply-adds per thread, a GEMM runs on one thread. Measured:
+ * at 2^18 the 10-unit layer's GEMMs (256 x m x 10, m 256..512) ran 0.35-0.57x
+ * their one-thread speed on 2 threads (waking a worker costs tens of us). */
+#define GEMM_MIN_MACS_PER_THREAD ((size_t)1 << 20)
 
 typedef struct gemm_job {
   const dn_kernel_table *kt;
@@ -193,8 +195,9 @@ void dn_gemm_run_packed(const char *what, size_t layer, const dn_kernel_table *k
   gemm_logged(what, layer, &job);
 }
 
-/* Below this many elements per thread, elementwise work stays on one thread. */
-#define MIN_ELEMS_PER_THREAD 16384
+/* Below this many elements per thread, elementwise work stays on one thread
+ * (at 10+ GB/s, 64 Ki elements take ~50 us, above the cost of a worker's wake-up). */
+#define MIN_ELEMS_PER_THREAD 65536
 
 void dn_elementwise_run(const char *what, size_t layer, size_t elems, size_t n, size_t grain,
                         dn_range_fn fn, void *ctx) {
