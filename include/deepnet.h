@@ -183,7 +183,8 @@ typedef struct dn_dataset {
 } dn_dataset;
 
 /* IDX image + label files (MNIST, Fashion-MNIST), gzipped or not; pixels scaled
- * to [0, 1]; n_classes = max label + 1 (at least 2). */
+ * to [0, 1]; n_classes = max label + 1 (at least 2). labels_path may be NULL
+ * (images only, e.g. to predict): then Y and labels are NULL and n_classes is 0. */
 DN_API dn_status dn_dataset_load_idx(dn_dataset *out, const char *images_path,
                                      const char *labels_path);
 

@@ -146,9 +146,10 @@ fail:
 static dn_status load(dn_dataset *out, idx_file *img, idx_file *lab) {
   uint32_t idims[3] = {0}, ldims[1] = {0};
   dn_status s;
-  if ((s = idx_header(img, IDX_IMAGES_MAGIC, idims, 3)) || (s = idx_header(lab, IDX_LABELS_MAGIC, ldims, 1)))
+  if ((s = idx_header(img, IDX_IMAGES_MAGIC, idims, 3)) ||
+      (lab && (s = idx_header(lab, IDX_LABELS_MAGIC, ldims, 1))))
     return s;
-  if (idims[0] != ldims[0])
+  if (lab && idims[0] != ldims[0])
     return dn_fail(DN_ERR_FORMAT, "dn_dataset_load_idx: '%s' holds %u images but '%s' holds %u labels",
                    img->path, idims[0], lab->path, ldims[0]);
   const size_t m = idims[0];
@@ -159,14 +160,14 @@ static dn_status load(dn_dataset *out, idx_file *img, idx_file *lab) {
                    "pixels overflow this machine's sizes", img->path, idims[0], idims[1], idims[2]);
 
   uint8_t *lbytes = NULL, *pbytes = NULL;
-  if ((s = idx_data(lab, m, 1, "label", &lbytes))) return s;
+  if (lab && (s = idx_data(lab, m, 1, "label", &lbytes))) return s;
   if ((s = idx_data(img, m, n_features, "image", &pbytes))) {
     free(lbytes);
     return s;
   }
   float *X = dn_alloc_floats(pixels);
-  uint32_t *labels = malloc(m * sizeof *labels);
-  if (!X || !labels) {
+  uint32_t *labels = lab ? malloc(m * sizeof *labels) : NULL;
+  if (!X || (lab && !labels)) {
     dn_free_floats(X);
     free(labels);
     free(lbytes);
@@ -175,21 +176,25 @@ static dn_status load(dn_dataset *out, idx_file *img, idx_file *lab) {
   }
   /* Image j is stored row by row, which is column j of X as it stands. */
   for (size_t i = 0; i < pixels; i++) X[i] = (float)pbytes[i] / 255.0f;
+  free(pbytes);
+  if (!lab) { /* images only, e.g. to predict */
+    *out = (dn_dataset){.X = X, .n_features = n_features, .m = m};
+    return DN_OK;
+  }
   for (size_t j = 0; j < m; j++) labels[j] = lbytes[j];
   free(lbytes);
-  free(pbytes);
   return dn_dataset_fill(out, X, labels, n_features, m, dn_labels_n_classes(labels, m),
                          "dn_dataset_load_idx");
 }
 
 dn_status dn_dataset_load_idx(dn_dataset *out, const char *images_path, const char *labels_path) {
-  if (!out || !images_path || !labels_path)
-    return dn_fail(DN_ERR_ARG, "dn_dataset_load_idx: out, images_path or labels_path is NULL");
+  if (!out || !images_path)
+    return dn_fail(DN_ERR_ARG, "dn_dataset_load_idx: out or images_path is NULL");
   idx_file img, lab = {0};
   dn_status s = idx_open(&img, images_path, "images");
-  if (!s) s = idx_open(&lab, labels_path, "labels");
-  if (!s) s = load(out, &img, &lab);
+  if (!s && labels_path) s = idx_open(&lab, labels_path, "labels");
+  if (!s) s = load(out, &img, labels_path ? &lab : NULL);
   idx_close(&img);
-  idx_close(&lab);
+  if (labels_path) idx_close(&lab);
   return s;
 }

@@ -146,6 +146,16 @@ Test(cli_parse, acts_list_sets_every_layer_and_implies_the_loss) {
   cr_expect_eq(c.loss, DN_LOSS_MSE);
 }
 
+Test(cli_parse, predict_takes_images_without_labels_but_eval_does_not) {
+  cli_config c;
+  char err[256];
+  cr_assert_eq(PARSE(&c, err, "predict", "--model", "m.dnm", "--images", "i"), CLI_RUN, "%s", err);
+  cr_expect_str_eq(c.data.images, "i");
+  cr_expect_null(c.data.labels);
+  cr_expect_eq(PARSE(&c, err, "eval", "--model", "m.dnm", "--images", "i"), CLI_ERROR);
+  cr_expect(strstr(err, "--labels") != NULL, "message: %s", err);
+}
+
 Test(cli_parse, eval_and_predict_flags_parse) {
   cli_config c;
   char err[256];

@@ -76,6 +76,19 @@ Test(data_idx, plain_files_load_with_image_j_as_column_j_and_one_hot_labels) {
   dn_dataset_free(&d);
 }
 
+Test(data_idx, images_without_labels_load_for_prediction) {
+  idx_pair p = make_pair();
+  dn_dataset d;
+  cr_assert_eq(dn_dataset_load_idx(&d, tt_write("img", p.images, sizeof p.images, 0), NULL), DN_OK, "%s",
+               dn_last_error());
+  cr_assert_eq(d.m, M);
+  cr_assert_eq(d.n_features, ROWS * COLS);
+  cr_expect(d.Y == NULL && d.labels == NULL && d.n_classes == 0);
+  for (size_t i = 0; i < PIXELS; i++) cr_assert_eq(d.X[i], (float)p.images[16 + i] / 255.0f, "X[%zu]", i);
+  dn_dataset_free(&d);
+  expect_fails(NULL, NULL, DN_ERR_ARG, "images_path");
+}
+
 Test(data_idx, gzipped_files_load_exactly_like_plain_ones) {
   idx_pair p = make_pair();
   dn_dataset d;

@@ -85,7 +85,7 @@ static const opt_spec options[] = {
     {"--model", ON_EVAL | ON_PREDICT, K_PATH, AT(model), "FILE", "the model to run (required)"},
     {"--images", ON_EVAL | ON_PREDICT, K_PATH, AT(data.images), "FILE",
      "input images, IDX, gzipped or not"},
-    {"--labels", ON_EVAL | ON_PREDICT, K_PATH, AT(data.labels), "FILE", "their labels, IDX"},
+    {"--labels", ON_EVAL | ON_PREDICT, K_PATH, AT(data.labels), "FILE", "their labels, IDX (not needed to predict)"},
     {"--csv", ON_EVAL | ON_PREDICT, K_PATH, AT(data.csv), "FILE",
      "input as CSV with a label column (instead of IDX)"},
     {"--label-column", ON_DATA, K_COLUMN, AT(label_column), "N",
@@ -381,12 +381,12 @@ static cli_result exclusive(const parse_state *st, const char *a, const char *b,
   return CLI_RUN;
 }
 
-/* A data set is IDX images + labels, or one CSV. */
+/* A data set is IDX images + labels (labels optional where they are not used), or one CSV. */
 static cli_result check_data(const cli_data *d, const char *images, const char *labels,
-                             const char *csv, char *err, size_t err_size) {
+                             const char *csv, bool labels_optional, char *err, size_t err_size) {
   if (d->csv && (d->images || d->labels))
     return fail(err, err_size, "%s excludes %s and %s", csv, images, labels);
-  if (d->images && !d->labels)
+  if (d->images && !d->labels && !labels_optional)
     return fail(err, err_size, "%s needs %s", images, labels);
   if (d->labels && !d->images) return fail(err, err_size, "%s needs %s", labels, images);
   return CLI_RUN;
@@ -428,9 +428,9 @@ static cli_result finish_train(cli_config *cfg, const parse_state *st, char *err
     cfg->acts[cfg->L - 1] = output_act(cfg->loss);
   }
 
-  if (check_data(&cfg->train_data, "--train-images", "--train-labels", "--train-csv", err,
+  if (check_data(&cfg->train_data, "--train-images", "--train-labels", "--train-csv", false, err,
                  err_size) != CLI_RUN ||
-      check_data(&cfg->test_data, "--test-images", "--test-labels", "--test-csv", err,
+      check_data(&cfg->test_data, "--test-images", "--test-labels", "--test-csv", false, err,
                  err_size) != CLI_RUN)
     return CLI_ERROR;
   if (!data_given(&cfg->train_data)) {
@@ -446,11 +446,11 @@ static cli_result finish_train(cli_config *cfg, const parse_state *st, char *err
 
 static cli_result finish_run(cli_config *cfg, char *err, size_t err_size) {
   if (!cfg->model) return fail(err, err_size, "--model is required");
-  if (check_data(&cfg->data, "--images", "--labels", "--csv", err, err_size) != CLI_RUN)
+  const bool predict = cfg->command == CLI_CMD_PREDICT;
+  if (check_data(&cfg->data, "--images", "--labels", "--csv", predict, err, err_size) != CLI_RUN)
     return CLI_ERROR;
   if (data_given(&cfg->data)) return CLI_RUN;
-  if (cfg->command == CLI_CMD_PREDICT)
-    return fail(err, err_size, "no input: give --images and --labels, or --csv");
+  if (predict) return fail(err, err_size, "no input: give --images (IDX), or --csv");
   cfg->data.images = CLI_FASHION_MNIST_DIR "/t10k-images-idx3-ubyte.gz";
   cfg->data.labels = CLI_FASHION_MNIST_DIR "/t10k-labels-idx1-ubyte.gz";
   return CLI_RUN;
