@@ -7,7 +7,7 @@ packages=(
   meson ninja-build pkg-config gcc g++ clang libomp-dev libclang-rt-14-dev
   libhwloc-dev hwloc zlib1g-dev libcriterion-dev
   libbenchmark-dev libopenblas-dev libdnnl-dev
-  dataset-fashion-mnist valgrind
+  dataset-fashion-mnist valgrind linux-perf python3-matplotlib
 )
 missing=()
 for p in "${packages[@]}"; do
