@@ -61,8 +61,6 @@ typedef struct dn_kernel_table {
   void (*row_sum)(size_t rows, size_t cols, const float *X, size_t ldx, float scale, float *out);
   /* dst[i] = a[i] - b[i] */
   void (*sub)(size_t n, const float *a, const float *b, float *dst);
-  /* x[i] *= s */
-  void (*scale)(size_t n, float s, float *x);
 
   /* Optimizer updates on n parameters p with gradient g (L2 already in g). */
   void (*gd_update)(size_t n, float lr, const float *g, float *p);

@@ -230,11 +230,6 @@ static void dn_sub_neon(size_t n, const float *a, const float *b, float *dst) {
   VLOOP(n, sub_step, a, b, dst);
 }
 
-INLINE void scale_step(size_t i, vmask m, bool full, vf s, float *x) {
-  st(x + i, m, full, vmulq_f32(ld(x + i, m, full), s));
-}
-static void dn_scale_neon(size_t n, float s, float *x) { VLOOP(n, scale_step, set1(s), x); }
-
 INLINE void gd_step(size_t i, vmask m, bool full, vf lr, const float *g, float *p) {
   st(p + i, m, full, vsubq_f32(ld(p + i, m, full), vmulq_f32(lr, ld(g + i, m, full))));
 }
@@ -285,7 +280,6 @@ void dn_kernels_fill_act_neon(dn_kernel_table *kt) {
   kt->bias_add = dn_bias_add_neon;
   kt->row_sum = dn_row_sum_neon;
   kt->sub = dn_sub_neon;
-  kt->scale = dn_scale_neon;
   kt->gd_update = dn_gd_update_neon;
   kt->momentum_update = dn_momentum_update_neon;
   kt->adam_update = dn_adam_update_neon;

@@ -26,10 +26,6 @@ void dn_sub_scalar(size_t n, const float *a, const float *b, float *dst) {
   for (size_t i = 0; i < n; i++) dst[i] = a[i] - b[i];
 }
 
-void dn_scale_scalar(size_t n, float s, float *x) {
-  for (size_t i = 0; i < n; i++) x[i] *= s;
-}
-
 void dn_gd_update_scalar(size_t n, float lr, const float *g, float *p) {
   for (size_t i = 0; i < n; i++) p[i] -= lr * g[i];
 }

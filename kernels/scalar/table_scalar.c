@@ -25,7 +25,6 @@ void dn_kernels_fill_scalar(dn_kernel_table *kt) {
   kt->bias_add = dn_bias_add_scalar;
   kt->row_sum = dn_row_sum_scalar;
   kt->sub = dn_sub_scalar;
-  kt->scale = dn_scale_scalar;
   kt->gd_update = dn_gd_update_scalar;
   kt->momentum_update = dn_momentum_update_scalar;
   kt->adam_update = dn_adam_update_scalar;

@@ -202,11 +202,6 @@ static void dn_sub_avx512(size_t n, const float *a, const float *b, float *dst) 
   VLOOP(n, sub_step, a, b, dst);
 }
 
-INLINE void scale_step(size_t i, vmask m, bool full, vf s, float *x) {
-  st(x + i, m, full, _mm512_mul_ps(ld(x + i, m, full), s));
-}
-static void dn_scale_avx512(size_t n, float s, float *x) { VLOOP(n, scale_step, set1(s), x); }
-
 INLINE void gd_step(size_t i, vmask m, bool full, vf lr, const float *g, float *p) {
   st(p + i, m, full, _mm512_sub_ps(ld(p + i, m, full), _mm512_mul_ps(lr, ld(g + i, m, full))));
 }
@@ -258,7 +253,6 @@ void dn_kernels_fill_act_avx512(dn_kernel_table *kt) {
   kt->bias_add = dn_bias_add_avx512;
   kt->row_sum = dn_row_sum_avx512;
   kt->sub = dn_sub_avx512;
-  kt->scale = dn_scale_avx512;
   kt->gd_update = dn_gd_update_avx512;
   kt->momentum_update = dn_momentum_update_avx512;
   kt->adam_update = dn_adam_update_avx512;
