@@ -31,9 +31,12 @@ const char *dn_loss_name(dn_loss l) {
  * per-layer arrays may be missing. */
 static void free_caches(dn_net *net) {
   for (size_t l = 1; l <= net->L; l++) {
-    if (net->Z) dn_free_floats(net->Z[l]), net->Z[l] = NULL;
-    if (net->A) dn_free_floats(net->A[l]), net->A[l] = NULL;
-    if (net->A_drop) dn_free_floats(net->A_drop[l]), net->A_drop[l] = NULL;
+    float **per_layer[] = {net->Z, net->A, net->A_drop};
+    for (size_t k = 0; k < sizeof per_layer / sizeof *per_layer; k++) {
+      if (!per_layer[k]) continue;
+      dn_free_floats(per_layer[k][l]);
+      per_layer[k][l] = NULL;
+    }
   }
   dn_free_floats(net->dA);
   dn_free_floats(net->dZ);
