@@ -166,16 +166,30 @@ size_t dn_gemm_packed_a_floats(const dn_kernel_table *kt, size_t M, size_t K) {
   return floats;
 }
 
-/* K block pc of the packed op(A) starts at pc * Mp; its panel of rows i0.. at i0 * kb. */
+/* K block pc of the packed op(A) starts at pc * Mp; its panel of rows i0.. at i0 * kb, and
+ * line p of that panel (depth pc + p) at p * w within it. */
+void dn_gemm_pack_a_block(const dn_kernel_table *kt, char transa, size_t M, size_t K,
+                          const float *A, size_t lda, float *dst, size_t m_begin, size_t m_end,
+                          size_t k_begin, size_t k_end) {
+  if (m_begin >= m_end || k_begin >= k_end) return;
+  const size_t w = dn_gemm_packed_a_width(kt, M), Mp = round_up(M, w), kc = block_k(kt, K);
+  const bool contiguous_rows = transa == 'N';
+  const pack_fn pack = contiguous_rows ? (kt->sgemm_pack_n ? kt->sgemm_pack_n : pack_n_portable)
+                                       : (kt->sgemm_pack_t ? kt->sgemm_pack_t : pack_t_portable);
+  for (size_t pc = k_begin / kc * kc; pc < k_end; pc += kc) {
+    const size_t kb = min_sz(kc, K - pc);
+    const size_t p0 = pc > k_begin ? pc : k_begin, p1 = min_sz(pc + kb, k_end);
+    for (size_t i = m_begin; i < m_end; i += w) {
+      const size_t r = min_sz(w, M - i);
+      const float *src = contiguous_rows ? A + i + p0 * lda : A + p0 + i * lda;
+      pack(p1 - p0, r, w, src, lda, dst + pc * Mp + i * kb + (p0 - pc) * w);
+    }
+  }
+}
+
 void dn_gemm_pack_a_rows(const dn_kernel_table *kt, char transa, size_t M, size_t K,
                          const float *A, size_t lda, float *dst, size_t m_begin, size_t m_end) {
-  if (m_begin >= m_end) return;
-  const size_t w = dn_gemm_packed_a_width(kt, M), Mp = round_up(M, w), kc = block_k(kt, K);
-  for (size_t pc = 0; pc < K; pc += kc) {
-    const size_t kb = min_sz(kc, K - pc);
-    pack_panels(kt, transa == 'N', A, lda, m_begin, m_end - m_begin, pc, kb, w,
-                dst + pc * Mp + m_begin * kb);
-  }
+  dn_gemm_pack_a_block(kt, transa, M, K, A, lda, dst, m_begin, m_end, 0, K);
 }
 
 void dn_gemm_pack_a(const dn_kernel_table *kt, char transa, size_t M, size_t K, const float *A,

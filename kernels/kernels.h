@@ -136,6 +136,13 @@ void dn_gemm_pack_a(const dn_kernel_table *kt, char transa, size_t M, size_t K, 
  * over threads. */
 void dn_gemm_pack_a_rows(const dn_kernel_table *kt, char transa, size_t M, size_t K,
                          const float *A, size_t lda, float *dst, size_t m_begin, size_t m_end);
+/* Rows [m_begin, m_end) and depths [k_begin, k_end) only (m_begin a multiple of the panel
+ * width, m_end too unless it is M): lets the optimizer re-pack each part of W right after
+ * updating it, while it is still in cache. Zero padding of the last panel is written with
+ * the rows it pads, so disjoint blocks can be packed by different threads. */
+void dn_gemm_pack_a_block(const dn_kernel_table *kt, char transa, size_t M, size_t K,
+                          const float *A, size_t lda, float *dst, size_t m_begin, size_t m_end,
+                          size_t k_begin, size_t k_end);
 
 /* dn_gemm_range with op(A) pre-packed (packedA from dn_gemm_pack_a for this kt, M and K),
  * m_begin a multiple of the panel width, and an optional epilogue (ep may be NULL); C

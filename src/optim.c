@@ -1,6 +1,7 @@
 /* Optimizers: gradient descent, momentum and Adam (bias-corrected), one flat
  * loop over all parameters at once. */
 #include <math.h>
+#include <stdio.h>
 
 #include "internal.h"
 
@@ -56,26 +57,71 @@ void dn_net_reset_optimizer(dn_net *net) {
 
 /* Below this many parameters per thread, the update stays on one thread. */
 #define MIN_PARAMS_PER_THREAD 32768
+/* A unit of work is a block of whole columns of one W of about this many floats: small
+ * enough that after its update it is still in L2 when it is re-packed. */
+#define UNIT_FLOATS 16384
 
 typedef struct update_job {
   const dn_kernel_table *kt;
   dn_optimizer optimizer;
   float lr, b1, b2, eps;
-  const float *g;
-  float *m, *v, *p;
+  const dn_net *net;
+  float *const *fwd, *const *bwd; /* the packed weights to refresh, or NULL */
 } update_job;
 
-/* Parameters [i0, i1): every update is elementwise, so any split gives the same bits. */
-static void update_range(void *ctx, size_t i0, size_t i1) {
-  const update_job *j = ctx;
-  const size_t n = i1 - i0;
+/* Parameters [off, off + n) of the flat array. */
+static void update_params(const update_job *j, size_t off, size_t n) {
+  const dn_net *net = j->net;
+  const float *g = net->grads + off;
+  float *p = net->params + off;
   switch (j->optimizer) {
-    case DN_OPT_GD: j->kt->gd_update(n, j->lr, j->g + i0, j->p + i0); break;
-    case DN_OPT_MOMENTUM: j->kt->momentum_update(n, j->lr, j->b1, j->g + i0, j->m + i0, j->p + i0); break;
+    case DN_OPT_GD: j->kt->gd_update(n, j->lr, g, p); break;
+    case DN_OPT_MOMENTUM: j->kt->momentum_update(n, j->lr, j->b1, g, net->opt_m + off, p); break;
     case DN_OPT_ADAM:
-      j->kt->adam_update(n, j->lr, j->b1, j->b2, j->eps, j->g + i0, j->m + i0, j->v + i0, j->p + i0);
+      j->kt->adam_update(n, j->lr, j->b1, j->b2, j->eps, g, net->opt_m + off, net->opt_v + off, p);
       break;
   }
+}
+
+/* A unit of work is a block of whole columns of one W (with b, the layer's last block),
+ * as wide as fits UNIT_FLOATS, a multiple of W^T's panel width (so no two units write one
+ * panel of the packed W^T). The width of layer l's blocks: */
+static size_t unit_width(const dn_net *net, const dn_kernel_table *kt, size_t l) {
+  const size_t w = dn_gemm_packed_a_width(kt, net->n[l - 1]);
+  const size_t panels = UNIT_FLOATS / (net->n[l] * w);
+  return w * (panels ? panels : 1);
+}
+
+static size_t unit_count(const dn_net *net, const dn_kernel_table *kt, size_t l) {
+  const size_t width = unit_width(net, kt, l);
+  return (net->n[l - 1] + width - 1) / width;
+}
+
+/* Units [u0, u1), numbered layer by layer: update, then re-pack the updated columns into
+ * both packed layouts while they are in cache. Every update is elementwise and packing a
+ * copy, so any split of the units gives the same bits. */
+static void update_units(void *ctx, size_t u0, size_t u1) {
+  const update_job *j = ctx;
+  const dn_net *net = j->net;
+  size_t l = 1, first = 0; /* units of layers before l */
+  for (size_t u = u0; u < u1; u++) {
+    while (u >= first + unit_count(net, j->kt, l)) first += unit_count(net, j->kt, l++);
+    const size_t rows = net->n[l], cols = net->n[l - 1], width = unit_width(net, j->kt, l);
+    const size_t j0 = (u - first) * width, j1 = j0 + width < cols ? j0 + width : cols;
+    update_params(j, (size_t)(net->W[l] - net->params) + j0 * rows, (j1 - j0) * rows);
+    if (j1 == cols) update_params(j, (size_t)(net->b[l] - net->params), rows);
+    if (j->fwd)
+      dn_gemm_pack_a_block(j->kt, 'N', rows, cols, net->W[l], rows, j->fwd[l], 0, rows, j0, j1);
+    if (j->bwd && l >= 2)
+      dn_gemm_pack_a_block(j->kt, 'T', cols, rows, net->W[l], rows, j->bwd[l], j0, j1, 0, rows);
+  }
+}
+
+/* The packed weights of net->Wp[which] when they can be refreshed in place: allocated for
+ * kt and up to date with the parameters before this step. */
+static float *const *refreshable(const dn_net *net, const dn_kernel_table *kt, int which) {
+  const dn_packed_weights *pw = &net->Wp[which];
+  return pw->W && pw->kt == kt && pw->version == net->params_version ? pw->W : NULL;
 }
 
 dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
@@ -88,9 +134,10 @@ dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
   if (needs_v && !net->opt_v && !(net->opt_v = dn_alloc_floats(n)))
     return dn_fail(DN_ERR_NOMEM, "out of memory for the optimizer state");
 
-  update_job job = {.kt = dn_kernels(), .optimizer = opts->optimizer, .lr = lr, .b1 = opts->beta1,
-                    .b2 = opts->beta2, .eps = opts->epsilon, .g = net->grads, .m = net->opt_m,
-                    .v = net->opt_v, .p = net->params};
+  const dn_kernel_table *kt = dn_kernels();
+  update_job job = {.kt = kt, .optimizer = opts->optimizer, .lr = lr, .b1 = opts->beta1,
+                    .b2 = opts->beta2, .eps = opts->epsilon, .net = net,
+                    .fwd = refreshable(net, kt, DN_PACK_FWD), .bwd = refreshable(net, kt, DN_PACK_BWD)};
   if (opts->optimizer == DN_OPT_ADAM) {
     net->opt_t++;
     /* Bias correction folded into the step: lr_t = lr sqrt(1-b2^t)/(1-b1^t),
@@ -100,12 +147,24 @@ dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
     job.lr = (float)(lr * c2 / c1);
     job.eps = (float)(opts->epsilon * c2);
   }
+  size_t count = 0;
+  for (size_t l = 1; l <= net->L; l++) count += unit_count(net, kt, l);
+  const double t0 = dn_verbose() ? dn_now_s() : 0.0;
+  const int threads = dn_threads_for(n, MIN_PARAMS_PER_THREAD);
   dn_fpenv fpenv;
   dn_fpenv_enter(&fpenv);
-  dn_parallel_for(n, 64, dn_threads_for(n, MIN_PARAMS_PER_THREAD), update_range, &job);
+  dn_parallel_for(count, 1, threads, update_units, &job);
   dn_fpenv_leave(&fpenv);
-  net->params_version++;     /* the packed weights are stale */
+  net->params_version++;
+  /* The packed copies refreshed above follow the new parameters; the others re-pack lazily. */
+  if (job.fwd) net->Wp[DN_PACK_FWD].version = net->params_version;
+  if (job.bwd) net->Wp[DN_PACK_BWD].version = net->params_version;
   net->have_forward = false; /* the caches describe the old parameters */
+  if (dn_verbose())
+    fprintf(stderr, "deepnet: update %s %s params=%zu threads=%d%s%s %.3f ms\n",
+            opts->optimizer == DN_OPT_ADAM ? "adam" : opts->optimizer == DN_OPT_MOMENTUM ? "momentum" : "gd",
+            dn_isa_name(kt->isa), n, threads, job.fwd ? " +pack W" : "", job.bwd ? " +pack W^T" : "",
+            (dn_now_s() - t0) * 1e3);
   return DN_OK;
 }
 

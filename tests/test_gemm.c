@@ -501,6 +501,78 @@ Test(gemm, packed_weights_follow_set_layer_optimizer_steps_and_isa_changes) {
   dn_net_free(net);
 }
 
+/* The optimizer re-packs W and W^T block by block right after updating them (src/optim.c).
+ * A net with several blocks per layer, partial blocks, and a layer narrower than the
+ * small-M panel: after each step its forward output and its gradients (which read the
+ * packed W^T) are bitwise those of a fresh net given the same parameters. */
+enum { UL = 4, UM = 21 };
+static const size_t UDIMS[UL + 1] = {12, 600, 1100, 33, 10};
+static const dn_act UACTS[UL] = {DN_ACT_RELU, DN_ACT_TANH, DN_ACT_SIGMOID, DN_ACT_SOFTMAX};
+
+static dn_net *copy_of(const dn_net *net) {
+  dn_net *fresh;
+  cr_assert_eq(dn_net_create(&fresh, UL, UDIMS, UACTS, DN_LOSS_CCE), DN_OK);
+  for (size_t l = 1; l <= UL; l++) {
+    float *W = malloc(UDIMS[l] * UDIMS[l - 1] * sizeof(float)), *b = malloc(UDIMS[l] * sizeof(float));
+    cr_assert(W && b);
+    cr_assert_eq(dn_net_get_layer(net, l, W, b), DN_OK);
+    cr_assert_eq(dn_net_set_layer(fresh, l, W, b), DN_OK);
+    free(W);
+    free(b);
+  }
+  return fresh;
+}
+
+/* Forward output and every layer's gradients of net on (X, Y), into out. */
+static void outputs_and_grads(dn_net *net, const float *X, const float *Y, float *out) {
+  cr_assert_eq(dn_net_forward(net, X, UM, out), DN_OK);
+  out += 10 * UM;
+  cr_assert_eq(dn_net_backward(net, Y, NULL), DN_OK);
+  for (size_t l = 1; l <= UL; l++) {
+    cr_assert_eq(dn_net_get_grad(net, l, out, out + UDIMS[l] * UDIMS[l - 1]), DN_OK);
+    out += UDIMS[l] * (UDIMS[l - 1] + 1);
+  }
+}
+
+static void refreshed_packs_match_fresh(dn_isa isa) {
+  table_or_skip(isa);
+  cr_assert_eq(dn_isa_set(isa), DN_OK);
+  size_t floats = 10 * UM;
+  for (size_t l = 1; l <= UL; l++) floats += UDIMS[l] * (UDIMS[l - 1] + 1);
+  float *X = tu_random(12 * UM, -1, 1, 1400), *Y = malloc(10 * UM * sizeof(float));
+  float *got = malloc(floats * sizeof(float)), *want = malloc(floats * sizeof(float));
+  cr_assert(Y && got && want);
+  tu_fill_one_hot(Y, 10, UM, 1401);
+  const dn_optimizer opts_of[] = {DN_OPT_ADAM, DN_OPT_MOMENTUM, DN_OPT_GD};
+  for (int threads = 1; threads <= 2; threads++)
+    for (size_t o = 0; o < 3; o++) {
+      cr_assert_eq(dn_set_num_threads(threads), DN_OK);
+      dn_net *net;
+      cr_assert_eq(dn_net_create(&net, UL, UDIMS, UACTS, DN_LOSS_CCE), DN_OK);
+      cr_assert_eq(dn_net_init(net, 7), DN_OK);
+      dn_train_opts opts;
+      dn_train_opts_default(&opts);
+      opts.optimizer = opts_of[o];
+      opts.learning_rate = 0.05f;
+      for (int step = 0; step < 3; step++) {
+        outputs_and_grads(net, X, Y, got);
+        cr_assert_eq(dn_net_step(net, &opts), DN_OK);
+        outputs_and_grads(net, X, Y, got);
+        dn_net *fresh = copy_of(net);
+        outputs_and_grads(fresh, X, Y, want);
+        dn_net_free(fresh);
+        cr_expect(memcmp(got, want, floats * sizeof(float)) == 0,
+                  "%s, %d threads, optimizer %d, step %d: the re-packed weights differ from a fresh pack",
+                  dn_isa_name(isa), threads, (int)opts_of[o], step);
+      }
+      dn_net_free(net);
+    }
+  cr_assert_eq(dn_set_num_threads(0), DN_OK);
+  cr_assert_eq(dn_isa_set(dn_isa_detected()), DN_OK);
+  free(X), free(Y), free(got), free(want);
+}
+FOR_EACH_ISA(refreshed_packs_match_fresh, "weights re-packed by the optimizer step equal a fresh pack (W and W^T)")
+
 /* ---- the public entry: dispatch and argument checks ---- */
 
 Test(gemm, public_sgemm_matches_reference_and_accepts_lowercase_trans) {
