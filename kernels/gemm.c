@@ -213,6 +213,13 @@ typedef struct a_source {
   size_t lda;
 } a_source;
 
+/* Where the micro-panels of op(B) come from: the caller's pre-packed buffer (K block pc
+ * at pc * Np, the panel of columns j0.. at j0 * kb in it), or packed here per block. */
+typedef struct b_source {
+  const float *packed;
+  size_t Np; /* N rounded up to NR */
+} b_source;
+
 /* The panels of rows [i0, i0 + rows) of K block [pc, pc + kb), w wide. */
 static const float *a_panels(const dn_kernel_table *kt, const a_source *a, size_t i0,
                              size_t rows, size_t pc, size_t kb, size_t w, float *buf) {
@@ -249,16 +256,18 @@ static void scale_C(float beta, float *C, size_t ldc, size_t m0, size_t m1, size
  * and kc x nc. Beta applies on the first K block only; later blocks add. The epilogue runs
  * on each MC x NR column panel right after its last K block. */
 static void gemm_blocked(const dn_kernel_table *kt, const blocking *b, const a_source *a,
-                         char transb, size_t K, float alpha, const float *B, size_t ldb,
-                         float beta, float *C, size_t ldc, size_t m0, size_t m1, size_t n0,
-                         size_t n1, float *Ap, float *Bp, const dn_gemm_epilogue *ep) {
+                         const b_source *bs, char transb, size_t K, float alpha, const float *B,
+                         size_t ldb, float beta, float *C, size_t ldc, size_t m0, size_t m1,
+                         size_t n0, size_t n1, float *Ap, float *Bbuf,
+                         const dn_gemm_epilogue *ep) {
   for (size_t jc = n0; jc < n1; jc += b->nc) {
     const size_t nb = min_sz(b->nc, n1 - jc);
     for (size_t pc = 0; pc < K; pc += b->kc) {
       const size_t kb = min_sz(b->kc, K - pc);
       const float beta_pc = pc == 0 ? beta : 1.0f;
       const bool last = pc + kb == K;
-      pack_panels(kt, transb == 'T', B, ldb, jc, nb, pc, kb, b->nr, Bp);
+      const float *Bp = bs->packed ? bs->packed + pc * bs->Np + jc * kb : Bbuf;
+      if (!bs->packed) pack_panels(kt, transb == 'T', B, ldb, jc, nb, pc, kb, b->nr, Bbuf);
       for (size_t ic = m0; ic < m1; ic += b->mc) {
         const size_t mb = min_sz(b->mc, m1 - ic);
         const float *A_ic = a_panels(kt, a, ic, mb, pc, kb, b->mr, Ap);
@@ -278,7 +287,8 @@ static void gemm_blocked(const dn_kernel_table *kt, const blocking *b, const a_s
 /* Out of memory: one micro-panel pair at a time, packed on the stack (at most
  * KC x (MR + NR) floats, 66 KiB for AVX-512); the same kc, so the same bits. */
 static __attribute__((noinline)) void gemm_on_stack(const dn_kernel_table *kt, blocking b,
-                                                    const a_source *a, char transb, size_t K,
+                                                    const a_source *a, const b_source *bs,
+                                                    char transb, size_t K,
                                                     float alpha, const float *B, size_t ldb,
                                                     float beta, float *C, size_t ldc, size_t m0,
                                                     size_t m1, size_t n0, size_t n1,
@@ -286,7 +296,7 @@ static __attribute__((noinline)) void gemm_on_stack(const dn_kernel_table *kt, b
   float panels[b.kc * (b.mr + b.nr)];
   b.mc = b.mr;
   b.nc = b.nr;
-  gemm_blocked(kt, &b, a, transb, K, alpha, B, ldb, beta, C, ldc, m0, m1, n0, n1, panels,
+  gemm_blocked(kt, &b, a, bs, transb, K, alpha, B, ldb, beta, C, ldc, m0, m1, n0, n1, panels,
                panels + b.kc * b.mr, ep);
 }
 
@@ -311,9 +321,9 @@ static __attribute__((noinline)) void gemm_small(const dn_kernel_table *kt, cons
   epilogue(kt, ep, C, ldc, m0, m1, n0, n1);
 }
 
-static void gemm_run(const dn_kernel_table *kt, const a_source *a, size_t M, size_t K,
-                     float alpha, char transb, const float *B, size_t ldb, float beta, float *C,
-                     size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1,
+static void gemm_run(const dn_kernel_table *kt, const a_source *a, const b_source *bs, size_t M,
+                     size_t K, float alpha, char transb, const float *B, size_t ldb, float beta,
+                     float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1,
                      const dn_gemm_epilogue *ep) {
   if (m0 >= m1 || n0 >= n1) return;
   if (K == 0 || alpha == 0.0f) {
@@ -327,12 +337,13 @@ static void gemm_run(const dn_kernel_table *kt, const a_source *a, size_t M, siz
   }
   const blocking b = choose_blocking(kt, K, m1 - m0, n1 - n0);
   const size_t a_floats = a->packed ? 0 : round_up(b.mc * b.kc, 16);
-  float *buf = scratch_get(a_floats + b.kc * b.nc);
-  if (buf)
-    gemm_blocked(kt, &b, a, transb, K, alpha, B, ldb, beta, C, ldc, m0, m1, n0, n1, buf,
-                 buf + a_floats, ep);
+  const size_t b_floats = bs->packed ? 0 : b.kc * b.nc;
+  float *buf = a_floats + b_floats ? scratch_get(a_floats + b_floats) : NULL;
+  if (buf || a_floats + b_floats == 0)
+    gemm_blocked(kt, &b, a, bs, transb, K, alpha, B, ldb, beta, C, ldc, m0, m1, n0, n1, buf,
+                 buf ? buf + a_floats : NULL, ep);
   else
-    gemm_on_stack(kt, b, a, transb, K, alpha, B, ldb, beta, C, ldc, m0, m1, n0, n1, ep);
+    gemm_on_stack(kt, b, a, bs, transb, K, alpha, B, ldb, beta, C, ldc, m0, m1, n0, n1, ep);
 }
 
 void dn_gemm_range(const dn_kernel_table *kt, char transa, char transb, size_t M, size_t N,
@@ -341,8 +352,9 @@ void dn_gemm_range(const dn_kernel_table *kt, char transa, char transb, size_t M
                    size_t n_end) {
   (void)N;
   const a_source a = {.trans = transa, .A = A, .lda = lda};
-  gemm_run(kt, &a, M, K, alpha, transb, B, ldb, beta, C, ldc, m_begin, m_end, n_begin, n_end,
-           NULL);
+  const b_source bs = {0};
+  gemm_run(kt, &a, &bs, M, K, alpha, transb, B, ldb, beta, C, ldc, m_begin, m_end, n_begin,
+           n_end, NULL);
 }
 
 void dn_gemm_range_packed(const dn_kernel_table *kt, size_t M, size_t N, size_t K, float alpha,
@@ -351,7 +363,42 @@ void dn_gemm_range_packed(const dn_kernel_table *kt, size_t M, size_t N, size_t 
                           size_t n_begin, size_t n_end, const dn_gemm_epilogue *ep) {
   (void)N;
   const a_source a = {.packed = packedA, .Mp = round_up(M, dn_gemm_packed_a_width(kt, M))};
-  gemm_run(kt, &a, M, K, alpha, transb, B, ldb, beta, C, ldc, m_begin, m_end, n_begin, n_end, ep);
+  const b_source bs = {0};
+  gemm_run(kt, &a, &bs, M, K, alpha, transb, B, ldb, beta, C, ldc, m_begin, m_end, n_begin,
+           n_end, ep);
+}
+
+bool dn_gemm_packs_b(const dn_kernel_table *kt, size_t M) { return !use_small(kt, M); }
+
+size_t dn_gemm_packed_b_floats(const dn_kernel_table *kt, size_t N, size_t K) {
+  size_t floats;
+  if (N > SIZE_MAX - kt->nr || __builtin_mul_overflow(round_up(N, kt->nr), K, &floats))
+    return SIZE_MAX;
+  return floats;
+}
+
+void dn_gemm_pack_b_cols(const dn_kernel_table *kt, char transb, size_t N, size_t K,
+                         const float *B, size_t ldb, float *dst, size_t n_begin, size_t n_end) {
+  if (n_begin >= n_end) return;
+  const size_t Np = round_up(N, kt->nr), kc = block_k(kt, K);
+  for (size_t pc = 0; pc < K; pc += kc) {
+    const size_t kb = min_sz(kc, K - pc);
+    pack_panels(kt, transb == 'T', B, ldb, n_begin, n_end - n_begin, pc, kb, kt->nr,
+                dst + pc * Np + n_begin * kb);
+  }
+}
+
+void dn_gemm_range_prepacked(const dn_kernel_table *kt, char transa, char transb, size_t M,
+                             size_t N, size_t K, float alpha, const float *A, size_t lda,
+                             const float *packedA, const float *B, size_t ldb,
+                             const float *packedB, float beta, float *C, size_t ldc,
+                             size_t m_begin, size_t m_end, size_t n_begin, size_t n_end,
+                             const dn_gemm_epilogue *ep) {
+  const a_source a = {.packed = packedA, .Mp = round_up(M, dn_gemm_packed_a_width(kt, M)),
+                      .trans = transa, .A = A, .lda = lda};
+  const b_source bs = {.packed = use_small(kt, M) ? NULL : packedB, .Np = round_up(N, kt->nr)};
+  gemm_run(kt, &a, &bs, M, K, alpha, transb, B, ldb, beta, C, ldc, m_begin, m_end, n_begin,
+           n_end, ep);
 }
 
 void dn_gemm(const dn_kernel_table *kt, char transa, char transb, size_t M, size_t N, size_t K,

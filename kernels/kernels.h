@@ -3,6 +3,7 @@
 #ifndef DN_KERNELS_H
 #define DN_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -151,6 +152,26 @@ void dn_gemm_range_packed(const dn_kernel_table *kt, size_t M, size_t N, size_t 
                           const float *packedA, char transb, const float *B, size_t ldb,
                           float beta, float *C, size_t ldc, size_t m_begin, size_t m_end,
                           size_t n_begin, size_t n_end, const dn_gemm_epilogue *ep);
+
+/* op(B) (K x N) laid out as the driver packs it: K block after K block, each a row of
+ * NR-wide panels of kb lines, zero-padded to a multiple of NR columns (panel of columns
+ * j0.. of block pc at pc * round_up(N, NR) + j0 * kb). Threads that split C by rows all
+ * read the whole op(B): packed once, shared, it is not packed once per thread. Only the
+ * general path packs B (dn_gemm_packs_b: false on the small-M path, which reads B in place). */
+bool dn_gemm_packs_b(const dn_kernel_table *kt, size_t M);
+size_t dn_gemm_packed_b_floats(const dn_kernel_table *kt, size_t N, size_t K);
+/* Columns [n_begin, n_end) (n_begin a multiple of NR, n_end too unless it is N). */
+void dn_gemm_pack_b_cols(const dn_kernel_table *kt, char transb, size_t N, size_t K,
+                         const float *B, size_t ldb, float *dst, size_t n_begin, size_t n_end);
+/* The general range entry: op(A) from packedA when not NULL (else A, lda, transa), op(B)
+ * from packedB when not NULL (else B, ldb, transb), an optional epilogue. Bitwise
+ * dn_gemm_range's C whatever is pre-packed. */
+void dn_gemm_range_prepacked(const dn_kernel_table *kt, char transa, char transb, size_t M,
+                             size_t N, size_t K, float alpha, const float *A, size_t lda,
+                             const float *packedA, const float *B, size_t ldb,
+                             const float *packedB, float beta, float *C, size_t ldc,
+                             size_t m_begin, size_t m_end, size_t n_begin, size_t n_end,
+                             const dn_gemm_epilogue *ep);
 
 /* The kernel a GEMM with this global M runs (the small-M or the general micro-kernel). */
 const char *dn_gemm_kernel_name(const dn_kernel_table *kt, size_t M);

@@ -128,6 +128,7 @@ typedef struct gemm_job {
   float alpha, beta;
   const float *A, *B;
   const float *packedA;        /* op(A) pre-packed (dn_gemm_pack_a), or NULL: A, lda, transa */
+  const float *packedB;        /* op(B) pre-packed (dn_gemm_pack_b_cols), or NULL */
   const dn_gemm_epilogue *ep;  /* with packedA only */
   float *C;
   bool split_rows; /* split M (rows of C) instead of N */
@@ -137,12 +138,72 @@ static void gemm_block(void *ctx, size_t begin, size_t end) {
   const gemm_job *j = ctx;
   const size_t m0 = j->split_rows ? begin : 0, m1 = j->split_rows ? end : j->M;
   const size_t n0 = j->split_rows ? 0 : begin, n1 = j->split_rows ? j->N : end;
-  if (j->packedA)
-    dn_gemm_range_packed(j->kt, j->M, j->N, j->K, j->alpha, j->packedA, j->transb, j->B, j->ldb,
-                         j->beta, j->C, j->ldc, m0, m1, n0, n1, j->ep);
-  else
-    dn_gemm_range(j->kt, j->transa, j->transb, j->M, j->N, j->K, j->alpha, j->A, j->lda, j->B,
-                  j->ldb, j->beta, j->C, j->ldc, m0, m1, n0, n1);
+  dn_gemm_range_prepacked(j->kt, j->transa, j->transb, j->M, j->N, j->K, j->alpha, j->A, j->lda,
+                          j->packedA, j->B, j->ldb, j->packedB, j->beta, j->C, j->ldc, m0, m1,
+                          n0, n1, j->ep);
+}
+
+/* ---- the operand every thread would pack: packed once, shared ---- */
+
+/* The calling thread's buffer for it, grown on demand and kept (a GEMM per layer per step
+ * would otherwise map and fault in fresh pages every call); freed when the thread ends. */
+static pthread_key_t shared_key;
+static pthread_once_t shared_key_once = PTHREAD_ONCE_INIT;
+static bool shared_key_ok;
+static _Thread_local struct {
+  float *p;
+  size_t floats;
+} shared_buf;
+
+static void shared_make_key(void) { shared_key_ok = pthread_key_create(&shared_key, free) == 0; }
+
+static float *shared_get(size_t floats) {
+  if (shared_buf.floats >= floats) return shared_buf.p;
+  pthread_once(&shared_key_once, shared_make_key);
+  if (!shared_key_ok || floats > SIZE_MAX / sizeof(float) - 16) return NULL;
+  const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+  float *p = aligned_alloc(64, bytes);
+  if (!p) return NULL;
+  if (pthread_setspecific(shared_key, p) != 0) {
+    free(p);
+    return NULL;
+  }
+  free(shared_buf.p);
+  shared_buf.p = p;
+  shared_buf.floats = bytes / sizeof(float);
+  return p;
+}
+
+static void pack_b_block(void *ctx, size_t begin, size_t end) {
+  const gemm_job *j = ctx;
+  dn_gemm_pack_b_cols(j->kt, j->transb, j->N, j->K, j->B, j->ldb, (float *)j->packedB, begin, end);
+}
+
+static void pack_a_block(void *ctx, size_t begin, size_t end) {
+  const gemm_job *j = ctx;
+  dn_gemm_pack_a_rows(j->kt, j->transa, j->M, j->K, j->A, j->lda, (float *)j->packedA, begin, end);
+}
+
+/* Threads splitting C by rows each need all of op(B), by columns all of op(A): pack that
+ * operand once, over the threads, before the product (not once per thread, which cost
+ * 2-thread runs up to a third of their speed on MLP shapes). The packed driver's C is
+ * bitwise the unpacked one's, so this changes no result. No buffer: each thread packs its
+ * own, as before. */
+static void pack_shared_operand(gemm_job *j, int threads) {
+  if (!dn_gemm_packs_b(j->kt, j->M)) return; /* the small-M path reads B in place */
+  if (j->split_rows) {
+    const size_t floats = dn_gemm_packed_b_floats(j->kt, j->N, j->K);
+    float *buf = floats == SIZE_MAX ? NULL : shared_get(floats);
+    if (!buf) return;
+    j->packedB = buf;
+    dn_parallel_for(j->N, j->kt->nr, threads, pack_b_block, j);
+  } else if (!j->packedA) {
+    const size_t floats = dn_gemm_packed_a_floats(j->kt, j->M, j->K);
+    float *buf = floats == SIZE_MAX ? NULL : shared_get(floats);
+    if (!buf) return;
+    j->packedA = buf;
+    dn_parallel_for(j->M, dn_gemm_packed_a_width(j->kt, j->M), threads, pack_a_block, j);
+  }
 }
 
 /* Threads split C by whole micro-tiles along its longer side (in tiles), so no
@@ -155,6 +216,7 @@ static int gemm_parallel(const gemm_job *job) {
   const int threads = dn_threads_for(macs, GEMM_MIN_MACS_PER_THREAD);
   gemm_job j = *job;
   j.split_rows = job->M / job->kt->mr > job->N / job->kt->nr;
+  if (threads > 1) pack_shared_operand(&j, threads);
   if (j.split_rows)
     dn_parallel_for(j.M, j.kt->mr, threads, gemm_block, &j);
   else

@@ -92,8 +92,17 @@ Test(threads, a_whole_training_run_is_bitwise_identical_for_1_2_3_4_and_7_thread
   }
 }
 
+static void sgemm_bitwise_for_any_thread_count(size_t Ms, size_t Ns, size_t Ks);
+
 Test(threads, sgemm_is_bitwise_identical_for_any_thread_count_and_transpose) {
-  const size_t Ms = 157, Ns = 211, Ks = 301;
+  /* Wide C (threads split columns, op(A) packed once and shared) and tall C (rows split,
+   * op(B) shared). */
+  const size_t shapes[2][3] = {{157, 211, 301}, {611, 53, 419}};
+  for (int s = 0; s < 2; s++)
+    sgemm_bitwise_for_any_thread_count(shapes[s][0], shapes[s][1], shapes[s][2]);
+}
+
+static void sgemm_bitwise_for_any_thread_count(size_t Ms, size_t Ns, size_t Ks) {
   float *A = tu_random(Ms * Ks, -1, 1, 1), *B = tu_random(Ks * Ns, -1, 1, 2);
   float *C1 = malloc(Ms * Ns * sizeof *C1), *Cn = malloc(Ms * Ns * sizeof *Cn);
   const char tr[2] = {'N', 'T'};
