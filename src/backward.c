@@ -2,6 +2,8 @@
  *   dZ = dA * g'(Z);  dW = (1/m) dZ A_prev^T;  db = (1/m) sum_m dZ;  dA_prev = W^T dZ,
  * with dZ[L] = A[L] - Y directly for sigmoid+bce and softmax+cce; W^T comes pre-packed. */
 #include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
 
 #include "internal.h"
 
@@ -38,6 +40,30 @@ static void layer_db(void *ctx, size_t i0, size_t i1) {
   job->kt->row_sum(i1 - i0, job->m, job->dZ + i0, job->rows, 1.0f / (float)job->m, job->db + i0);
 }
 
+typedef struct scan_job {
+  const float *g;
+  atomic_size_t first_bad; /* the lowest bad index any range found */
+} scan_job;
+
+static void scan_range(void *ctx, size_t i0, size_t i1) {
+  scan_job *job = ctx;
+  const size_t i = i0 + dn_first_nonfinite(job->g + i0, i1 - i0);
+  if (i == i1) return;
+  size_t seen = atomic_load(&job->first_bad);
+  while (i < seen && !atomic_compare_exchange_weak(&job->first_bad, &seen, i)) {
+  }
+}
+
+/* Record the first non-finite value of layer l's gradients (dW then db, contiguous in
+ * grads) for the optimizer step, which refuses to apply them. */
+static void check_layer_grads(dn_net *net, size_t l) {
+  const size_t count = net->n[l] * (net->n[l - 1] + 1), base = (size_t)(net->dW[l] - net->grads);
+  scan_job job = {.g = net->dW[l], .first_bad = SIZE_MAX};
+  dn_elementwise_run("check dW", l, count, count, 4096, scan_range, &job);
+  const size_t bad = atomic_load(&job.first_bad);
+  if (bad != SIZE_MAX && base + bad < net->grad_first_bad) net->grad_first_bad = base + bad;
+}
+
 static void run_layer_dZ(const dn_net *net, const dn_kernel_table *kt, size_t l, float *dA, float *dZ) {
   dz_job job = {.net = net, .kt = kt, .l = l, .dA = dA, .dZ = dZ};
   dn_elementwise_run("dZ", l, net->n[l] * net->m, net->m, 1, layer_dZ, &job);
@@ -56,6 +82,7 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
   dn_fpenv_enter(&fpenv);
   const float inv_m = 1.0f / (float)m;
   float *dZ = net->dZ, *dA = net->dA;
+  net->grad_first_bad = SIZE_MAX;
 
   if (net->loss == DN_LOSS_MSE) { /* dJ/dA (times m) = A - Y, then through g' */
     kt->sub(nL * m, net->A[L], Y, dA);
@@ -76,6 +103,7 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
     }
     db_job dbj = {.kt = kt, .rows = rows, .m = m, .dZ = dZ, .db = net->db[l]};
     dn_elementwise_run("db", l, rows * m, rows, 16, layer_db, &dbj);
+    check_layer_grads(net, l);
     if (l == 1) break;
     dn_gemm_run_packed("dA_prev", l, kt, 'T', cols, m, rows, 1.0f, net->Wp[DN_PACK_BWD].W[l], 'N',
                        dZ, rows, 0.0f, dA, cols, NULL);

@@ -161,6 +161,10 @@ struct dn_net {
   bool have_forward; /* caches hold a training forward pass */
   bool dropout_on;   /* the last forward pass applied dropout */
   bool have_grad;
+  /* The first non-finite gradient the backward pass found (an index into grads), SIZE_MAX
+   * if none: each layer's gradients are checked right after they are computed, while in
+   * cache, instead of one more pass over all of them in the optimizer step. */
+  size_t grad_first_bad;
 
   float l2_lambda;
   float keep_prob;
@@ -181,6 +185,8 @@ dn_status dn_net_pack_weights(dn_net *net, const dn_kernel_table *kt, int which)
 dn_status dn_net_check_layer(const dn_net *net, size_t l);
 /* Validate a float array of count values: finite everywhere, else DN_ERR_NUMERIC naming what. */
 dn_status dn_check_finite(const float *x, size_t count, const char *what);
+/* The index of the first NaN or infinity in x, count if none. */
+size_t dn_first_nonfinite(const float *x, size_t count);
 
 /* ---- pipeline (forward.c, backward.c, loss.c) ---- */
 dn_status dn_forward_pass(dn_net *net, const float *X, size_t m, bool training);

@@ -165,14 +165,20 @@ static unsigned block_has_nonfinite(const float *x, size_t n) {
   return bad;
 }
 
-dn_status dn_check_finite(const float *x, size_t count, const char *what) {
+size_t dn_first_nonfinite(const float *x, size_t count) {
   enum { BLOCK = 4096 };
   for (size_t start = 0; start < count; start += BLOCK) {
     const size_t n = count - start < BLOCK ? count - start : BLOCK;
     if (!block_has_nonfinite(x + start, n)) continue;
     for (size_t i = start; i < start + n; i++)
-      if (!isfinite(x[i])) return dn_fail(DN_ERR_NUMERIC, "%s[%zu] is not finite (%g)", what, i, (double)x[i]);
+      if (!isfinite(x[i])) return i;
   }
+  return count;
+}
+
+dn_status dn_check_finite(const float *x, size_t count, const char *what) {
+  const size_t i = dn_first_nonfinite(x, count);
+  if (i < count) return dn_fail(DN_ERR_NUMERIC, "%s[%zu] is not finite (%g)", what, i, (double)x[i]);
   return DN_OK;
 }
 

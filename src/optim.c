@@ -125,8 +125,9 @@ static float *const *refreshable(const dn_net *net, const dn_kernel_table *kt, i
 }
 
 dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
-  dn_status s = dn_check_finite(net->grads, net->n_params, "gradient");
-  if (s) return s;
+  const size_t bad = net->grad_first_bad; /* found by the backward pass */
+  if (bad < net->n_params)
+    return dn_fail(DN_ERR_NUMERIC, "gradient[%zu] is not finite (%g)", bad, (double)net->grads[bad]);
   const size_t n = net->n_params;
   const bool needs_m = opts->optimizer != DN_OPT_GD, needs_v = opts->optimizer == DN_OPT_ADAM;
   if (needs_m && !net->opt_m && !(net->opt_m = dn_alloc_floats(n)))

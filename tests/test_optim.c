@@ -129,3 +129,27 @@ Test(optim, l2_gradient_adds_lambda_over_m_times_w) {
   for (int i = N1 * N0; i < NP; i++) cr_expect(g1[i] == g0[i], "biases are not regularized");
   dn_net_free(net);
 }
+
+/* A finite cost with an overflowing gradient (dW = dZ x^T, x near FLT_MAX): the step
+ * refuses with DN_ERR_NUMERIC, names the first bad gradient, and leaves W and b alone. */
+Test(optim, a_non_finite_gradient_is_refused_and_the_parameters_stay) {
+  const size_t dims[] = {2, 1};
+  const dn_act acts[] = {DN_ACT_LINEAR};
+  dn_net *net;
+  cr_assert_eq(dn_net_create(&net, 1, dims, acts, DN_LOSS_MSE), DN_OK);
+  const float W[2] = {0.5f, 1e-37f}, b[1] = {0.0f};
+  cr_assert_eq(dn_net_set_layer(net, 1, W, b), DN_OK);
+  const float X[2] = {1.0f, 3e38f}, Y[1] = {0.0f};
+  float cost;
+  cr_assert_eq(dn_net_forward(net, X, 1, NULL), DN_OK);
+  cr_assert_eq(dn_net_backward(net, Y, &cost), DN_OK);
+  cr_assert(isfinite(cost));
+  dn_train_opts opts;
+  dn_train_opts_default(&opts);
+  cr_assert_eq(dn_net_step(net, &opts), DN_ERR_NUMERIC);
+  cr_expect(strstr(dn_last_error(), "gradient[1]") != NULL, "message: %s", dn_last_error());
+  float W_after[2], b_after[1];
+  cr_assert_eq(dn_net_get_layer(net, 1, W_after, b_after), DN_OK);
+  cr_expect(memcmp(W, W_after, sizeof W) == 0 && memcmp(b, b_after, sizeof b) == 0);
+  dn_net_free(net);
+}
