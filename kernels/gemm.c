@@ -116,35 +116,49 @@ static void pack_panels(const dn_kernel_table *kt, bool contiguous_rows, const f
   }
 }
 
-/* ---- packing buffers: one per thread, grown on demand, freed at thread exit ---- */
+/* ---- packing buffers: per thread and slot, grown on demand, freed at thread exit ---- */
 
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_key_once = PTHREAD_ONCE_INIT;
-static bool scratch_key_ok;
-static _Thread_local struct {
-  float *p;
-  size_t floats;
-} scratch;
+typedef struct thread_buffers {
+  float *p[DN_BUF_SLOTS];
+  size_t floats[DN_BUF_SLOTS];
+} thread_buffers;
 
-static void scratch_make_key(void) { scratch_key_ok = pthread_key_create(&scratch_key, free) == 0; }
+static pthread_key_t buffers_key;
+static pthread_once_t buffers_key_once = PTHREAD_ONCE_INIT;
+static bool buffers_key_ok;
+static _Thread_local thread_buffers *buffers;
 
-/* A 64-byte aligned buffer of at least floats floats for this thread, NULL when out of
- * memory. The main thread's buffer is reachable from its TLS until exit; other threads'
- * are freed by the key's destructor when they end. */
-static float *scratch_get(size_t floats) {
-  if (scratch.floats >= floats) return scratch.p;
-  pthread_once(&scratch_key_once, scratch_make_key);
-  if (!scratch_key_ok) return NULL;
+static void free_buffers(void *arg) {
+  thread_buffers *b = arg;
+  for (int i = 0; i < DN_BUF_SLOTS; i++) free(b->p[i]);
+  free(b);
+}
+
+static void buffers_make_key(void) {
+  buffers_key_ok = pthread_key_create(&buffers_key, free_buffers) == 0;
+}
+
+/* The main thread's buffers stay reachable from its TLS until exit; other threads' are
+ * freed by the key's destructor when they end. */
+float *dn_gemm_thread_buffer(int slot, size_t floats) {
+  if (buffers && buffers->floats[slot] >= floats) return buffers->p[slot];
+  pthread_once(&buffers_key_once, buffers_make_key);
+  if (!buffers_key_ok || floats > (SIZE_MAX - 64) / sizeof(float)) return NULL;
+  if (!buffers) {
+    thread_buffers *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    if (pthread_setspecific(buffers_key, b) != 0) {
+      free(b);
+      return NULL;
+    }
+    buffers = b;
+  }
   const size_t bytes = round_up(floats * sizeof(float), 64);
   float *p = aligned_alloc(64, bytes);
   if (!p) return NULL;
-  if (pthread_setspecific(scratch_key, p) != 0) {
-    free(p);
-    return NULL;
-  }
-  free(scratch.p);
-  scratch.p = p;
-  scratch.floats = bytes / sizeof(float);
+  free(buffers->p[slot]);
+  buffers->p[slot] = p;
+  buffers->floats[slot] = bytes / sizeof(float);
   return p;
 }
 
@@ -204,7 +218,7 @@ const char *dn_gemm_kernel_name(const dn_kernel_table *kt, size_t M) {
 /* ---- the loops ---- */
 
 /* Where the micro-panels of op(A) come from: the caller's pre-packed buffer, or packed
- * here from A per (K block, MC block) into the scratch. */
+ * here from A per (K block, MC block) into the DN_BUF_PANELS buffer. */
 typedef struct a_source {
   const float *packed; /* the whole pre-packed op(A), or NULL */
   size_t Mp;           /* its rows (M rounded up to the panel width) */
@@ -338,7 +352,7 @@ static void gemm_run(const dn_kernel_table *kt, const a_source *a, const b_sourc
   const blocking b = choose_blocking(kt, K, m1 - m0, n1 - n0);
   const size_t a_floats = a->packed ? 0 : round_up(b.mc * b.kc, 16);
   const size_t b_floats = bs->packed ? 0 : b.kc * b.nc;
-  float *buf = a_floats + b_floats ? scratch_get(a_floats + b_floats) : NULL;
+  float *buf = a_floats + b_floats ? dn_gemm_thread_buffer(DN_BUF_PANELS, a_floats + b_floats) : NULL;
   if (buf || a_floats + b_floats == 0)
     gemm_blocked(kt, &b, a, bs, transb, K, alpha, B, ldb, beta, C, ldc, m0, m1, n0, n1, buf,
                  buf ? buf + a_floats : NULL, ep);

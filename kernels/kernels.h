@@ -153,6 +153,12 @@ void dn_gemm_range_packed(const dn_kernel_table *kt, size_t M, size_t N, size_t 
                           float beta, float *C, size_t ldc, size_t m_begin, size_t m_end,
                           size_t n_begin, size_t n_end, const dn_gemm_epilogue *ep);
 
+/* A 64-byte aligned buffer of at least floats floats, one per calling thread and slot,
+ * grown on demand and kept between calls (so packing does not map and fault in fresh
+ * pages every call); freed when the thread ends. NULL when out of memory. */
+enum { DN_BUF_PANELS, DN_BUF_SHARED, DN_BUF_SLOTS };
+float *dn_gemm_thread_buffer(int slot, size_t floats);
+
 /* op(B) (K x N) laid out as the driver packs it: K block after K block, each a row of
  * NR-wide panels of kb lines, zero-padded to a multiple of NR columns (panel of columns
  * j0.. of block pc at pc * round_up(N, NR) + j0 * kb). Threads that split C by rows all

@@ -145,35 +145,6 @@ static void gemm_block(void *ctx, size_t begin, size_t end) {
 
 /* ---- the operand every thread would pack: packed once, shared ---- */
 
-/* The calling thread's buffer for it, grown on demand and kept (a GEMM per layer per step
- * would otherwise map and fault in fresh pages every call); freed when the thread ends. */
-static pthread_key_t shared_key;
-static pthread_once_t shared_key_once = PTHREAD_ONCE_INIT;
-static bool shared_key_ok;
-static _Thread_local struct {
-  float *p;
-  size_t floats;
-} shared_buf;
-
-static void shared_make_key(void) { shared_key_ok = pthread_key_create(&shared_key, free) == 0; }
-
-static float *shared_get(size_t floats) {
-  if (shared_buf.floats >= floats) return shared_buf.p;
-  pthread_once(&shared_key_once, shared_make_key);
-  if (!shared_key_ok || floats > SIZE_MAX / sizeof(float) - 16) return NULL;
-  const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-  float *p = aligned_alloc(64, bytes);
-  if (!p) return NULL;
-  if (pthread_setspecific(shared_key, p) != 0) {
-    free(p);
-    return NULL;
-  }
-  free(shared_buf.p);
-  shared_buf.p = p;
-  shared_buf.floats = bytes / sizeof(float);
-  return p;
-}
-
 static void pack_b_block(void *ctx, size_t begin, size_t end) {
   const gemm_job *j = ctx;
   dn_gemm_pack_b_cols(j->kt, j->transb, j->N, j->K, j->B, j->ldb, (float *)j->packedB, begin, end);
@@ -185,7 +156,8 @@ static void pack_a_block(void *ctx, size_t begin, size_t end) {
 }
 
 /* Threads splitting C by rows each need all of op(B), by columns all of op(A): pack that
- * operand once, over the threads, before the product (not once per thread, which cost
+ * operand once, over the threads, into the calling thread's DN_BUF_SHARED buffer, before
+ * the product (not once per thread, which cost
  * 2-thread runs up to a third of their speed on MLP shapes). The packed driver's C is
  * bitwise the unpacked one's, so this changes no result. No buffer: each thread packs its
  * own, as before. */
@@ -193,13 +165,13 @@ static void pack_shared_operand(gemm_job *j, int threads) {
   if (!dn_gemm_packs_b(j->kt, j->M)) return; /* the small-M path reads B in place */
   if (j->split_rows) {
     const size_t floats = dn_gemm_packed_b_floats(j->kt, j->N, j->K);
-    float *buf = floats == SIZE_MAX ? NULL : shared_get(floats);
+    float *buf = floats == SIZE_MAX ? NULL : dn_gemm_thread_buffer(DN_BUF_SHARED, floats);
     if (!buf) return;
     j->packedB = buf;
     dn_parallel_for(j->N, j->kt->nr, threads, pack_b_block, j);
   } else if (!j->packedA) {
     const size_t floats = dn_gemm_packed_a_floats(j->kt, j->M, j->K);
-    float *buf = floats == SIZE_MAX ? NULL : shared_get(floats);
+    float *buf = floats == SIZE_MAX ? NULL : dn_gemm_thread_buffer(DN_BUF_SHARED, floats);
     if (!buf) return;
     j->packedA = buf;
     dn_parallel_for(j->M, dn_gemm_packed_a_width(j->kt, j->M), threads, pack_a_block, j);

@@ -460,18 +460,24 @@ enum { PL = 2, PM = 29 };
 static const size_t PDIMS[PL + 1] = {37, 45, 10};
 static const dn_act PACTS[PL] = {DN_ACT_TANH, DN_ACT_SOFTMAX};
 
-/* A[L] of a fresh net holding net's current parameters: what a correct forward gives. */
-static void fresh_forward(const dn_net *net, const float *X, float *AL) {
+/* A new net of the same shape holding net's current parameters (packed afresh). */
+static dn_net *copy_net(const dn_net *net, size_t L, const size_t *dims, const dn_act *acts) {
   dn_net *fresh;
-  cr_assert_eq(dn_net_create(&fresh, PL, PDIMS, PACTS, DN_LOSS_CCE), DN_OK);
-  for (size_t l = 1; l <= PL; l++) {
-    float *W = malloc(PDIMS[l] * PDIMS[l - 1] * sizeof(float)), *b = malloc(PDIMS[l] * sizeof(float));
+  cr_assert_eq(dn_net_create(&fresh, L, dims, acts, DN_LOSS_CCE), DN_OK);
+  for (size_t l = 1; l <= L; l++) {
+    float *W = malloc(dims[l] * dims[l - 1] * sizeof(float)), *b = malloc(dims[l] * sizeof(float));
     cr_assert(W && b);
     cr_assert_eq(dn_net_get_layer(net, l, W, b), DN_OK);
     cr_assert_eq(dn_net_set_layer(fresh, l, W, b), DN_OK);
     free(W);
     free(b);
   }
+  return fresh;
+}
+
+/* A[L] of a fresh net holding net's current parameters: what a correct forward gives. */
+static void fresh_forward(const dn_net *net, const float *X, float *AL) {
+  dn_net *fresh = copy_net(net, PL, PDIMS, PACTS);
   cr_assert_eq(dn_net_forward(fresh, X, PM, AL), DN_OK);
   dn_net_free(fresh);
 }
@@ -520,20 +526,6 @@ enum { UL = 4, UM = 21 };
 static const size_t UDIMS[UL + 1] = {12, 600, 1100, 33, 10};
 static const dn_act UACTS[UL] = {DN_ACT_RELU, DN_ACT_TANH, DN_ACT_SIGMOID, DN_ACT_SOFTMAX};
 
-static dn_net *copy_of(const dn_net *net) {
-  dn_net *fresh;
-  cr_assert_eq(dn_net_create(&fresh, UL, UDIMS, UACTS, DN_LOSS_CCE), DN_OK);
-  for (size_t l = 1; l <= UL; l++) {
-    float *W = malloc(UDIMS[l] * UDIMS[l - 1] * sizeof(float)), *b = malloc(UDIMS[l] * sizeof(float));
-    cr_assert(W && b);
-    cr_assert_eq(dn_net_get_layer(net, l, W, b), DN_OK);
-    cr_assert_eq(dn_net_set_layer(fresh, l, W, b), DN_OK);
-    free(W);
-    free(b);
-  }
-  return fresh;
-}
-
 /* Forward output and every layer's gradients of net on (X, Y), into out. */
 static void outputs_and_grads(dn_net *net, const float *X, const float *Y, float *out) {
   cr_assert_eq(dn_net_forward(net, X, UM, out), DN_OK);
@@ -569,7 +561,7 @@ static void refreshed_packs_match_fresh(dn_isa isa) {
         outputs_and_grads(net, X, Y, got);
         cr_assert_eq(dn_net_step(net, &opts), DN_OK);
         outputs_and_grads(net, X, Y, got);
-        dn_net *fresh = copy_of(net);
+        dn_net *fresh = copy_net(net, UL, UDIMS, UACTS);
         outputs_and_grads(fresh, X, Y, want);
         dn_net_free(fresh);
         cr_expect(memcmp(got, want, floats * sizeof(float)) == 0,
