@@ -3,6 +3,7 @@
 #ifndef DN_KERNELS_H
 #define DN_KERNELS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -117,11 +118,16 @@ void dn_sgemm_small_scalar_16(size_t k, float alpha, const float *Ap, const floa
  * Z(i, j) += bias[i] (kt->bias_add), then out(i, j) = g(Z(i, j)) (kt->act_fwd[act], out
  * with C's ld), one tile column (contiguous rows) per call. Bitwise the same as GEMM, then
  * bias_add, then act_fwd over the whole matrix, because those kernels give each element
- * the same bits wherever it sits in the call (masked tails, same formula). */
+ * the same bits wherever it sits in the call (masked tails, same formula).
+ * With first_nonfinite set, the driver then scans that part of C for Inf/NaN and lowers
+ * *first_nonfinite to the smallest offset i + j * ldc it finds (an atomic minimum, so the
+ * answer does not depend on how threads split C); the backward pass checks dW so, in
+ * cache, instead of in one more pass over it. */
 typedef struct dn_gemm_epilogue {
   const float *bias; /* NULL: no bias */
   dn_act act;        /* any but DN_ACT_SOFTMAX (needs whole columns: a separate pass) */
   float *out;        /* NULL: no activation; may not alias C */
+  atomic_size_t *first_nonfinite; /* NULL: no scan; else start it at SIZE_MAX */
 } dn_gemm_epilogue;
 
 /* op(A) (M x K) laid out exactly as the driver packs it, for every K block: block by block

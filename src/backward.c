@@ -54,14 +54,20 @@ static void scan_range(void *ctx, size_t i0, size_t i1) {
   }
 }
 
-/* Record the first non-finite value of layer l's gradients (dW then db, contiguous in
+/* Record offset bad (SIZE_MAX: none) into layer l's gradients (dW then db, contiguous in
  * grads) for the optimizer step, which refuses to apply them. */
+static void note_bad_grad(dn_net *net, size_t l, size_t bad) {
+  const size_t base = (size_t)(net->dW[l] - net->grads);
+  if (bad != SIZE_MAX && base + bad < net->grad_first_bad) net->grad_first_bad = base + bad;
+}
+
+/* The whole of layer l's dW and db in one threaded pass: for dW changed after its GEMM
+ * (the L2 term), which the GEMM's own scan did not see. */
 static void check_layer_grads(dn_net *net, size_t l) {
-  const size_t count = net->n[l] * (net->n[l - 1] + 1), base = (size_t)(net->dW[l] - net->grads);
+  const size_t count = net->n[l] * (net->n[l - 1] + 1);
   scan_job job = {.g = net->dW[l], .first_bad = SIZE_MAX};
   dn_elementwise_run("check dW", l, count, count, 4096, scan_range, &job);
-  const size_t bad = atomic_load(&job.first_bad);
-  if (bad != SIZE_MAX && base + bad < net->grad_first_bad) net->grad_first_bad = base + bad;
+  note_bad_grad(net, l, atomic_load(&job.first_bad));
 }
 
 static void run_layer_dZ(const dn_net *net, const dn_kernel_table *kt, size_t l, float *dA, float *dZ) {
@@ -94,8 +100,14 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
   for (size_t l = L; l >= 1; l--) {
     const size_t rows = net->n[l], cols = net->n[l - 1];
     const float *A_prev = dn_layer_input(net, l - 1);
-    dn_gemm_run("dW", l, 'N', 'T', rows, cols, m, inv_m, dZ, rows, A_prev, cols, 0.0f, net->dW[l], rows);
-    if (net->l2_lambda != 0.0f) { /* d/dW of (lambda/2m)||W||^2 */
+    /* dW's GEMM scans each finished part of dW for Inf/NaN while it is in cache; with an
+     * L2 term (added after the GEMM) one pass over dW and db scans it all instead. */
+    atomic_size_t dW_bad = SIZE_MAX;
+    const bool l2 = net->l2_lambda != 0.0f;
+    const dn_gemm_epilogue scan = {.first_nonfinite = &dW_bad};
+    dn_gemm_run("dW", l, 'N', 'T', rows, cols, m, inv_m, dZ, rows, A_prev, cols, 0.0f, net->dW[l],
+                rows, l2 ? NULL : &scan);
+    if (l2) { /* d/dW of (lambda/2m)||W||^2 */
       const float k = net->l2_lambda * inv_m;
       float *dW = net->dW[l];
       const float *W = net->W[l];
@@ -103,7 +115,13 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
     }
     db_job dbj = {.kt = kt, .rows = rows, .m = m, .dZ = dZ, .db = net->db[l]};
     dn_elementwise_run("db", l, rows * m, rows, 16, layer_db, &dbj);
-    check_layer_grads(net, l);
+    if (l2) {
+      check_layer_grads(net, l);
+    } else {
+      const size_t db_bad = dn_first_nonfinite(net->db[l], rows);
+      note_bad_grad(net, l, atomic_load(&dW_bad) != SIZE_MAX ? atomic_load(&dW_bad)
+                            : db_bad < rows ? rows * cols + db_bad : SIZE_MAX);
+    }
     if (l == 1) break;
     dn_gemm_run_packed("dA_prev", l, kt, 'T', cols, m, rows, 1.0f, net->Wp[DN_PACK_BWD].W[l], 'N',
                        dZ, rows, 0.0f, dA, cols, NULL);

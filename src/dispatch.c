@@ -129,7 +129,7 @@ typedef struct gemm_job {
   const float *A, *B;
   const float *packedA;        /* op(A) pre-packed (dn_gemm_pack_a), or NULL: A, lda, transa */
   const float *packedB;        /* op(B) pre-packed (dn_gemm_pack_b_cols), or NULL */
-  const dn_gemm_epilogue *ep;  /* with packedA only */
+  const dn_gemm_epilogue *ep;  /* run on each finished part of C, or NULL */
   float *C;
   bool split_rows; /* split M (rows of C) instead of N */
 } gemm_job;
@@ -212,10 +212,10 @@ static void gemm_logged(const char *what, size_t layer, const gemm_job *job) {
 
 void dn_gemm_run(const char *what, size_t layer, char transa, char transb, size_t M, size_t N,
                  size_t K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
-                 float beta, float *C, size_t ldc) {
+                 float beta, float *C, size_t ldc, const dn_gemm_epilogue *ep) {
   const gemm_job job = {.kt = dn_kernels(), .transa = transa, .transb = transb, .M = M, .N = N,
                         .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta,
-                        .A = A, .B = B, .C = C};
+                        .A = A, .B = B, .C = C, .ep = ep};
   gemm_logged(what, layer, &job);
 }
 

@@ -40,7 +40,7 @@ dn_status dn_sgemm(char transa, char transb, size_t M, size_t N, size_t K, float
     for (size_t j = 0; j < N; j++)
       for (size_t i = 0; i < M; i++) C[i + j * ldc] = beta == 0.0f ? 0.0f : beta * C[i + j * ldc];
   } else {
-    dn_gemm_run("sgemm", 0, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    dn_gemm_run("sgemm", 0, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
   }
   dn_fpenv_leave(&fpenv);
   return DN_OK;

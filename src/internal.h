@@ -70,10 +70,11 @@ const dn_cpu_features *dn_cpu_features_get(void);
 /* The active kernel table (initializes the dispatcher on first use). */
 const dn_kernel_table *dn_kernels(void);
 /* GEMM through the active table over the configured threads, logged when
- * DEEPNET_VERBOSE=1; what and layer (0: none) name the call site. */
+ * DEEPNET_VERBOSE=1; what and layer (0: none) name the call site; the driver's epilogue
+ * (ep may be NULL) runs on each part of C as it is finished. */
 void dn_gemm_run(const char *what, size_t layer, char transa, char transb, size_t M, size_t N,
                  size_t K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
-                 float beta, float *C, size_t ldc);
+                 float beta, float *C, size_t ldc, const dn_gemm_epilogue *ep);
 /* The same with op(A) pre-packed for kt (dn_gemm_pack_a; transa only names it in the log)
  * and the driver's fused epilogue (ep may be NULL), split over threads the same way. */
 void dn_gemm_run_packed(const char *what, size_t layer, const dn_kernel_table *kt, char transa,

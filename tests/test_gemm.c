@@ -378,6 +378,57 @@ static void epilogue_bitwise(dn_isa isa) {
   cr_expect_eq(bad, 0, "%zu failures over %zu epilogue cases", bad, n);
 }
 
+/* The scan epilogue finds the smallest offset i + j * ldc of an Inf/NaN in C, on both
+ * paths (shapes from packed_shapes), whole or split over row and column pieces that share
+ * one atomic minimum, in either order of the pieces; all-finite C leaves it at SIZE_MAX.
+ * A row of A at 2^127 overflows C(i, j) exactly where op(B)(p, j) is 4 (elsewhere B is in
+ * [-1, 1]); a NaN in B poisons a whole column. */
+static void scan_epilogue_finds_first_nonfinite(dn_isa isa) {
+  const dn_kernel_table *kt = table_or_skip(isa);
+  size_t shapes[64][3];
+  const size_t count = packed_shapes(kt, shapes);
+  size_t bad = 0, n = 0;
+  for (size_t s = 0; s < count; s++)
+    for (int kind = 0; kind < 3; kind++, n++) { /* 0: finite, 1: overflow, 2: NaN column */
+      const size_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+      const char ta = n % 2 ? 'N' : 'T', tb = n % 3 ? 'N' : 'T';
+      const size_t lda = ta == 'N' ? M : K, ldb = tb == 'N' ? K : N;
+      float *A = tu_random(M * K, -1, 1, 1200 + n), *B = tu_random(K * N, -1, 1, 1300 + n);
+      float *C = malloc(M * N * sizeof(float));
+      cr_assert(A && B && C);
+      size_t want = SIZE_MAX;
+      const size_t i_bad = (n * 7) % M, j_bad = (n * 5) % N, p_bad = (n * 3) % K;
+      if (kind == 1) { /* A(i_bad, :) = 2^127 * sign, B(p_bad, j) = 4 at j_bad and j_bad/2 */
+        for (size_t p = 0; p < K; p++) A[ta == 'N' ? i_bad + p * lda : p + i_bad * lda] = 0.0f;
+        A[ta == 'N' ? i_bad + p_bad * lda : p_bad + i_bad * lda] = 0x1p127f;
+        B[tb == 'N' ? p_bad + j_bad * ldb : j_bad + p_bad * ldb] = 4.0f;
+        B[tb == 'N' ? p_bad + j_bad / 2 * ldb : j_bad / 2 + p_bad * ldb] = 4.0f;
+        want = i_bad + j_bad / 2 * M;
+      } else if (kind == 2) {
+        B[tb == 'N' ? p_bad + j_bad * ldb : j_bad + p_bad * ldb] = NAN;
+        want = j_bad * M;
+      }
+      atomic_size_t first = SIZE_MAX;
+      const dn_gemm_epilogue ep = {.first_nonfinite = &first};
+      const size_t mcut = n % 2 ? M / 2 : 0, ncut = n % 4 > 1 ? N / 3 : 0;
+      const bool backwards = n % 5 == 1;
+      for (size_t q = 0; q < 4; q++) {
+        const size_t piece = backwards ? 3 - q : q, a = piece / 2, b = piece % 2;
+        dn_gemm_range_prepacked(kt, ta, tb, M, N, K, 1.0f, A, lda, NULL, B, ldb, NULL, 0.0f, C, M,
+                                a ? mcut : 0, a ? M : mcut, b ? ncut : 0, b ? N : ncut, &ep);
+      }
+      size_t truth = SIZE_MAX; /* the first non-finite element of the C it wrote */
+      for (size_t i = 0; i < M * N && truth == SIZE_MAX; i++)
+        if (!isfinite(C[i])) truth = i;
+      const size_t got = atomic_load(&first);
+      if ((got != want || got != truth) && bad++ == 0)
+        cr_log_error("%s %c%c M=%zu N=%zu K=%zu kind %d: scan says %zu, expected %zu (C: %zu)",
+                     dn_gemm_kernel_name(kt, M), ta, tb, M, N, K, kind, got, want, truth);
+      free(A), free(B), free(C);
+    }
+  cr_expect_eq(bad, 0, "%zu failures over %zu scan cases", bad, n);
+}
+
 /* The small-M path (M <= small_mr, op(B) read in place) gives bitwise the general path's
  * C (the same table without its small kernel) and stays within the reference bound. */
 static void small_m_bitwise_general(dn_isa isa) {
@@ -452,6 +503,7 @@ FOR_EACH_ISA(beta_zero_overwrites_nan, "beta 0 overwrites NaN in C")
 FOR_EACH_ISA(ranges_bitwise, "any row/column split gives bitwise the same C")
 FOR_EACH_ISA(packed_a_bitwise, "pre-packed op(A), and op(B), whole or split, give bitwise dn_gemm's C")
 FOR_EACH_ISA(epilogue_bitwise, "the fused bias + activation epilogue is bitwise GEMM, bias_add, act_fwd")
+FOR_EACH_ISA(scan_epilogue_finds_first_nonfinite, "the scan epilogue reports C's first Inf/NaN, whole or split")
 FOR_EACH_ISA(small_m_bitwise_general, "the small-M path is bitwise the general path and within the bound")
 
 /* ---- the pipeline's packed weights ---- */

@@ -153,3 +153,43 @@ Test(optim, a_non_finite_gradient_is_refused_and_the_parameters_stay) {
   cr_expect(memcmp(W, W_after, sizeof W) == 0 && memcmp(b, b_after, sizeof b) == 0);
   dn_net_free(net);
 }
+
+/* The same refusal on the general GEMM path (40 rows > the small-M limit), whose epilogue
+ * scans dW while it is in cache: two overflowing elements in different tiles and column
+ * blocks; the message names the first one for 1, 2 and 3 threads, and with the L2 term
+ * (checked in a separate pass instead). */
+Test(optim, the_first_non_finite_gradient_is_named_for_any_thread_count) {
+  enum { NIN = 1100, NOUT = 40, M = 64 };
+  const size_t dims[] = {NIN, NOUT};
+  const dn_act acts[] = {DN_ACT_LINEAR};
+  float *W = calloc(NIN * NOUT, sizeof *W), *b = calloc(NOUT, sizeof *b);
+  float *X = malloc(NIN * M * sizeof *X), *Y = calloc(NOUT * M, sizeof *Y);
+  cr_assert(W && b && X && Y);
+  for (size_t i = 0; i < (size_t)NIN * M; i++) X[i] = 1.0f;
+  /* Row 37 sees 3e38 in example 0 through input 1, row 21 in example 1 through input 1050:
+   * A = 30 there, and dW(37, 1), dW(21, 1050) = 30 * 3e38 / m overflow (offsets 77, 42021). */
+  X[1 + 0 * NIN] = 3e38f;
+  X[1050 + 1 * NIN] = 3e38f;
+  W[37 + 1 * NOUT] = 1e-37f;
+  W[21 + 1050 * NOUT] = 1e-37f;
+  for (int l2 = 0; l2 < 2; l2++)
+    for (int threads = 1; threads <= 3; threads++) {
+      dn_net *net;
+      cr_assert_eq(dn_net_create(&net, 1, dims, acts, DN_LOSS_MSE), DN_OK);
+      cr_assert_eq(dn_net_set_layer(net, 1, W, b), DN_OK);
+      if (l2) cr_assert_eq(dn_net_set_l2(net, 0.25f), DN_OK);
+      dn_set_num_threads(threads);
+      float cost;
+      cr_assert_eq(dn_net_forward(net, X, M, NULL), DN_OK);
+      cr_assert_eq(dn_net_backward(net, Y, &cost), DN_OK);
+      cr_assert(isfinite(cost));
+      dn_train_opts opts;
+      dn_train_opts_default(&opts);
+      cr_expect_eq(dn_net_step(net, &opts), DN_ERR_NUMERIC, "%d threads, l2 %d", threads, l2);
+      cr_expect(strstr(dn_last_error(), "gradient[77]") != NULL, "%d threads, l2 %d: %s", threads,
+                l2, dn_last_error());
+      dn_net_free(net);
+    }
+  dn_set_num_threads(0);
+  free(W), free(b), free(X), free(Y);
+}
