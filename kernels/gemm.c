@@ -260,15 +260,16 @@ static size_t first_nonfinite(const float *x, size_t n) {
   }
 }
 
-static void lower_to(atomic_size_t *first, size_t offset) {
-  size_t seen = atomic_load_explicit(first, memory_order_relaxed);
-  while (offset < seen && !atomic_compare_exchange_weak(first, &seen, offset)) {
+static void lower_to(size_t *first, size_t offset) {
+  size_t seen = __atomic_load_n(first, __ATOMIC_RELAXED);
+  while (offset < seen && !__atomic_compare_exchange_n(first, &seen, offset, true,
+                                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
   }
 }
 
 /* The scan half of the epilogue: rows [i0, i1) of columns [j0, j1); columns ascend, so
  * the first hit is this block's smallest offset. */
-static void scan_nonfinite(atomic_size_t *first, const float *C, size_t ldc, size_t i0, size_t i1,
+static void scan_nonfinite(size_t *first, const float *C, size_t ldc, size_t i0, size_t i1,
                            size_t j0, size_t j1) {
   if (i1 - i0 == ldc) {
     const size_t n = ldc * (j1 - j0), i = first_nonfinite(C + j0 * ldc, n);

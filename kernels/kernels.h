@@ -3,7 +3,6 @@
 #ifndef DN_KERNELS_H
 #define DN_KERNELS_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -127,7 +126,8 @@ typedef struct dn_gemm_epilogue {
   const float *bias; /* NULL: no bias */
   dn_act act;        /* any but DN_ACT_SOFTMAX (needs whole columns: a separate pass) */
   float *out;        /* NULL: no activation; may not alias C */
-  atomic_size_t *first_nonfinite; /* NULL: no scan; else start it at SIZE_MAX */
+  size_t *first_nonfinite; /* NULL: no scan; else start it at SIZE_MAX (updated with the
+                            * __atomic builtins: kernels.h is also read by C++) */
 } dn_gemm_epilogue;
 
 /* op(A) (M x K) laid out exactly as the driver packs it, for every K block: block by block

@@ -102,7 +102,7 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
     const float *A_prev = dn_layer_input(net, l - 1);
     /* dW's GEMM scans each finished part of dW for Inf/NaN while it is in cache; with an
      * L2 term (added after the GEMM) one pass over dW and db scans it all instead. */
-    atomic_size_t dW_bad = SIZE_MAX;
+    size_t dW_bad = SIZE_MAX; /* read once the GEMM's threads have joined */
     const bool l2 = net->l2_lambda != 0.0f;
     const dn_gemm_epilogue scan = {.first_nonfinite = &dW_bad};
     dn_gemm_run("dW", l, 'N', 'T', rows, cols, m, inv_m, dZ, rows, A_prev, cols, 0.0f, net->dW[l],
@@ -119,8 +119,8 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
       check_layer_grads(net, l);
     } else {
       const size_t db_bad = dn_first_nonfinite(net->db[l], rows);
-      note_bad_grad(net, l, atomic_load(&dW_bad) != SIZE_MAX ? atomic_load(&dW_bad)
-                            : db_bad < rows ? rows * cols + db_bad : SIZE_MAX);
+      note_bad_grad(net, l, dW_bad != SIZE_MAX ? dW_bad : db_bad < rows ? rows * cols + db_bad
+                                                                         : SIZE_MAX);
     }
     if (l == 1) break;
     dn_gemm_run_packed("dA_prev", l, kt, 'T', cols, m, rows, 1.0f, net->Wp[DN_PACK_BWD].W[l], 'N',

@@ -12,7 +12,7 @@ void dn_kernels_fill_avx512(dn_kernel_table *kt) {
   kt->sgemm_small_name = "dn_sgemm_small_avx512_16x12";
   kt->small_mr = 16;
   kt->sgemm_small = dn_sgemm_small_avx512_16x12;
-  kt->sgemm_pack_n = dn_sgemm_pack_n_avx2;
-  kt->sgemm_pack_t = dn_sgemm_pack_t_avx2;
+  kt->sgemm_pack_n = dn_sgemm_pack_n_avx512;
+  kt->sgemm_pack_t = dn_sgemm_pack_t_avx512;
   dn_kernels_fill_act_avx512(kt);
 }

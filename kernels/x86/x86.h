@@ -23,6 +23,8 @@ void dn_sgemm_small_avx512_16x12(size_t k, float alpha, const float *Ap, const f
 /* The driver's packing hooks (kernels.h: sgemm_pack_n, sgemm_pack_t). */
 void dn_sgemm_pack_n_avx2(size_t k, size_t r, size_t w, const float *src, size_t ld, float *dst);
 void dn_sgemm_pack_t_avx2(size_t k, size_t r, size_t w, const float *src, size_t ld, float *dst);
+void dn_sgemm_pack_n_avx512(size_t k, size_t r, size_t w, const float *src, size_t ld, float *dst);
+void dn_sgemm_pack_t_avx512(size_t k, size_t r, size_t w, const float *src, size_t ld, float *dst);
 
 /* For the x86 files (all built with at least AVX2). */
 /* In place: v[i][j] becomes v[j][i]. */
