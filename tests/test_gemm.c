@@ -378,6 +378,48 @@ static void epilogue_bitwise(dn_isa isa) {
   cr_expect_eq(bad, 0, "%zu failures over %zu epilogue cases", bad, n);
 }
 
+/* The table's packing hooks against their definition: pack_n copies, dst[p*w + i] =
+ * src[i + p*ld], pack_t transposes, dst[p*w + i] = src[p + i*ld], for i < r; lanes r..w-1
+ * are zero; nothing past the k x w panel is written (canaries). Every live row count,
+ * depths around the vector widths, the table's panel widths and others (40: wider than
+ * the AVX-512 packer, which hands it to AVX2), misaligned source and destination. */
+static void packing_matches_definition(dn_isa isa) {
+  const dn_kernel_table *kt = table_or_skip(isa);
+  if (!kt->sgemm_pack_n && !kt->sgemm_pack_t)
+    cr_skip_test("%s packs with the driver's portable C", dn_isa_name(isa));
+  const size_t widths[] = {kt->mr, kt->nr, kt->small_mr ? kt->small_mr : 16, 8, 12, 40};
+  const size_t depths[] = {1, 2, 7, 8, 15, 16, 17, 33};
+  size_t bad = 0, n = 0;
+  for (int t = 0; t < 2; t++) {
+    void (*pack)(size_t, size_t, size_t, const float *, size_t, float *) =
+        t ? kt->sgemm_pack_t : kt->sgemm_pack_n;
+    if (!pack) continue;
+    for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++)
+      for (size_t di = 0; di < sizeof depths / sizeof *depths; di++)
+        for (size_t r = 0; r <= widths[wi]; r++, n++) {
+          const size_t w = widths[wi], k = depths[di], ld = (t ? k : w) + 3;
+          const size_t src_floats = ld * (t ? w : k) + 1, dst_floats = k * w + 1 + 16;
+          float *src = tu_random(src_floats, -1, 1, 1400 + n), *dst = malloc(dst_floats * sizeof(float));
+          cr_assert(src && dst);
+          for (size_t i = 0; i < dst_floats; i++) dst[i] = -7.0f;
+          pack(k, r, w, src + 1, ld, dst + 1); /* both misaligned by one float */
+          size_t wrong = 0;
+          for (size_t p = 0; p < k; p++)
+            for (size_t i = 0; i < w; i++) {
+              const float want = i >= r ? 0.0f : t ? src[1 + p + i * ld] : src[1 + i + p * ld];
+              wrong += memcmp(&dst[1 + p * w + i], &want, sizeof want) != 0;
+            }
+          wrong += dst[0] != -7.0f;
+          for (size_t i = 1 + k * w; i < dst_floats; i++) wrong += dst[i] != -7.0f;
+          if (wrong && bad++ == 0)
+            cr_log_error("%s pack_%c w=%zu k=%zu r=%zu: %zu wrong floats", dn_isa_name(isa),
+                         t ? 't' : 'n', w, k, r, wrong);
+          free(src), free(dst);
+        }
+  }
+  cr_expect_eq(bad, 0, "%zu failures over %zu packing cases", bad, n);
+}
+
 /* The scan epilogue finds the smallest offset i + j * ldc of an Inf/NaN in C, on both
  * paths (shapes from packed_shapes), whole or split over row and column pieces that share
  * one atomic minimum, in either order of the pieces; all-finite C leaves it at SIZE_MAX.
@@ -503,6 +545,7 @@ FOR_EACH_ISA(beta_zero_overwrites_nan, "beta 0 overwrites NaN in C")
 FOR_EACH_ISA(ranges_bitwise, "any row/column split gives bitwise the same C")
 FOR_EACH_ISA(packed_a_bitwise, "pre-packed op(A), and op(B), whole or split, give bitwise dn_gemm's C")
 FOR_EACH_ISA(epilogue_bitwise, "the fused bias + activation epilogue is bitwise GEMM, bias_add, act_fwd")
+FOR_EACH_ISA(packing_matches_definition, "pack_n/pack_t hooks match their definition, pad with zeros, stay in the panel")
 FOR_EACH_ISA(scan_epilogue_finds_first_nonfinite, "the scan epilogue reports C's first Inf/NaN, whole or split")
 FOR_EACH_ISA(small_m_bitwise_general, "the small-M path is bitwise the general path and within the bound")
 
