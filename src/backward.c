@@ -123,8 +123,10 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
                                                                          : SIZE_MAX);
     }
     if (l == 1) break;
-    dn_gemm_run_packed("dA_prev", l, kt, 'T', cols, m, rows, 1.0f, net->Wp[DN_PACK_BWD].W[l], 'N',
-                       dZ, rows, 0.0f, dA, cols, NULL);
+    const float *WT[DN_MAX_PACK_COPIES];
+    const size_t copies = dn_packed_layer(&net->Wp[DN_PACK_BWD], l, WT);
+    dn_gemm_run_packed("dA_prev", l, kt, 'T', cols, m, rows, 1.0f, WT, copies, 'N', dZ, rows, 0.0f,
+                       dA, cols, NULL);
     run_layer_dZ(net, kt, l - 1, dA, dZ);
   }
   dn_fpenv_leave(&fpenv);

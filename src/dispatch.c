@@ -128,6 +128,8 @@ typedef struct gemm_job {
   float alpha, beta;
   const float *A, *B;
   const float *packedA;        /* op(A) pre-packed (dn_gemm_pack_a), or NULL: A, lda, transa */
+  const float *const *copies;  /* or this, one byte-identical copy per NUMA node group */
+  size_t n_copies;
   const float *packedB;        /* op(B) pre-packed (dn_gemm_pack_b_cols), or NULL */
   const dn_gemm_epilogue *ep;  /* run on each finished part of C, or NULL */
   float *C;
@@ -138,8 +140,10 @@ static void gemm_block(void *ctx, size_t begin, size_t end) {
   const gemm_job *j = ctx;
   const size_t m0 = j->split_rows ? begin : 0, m1 = j->split_rows ? end : j->M;
   const size_t n0 = j->split_rows ? 0 : begin, n1 = j->split_rows ? j->N : end;
+  /* The copy on the node this thread works for: the bits are the same whichever it reads. */
+  const float *packedA = j->packedA ? j->packedA : j->copies ? j->copies[dn_thread_copy(j->n_copies)] : NULL;
   dn_gemm_range_prepacked(j->kt, j->transa, j->transb, j->M, j->N, j->K, j->alpha, j->A, j->lda,
-                          j->packedA, j->B, j->ldb, j->packedB, j->beta, j->C, j->ldc, m0, m1,
+                          packedA, j->B, j->ldb, j->packedB, j->beta, j->C, j->ldc, m0, m1,
                           n0, n1, j->ep);
 }
 
@@ -169,7 +173,7 @@ static void pack_shared_operand(gemm_job *j, int threads) {
     if (!buf) return;
     j->packedB = buf;
     dn_parallel_for(j->N, j->kt->nr, threads, pack_b_block, j);
-  } else if (!j->packedA) {
+  } else if (!j->packedA && !j->copies) {
     const size_t floats = dn_gemm_packed_a_floats(j->kt, j->M, j->K);
     float *buf = floats == SIZE_MAX ? NULL : dn_gemm_thread_buffer(DN_BUF_SHARED, floats);
     if (!buf) return;
@@ -205,7 +209,7 @@ static void gemm_logged(const char *what, size_t layer, const gemm_job *job) {
   const int threads = gemm_parallel(job);
   const double dt = dn_now_s() - t0;
   fprintf(stderr, "deepnet: layer %zu %-10s sgemm %c%c%s %s M=%zu N=%zu K=%zu threads=%d %.3f ms %.1f GFLOP/s\n",
-          layer, what, job->transa, job->transb, job->packedA ? " (A pre-packed)" : "",
+          layer, what, job->transa, job->transb, job->packedA || job->copies ? " (A pre-packed)" : "",
           dn_gemm_kernel_name(job->kt, job->M), job->M, job->N, job->K, threads, dt * 1e3,
           dt > 0 ? 2.0 * (double)job->M * (double)job->N * (double)job->K / dt * 1e-9 : 0.0);
 }
@@ -220,12 +224,12 @@ void dn_gemm_run(const char *what, size_t layer, char transa, char transb, size_
 }
 
 void dn_gemm_run_packed(const char *what, size_t layer, const dn_kernel_table *kt, char transa,
-                        size_t M, size_t N, size_t K, float alpha, const float *packedA,
-                        char transb, const float *B, size_t ldb, float beta, float *C,
-                        size_t ldc, const dn_gemm_epilogue *ep) {
+                        size_t M, size_t N, size_t K, float alpha, const float *const *packedA,
+                        size_t copies, char transb, const float *B, size_t ldb, float beta,
+                        float *C, size_t ldc, const dn_gemm_epilogue *ep) {
   const gemm_job job = {.kt = kt, .transa = transa, .transb = transb, .M = M, .N = N, .K = K,
-                        .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta, .packedA = packedA,
-                        .ep = ep, .B = B, .C = C};
+                        .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta, .copies = packedA,
+                        .n_copies = copies, .ep = ep, .B = B, .C = C};
   gemm_logged(what, layer, &job);
 }
 

@@ -62,9 +62,10 @@ dn_status dn_forward_pass(dn_net *net, const float *X, size_t m, bool training) 
     /* Z = W A_prev + b and A = g(Z) in one pass over each tile (Z kept for backward). */
     const dn_gemm_epilogue ep = {.bias = net->b[l], .act = softmax ? DN_ACT_LINEAR : net->act[l],
                                  .out = softmax ? NULL : net->A[l]};
-    dn_gemm_run_packed(softmax ? "Z=WA+b" : "Z=WA+b,A=g", l, kt, 'N', rows, m, cols, 1.0f,
-                       net->Wp[DN_PACK_FWD].W[l], 'N', dn_layer_input(net, l - 1), cols, 0.0f,
-                       net->Z[l], rows, &ep);
+    const float *W[DN_MAX_PACK_COPIES];
+    const size_t copies = dn_packed_layer(&net->Wp[DN_PACK_FWD], l, W);
+    dn_gemm_run_packed(softmax ? "Z=WA+b" : "Z=WA+b,A=g", l, kt, 'N', rows, m, cols, 1.0f, W,
+                       copies, 'N', dn_layer_input(net, l - 1), cols, 0.0f, net->Z[l], rows, &ep);
     output_job job = {.net = net, .kt = kt, .l = l};
     if (softmax) dn_elementwise_run("A=softmax", l, rows * m, m, 1, softmax_pass, &job);
     if (dropout && l < net->L) dn_elementwise_run("dropout", l, rows * m, m, 1, dropout_pass, &job);

@@ -49,6 +49,22 @@ size_t dn_placement_plan(size_t cols, size_t grain, size_t threads, dn_node_span
  * dn_free_floats. */
 float *dn_alloc_matrix_placed(size_t rows, size_t cols, size_t threads);
 void dn_placement_stats(size_t *bound, size_t *failed);
+/* Zeroed floats bound to NUMA node `node` (plain memory on one node, or when binding
+ * fails); free with dn_free_floats. */
+float *dn_alloc_floats_on_node(size_t count, size_t node);
+
+/* Packed weights are read by every thread of every GEMM, so each NUMA node the threads
+ * run on gets its own copy: dn_pack_copies(threads) copies (one per node in use, at most
+ * DN_MAX_PACK_COPIES; 1 on one node or one thread); copy c lives on dn_copy_node(c) and
+ * a thread reads the copy of the node it works for (dn_thread_copy). */
+#define DN_MAX_PACK_COPIES 8
+size_t dn_pack_copies(int threads);
+size_t dn_copy_node(size_t copy, size_t copies);
+size_t dn_thread_copy(size_t copies);
+/* The node the calling thread works for: set by the pool for each job (thread t of
+ * `threads` works for dn_node_of_thread), 0 outside it. */
+size_t dn_thread_node(void);
+void dn_set_thread_node(size_t node);
 /* Pin worker t of `threads` to its core (when binding is wanted; quiet on failure). */
 void dn_bind_worker(size_t t, size_t threads);
 /* One line on the placement policy in effect, for `deepnet info` and DEEPNET_VERBOSE. */
@@ -76,11 +92,12 @@ void dn_gemm_run(const char *what, size_t layer, char transa, char transb, size_
                  size_t K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
                  float beta, float *C, size_t ldc, const dn_gemm_epilogue *ep);
 /* The same with op(A) pre-packed for kt (dn_gemm_pack_a; transa only names it in the log)
+ * in `copies` byte-identical copies, each thread reading packedA[dn_thread_copy(copies)],
  * and the driver's fused epilogue (ep may be NULL), split over threads the same way. */
 void dn_gemm_run_packed(const char *what, size_t layer, const dn_kernel_table *kt, char transa,
-                        size_t M, size_t N, size_t K, float alpha, const float *packedA,
-                        char transb, const float *B, size_t ldb, float beta, float *C,
-                        size_t ldc, const dn_gemm_epilogue *ep);
+                        size_t M, size_t N, size_t K, float alpha, const float *const *packedA,
+                        size_t copies, char transb, const float *B, size_t ldb, float beta,
+                        float *C, size_t ldc, const dn_gemm_epilogue *ep);
 /* Elementwise work fn over [0, n) in grain blocks on as many threads as `elems`
  * elements justify, timed and logged like dn_gemm_run when DEEPNET_VERBOSE=1. */
 void dn_elementwise_run(const char *what, size_t layer, size_t elems, size_t n, size_t grain,
@@ -119,12 +136,17 @@ double dn_rng_normal(dn_rng *r);           /* N(0, 1) */
 float dn_hash_uniform(uint64_t key, uint64_t index);
 
 /* ---- the net (net.c) ---- */
-/* W[l] laid out as the GEMM driver's packed op(A) (kernels.h: dn_gemm_pack_a). */
+/* W[l] laid out as the GEMM driver's packed op(A) (kernels.h: dn_gemm_pack_a), in one
+ * byte-identical copy per NUMA node in use (numa.c: dn_pack_copies). */
 typedef struct dn_packed_weights {
-  float **W;                 /* [1..L] (NULL entries for layers not packed), NULL until used */
-  const dn_kernel_table *kt; /* the table whose layout they have */
-  uint64_t version;          /* the params_version they were packed from (0: none) */
+  float **W[DN_MAX_PACK_COPIES]; /* W[c][1..L]: copy c (NULL entries for layers not packed),
+                                  * NULL until used */
+  size_t copies;                 /* copies allocated (0 until used) */
+  const dn_kernel_table *kt;     /* the table whose layout they have */
+  uint64_t version;              /* the params_version they were packed from (0: none) */
 } dn_packed_weights;
+/* Layer l's copies, for dn_gemm_run_packed: out[c] = pw->W[c][l]; returns pw->copies. */
+size_t dn_packed_layer(const dn_packed_weights *pw, size_t l, const float **out);
 enum { DN_PACK_FWD, DN_PACK_BWD };
 
 struct dn_net {
@@ -144,7 +166,7 @@ struct dn_net {
    * once per weight update, not once per GEMM. */
   uint64_t params_version;
   /* Wp[DN_PACK_FWD]: op(A) = W[l] of Z = W A, l = 1..L; Wp[DN_PACK_BWD]: op(A) = W[l]^T of
-   * dA_prev = W^T dZ, l = 2..L. One copy (not yet one per NUMA node). */
+   * dA_prev = W^T dZ, l = 2..L. One copy per NUMA node in use. */
   dn_packed_weights Wp[2];
 
   /* Optimizer state, allocated on first use: velocity / first moment, second moment. */

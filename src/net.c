@@ -44,17 +44,30 @@ static void free_caches(dn_net *net) {
   net->m_cap = 0;
 }
 
-static void free_packed(size_t L, float **W) {
+static void free_copy(size_t L, float **W) {
   if (!W) return;
   for (size_t l = 1; l <= L; l++) dn_free_floats(W[l]);
   free(W);
 }
 
+static void free_packed(size_t L, dn_packed_weights *pw) {
+  for (size_t c = 0; c < DN_MAX_PACK_COPIES; c++) {
+    free_copy(L, pw->W[c]);
+    pw->W[c] = NULL;
+  }
+  pw->copies = 0;
+}
+
+size_t dn_packed_layer(const dn_packed_weights *pw, size_t l, const float **out) {
+  for (size_t c = 0; c < pw->copies; c++) out[c] = pw->W[c][l];
+  return pw->copies;
+}
+
 void dn_net_free(dn_net *net) {
   if (!net) return;
   free_caches(net);
-  free_packed(net->L, net->Wp[DN_PACK_FWD].W);
-  free_packed(net->L, net->Wp[DN_PACK_BWD].W);
+  free_packed(net->L, &net->Wp[DN_PACK_FWD]);
+  free_packed(net->L, &net->Wp[DN_PACK_BWD]);
   dn_free_floats(net->params);
   dn_free_floats(net->grads);
   dn_free_floats(net->opt_m);
@@ -290,36 +303,51 @@ static void pack_rows(void *ctx, size_t i0, size_t i1) {
 /* Below this many floats per thread, packing one layer stays on one thread. */
 #define MIN_PACK_FLOATS_PER_THREAD 65536
 
+/* Copy c of layout `which` for kt, on copy c's node; NULL when out of memory. */
+static float **alloc_copy(const dn_net *net, const dn_kernel_table *kt, int which, size_t c,
+                          size_t copies) {
+  float **W = calloc(net->L + 1, sizeof *W);
+  bool ok = W != NULL;
+  for (size_t l = first_packed_layer(which); ok && l <= net->L; l++) {
+    size_t M, K;
+    char t;
+    packed_shape(net, which, l, &M, &K, &t);
+    const size_t floats = dn_gemm_packed_a_floats(kt, M, K);
+    ok = floats != SIZE_MAX && (W[l] = dn_alloc_floats_on_node(floats, dn_copy_node(c, copies))) != NULL;
+  }
+  if (ok) return W;
+  free_copy(net->L, W);
+  return NULL;
+}
+
 dn_status dn_net_pack_weights(dn_net *net, const dn_kernel_table *kt, int which) {
   dn_packed_weights *pw = &net->Wp[which];
-  if (pw->kt == kt && pw->version == net->params_version) return DN_OK;
-  if (pw->kt != kt) { /* first use, or another ISA's layout: new buffers, built aside */
-    float **W = calloc(net->L + 1, sizeof *W);
-    bool ok = W != NULL;
-    for (size_t l = first_packed_layer(which); ok && l <= net->L; l++) {
-      size_t M, K;
-      char t;
-      packed_shape(net, which, l, &M, &K, &t);
-      const size_t floats = dn_gemm_packed_a_floats(kt, M, K);
-      ok = floats != SIZE_MAX && (W[l] = dn_alloc_floats(floats)) != NULL;
-    }
-    if (!ok) {
-      free_packed(net->L, W);
-      return dn_fail(DN_ERR_NOMEM, "out of memory for the packed weights");
-    }
-    free_packed(net->L, pw->W);
-    pw->W = W;
-    pw->kt = kt;
+  const size_t copies = dn_pack_copies(dn_get_num_threads());
+  if (pw->kt == kt && pw->copies == copies && pw->version == net->params_version) return DN_OK;
+  if (pw->kt != kt || pw->copies != copies) {
+    /* First use, another ISA's layout or another number of NUMA nodes in use: new
+     * buffers, built aside. */
+    dn_packed_weights fresh = {.copies = copies, .kt = kt};
+    for (size_t c = 0; c < copies; c++)
+      if (!(fresh.W[c] = alloc_copy(net, kt, which, c, copies))) {
+        free_packed(net->L, &fresh);
+        return dn_fail(DN_ERR_NOMEM, "out of memory for the packed weights");
+      }
+    free_packed(net->L, pw);
+    *pw = fresh;
   }
   for (size_t l = first_packed_layer(which); l <= net->L; l++) {
-    pack_job j = {.kt = kt, .W = net->W[l], .ldw = net->n[l], .dst = pw->W[l]};
+    pack_job j = {.kt = kt, .W = net->W[l], .ldw = net->n[l]};
     packed_shape(net, which, l, &j.M, &j.K, &j.trans);
     const int threads = dn_threads_for(j.M * j.K, MIN_PACK_FLOATS_PER_THREAD);
     const double t0 = dn_verbose() ? dn_now_s() : 0.0;
-    dn_parallel_for(j.M, dn_gemm_packed_a_width(kt, j.M), threads, pack_rows, &j);
+    for (size_t c = 0; c < copies; c++) {
+      j.dst = pw->W[c][l];
+      dn_parallel_for(j.M, dn_gemm_packed_a_width(kt, j.M), threads, pack_rows, &j);
+    }
     if (dn_verbose())
-      fprintf(stderr, "deepnet: layer %zu pack W%s  %s %zu x %zu threads=%d %.3f ms (once per weight update)\n",
-              l, j.trans == 'T' ? "^T" : "  ", dn_isa_name(kt->isa), j.M, j.K, threads,
+      fprintf(stderr, "deepnet: layer %zu pack W%s  %s %zu x %zu copies=%zu threads=%d %.3f ms (once per weight update)\n",
+              l, j.trans == 'T' ? "^T" : "  ", dn_isa_name(kt->isa), j.M, j.K, copies, threads,
               (dn_now_s() - t0) * 1e3);
   }
   pw->version = net->params_version;

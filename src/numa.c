@@ -59,15 +59,30 @@ void dn_placement_stats(size_t *bound, size_t *failed) {
   *failed = atomic_load(&binds_failed);
 }
 
+/* Bind [p, p + len) (whole pages) to NUMA node `node`, counting the outcome. */
+static void bind_area(hwloc_topology_t h, void *p, size_t len, size_t node) {
+  const hwloc_obj_t obj = hwloc_get_obj_by_type(h, HWLOC_OBJ_NUMANODE, (unsigned)node);
+  if (len == 0 || !obj) return;
+  if (hwloc_set_area_membind(h, p, len, obj->nodeset, HWLOC_MEMBIND_BIND,
+                             HWLOC_MEMBIND_BYNODESET) == 0)
+    atomic_fetch_add(&binds_done, 1);
+  else
+    atomic_fetch_add(&binds_failed, 1); /* ENOSYS under qemu, EXDEV, ...: plain memory */
+}
+
+/* Page-aligned and -rounded storage for bytes (NULL on overflow or failure). */
+static void *alloc_pages(size_t bytes, size_t *rounded) {
+  *rounded = (bytes + PAGE - 1) / PAGE * PAGE;
+  return *rounded < bytes ? NULL : aligned_alloc(PAGE, *rounded);
+}
+
 float *dn_alloc_matrix_placed(size_t rows, size_t cols, size_t threads) {
-  size_t count, bytes;
+  size_t count, bytes, rounded;
   if (!dn_mul_ok(rows, cols, &count) || count == 0 || !dn_floats_bytes(count, &bytes)) return NULL;
   const dn_topology_info *topo = dn_topology();
   hwloc_topology_t h = dn_hwloc_topology();
   if (topo->numa_nodes < 2 || threads < 2 || !h) return dn_alloc_floats(count);
-  const size_t rounded = (bytes + PAGE - 1) / PAGE * PAGE;
-  if (rounded < bytes) return NULL;
-  float *p = aligned_alloc(PAGE, rounded);
+  float *p = alloc_pages(bytes, &rounded);
   if (!p) return NULL;
   dn_node_span spans[DN_MAX_NODES_PLANNED];
   const size_t n = dn_placement_plan(cols, 1, threads < DN_MAX_NODES_PLANNED ? threads : DN_MAX_NODES_PLANNED, spans);
@@ -75,16 +90,50 @@ float *dn_alloc_matrix_placed(size_t rows, size_t cols, size_t threads) {
     /* Whole pages only: a page shared by two nodes' columns stays where it falls. */
     const size_t b = (spans[s].col_begin * rows * sizeof(float) + PAGE - 1) / PAGE * PAGE;
     const size_t e = spans[s].col_end * rows * sizeof(float) / PAGE * PAGE;
-    const hwloc_obj_t node = hwloc_get_obj_by_type(h, HWLOC_OBJ_NUMANODE, (unsigned)spans[s].node);
-    if (e <= b || !node) continue;
-    if (hwloc_set_area_membind(h, (char *)p + b, e - b, node->nodeset, HWLOC_MEMBIND_BIND,
-                               HWLOC_MEMBIND_BYNODESET) == 0)
-      atomic_fetch_add(&binds_done, 1);
-    else
-      atomic_fetch_add(&binds_failed, 1); /* ENOSYS under qemu, EXDEV, ...: plain memory */
+    if (e > b) bind_area(h, (char *)p + b, e - b, spans[s].node);
   }
   memset(p, 0, rounded); /* first touch after binding puts the pages where bound */
   return p;
+}
+
+float *dn_alloc_floats_on_node(size_t count, size_t node) {
+  size_t bytes, rounded;
+  if (count == 0 || !dn_floats_bytes(count, &bytes)) return NULL;
+  hwloc_topology_t h = dn_hwloc_topology();
+  if (dn_topology()->numa_nodes < 2 || !h) return dn_alloc_floats(count);
+  float *p = alloc_pages(bytes, &rounded);
+  if (!p) return NULL;
+  bind_area(h, p, rounded, node);
+  memset(p, 0, rounded);
+  return p;
+}
+
+/* ---- per-node copies of the packed weights ---- */
+
+size_t dn_pack_copies(int threads) {
+  const size_t nodes = dn_topology()->numa_nodes;
+  if (threads < 2 || nodes < 2) return 1;
+  /* Threads spread over the nodes (dn_node_of_thread): with fewer threads than nodes, each
+   * thread has a node of its own and needs a copy there. */
+  size_t copies = (size_t)threads < nodes ? (size_t)threads : nodes;
+  return copies < DN_MAX_PACK_COPIES ? copies : DN_MAX_PACK_COPIES;
+}
+
+/* Copy c serves the nodes [c * nodes / copies, (c + 1) * nodes / copies) and lives on the
+ * first of them, which is where thread c of `copies` threads works. */
+size_t dn_copy_node(size_t copy, size_t copies) {
+  return copies ? copy * dn_topology()->numa_nodes / copies : 0;
+}
+
+static _Thread_local size_t thread_node;
+
+size_t dn_thread_node(void) { return thread_node; }
+void dn_set_thread_node(size_t node) { thread_node = node; }
+
+size_t dn_thread_copy(size_t copies) {
+  const size_t nodes = dn_topology()->numa_nodes;
+  const size_t c = copies > 1 && thread_node < nodes ? thread_node * copies / nodes : 0;
+  return c < copies ? c : 0;
 }
 
 /* ---- thread pinning ---- */
@@ -125,7 +174,7 @@ void dn_bind_worker(size_t t, size_t threads) {
 const char *dn_placement_describe(void) {
   const dn_topology_info *topo = dn_topology();
   if (!binding_wanted())
-    return topo->numa_nodes > 1 ? "first-touch by owning thread, threads not pinned (OMP_PROC_BIND/OMP_PLACES or DEEPNET_BIND=0)"
+    return topo->numa_nodes > 1 ? "column blocks bound to their thread's NUMA node, packed weights copied per node in use, threads not pinned (OMP_PROC_BIND/OMP_PLACES or DEEPNET_BIND=0)"
                                 : "one NUMA node: plain allocation, threads not pinned";
-  return "threads pinned to cores, column blocks bound to their thread's NUMA node";
+  return "threads pinned to cores, column blocks bound to their thread's NUMA node, packed weights copied per node in use";
 }

@@ -66,7 +66,7 @@ typedef struct update_job {
   dn_optimizer optimizer;
   float lr, b1, b2, eps;
   const dn_net *net;
-  float *const *fwd, *const *bwd; /* the packed weights to refresh, or NULL */
+  const dn_packed_weights *fwd, *bwd; /* the packed weights to refresh (every copy), or NULL */
 } update_job;
 
 /* Parameters [off, off + n) of the flat array. */
@@ -110,18 +110,21 @@ static void update_units(void *ctx, size_t u0, size_t u1) {
     const size_t j0 = (u - first) * width, j1 = j0 + width < cols ? j0 + width : cols;
     update_params(j, (size_t)(net->W[l] - net->params) + j0 * rows, (j1 - j0) * rows);
     if (j1 == cols) update_params(j, (size_t)(net->b[l] - net->params), rows);
-    if (j->fwd)
-      dn_gemm_pack_a_block(j->kt, 'N', rows, cols, net->W[l], rows, j->fwd[l], 0, rows, j0, j1);
-    if (j->bwd && l >= 2)
-      dn_gemm_pack_a_block(j->kt, 'T', cols, rows, net->W[l], rows, j->bwd[l], j0, j1, 0, rows);
+    for (size_t c = 0; j->fwd && c < j->fwd->copies; c++)
+      dn_gemm_pack_a_block(j->kt, 'N', rows, cols, net->W[l], rows, j->fwd->W[c][l], 0, rows, j0, j1);
+    for (size_t c = 0; j->bwd && l >= 2 && c < j->bwd->copies; c++)
+      dn_gemm_pack_a_block(j->kt, 'T', cols, rows, net->W[l], rows, j->bwd->W[c][l], j0, j1, 0, rows);
   }
 }
 
 /* The packed weights of net->Wp[which] when they can be refreshed in place: allocated for
- * kt and up to date with the parameters before this step. */
-static float *const *refreshable(const dn_net *net, const dn_kernel_table *kt, int which) {
+ * kt and the NUMA nodes now in use, and up to date with the parameters before this step. */
+static const dn_packed_weights *refreshable(const dn_net *net, const dn_kernel_table *kt,
+                                            int which) {
   const dn_packed_weights *pw = &net->Wp[which];
-  return pw->W && pw->kt == kt && pw->version == net->params_version ? pw->W : NULL;
+  const bool current = pw->copies == dn_pack_copies(dn_get_num_threads()) && pw->kt == kt &&
+                       pw->version == net->params_version;
+  return pw->copies && current ? pw : NULL;
 }
 
 dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
@@ -162,10 +165,10 @@ dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
   if (job.bwd) net->Wp[DN_PACK_BWD].version = net->params_version;
   net->have_forward = false; /* the caches describe the old parameters */
   if (dn_verbose())
-    fprintf(stderr, "deepnet: update %s %s params=%zu threads=%d%s%s %.3f ms\n",
+    fprintf(stderr, "deepnet: update %s %s params=%zu threads=%d%s%s copies=%zu %.3f ms\n",
             opts->optimizer == DN_OPT_ADAM ? "adam" : opts->optimizer == DN_OPT_MOMENTUM ? "momentum" : "gd",
             dn_isa_name(kt->isa), n, threads, job.fwd ? " +pack W" : "", job.bwd ? " +pack W^T" : "",
-            (dn_now_s() - t0) * 1e3);
+            job.fwd ? job.fwd->copies : job.bwd ? job.bwd->copies : 0, (dn_now_s() - t0) * 1e3);
   return DN_OK;
 }
 

@@ -117,6 +117,10 @@ static void run_chunk(pool_job *job, size_t c) {
 static void work_on(pool_job *job, int t) {
   dn_fpenv env = {0};
   if (job->flush) dn_fpenv_enter(&env);
+  /* Which NUMA node's copy of shared read-only data (the packed weights) this thread
+   * reads: the node it works for, where dn_bind_worker pins it. */
+  const size_t node_before = dn_thread_node();
+  dn_set_thread_node(dn_node_of_thread((size_t)t, (size_t)job->threads, dn_topology()->numa_nodes));
   for (int k = 0; k < job->threads; k++) {
     share *s = &job->shares[(t + k) % job->threads];
     for (size_t c; (c = atomic_fetch_add(&s->next, 1)) < s->end;) {
@@ -129,6 +133,7 @@ static void work_on(pool_job *job, int t) {
       }
     }
   }
+  dn_set_thread_node(node_before);
   if (job->flush) dn_fpenv_leave(&env);
 }
 

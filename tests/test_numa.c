@@ -71,7 +71,8 @@ Test(numa, placed_matrices_are_zeroed_and_page_aligned_on_a_multi_node_topology,
   cr_expect_null(dn_alloc_matrix_placed(SIZE_MAX / 2, 4, 4), "overflowing sizes are refused");
 }
 
-/* Forward + backward with `threads` threads; a hash of A[L] and every gradient. */
+/* Forward + backward, a step, forward + backward again with `threads` threads; a hash of
+ * both outputs and the last gradients. */
 static uint64_t run_hash(int threads) {
   static const size_t dims[] = {200, 150, 10};
   static const dn_act acts[] = {DN_ACT_RELU, DN_ACT_SOFTMAX};
@@ -88,6 +89,16 @@ static uint64_t run_hash(int threads) {
   uint64_t h = 1469598103934665603ull;
   const unsigned char *bytes = (const unsigned char *)AL;
   for (size_t i = 0; i < sizeof AL; i++) h = (h ^ bytes[i]) * 1099511628211ull;
+  /* A step (which refreshes every per-node copy of the packed weights) and a forward that
+   * reads them. */
+  float AL2[10 * M];
+  dn_train_opts opts;
+  dn_train_opts_default(&opts);
+  cr_assert_eq(dn_net_step(net, &opts), DN_OK);
+  cr_assert_eq(dn_net_forward(net, X, M, AL2), DN_OK);
+  bytes = (const unsigned char *)AL2;
+  for (size_t i = 0; i < sizeof AL2; i++) h = (h ^ bytes[i]) * 1099511628211ull;
+  cr_assert_eq(dn_net_backward(net, Y, NULL), DN_OK); /* the gradients below: of the new W */
   for (size_t l = 1; l <= 2; l++) {
     dn_net_get_grad(net, l, dW, NULL);
     bytes = (const unsigned char *)dW;
@@ -142,4 +153,102 @@ Test(numa, a_failing_thread_bind_falls_back_quietly_with_the_same_results) {
   cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0);
   setenv("DEEPNET_BIND", "1", 1);
   cr_expect_eq(run_hash(2), free_run);
+}
+
+/* ---- per-node copies of the packed weights ---- */
+
+Test(numa, one_packed_copy_per_node_in_use_capped, .init = four_nodes) {
+  cr_expect_eq(dn_pack_copies(1), 1);
+  cr_expect_eq(dn_pack_copies(2), 2, "two threads work for nodes 0 and 2");
+  cr_expect_eq(dn_pack_copies(3), 3);
+  cr_expect_eq(dn_pack_copies(8), 4);
+  /* Two copies: copy 1 lives on node 2 (thread 1 of 2 works there) and serves nodes 2, 3. */
+  cr_expect_eq(dn_copy_node(0, 2), 0);
+  cr_expect_eq(dn_copy_node(1, 2), 2);
+  const size_t want[4] = {0, 0, 1, 1};
+  for (size_t node = 0; node < 4; node++) {
+    dn_set_thread_node(node);
+    cr_expect_eq(dn_thread_copy(2), want[node], "node %zu", node);
+    cr_expect_eq(dn_thread_copy(4), node);
+    cr_expect_eq(dn_thread_copy(1), 0);
+  }
+  dn_set_thread_node(0);
+}
+
+static void sixteen_nodes(void) { setenv("HWLOC_SYNTHETIC", "pack:4 numa:4 core:1 pu:1", 1); }
+
+Test(numa, more_nodes_than_copies_share_them_in_contiguous_groups, .init = sixteen_nodes) {
+  cr_assert_eq(dn_topology()->numa_nodes, 16);
+  cr_expect_eq(dn_pack_copies(16), DN_MAX_PACK_COPIES);
+  for (size_t node = 0; node < 16; node++) {
+    dn_set_thread_node(node);
+    cr_expect_eq(dn_thread_copy(DN_MAX_PACK_COPIES), node / 2);
+  }
+  dn_set_thread_node(0);
+  cr_expect_eq(dn_copy_node(3, DN_MAX_PACK_COPIES), 6);
+}
+
+static const size_t CDIMS[] = {70, 45, 10};
+static const dn_act CACTS[] = {DN_ACT_TANH, DN_ACT_SOFTMAX};
+
+/* Every copy of both packed layouts holds the same bytes. */
+static void expect_copies_identical(const dn_net *net, size_t copies, const char *when) {
+  const dn_kernel_table *kt = dn_kernels();
+  for (int which = DN_PACK_FWD; which <= DN_PACK_BWD; which++) {
+    const dn_packed_weights *pw = &net->Wp[which];
+    cr_assert_eq(pw->copies, copies, "%s: %zu copies", when, pw->copies);
+    for (size_t l = which == DN_PACK_FWD ? 1 : 2; l <= 2; l++) {
+      const size_t M = which == DN_PACK_FWD ? CDIMS[l] : CDIMS[l - 1];
+      const size_t K = which == DN_PACK_FWD ? CDIMS[l - 1] : CDIMS[l];
+      const size_t bytes = dn_gemm_packed_a_floats(kt, M, K) * sizeof(float);
+      for (size_t c = 1; c < copies; c++)
+        cr_expect(memcmp(pw->W[0][l], pw->W[c][l], bytes) == 0, "%s: layout %d layer %zu copy %zu",
+                  when, which, l, c);
+    }
+  }
+}
+
+/* On two nodes with two threads, the net keeps two copies, identical after packing and
+ * after each optimizer step's in-place refresh; a thread working for node 1 reads copy 1
+ * (spoiling copy 1 changes what it computes, not what a node-0 thread computes); and a
+ * change of the thread count re-plans the copies. Small batches keep each GEMM on the
+ * calling thread, so which copy it reads is set by dn_set_thread_node alone. */
+Test(numa, packed_weights_have_a_copy_per_node_and_each_thread_reads_its_own, .init = two_nodes) {
+  enum { M = 8 };
+  dn_net *net;
+  cr_assert_eq(dn_net_create(&net, 2, CDIMS, CACTS, DN_LOSS_CCE), DN_OK);
+  dn_net_init(net, 5);
+  float *X = tu_random(70 * M, -1, 1, 9), Y[10 * M], out0[10 * M], out1[10 * M];
+  tu_fill_one_hot(Y, 10, M, 4);
+  dn_set_num_threads(2);
+  cr_assert_eq(dn_net_forward(net, X, M, out0), DN_OK);
+  cr_assert_eq(dn_net_backward(net, Y, NULL), DN_OK);
+  expect_copies_identical(net, 2, "after packing");
+  dn_train_opts opts;
+  dn_train_opts_default(&opts);
+  for (int s = 0; s < 3; s++) {
+    cr_assert_eq(dn_net_forward(net, X, M, out0), DN_OK);
+    cr_assert_eq(dn_net_backward(net, Y, NULL), DN_OK);
+    cr_assert_eq(dn_net_step(net, &opts), DN_OK);
+    cr_assert_eq(dn_net_forward(net, X, M, out0), DN_OK); /* nothing left to re-pack */
+    expect_copies_identical(net, 2, "after a step");
+  }
+  /* Spoil copy 1 of layer 1's forward packing: only a thread of node 1 sees it. */
+  const size_t floats = dn_gemm_packed_a_floats(dn_kernels(), CDIMS[1], CDIMS[0]);
+  for (size_t i = 0; i < floats; i++) net->Wp[DN_PACK_FWD].W[1][1][i] = 0.0f;
+  dn_set_thread_node(0);
+  cr_assert_eq(dn_net_forward(net, X, M, out1), DN_OK);
+  cr_expect(memcmp(out0, out1, sizeof out0) == 0, "node 0 reads copy 0");
+  dn_set_thread_node(1);
+  cr_assert_eq(dn_net_forward(net, X, M, out1), DN_OK);
+  cr_expect(memcmp(out0, out1, sizeof out0) != 0, "node 1 reads copy 1");
+  dn_set_thread_node(0);
+  /* One thread: one copy (re-planned and re-packed from W on the next forward). */
+  dn_set_num_threads(1);
+  cr_assert_eq(dn_net_forward(net, X, M, out1), DN_OK);
+  cr_expect_eq(net->Wp[DN_PACK_FWD].copies, 1);
+  cr_expect(memcmp(out0, out1, sizeof out0) == 0, "re-packed from W, not from the spoiled copy");
+  dn_set_num_threads(0);
+  free(X);
+  dn_net_free(net);
 }
