@@ -9,6 +9,7 @@
 
 #include "kernels.h"
 #include "vecmath.h"
+#include "x86/x86.h"
 
 #define V 8 /* floats per vector */
 #define INLINE static inline __attribute__((always_inline))
@@ -169,10 +170,82 @@ INLINE void exp_sum_step(size_t i, vmask m, bool full, const float *z, vf zmax, 
 INLINE void div_step(size_t i, vmask m, bool full, float *a, vf sum) {
   st(a + i, m, full, _mm256_div_ps(ld(a + i, m, full), sum));
 }
+/* The same steps for a column of rows <= NV * V (NV a constant after inlining) held in
+ * registers from its load to its store: the passes above store exp(z - max) and load it
+ * back for the division, and a masked load cannot take its data from a pending masked
+ * store, so every column waited for its own stores. Same operations in the same order:
+ * the same bits. */
+INLINE void softmax_col_in_regs(size_t rows, const float *z, float *a, size_t NV) {
+  vf x[4];
+  const size_t last = NV - 1, r = rows - last * V; /* live lanes of the last vector, 1..V */
+  const vmask m = r == V ? ALL : tail_mask(r);
+  vf acc = set1(-INFINITY), sum = _mm256_setzero_ps();
+#pragma GCC unroll 4
+  for (size_t k = 0; k < NV; k++) {
+    const bool full = k < last || r == V;
+    x[k] = ld(z + k * V, m, full);
+    acc = _mm256_max_ps(acc, full ? x[k] : _mm256_blendv_ps(set1(-INFINITY), x[k], _mm256_castsi256_ps(m)));
+  }
+  const vf zmax = set1(hmax(acc));
+#pragma GCC unroll 4
+  for (size_t k = 0; k < NV; k++) {
+    const bool full = k < last || r == V;
+    x[k] = exp_v(_mm256_sub_ps(x[k], zmax));
+    sum = _mm256_add_ps(sum, full ? x[k] : _mm256_and_ps(x[k], _mm256_castsi256_ps(m)));
+  }
+  const vf total = set1(hsum(sum));
+#pragma GCC unroll 4
+  for (size_t k = 0; k < NV; k++) st(a + k * V, m, k < last || r == V, _mm256_div_ps(x[k], total));
+}
+
+/* V columns of rows < 2V at once, vectorized across the columns: each column's two
+ * vectors (rows 0..7, 8..15) are transposed in 8x8 blocks so that one vector holds one
+ * row of the V columns; max, exp, the sum (sequential over the rows, as the scalar twin's)
+ * and the division run on whole vectors; the blocks are transposed back. Per column, the
+ * two horizontal reductions (shuffle chains) and a mostly empty second vector for the
+ * usual 10 classes cost more than the shared transposes. */
+static void softmax_cols_across(size_t rows, const float *Z, float *A) {
+  const size_t upper = rows > V ? rows - V : 0; /* rows in the second vector, < V */
+  const vmask lo_mask = rows >= V ? ALL : tail_mask(rows), hi_mask = tail_mask(upper);
+  vf r[2 * V]; /* r[i]: row i of the V columns once transposed */
+#pragma GCC unroll 8
+  for (size_t c = 0; c < V; c++) {
+    r[c] = _mm256_maskload_ps(Z + c * rows, lo_mask);
+    r[V + c] = upper ? _mm256_maskload_ps(Z + c * rows + V, hi_mask) : _mm256_setzero_ps();
+  }
+  dn_transpose8_avx2(r);
+  if (upper) dn_transpose8_avx2(r + V);
+  vf zmax = r[0], sum = _mm256_setzero_ps();
+  for (size_t i = 1; i < rows; i++) zmax = _mm256_max_ps(zmax, r[i]);
+  for (size_t i = 0; i < rows; i++) {
+    r[i] = exp_v(_mm256_sub_ps(r[i], zmax));
+    sum = _mm256_add_ps(sum, r[i]);
+  }
+  for (size_t i = 0; i < rows; i++) r[i] = _mm256_div_ps(r[i], sum);
+  dn_transpose8_avx2(r);
+  if (upper) dn_transpose8_avx2(r + V);
+#pragma GCC unroll 8
+  for (size_t c = 0; c < V; c++) {
+    _mm256_maskstore_ps(A + c * rows, lo_mask, r[c]);
+    if (upper) _mm256_maskstore_ps(A + c * rows + V, hi_mask, r[V + c]);
+  }
+}
+
 static void dn_softmax_fwd_avx2(size_t rows, size_t cols, const float *Z, float *A) {
-  for (size_t j = 0; j < cols; j++) {
+  const size_t vectors = (rows + V - 1) / V;
+  size_t j = 0;
+  if (rows > 0 && rows < 2 * V)
+    for (; j + V <= cols; j += V) softmax_cols_across(rows, Z + j * rows, A + j * rows);
+  for (; j < cols; j++) {
     const float *z = Z + j * rows;
     float *a = A + j * rows;
+    switch (vectors) {
+      case 1: softmax_col_in_regs(rows, z, a, 1); continue;
+      case 2: softmax_col_in_regs(rows, z, a, 2); continue;
+      case 3: softmax_col_in_regs(rows, z, a, 3); continue;
+      case 4: softmax_col_in_regs(rows, z, a, 4); continue;
+      default: break;
+    }
     vf acc = set1(-INFINITY), sum = _mm256_setzero_ps();
     VLOOP(rows, max_step, z, &acc);
     VLOOP(rows, exp_sum_step, z, set1(hmax(acc)), a, &sum);
