@@ -48,19 +48,30 @@ echo
 echo "== callers of the functions above 2% (self): $dir/callers.txt ($(wc -l <"$dir/callers.txt") lines)"
 
 # The hottest deepnet kernel: a dn_* symbol of a kernel (ISA-suffixed or the GEMM
-# micro-kernel); failing that, the hottest dn_* symbol, then the hottest of all.
-pick() { grep -v '^#' "$dir/top.txt" | grep -oE '\[\.\] [^ ]+' | sed 's/^\[\.\] //' | grep -E "$1" | head -1 || true; }
-if [ -z "$symbol" ]; then
-  symbol=$(pick '^dn_.*_(avx512|avx2|neon|scalar)')
-  [ -n "$symbol" ] || symbol=$(pick '^dn_')
-  [ -n "$symbol" ] || symbol=$(pick '.')
-fi
+# micro-kernel); failing that, the hottest dn_* symbol, then the hottest of all. perf
+# annotate prints nothing for a symbol it cannot disassemble (a stripped or JIT-ed
+# object, an address without a symbol), so the next candidates are tried in turn.
+pick() { grep -v '^#' "$dir/top.txt" | grep -oE '\[\.\] [^ ]+' | sed 's/^\[\.\] //' | grep -E "$1" | head -"${2:-1}" || true; }
+annotated() { grep -qE '^ +[0-9]+\.[0-9]+ +:' "$dir/annotate.txt"; }
 if [ -n "$symbol" ]; then
+  candidates=$symbol
+else
+  candidates=$( (pick '^dn_.*_(avx512|avx2|neon|scalar)'; pick '^dn_'; pick '.' 5) | awk '!seen[$0]++')
+fi
+: >"$dir/annotate.txt"
+for candidate in $candidates; do
+  symbol=$candidate
   "$PERF" annotate -i "$data" --stdio -s "$symbol" 2>/dev/null >"$dir/annotate.txt" || true
+  annotated && break
+done
+if [ -n "$symbol" ] && annotated; then
   echo
   echo "== hottest instructions of $symbol ($dir/annotate.txt)"
   # perf annotate lines: " percent :  address: instruction"; show the 20 hottest.
   grep -E '^ +[0-9]+\.[0-9]+ +:' "$dir/annotate.txt" | sort -t: -k1,1 -rn | head -20 || true
+else
+  echo "perf annotate printed nothing for: ${candidates:-no user-space symbol} (stripped or" \
+    "unknown code; pass --symbol SYM for another)" | tee "$dir/annotate.txt"
 fi
 
 # Flame graph.
