@@ -12,6 +12,8 @@
 #include "x86/x86.h"
 
 #define V 8 /* floats per vector */
+/* Software prefetch distance of the forward kernels, in floats (4 KiB): see act_avx512.c. */
+#define PREFETCH_AHEAD 1024
 #define INLINE static inline __attribute__((always_inline))
 
 typedef __m256 vf;
@@ -118,6 +120,7 @@ INLINE vf tanh_d(vf z, vf a, vf da) {
 /* A = g(Z) and dZ = dA * g'(Z) for each activation g, from its one-vector form. */
 #define FWD_KERNEL(name, g)                                                                   \
   INLINE void name##_step(size_t i, vmask m, bool full, const float *Z, float *A) {          \
+    _mm_prefetch((const char *)(Z + i + PREFETCH_AHEAD), _MM_HINT_T0);                        \
     st(A + i, m, full, g(ld(Z + i, m, full)));                                                \
   }                                                                                           \
   static void name(size_t n, const float *Z, float *A) { VLOOP(n, name##_step, Z, A); }
@@ -205,6 +208,7 @@ INLINE void softmax_col_in_regs(size_t rows, const float *z, float *a, size_t NV
  * two horizontal reductions (shuffle chains) and a mostly empty second vector for the
  * usual 10 classes cost more than the shared transposes. */
 static void softmax_cols_across(size_t rows, const float *Z, float *A) {
+  for (size_t i = 0; i < V * rows; i += 16) _mm_prefetch((const char *)(Z + PREFETCH_AHEAD + i), _MM_HINT_T0);
   const size_t upper = rows > V ? rows - V : 0; /* rows in the second vector, < V */
   const vmask lo_mask = rows >= V ? ALL : tail_mask(rows), hi_mask = tail_mask(upper);
   vf r[2 * V]; /* r[i]: row i of the V columns once transposed */

@@ -12,6 +12,13 @@
 #include "x86/x86.h"
 
 #define V 16 /* floats per vector */
+/* The forward kernels read Z this many floats (4 KiB) ahead with a software prefetch. The
+ * exp family spends so long per vector that the hardware prefetcher, paced by demand
+ * misses, falls behind on arrays beyond L2: measured at 64 MiB per array, sigmoid went from
+ * 11.3 to 14.5 GB/s and tanh from 9.8 to 13.5 GB/s (relu, a copy: 14.3-15.3); in cache
+ * and for relu it changes nothing measurable. A prefetch never faults, so reading past
+ * the end is harmless. */
+#define PREFETCH_AHEAD 1024
 #define INLINE static inline __attribute__((always_inline))
 
 typedef __m512 vf;
@@ -111,6 +118,7 @@ INLINE vf tanh_d(vf z, vf a, vf da) {
 /* A = g(Z) and dZ = dA * g'(Z) for each activation g, from its one-vector form. */
 #define FWD_KERNEL(name, g)                                                                   \
   INLINE void name##_step(size_t i, vmask m, bool full, const float *Z, float *A) {          \
+    _mm_prefetch((const char *)(Z + i + PREFETCH_AHEAD), _MM_HINT_T0);                        \
     st(A + i, m, full, g(ld(Z + i, m, full)));                                                \
   }                                                                                           \
   static void name(size_t n, const float *Z, float *A) { VLOOP(n, name##_step, Z, A); }
@@ -184,6 +192,7 @@ INLINE void softmax_col_in_regs(size_t rows, const float *z, float *a, size_t NV
  * own and needs two horizontal reductions, each a chain of shuffles; here the shuffles
  * are the two transposes, shared by V columns. */
 static void softmax_cols_across(size_t rows, const float *Z, float *A) {
+  for (size_t i = 0; i < V * rows; i += 16) _mm_prefetch((const char *)(Z + PREFETCH_AHEAD + i), _MM_HINT_T0);
   const vmask m = tail_mask(rows);
   vf v[V];
 #pragma GCC unroll 16
