@@ -233,9 +233,13 @@ void dn_gemm_run_packed(const char *what, size_t layer, const dn_kernel_table *k
   gemm_logged(what, layer, &job);
 }
 
-/* Below this many elements per thread, elementwise work stays on one thread
- * (at 10+ GB/s, 64 Ki elements take ~50 us, above the cost of a worker's wake-up). */
-#define MIN_ELEMS_PER_THREAD 65536
+/* Below this many elements per thread, elementwise work stays on one thread. Measured
+ * (deepnet-step-breakdown, DEEPNET_VERBOSE, means over 120 steps, 2 cores): the backward
+ * pass's dZ and db at 2^17-2^18 elements ran 0.8-0.95x, db at 2^18 even 0.46x, their
+ * one-thread time on two threads (waking a worker that slept through the one-thread
+ * GEMMs before costs tens of us, and these passes are memory-bound); at 2^19 two threads
+ * were 1.0-1.1x. At 2^16 per thread (the previous value), 131072-element passes split. */
+#define MIN_ELEMS_PER_THREAD 262144
 
 void dn_elementwise_run(const char *what, size_t layer, size_t elems, size_t n, size_t grain,
                         dn_range_fn fn, void *ctx) {
