@@ -123,6 +123,10 @@ int dn_threads_for(size_t units, size_t min_units_per_thread);
  * thread running with deepnet's floating-point environment. fn's results must
  * not depend on where the blocks start and end. */
 void dn_parallel_for(size_t n, size_t grain, int threads, dn_range_fn fn, void *ctx);
+/* Tests only: split every pass over the configured threads whatever its size (one unit
+ * per thread at least), so the threaded form of passes too small to be split in normal
+ * use runs at test sizes, where it is checked bitwise and under ThreadSanitizer. */
+void dn_set_split_everything(bool on);
 
 /* ---- random numbers (rng.c) ---- */
 typedef struct dn_rng {

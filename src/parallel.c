@@ -58,10 +58,15 @@ void dn_fpenv_leave(const dn_fpenv *env) {
   if (env->active) fp_state_set(env->saved);
 }
 
+static atomic_bool split_everything;
+
+void dn_set_split_everything(bool on) { atomic_store(&split_everything, on); }
+
 int dn_threads_for(size_t units, size_t min_units_per_thread) {
   if (omp_in_parallel()) return 1; /* inside the caller's own parallel region: never oversubscribe */
   const int want = dn_get_num_threads();
-  const size_t by_work = min_units_per_thread ? units / min_units_per_thread : units;
+  const bool by_units = min_units_per_thread == 0 || atomic_load(&split_everything);
+  const size_t by_work = by_units ? units : units / min_units_per_thread;
   if (by_work < 2 || want < 2) return 1;
   return by_work < (size_t)want ? (int)by_work : want;
 }

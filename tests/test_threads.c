@@ -6,9 +6,13 @@
 #include <string.h>
 
 #include "deepnet.h"
+#include "internal.h"
 #include "test_util.h"
 
-/* Wide enough that every GEMM and elementwise pass is split over threads. */
+/* Each multi-thread run is made twice: with the size thresholds of normal use (the big
+ * GEMMs split, the small ones and most elementwise passes do not at these sizes) and with
+ * dn_set_split_everything, which splits every GEMM and elementwise pass (dZ, db, softmax,
+ * dropout, the optimizer's units) over the threads. */
 static const size_t DIMS[] = {300, 257, 129, 10};
 static const dn_act ACTS[] = {DN_ACT_RELU, DN_ACT_TANH, DN_ACT_SOFTMAX};
 enum { M = 203, NP = 257 * 300 + 257 + 129 * 257 + 129 + 10 * 129 + 10 };
@@ -45,12 +49,19 @@ static void expect_same_for_thread_counts(float keep_prob) {
   static snapshot one, many;
   forward_backward(1, keep_prob, &one);
   const int counts[] = {2, 3, 4, 7};
-  for (int i = 0; i < 4; i++) {
-    forward_backward(counts[i], keep_prob, &many);
-    cr_expect(memcmp(one.AL, many.AL, sizeof one.AL) == 0, "A[L] differs with %d threads", counts[i]);
-    cr_expect(memcmp(one.grads, many.grads, sizeof one.grads) == 0, "dW/db differ with %d threads", counts[i]);
-    cr_expect(one.cost == many.cost, "cost differs with %d threads", counts[i]);
+  for (int split = 0; split < 2; split++) {
+    dn_set_split_everything(split);
+    for (int i = 0; i < 4; i++) {
+      forward_backward(counts[i], keep_prob, &many);
+      cr_expect(memcmp(one.AL, many.AL, sizeof one.AL) == 0, "A[L] differs with %d threads%s",
+                counts[i], split ? ", all split" : "");
+      cr_expect(memcmp(one.grads, many.grads, sizeof one.grads) == 0,
+                "dW/db differ with %d threads%s", counts[i], split ? ", all split" : "");
+      cr_expect(one.cost == many.cost, "cost differs with %d threads%s", counts[i],
+                split ? ", all split" : "");
+    }
   }
+  dn_set_split_everything(false);
 }
 
 Test(threads, outputs_dW_and_db_are_bitwise_identical_for_1_2_3_4_and_7_threads) {
@@ -86,10 +97,15 @@ Test(threads, a_whole_training_run_is_bitwise_identical_for_1_2_3_4_and_7_thread
   static float ref[257 * 300], got[257 * 300];
   train_with(1, ref);
   const int counts[] = {2, 3, 4, 7};
-  for (int i = 0; i < 4; i++) {
-    train_with(counts[i], got);
-    cr_expect(memcmp(ref, got, sizeof ref) == 0, "W[1] after training differs with %d threads", counts[i]);
+  for (int split = 0; split < 2; split++) {
+    dn_set_split_everything(split);
+    for (int i = 0; i < 4; i++) {
+      train_with(counts[i], got);
+      cr_expect(memcmp(ref, got, sizeof ref) == 0, "W[1] after training differs with %d threads%s",
+                counts[i], split ? ", all split" : "");
+    }
   }
+  dn_set_split_everything(false);
 }
 
 static void sgemm_bitwise_for_any_thread_count(size_t Ms, size_t Ns, size_t Ks);

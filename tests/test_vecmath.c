@@ -485,6 +485,29 @@ Test(vecmath, softmax_columns_sum_to_one_and_match_double_at_every_height) {
   }
 }
 
+/* A column's softmax does not depend on where the call starts: columns computed in pieces
+ * (cut off the SIMD sets' blocks of columns) are bitwise those of one call over all of
+ * them, which the threaded forward pass relies on (it splits the columns). */
+Test(vecmath, softmax_of_a_column_is_the_same_in_any_piece_of_the_matrix) {
+  for (size_t k = 0; k < N_ISAS; k++) {
+    if (!runs_here(&isas[k])) continue;
+    const dn_kernel_table kt = table_of(&isas[k]);
+    const size_t cols = 50, cuts[] = {0, 7, 29, 30, cols};
+    for (size_t rows = 1; rows <= 40; rows += rows < 20 ? 1 : 7) {
+      const size_t n = rows * cols;
+      float *Z = tu_random(n, -20.0f, 20.0f, 77 + rows), *whole = malloc(n * sizeof(float));
+      float *pieces = malloc(n * sizeof(float));
+      cr_assert(Z && whole && pieces);
+      kt.softmax_fwd(rows, cols, Z, whole);
+      for (size_t p = 0; p + 1 < sizeof cuts / sizeof *cuts; p++)
+        kt.softmax_fwd(rows, cuts[p + 1] - cuts[p], Z + cuts[p] * rows, pieces + cuts[p] * rows);
+      cr_expect(memcmp(whole, pieces, n * sizeof(float)) == 0,
+                "%s softmax rows=%zu: pieces differ from the whole", isas[k].name, rows);
+      free(Z), free(whole), free(pieces);
+    }
+  }
+}
+
 Test(vecmath, softmax_of_one_row_is_exactly_one) {
   const float Z[] = {-3.0f, 0.0f, 88.0f, -1e30f};
   for (size_t k = 0; k < N_ISAS; k++) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "deepnet.h"
+#include "internal.h"
 #include "test_util.h"
 
 static int passed, failed;
@@ -59,13 +60,19 @@ static void *user_main(void *p) {
 int main(void) {
   static float ref[W1], got[W1];
   check(train(1, 0.9f, ref), "one-thread training runs");
+  /* With the normal size thresholds, then with every pass split (dZ, db, softmax, dropout
+   * and the optimizer's units too), so the sanitizer sees every threaded path. */
   const int counts[] = {2, 3, 4};
-  for (int i = 0; i < 3; i++) {
-    check(train(counts[i], 0.9f, got), "multi-thread training runs");
-    check(memcmp(ref, got, sizeof ref) == 0, "training is bitwise identical for any thread count");
+  for (int split = 0; split < 2; split++) {
+    dn_set_split_everything(split);
+    for (int i = 0; i < 3; i++) {
+      check(train(counts[i], 0.9f, got), "multi-thread training runs");
+      check(memcmp(ref, got, sizeof ref) == 0, "training is bitwise identical for any thread count");
+    }
   }
 
-  /* Independent nets from several user threads at once match the serial run. */
+  /* Independent nets from several user threads at once match the serial run (every pass
+   * still split). */
   dn_set_num_threads(2);
   static user_thread users[3];
   pthread_t tid[3];
@@ -90,6 +97,7 @@ int main(void) {
   free(B);
   free(C1);
   free(C2);
+  dn_set_split_everything(false);
 
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;

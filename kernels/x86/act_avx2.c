@@ -201,21 +201,25 @@ INLINE void softmax_col_in_regs(size_t rows, const float *z, float *a, size_t NV
   for (size_t k = 0; k < NV; k++) st(a + k * V, m, k < last || r == V, _mm256_div_ps(x[k], total));
 }
 
-/* V columns of rows < 2V at once, vectorized across the columns: each column's two
- * vectors (rows 0..7, 8..15) are transposed in 8x8 blocks so that one vector holds one
- * row of the V columns; max, exp, the sum (sequential over the rows, as the scalar twin's)
- * and the division run on whole vectors; the blocks are transposed back. Per column, the
- * two horizontal reductions (shuffle chains) and a mostly empty second vector for the
- * usual 10 classes cost more than the shared transposes. */
-static void softmax_cols_across(size_t rows, const float *Z, float *A) {
-  for (size_t i = 0; i < V * rows; i += 16) _mm_prefetch((const char *)(Z + PREFETCH_AHEAD + i), _MM_HINT_T0);
+/* Up to V columns (cols of them) of rows < 2V at once, vectorized across the columns: each
+ * column's two vectors (rows 0..7, 8..15) are transposed in 8x8 blocks so that one vector
+ * holds one row of the columns; max, exp, the sum (sequential over the rows, as the scalar
+ * twin's) and the division run on whole vectors; the blocks are transposed back. Per
+ * column, the two horizontal reductions (shuffle chains) and a mostly empty second vector
+ * for the usual 10 classes cost more than the shared transposes. Every operation is per
+ * lane, so a column's bits do not depend on its block or lane: a short last block (missing
+ * columns are zero lanes, never stored) gives what a full one would, and any split of the
+ * columns over threads gives the same result. */
+static void softmax_cols_across(size_t rows, size_t cols, const float *Z, float *A) {
+  for (size_t i = 0; i < cols * rows; i += 16) _mm_prefetch((const char *)(Z + PREFETCH_AHEAD + i), _MM_HINT_T0);
   const size_t upper = rows > V ? rows - V : 0; /* rows in the second vector, < V */
   const vmask lo_mask = rows >= V ? ALL : tail_mask(rows), hi_mask = tail_mask(upper);
-  vf r[2 * V]; /* r[i]: row i of the V columns once transposed */
+  vf r[2 * V]; /* r[i]: row i of the columns once transposed */
 #pragma GCC unroll 8
   for (size_t c = 0; c < V; c++) {
-    r[c] = _mm256_maskload_ps(Z + c * rows, lo_mask);
-    r[V + c] = upper ? _mm256_maskload_ps(Z + c * rows + V, hi_mask) : _mm256_setzero_ps();
+    const bool live = c < cols;
+    r[c] = live ? _mm256_maskload_ps(Z + c * rows, lo_mask) : _mm256_setzero_ps();
+    r[V + c] = live && upper ? _mm256_maskload_ps(Z + c * rows + V, hi_mask) : _mm256_setzero_ps();
   }
   dn_transpose8_avx2(r);
   if (upper) dn_transpose8_avx2(r + V);
@@ -229,7 +233,7 @@ static void softmax_cols_across(size_t rows, const float *Z, float *A) {
   dn_transpose8_avx2(r);
   if (upper) dn_transpose8_avx2(r + V);
 #pragma GCC unroll 8
-  for (size_t c = 0; c < V; c++) {
+  for (size_t c = 0; c < V && c < cols; c++) {
     _mm256_maskstore_ps(A + c * rows, lo_mask, r[c]);
     if (upper) _mm256_maskstore_ps(A + c * rows + V, hi_mask, r[V + c]);
   }
@@ -237,10 +241,12 @@ static void softmax_cols_across(size_t rows, const float *Z, float *A) {
 
 static void dn_softmax_fwd_avx2(size_t rows, size_t cols, const float *Z, float *A) {
   const size_t vectors = (rows + V - 1) / V;
-  size_t j = 0;
-  if (rows > 0 && rows < 2 * V)
-    for (; j + V <= cols; j += V) softmax_cols_across(rows, Z + j * rows, A + j * rows);
-  for (; j < cols; j++) {
+  if (rows > 0 && rows < 2 * V) {
+    for (size_t j = 0; j < cols; j += V)
+      softmax_cols_across(rows, cols - j < V ? cols - j : V, Z + j * rows, A + j * rows);
+    return;
+  }
+  for (size_t j = 0; j < cols; j++) {
     const float *z = Z + j * rows;
     float *a = A + j * rows;
     switch (vectors) {

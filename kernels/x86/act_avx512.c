@@ -185,18 +185,21 @@ INLINE void softmax_col_in_regs(size_t rows, const float *z, float *a, size_t NV
   for (size_t k = 0; k < NV; k++) st(a + k * V, m, k < last || r == V, _mm512_div_ps(x[k], total));
 }
 
-/* V columns of rows < V at once, vectorized across the columns: the block is transposed
- * so that vector i holds row i of the V columns, the max, exp, sum (sequential over the
- * rows, as the scalar twin's) and division run on whole vectors, and the block is
- * transposed back. A column of 10 (the usual class count) fills 10 of 16 lanes on its
- * own and needs two horizontal reductions, each a chain of shuffles; here the shuffles
- * are the two transposes, shared by V columns. */
-static void softmax_cols_across(size_t rows, const float *Z, float *A) {
-  for (size_t i = 0; i < V * rows; i += 16) _mm_prefetch((const char *)(Z + PREFETCH_AHEAD + i), _MM_HINT_T0);
+/* Up to V columns (cols of them) of rows < V at once, vectorized across the columns: the
+ * block is transposed so that vector i holds row i of the columns, the max, exp, sum
+ * (sequential over the rows, as the scalar twin's) and division run on whole vectors, and
+ * the block is transposed back. A column of 10 (the usual class count) fills 10 of 16
+ * lanes on its own and needs two horizontal reductions, each a chain of shuffles; here the
+ * shuffles are the two transposes, shared by V columns. Every operation is per lane, so a
+ * column's bits do not depend on its block or lane: a short last block (missing columns
+ * are zero lanes, never stored) gives what a full one would, and any split of the columns
+ * over threads gives the same result. */
+static void softmax_cols_across(size_t rows, size_t cols, const float *Z, float *A) {
+  for (size_t i = 0; i < cols * rows; i += 16) _mm_prefetch((const char *)(Z + PREFETCH_AHEAD + i), _MM_HINT_T0);
   const vmask m = tail_mask(rows);
   vf v[V];
 #pragma GCC unroll 16
-  for (size_t c = 0; c < V; c++) v[c] = _mm512_maskz_loadu_ps(m, Z + c * rows);
+  for (size_t c = 0; c < V; c++) v[c] = c < cols ? _mm512_maskz_loadu_ps(m, Z + c * rows) : _mm512_setzero_ps();
   dn_transpose16_avx512(v);
   vf zmax = v[0], sum = _mm512_setzero_ps();
   for (size_t i = 1; i < rows; i++) zmax = _mm512_max_ps(zmax, v[i]);
@@ -207,15 +210,18 @@ static void softmax_cols_across(size_t rows, const float *Z, float *A) {
   for (size_t i = 0; i < rows; i++) v[i] = _mm512_div_ps(v[i], sum);
   dn_transpose16_avx512(v);
 #pragma GCC unroll 16
-  for (size_t c = 0; c < V; c++) _mm512_mask_storeu_ps(A + c * rows, m, v[c]);
+  for (size_t c = 0; c < V; c++)
+    if (c < cols) _mm512_mask_storeu_ps(A + c * rows, m, v[c]);
 }
 
 static void dn_softmax_fwd_avx512(size_t rows, size_t cols, const float *Z, float *A) {
   const size_t vectors = (rows + V - 1) / V;
-  size_t j = 0;
-  if (rows > 0 && rows < V)
-    for (; j + V <= cols; j += V) softmax_cols_across(rows, Z + j * rows, A + j * rows);
-  for (; j < cols; j++) {
+  if (rows > 0 && rows < V) {
+    for (size_t j = 0; j < cols; j += V)
+      softmax_cols_across(rows, cols - j < V ? cols - j : V, Z + j * rows, A + j * rows);
+    return;
+  }
+  for (size_t j = 0; j < cols; j++) {
     const float *z = Z + j * rows;
     float *a = A + j * rows;
     switch (vectors) {
