@@ -127,6 +127,9 @@ void dn_parallel_for(size_t n, size_t grain, int threads, dn_range_fn fn, void *
  * per thread at least), so the threaded form of passes too small to be split in normal
  * use runs at test sizes, where it is checked bitwise and under ThreadSanitizer. */
 void dn_set_split_everything(bool on);
+/* How long an idle pool worker spins for the next job before sleeping, in ns: 0 (sleep at
+ * once) unless OMP_WAIT_POLICY=active (read once). */
+long long dn_worker_spin_ns(void);
 
 /* ---- random numbers (rng.c) ---- */
 typedef struct dn_rng {

@@ -4,6 +4,8 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "deepnet.h"
 #include "internal.h"
@@ -173,4 +175,56 @@ Test(threads, thread_count_setting_is_honoured_and_zero_means_openmp_default) {
   cr_expect_eq(dn_get_num_threads(), 3);
   cr_assert_eq(dn_set_num_threads(0), DN_OK);
   cr_expect_eq(dn_get_num_threads(), omp_get_max_threads());
+}
+
+/* ---- idle workers: OMP_WAIT_POLICY ---- */
+
+static double cpu_seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Threaded dn_sgemm calls (the pool's workers take part), bitwise the one-thread result;
+ * then the CPU time the whole process uses over 200 ms of idling. */
+static double idle_cpu_after_threaded_calls(void) {
+  enum { N = 256 };
+  float *A = tu_random(N * N, -1, 1, 21), *B = tu_random(N * N, -1, 1, 22);
+  float *C1 = malloc(N * N * sizeof *C1), *C2 = malloc(N * N * sizeof *C2);
+  cr_assert(A && B && C1 && C2);
+  dn_set_num_threads(1);
+  cr_assert_eq(dn_sgemm('N', 'N', N, N, N, 1.0f, A, N, B, N, 0.0f, C1, N), DN_OK);
+  dn_set_num_threads(2);
+  for (int i = 0; i < 20; i++)
+    cr_assert_eq(dn_sgemm('N', 'N', N, N, N, 1.0f, A, N, B, N, 0.0f, C2, N), DN_OK);
+  cr_expect(memcmp(C1, C2, N * N * sizeof *C1) == 0, "threaded result differs");
+  const double before = cpu_seconds();
+  usleep(200000);
+  const double idle = cpu_seconds() - before;
+  dn_set_num_threads(0);
+  free(A), free(B), free(C1), free(C2);
+  return idle;
+}
+
+Test(threads, by_default_idle_workers_sleep_as_soon_as_a_call_returns) {
+  unsetenv("OMP_WAIT_POLICY");
+  cr_expect_eq(dn_worker_spin_ns(), 0);
+  const double idle = idle_cpu_after_threaded_calls();
+  cr_expect(idle < 0.005, "%.1f ms of CPU in 200 ms after the last call: a worker spins", idle * 1e3);
+}
+
+Test(threads, with_omp_wait_policy_passive_idle_workers_sleep_at_once) {
+  setenv("OMP_WAIT_POLICY", "passive", 1);
+  cr_expect_eq(dn_worker_spin_ns(), 0);
+  const double idle = idle_cpu_after_threaded_calls();
+  cr_expect(idle < 0.005, "%.1f ms of CPU in 200 ms after the last call: a worker spins", idle * 1e3);
+}
+
+/* Active: the workers spin for the next call (2 ms), then sleep: a bounded cost. */
+Test(threads, with_omp_wait_policy_active_idle_workers_spin_briefly_then_sleep) {
+  setenv("OMP_WAIT_POLICY", "ACTIVE", 1);
+  cr_expect_eq(dn_worker_spin_ns(), 2000000);
+  const double idle = idle_cpu_after_threaded_calls();
+  cr_expect(idle < 0.03, "%.1f ms of CPU in 200 ms after the last call: the spin is not bounded",
+            idle * 1e3);
 }
