@@ -161,25 +161,28 @@ static void pack_a_block(void *ctx, size_t begin, size_t end) {
 
 /* Threads splitting C by rows each need all of op(B), by columns all of op(A): pack that
  * operand once, over the threads, into the calling thread's DN_BUF_SHARED buffer, before
- * the product (not once per thread, which cost
- * 2-thread runs up to a third of their speed on MLP shapes). The packed driver's C is
- * bitwise the unpacked one's, so this changes no result. No buffer: each thread packs its
- * own, as before. */
-static void pack_shared_operand(gemm_job *j, int threads) {
-  if (!dn_gemm_packs_b(j->kt, j->M)) return; /* the small-M path reads B in place */
+ * the product (not once per thread, which cost 2-thread runs up to a third of their speed
+ * on MLP shapes). Both passes run in one dispatch (dn_parallel_phases: the product's
+ * chunks start once every packing chunk is done), so the workers are woken once. The
+ * packed driver's C is bitwise the unpacked one's, so this changes no result. No buffer:
+ * each thread packs its own, as before. Returns the packing phase, or {0}. */
+static dn_phase shared_operand_phase(gemm_job *j) {
+  const dn_phase none = {0};
+  if (!dn_gemm_packs_b(j->kt, j->M)) return none; /* the small-M path reads B in place */
   if (j->split_rows) {
     const size_t floats = dn_gemm_packed_b_floats(j->kt, j->N, j->K);
     float *buf = floats == SIZE_MAX ? NULL : dn_gemm_thread_buffer(DN_BUF_SHARED, floats);
-    if (!buf) return;
+    if (!buf) return none;
     j->packedB = buf;
-    dn_parallel_for(j->N, j->kt->nr, threads, pack_b_block, j);
-  } else if (!j->packedA && !j->copies) {
-    const size_t floats = dn_gemm_packed_a_floats(j->kt, j->M, j->K);
-    float *buf = floats == SIZE_MAX ? NULL : dn_gemm_thread_buffer(DN_BUF_SHARED, floats);
-    if (!buf) return;
-    j->packedA = buf;
-    dn_parallel_for(j->M, dn_gemm_packed_a_width(j->kt, j->M), threads, pack_a_block, j);
+    return (dn_phase){.n = j->N, .grain = j->kt->nr, .fn = pack_b_block, .ctx = j};
   }
+  if (j->packedA || j->copies) return none;
+  const size_t floats = dn_gemm_packed_a_floats(j->kt, j->M, j->K);
+  float *buf = floats == SIZE_MAX ? NULL : dn_gemm_thread_buffer(DN_BUF_SHARED, floats);
+  if (!buf) return none;
+  j->packedA = buf;
+  return (dn_phase){.n = j->M, .grain = dn_gemm_packed_a_width(j->kt, j->M), .fn = pack_a_block,
+                    .ctx = j};
 }
 
 /* Threads split C by whole micro-tiles along its longer side (in tiles), so no
@@ -192,11 +195,11 @@ static int gemm_parallel(const gemm_job *job) {
   const int threads = dn_threads_for(macs, GEMM_MIN_MACS_PER_THREAD);
   gemm_job j = *job;
   j.split_rows = job->M / job->kt->mr > job->N / job->kt->nr;
-  if (threads > 1) pack_shared_operand(&j, threads);
-  if (j.split_rows)
-    dn_parallel_for(j.M, j.kt->mr, threads, gemm_block, &j);
-  else
-    dn_parallel_for(j.N, j.kt->nr, threads, gemm_block, &j);
+  const dn_phase pack = threads > 1 ? shared_operand_phase(&j) : (dn_phase){0};
+  const dn_phase product = {.n = j.split_rows ? j.M : j.N,
+                            .grain = j.split_rows ? j.kt->mr : j.kt->nr,
+                            .fn = gemm_block, .ctx = &j};
+  dn_parallel_phases(threads, &pack, &product);
   return threads;
 }
 

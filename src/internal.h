@@ -123,6 +123,15 @@ int dn_threads_for(size_t units, size_t min_units_per_thread);
  * thread running with deepnet's floating-point environment. fn's results must
  * not depend on where the blocks start and end. */
 void dn_parallel_for(size_t n, size_t grain, int threads, dn_range_fn fn, void *ctx);
+/* Two passes in one dispatch: every chunk of `first` is done before any chunk of `second`
+ * starts (threads that run out of first-phase chunks wait inside the call), which saves
+ * waking the workers a second time. Either may be NULL or empty. */
+typedef struct dn_phase {
+  size_t n, grain;
+  dn_range_fn fn;
+  void *ctx;
+} dn_phase;
+void dn_parallel_phases(int threads, const dn_phase *first, const dn_phase *second);
 /* Tests only: split every pass over the configured threads whatever its size (one unit
  * per thread at least), so the threaded form of passes too small to be split in normal
  * use runs at test sizes, where it is checked bitwise and under ThreadSanitizer. */

@@ -1,5 +1,6 @@
 /* Threading settings and the per-thread floating-point environment (FTZ/DAZ). */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,14 +134,22 @@ typedef struct share {
   size_t end;         /* one past its last chunk */
 } share;
 
-typedef struct pool_job {
+/* One phase of a job: fn over [0, n) in chunks, each thread's contiguous share first. */
+typedef struct pool_phase {
   dn_range_fn fn;
   void *ctx;
   size_t n, chunk;
-  int threads;
-  int flush;             /* the caller's FTZ/DAZ setting */
   share shares[MAX_POOL_THREADS];
   atomic_size_t chunks_left;
+} pool_phase;
+
+/* A job is one or two phases; every chunk of the first is done before any of the
+ * second starts (the second reads what the first wrote), without a second dispatch. */
+typedef struct pool_job {
+  pool_phase phase[2];
+  int phases;
+  int threads;
+  int flush; /* the caller's FTZ/DAZ setting */
 } pool_job;
 
 static struct {
@@ -157,12 +166,23 @@ static struct {
 
 static _Thread_local bool in_pool_worker;
 
-static void run_chunk(pool_job *job, size_t c) {
-  const size_t begin = c * job->chunk, end = begin + job->chunk < job->n ? begin + job->chunk : job->n;
-  job->fn(job->ctx, begin, end);
+static void run_chunk(pool_phase *ph, size_t c) {
+  const size_t begin = c * ph->chunk, end = begin + ph->chunk < ph->n ? begin + ph->chunk : ph->n;
+  ph->fn(ph->ctx, begin, end);
 }
 
-/* Own share first, then any share's unstarted chunks; returns when none are left. */
+/* Between the phases: every chunk of the first is claimed (this thread took what was
+ * left), so wait only for the ones running on other threads, spinning (inside the call),
+ * then yielding the core if one of them is slow (its thread preempted). */
+static void wait_for_phase(pool_phase *ph) {
+  for (unsigned k = 1; atomic_load(&ph->chunks_left) > 0; k++) {
+    dn_cpu_relax();
+    if (k % 4096 == 0) sched_yield();
+  }
+}
+
+/* Own share first, then any share's unstarted chunks, phase by phase; returns when none
+ * are left. */
 static void work_on(pool_job *job, int t) {
   dn_fpenv env = {0};
   if (job->flush) dn_fpenv_enter(&env);
@@ -170,15 +190,20 @@ static void work_on(pool_job *job, int t) {
    * reads: the node it works for, where dn_bind_worker pins it. */
   const size_t node_before = dn_thread_node();
   dn_set_thread_node(dn_node_of_thread((size_t)t, (size_t)job->threads, dn_topology()->numa_nodes));
-  for (int k = 0; k < job->threads; k++) {
-    share *s = &job->shares[(t + k) % job->threads];
-    for (size_t c; (c = atomic_fetch_add(&s->next, 1)) < s->end;) {
-      run_chunk(job, c);
-      if (atomic_fetch_sub(&job->chunks_left, 1) == 1) {
-        pthread_mutex_lock(&pool.mu);
-        pool.job_finished = true;
-        pthread_cond_signal(&pool.done);
-        pthread_mutex_unlock(&pool.mu);
+  for (int p = 0; p < job->phases; p++) {
+    pool_phase *ph = &job->phase[p];
+    if (p > 0) wait_for_phase(&job->phase[p - 1]);
+    const bool last_phase = p == job->phases - 1;
+    for (int k = 0; k < job->threads; k++) {
+      share *s = &ph->shares[(t + k) % job->threads];
+      for (size_t c; (c = atomic_fetch_add(&s->next, 1)) < s->end;) {
+        run_chunk(ph, c);
+        if (atomic_fetch_sub(&ph->chunks_left, 1) == 1 && last_phase) {
+          pthread_mutex_lock(&pool.mu);
+          pool.job_finished = true;
+          pthread_cond_signal(&pool.done);
+          pthread_mutex_unlock(&pool.mu);
+        }
       }
     }
   }
@@ -250,17 +275,48 @@ static void forget_workers_in_child(void) {
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void register_atfork(void) { pthread_atfork(NULL, NULL, forget_workers_in_child); }
 
-void dn_parallel_for(size_t n, size_t grain, int threads, dn_range_fn fn, void *ctx) {
-  if (n == 0) return;
-  if (grain == 0) grain = 1;
-  if (threads > MAX_POOL_THREADS) threads = MAX_POOL_THREADS;
-  /* Chunks of at least `grain`, about CHUNKS_PER_THREAD per thread. */
-  size_t chunk = (n + (size_t)threads * CHUNKS_PER_THREAD - 1) / ((size_t)threads * CHUNKS_PER_THREAD);
+/* Chunks of at least `grain`, about CHUNKS_PER_THREAD per thread, split into threads
+ * contiguous shares; returns the chunk count. */
+static size_t plan_phase(pool_phase *ph, const dn_phase *spec, int threads) {
+  const size_t grain = spec->grain ? spec->grain : 1;
+  size_t chunk = (spec->n + (size_t)threads * CHUNKS_PER_THREAD - 1) / ((size_t)threads * CHUNKS_PER_THREAD);
   chunk = chunk <= grain ? grain : (chunk + grain - 1) / grain * grain;
-  const size_t chunks = (n + chunk - 1) / chunk;
-  if (threads > (int)chunks) threads = (int)chunks;
+  ph->fn = spec->fn;
+  ph->ctx = spec->ctx;
+  ph->n = spec->n;
+  ph->chunk = chunk;
+  return (spec->n + chunk - 1) / chunk;
+}
+
+static void share_out(pool_phase *ph, size_t chunks, int threads) {
+  for (int t = 0; t < threads; t++) {
+    size_t b, e;
+    dn_block_range(chunks, 1, (size_t)t, (size_t)threads, &b, &e);
+    atomic_store(&ph->shares[t].next, b);
+    ph->shares[t].end = e;
+  }
+  atomic_store(&ph->chunks_left, chunks);
+}
+
+void dn_parallel_phases(int threads, const dn_phase *first, const dn_phase *second) {
+  const dn_phase *specs[2];
+  int phases = 0;
+  if (first && first->n) specs[phases++] = first;
+  if (second && second->n) specs[phases++] = second;
+  if (phases == 0) return;
+  if (threads > MAX_POOL_THREADS) threads = MAX_POOL_THREADS;
+  if (threads < 1) threads = 1;
+  static pool_job job; /* guarded by pool.submit once taken */
+  pool_phase plan[2];
+  size_t chunks[2], most = 0;
+  for (int p = 0; p < phases; p++) {
+    chunks[p] = plan_phase(&plan[p], specs[p], threads);
+    if (chunks[p] > most) most = chunks[p];
+  }
+  if (threads > (int)most) threads = (int)most;
   if (threads <= 1 || in_pool_worker || pthread_mutex_trylock(&pool.submit) != 0) {
-    fn(ctx, 0, n); /* one thread, or nested, or another caller holds the pool */
+    /* One thread, or nested, or another caller holds the pool: in order, inline. */
+    for (int p = 0; p < phases; p++) specs[p]->fn(specs[p]->ctx, 0, specs[p]->n);
     return;
   }
   pthread_once(&atfork_once, register_atfork);
@@ -268,20 +324,18 @@ void dn_parallel_for(size_t n, size_t grain, int threads, dn_range_fn fn, void *
   threads = ensure_workers(threads);
   pthread_mutex_unlock(&pool.mu);
 
-  static pool_job job; /* guarded by pool.submit */
-  job.fn = fn;
-  job.ctx = ctx;
-  job.n = n;
-  job.chunk = chunk;
+  job.phases = phases;
   job.threads = threads;
   job.flush = dn_get_flush_denormals();
-  for (int t = 0; t < threads; t++) {
-    size_t b, e;
-    dn_block_range(chunks, 1, (size_t)t, (size_t)threads, &b, &e);
-    atomic_store(&job.shares[t].next, b);
-    job.shares[t].end = e;
+  for (int p = 0; p < phases; p++) {
+    pool_phase *ph = &job.phase[p];
+    ph->fn = plan[p].fn;
+    ph->ctx = plan[p].ctx;
+    ph->n = plan[p].n;
+    ph->chunk = plan[p].chunk;
+    share_out(ph, chunks[p], threads);
   }
-  atomic_store(&job.chunks_left, chunks);
+  pool_phase *last = &job.phase[phases - 1];
 
   pthread_mutex_lock(&pool.mu);
   pool.job = &job;
@@ -297,7 +351,7 @@ void dn_parallel_for(size_t n, size_t grain, int threads, dn_range_fn fn, void *
    * for them spinning, within this call, for up to JOIN_SPIN_NS before sleeping (a futex
    * wake-up costs tens of microseconds on a VM, more than a whole chunk of small work). */
   const double spin_until = dn_now_s() + JOIN_SPIN_NS * 1e-9;
-  for (unsigned k = 1; atomic_load(&job.chunks_left) > 0 || atomic_load(&pool_active) > 0; k++) {
+  for (unsigned k = 1; atomic_load(&last->chunks_left) > 0 || atomic_load(&pool_active) > 0; k++) {
     dn_cpu_relax();
     if (k % 64 == 0 && dn_now_s() > spin_until) break;
   }
@@ -306,4 +360,9 @@ void dn_parallel_for(size_t n, size_t grain, int threads, dn_range_fn fn, void *
   pool.job = NULL;
   pthread_mutex_unlock(&pool.mu);
   pthread_mutex_unlock(&pool.submit);
+}
+
+void dn_parallel_for(size_t n, size_t grain, int threads, dn_range_fn fn, void *ctx) {
+  const dn_phase only = {.n = n, .grain = grain, .fn = fn, .ctx = ctx};
+  dn_parallel_phases(threads, &only, NULL);
 }
