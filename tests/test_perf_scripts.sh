@@ -130,13 +130,29 @@ if command -v perf >/dev/null && perf stat -e task-clock -- true >/dev/null 2>&1
   run "$PATH" "$tools/perf-stat.sh" -- true
   check "perf-stat.sh runs and reports task-clock (software events at least)" \
     bash -c "test $rc -eq 0 && grep -q 'task-clock' <<<\"\$0\"" "$err"
-  run "$PATH" "$tools/perf-record.sh" -o "$tmp/real" -F 499 -- \
-    /usr/bin/python3 -c "s = 0
+  record_and_report() { # sets record_rc and rc (perf-report's)
+    rm -rf "$tmp/real"
+    run "$PATH" "$tools/perf-record.sh" -o "$tmp/real" -F 499 -- \
+      /usr/bin/python3 -c "s = 0
 for i in range(3000000): s += i * i"
-  check "perf-record.sh records a profile" test "$rc" -eq 0 -a -s "$tmp/real/perf.data"
-  run "$PATH" "$tools/perf-report.sh" "$tmp/real" --top 5
-  check "perf-report.sh writes top functions, annotation and a flame graph" \
+    record_rc=$rc
+    run "$PATH" "$tools/perf-report.sh" "$tmp/real" --top 5
+  }
+  report_ok() {
     test "$rc" -eq 0 -a -s "$tmp/real/top.txt" -a -s "$tmp/real/annotate.txt" -a -s "$tmp/real/flame.svg"
+  }
+  record_and_report
+  if ! report_ok; then
+    # perf itself has failed here once in a while under CI (the arm64 stage, twice, never
+    # reproduced by hand): say what happened, then try once more.
+    echo "note - perf-report.sh failed (rc $rc, perf-record.sh rc $record_rc); its stderr:"
+    sed 's/^/       /' "$tmp/err" | head -20
+    ls -la "$tmp/real" 2>&1 | sed 's/^/       /'
+    echo "note - recording and reporting again"
+    record_and_report
+  fi
+  check "perf-record.sh records a profile" test "$record_rc" -eq 0 -a -s "$tmp/real/perf.data"
+  check "perf-report.sh writes top functions, annotation and a flame graph" report_ok
 else
   echo "skip - real perf runs: perf missing or not permitted here"
 fi
