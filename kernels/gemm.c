@@ -242,17 +242,10 @@ static const float *a_panels(const dn_kernel_table *kt, const a_source *a, size_
   return buf;
 }
 
-/* Offset of the first Inf/NaN among x[0..n), or n: exponent bits all ones. The OR over
- * the block first (vectorizes, no early exit) keeps the common all-finite case at one
- * read of data that is still in cache. */
-static size_t first_nonfinite(const float *x, size_t n) {
-  uint32_t any = 0;
-  for (size_t i = 0; i < n; i++) {
-    uint32_t u;
-    memcpy(&u, &x[i], sizeof u);
-    any |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
-  }
-  if (!any) return n;
+/* Offset of the first Inf/NaN among x[0..n), or n: the table's vector test first (one
+ * read of data that is still in cache, no early exit), the position only on a hit. */
+static size_t first_nonfinite(const dn_kernel_table *kt, const float *x, size_t n) {
+  if (!kt->any_nonfinite(n, x)) return n;
   for (size_t i = 0;; i++) {
     uint32_t u;
     memcpy(&u, &x[i], sizeof u);
@@ -269,15 +262,15 @@ static void lower_to(size_t *first, size_t offset) {
 
 /* The scan half of the epilogue: rows [i0, i1) of columns [j0, j1); columns ascend, so
  * the first hit is this block's smallest offset. */
-static void scan_nonfinite(size_t *first, const float *C, size_t ldc, size_t i0, size_t i1,
-                           size_t j0, size_t j1) {
+static void scan_nonfinite(const dn_kernel_table *kt, size_t *first, const float *C, size_t ldc,
+                           size_t i0, size_t i1, size_t j0, size_t j1) {
   if (i1 - i0 == ldc) {
-    const size_t n = ldc * (j1 - j0), i = first_nonfinite(C + j0 * ldc, n);
+    const size_t n = ldc * (j1 - j0), i = first_nonfinite(kt, C + j0 * ldc, n);
     if (i < n) lower_to(first, j0 * ldc + i);
     return;
   }
   for (size_t j = j0; j < j1; j++) {
-    const size_t i = first_nonfinite(C + i0 + j * ldc, i1 - i0);
+    const size_t i = first_nonfinite(kt, C + i0 + j * ldc, i1 - i0);
     if (i < i1 - i0) {
       lower_to(first, i0 + i + j * ldc);
       return;
@@ -301,7 +294,7 @@ static void epilogue(const dn_kernel_table *kt, const dn_gemm_epilogue *ep, floa
       if (ep->out) kt->act_fwd[ep->act](i1 - i0, z, ep->out + i0 + j * ldc);
     }
   }
-  if (ep->first_nonfinite) scan_nonfinite(ep->first_nonfinite, C, ldc, i0, i1, j0, j1);
+  if (ep->first_nonfinite) scan_nonfinite(kt, ep->first_nonfinite, C, ldc, i0, i1, j0, j1);
 }
 
 /* C = beta * C over the range (K == 0 or alpha == 0: A and B are not read, as in BLAS). */

@@ -62,6 +62,9 @@ typedef struct dn_kernel_table {
   void (*row_sum)(size_t rows, size_t cols, const float *X, size_t ldx, float scale, float *out);
   /* dst[i] = a[i] - b[i] */
   void (*sub)(size_t n, const float *a, const float *b, float *dst);
+  /* Whether any of x[0..n) is Inf or NaN (exponent bits all ones): the finiteness checks
+   * of inputs and gradients, one read of x with no early exit. */
+  bool (*any_nonfinite)(size_t n, const float *x);
 
   /* Optimizer updates on n parameters p with gradient g (L2 already in g). */
   void (*gd_update)(size_t n, float lr, const float *g, float *p);

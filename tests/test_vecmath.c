@@ -2,6 +2,7 @@
  * softmax, bias add, row sums, the optimizer updates): against libm in double, against
  * its scalar twin, at every tail length. The bounds are the ones docs/vecmath.md states. */
 #include <criterion/criterion.h>
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -545,6 +546,42 @@ Test(vecmath, bias_add_sub_and_scale_are_bitwise_the_scalar_twins) {
       free(Z0);
       free_guarded(Z);
       free_guarded(Zt);
+    }
+  }
+}
+
+/* any_nonfinite: false on finite data of every length (FLT_MAX, denormals, -0 included),
+ * also when NaNs lie just outside the array (a read past either end would see them);
+ * true with one NaN, +Inf or -Inf at any position, tails included; as the scalar twin. */
+Test(vecmath, any_nonfinite_finds_every_inf_and_nan_and_reads_nothing_outside) {
+  const dn_kernel_table ref = scalar_table();
+  const float bad[] = {NAN, -NAN, INFINITY, -INFINITY};
+  for (size_t k = 0; k < N_ISAS; k++) {
+    if (!runs_here(&isas[k])) continue;
+    const dn_kernel_table kt = k == N_ISAS - 1 ? ref : table_of(&isas[k]);
+    size_t ns[40];
+    const size_t count = lengths(&isas[k], ns);
+    for (size_t c = 0; c < count; c++) {
+      const size_t n = ns[c];
+      float *buf = malloc((n + 2 * GUARD) * sizeof *buf), *x = buf + GUARD;
+      cr_assert_not_null(buf);
+      for (size_t i = 0; i < n + 2 * GUARD; i++) buf[i] = NAN;
+      float *finite = tu_random(n, -1e38f, 1e38f, 61 + n);
+      if (n) memcpy(x, finite, n * sizeof *x);
+      const float edge[] = {FLT_MAX, -FLT_MAX, 1e-45f, -0.0f, FLT_MIN};
+      for (size_t i = 0; i < n; i += 5) x[i] = edge[(i / 5) % 5];
+      cr_expect(!kt.any_nonfinite(n, x), "%s n=%zu: finite data reported", isas[k].name, n);
+      cr_expect(!ref.any_nonfinite(n, x));
+      const size_t step = n > 64 ? 37 : 1;
+      for (size_t at = 0; at < n; at += step) {
+        const float saved = x[at];
+        x[at] = bad[at % 4];
+        cr_expect(kt.any_nonfinite(n, x), "%s n=%zu: %g at %zu missed", isas[k].name, n,
+                  (double)x[at], at);
+        x[at] = saved;
+      }
+      free(finite);
+      free(buf);
     }
   }
 }

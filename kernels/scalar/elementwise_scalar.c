@@ -1,6 +1,9 @@
 /* Portable bias, reduction and optimizer-update kernels. */
 #include <math.h>
 
+#include <stdint.h>
+#include <string.h>
+
 #include "kernels.h"
 #include "scalar/scalar.h"
 
@@ -24,6 +27,16 @@ void dn_row_sum_scalar(size_t rows, size_t cols, const float *X, size_t ldx, flo
 
 void dn_sub_scalar(size_t n, const float *a, const float *b, float *dst) {
   for (size_t i = 0; i < n; i++) dst[i] = a[i] - b[i];
+}
+
+bool dn_any_nonfinite_scalar(size_t n, const float *x) {
+  uint32_t any = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t u;
+    memcpy(&u, &x[i], sizeof u);
+    any |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
+  }
+  return any != 0;
 }
 
 void dn_gd_update_scalar(size_t n, float lr, const float *g, float *p) {

@@ -25,6 +25,7 @@ void dn_kernels_fill_scalar(dn_kernel_table *kt) {
   kt->bias_add = dn_bias_add_scalar;
   kt->row_sum = dn_row_sum_scalar;
   kt->sub = dn_sub_scalar;
+  kt->any_nonfinite = dn_any_nonfinite_scalar;
   kt->gd_update = dn_gd_update_scalar;
   kt->momentum_update = dn_momentum_update_scalar;
   kt->adam_update = dn_adam_update_scalar;

@@ -306,6 +306,18 @@ static void dn_sub_avx2(size_t n, const float *a, const float *b, float *dst) {
   VLOOP(n, sub_step, a, b, dst);
 }
 
+/* Exponent bits all ones; masked-off tail lanes load as 0 (finite). */
+INLINE void nonfinite_step(size_t i, vmask m, bool full, const float *x, __m256i *any) {
+  const __m256i e = _mm256_set1_epi32(0x7f800000);
+  const __m256i u = _mm256_castps_si256(ld(x + i, m, full));
+  *any = _mm256_or_si256(*any, _mm256_cmpeq_epi32(_mm256_and_si256(u, e), e));
+}
+static bool dn_any_nonfinite_avx2(size_t n, const float *x) {
+  __m256i any = _mm256_setzero_si256();
+  VLOOP(n, nonfinite_step, x, &any);
+  return !_mm256_testz_si256(any, any);
+}
+
 INLINE void gd_step(size_t i, vmask m, bool full, vf lr, const float *g, float *p) {
   st(p + i, m, full, _mm256_sub_ps(ld(p + i, m, full), _mm256_mul_ps(lr, ld(g + i, m, full))));
 }
@@ -357,6 +369,7 @@ void dn_kernels_fill_act_avx2(dn_kernel_table *kt) {
   kt->bias_add = dn_bias_add_avx2;
   kt->row_sum = dn_row_sum_avx2;
   kt->sub = dn_sub_avx2;
+  kt->any_nonfinite = dn_any_nonfinite_avx2;
   kt->gd_update = dn_gd_update_avx2;
   kt->momentum_update = dn_momentum_update_avx2;
   kt->adam_update = dn_adam_update_avx2;

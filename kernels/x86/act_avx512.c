@@ -281,6 +281,16 @@ static void dn_sub_avx512(size_t n, const float *a, const float *b, float *dst) 
   VLOOP(n, sub_step, a, b, dst);
 }
 
+/* fpclass 0x99: QNaN, SNaN, +Inf, -Inf. Masked-off tail lanes load as 0 (finite). */
+INLINE void nonfinite_step(size_t i, vmask m, bool full, const float *x, vmask *any) {
+  *any |= _mm512_fpclass_ps_mask(ld(x + i, m, full), 0x99);
+}
+static bool dn_any_nonfinite_avx512(size_t n, const float *x) {
+  vmask any = 0;
+  VLOOP(n, nonfinite_step, x, &any);
+  return any != 0;
+}
+
 INLINE void gd_step(size_t i, vmask m, bool full, vf lr, const float *g, float *p) {
   st(p + i, m, full, _mm512_sub_ps(ld(p + i, m, full), _mm512_mul_ps(lr, ld(g + i, m, full))));
 }
@@ -332,6 +342,7 @@ void dn_kernels_fill_act_avx512(dn_kernel_table *kt) {
   kt->bias_add = dn_bias_add_avx512;
   kt->row_sum = dn_row_sum_avx512;
   kt->sub = dn_sub_avx512;
+  kt->any_nonfinite = dn_any_nonfinite_avx512;
   kt->gd_update = dn_gd_update_avx512;
   kt->momentum_update = dn_momentum_update_avx512;
   kt->adam_update = dn_adam_update_avx512;
