@@ -2,6 +2,7 @@
  * oversubscribes inside a caller's parallel region. */
 #include <criterion/criterion.h>
 #include <omp.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -227,4 +228,52 @@ Test(threads, with_omp_wait_policy_active_idle_workers_spin_briefly_then_sleep) 
   const double idle = idle_cpu_after_threaded_calls();
   cr_expect(idle < 0.03, "%.1f ms of CPU in 200 ms after the last call: the spin is not bounded",
             idle * 1e3);
+}
+
+/* ---- two-phase pool jobs (dn_parallel_phases) ---- */
+
+enum { PHASE_N = 600 };
+
+typedef struct phase_check {
+  atomic_int first_done[PHASE_N]; /* set by the first phase */
+  atomic_int second_runs[PHASE_N]; /* how often the second phase ran each index */
+  atomic_int early;               /* second-phase chunks that saw a first-phase gap */
+} phase_check;
+
+static void first_phase(void *ctx, size_t b, size_t e) {
+  phase_check *c = ctx;
+  if (b == 0) usleep(3000); /* the first chunk is slow: the others must wait for it */
+  for (size_t i = b; i < e; i++) atomic_store(&c->first_done[i], 1);
+}
+
+static void second_phase(void *ctx, size_t b, size_t e) {
+  phase_check *c = ctx;
+  for (size_t i = 0; i < PHASE_N; i++)
+    if (!atomic_load(&c->first_done[i])) {
+      atomic_fetch_add(&c->early, 1);
+      break;
+    }
+  for (size_t i = b; i < e; i++) atomic_fetch_add(&c->second_runs[i], 1);
+}
+
+Test(threads, a_two_phase_job_starts_its_second_phase_after_every_first_phase_chunk) {
+  static phase_check c;
+  for (int threads = 1; threads <= 4; threads++)
+    for (int shape = 0; shape < 4; shape++) { /* both, first empty, second empty, neither */
+      memset(&c, 0, sizeof c);
+      const size_t n1 = shape & 1 ? 0 : PHASE_N, n2 = shape & 2 ? 0 : PHASE_N;
+      const dn_phase one = {.n = n1, .grain = 7, .fn = first_phase, .ctx = &c};
+      const dn_phase two = {.n = n2, .grain = 5, .fn = second_phase, .ctx = &c};
+      dn_set_num_threads(threads);
+      dn_parallel_phases(threads, &one, &two);
+      if (n1 && n2) cr_expect_eq(atomic_load(&c.early), 0, "%d threads: a second-phase chunk "
+                                 "started before the first phase ended", threads);
+      for (size_t i = 0; i < PHASE_N; i++) {
+        cr_expect_eq(atomic_load(&c.first_done[i]), n1 ? 1 : 0, "%d threads, shape %d: index %zu",
+                     threads, shape, i);
+        cr_expect_eq(atomic_load(&c.second_runs[i]), n2 ? 1 : 0, "%d threads, shape %d: index %zu",
+                     threads, shape, i);
+      }
+    }
+  dn_set_num_threads(0);
 }
