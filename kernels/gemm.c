@@ -242,9 +242,9 @@ static const float *a_panels(const dn_kernel_table *kt, const a_source *a, size_
   return buf;
 }
 
-/* Offset of the first Inf/NaN among x[0..n), or n: the table's vector test first (one
- * read of data that is still in cache, no early exit), the position only on a hit. */
-static size_t first_nonfinite(const dn_kernel_table *kt, const float *x, size_t n) {
+/* ---- the Inf/NaN scan of the epilogue (and of every finiteness check, via net.c) ---- */
+
+size_t dn_kernels_first_nonfinite(const dn_kernel_table *kt, const float *x, size_t n) {
   if (!kt->any_nonfinite(n, x)) return n;
   for (size_t i = 0;; i++) {
     uint32_t u;
@@ -265,12 +265,12 @@ static void lower_to(size_t *first, size_t offset) {
 static void scan_nonfinite(const dn_kernel_table *kt, size_t *first, const float *C, size_t ldc,
                            size_t i0, size_t i1, size_t j0, size_t j1) {
   if (i1 - i0 == ldc) {
-    const size_t n = ldc * (j1 - j0), i = first_nonfinite(kt, C + j0 * ldc, n);
+    const size_t n = ldc * (j1 - j0), i = dn_kernels_first_nonfinite(kt, C + j0 * ldc, n);
     if (i < n) lower_to(first, j0 * ldc + i);
     return;
   }
   for (size_t j = j0; j < j1; j++) {
-    const size_t i = first_nonfinite(kt, C + i0 + j * ldc, i1 - i0);
+    const size_t i = dn_kernels_first_nonfinite(kt, C + i0 + j * ldc, i1 - i0);
     if (i < i1 - i0) {
       lower_to(first, i0 + i + j * ldc);
       return;

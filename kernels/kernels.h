@@ -114,6 +114,10 @@ void dn_sgemm_small_scalar_16(size_t k, float alpha, const float *Ap, const floa
                               size_t csb, float beta, float *C, size_t ldc, size_t m_lo,
                               size_t m_hi, size_t n);
 
+/* Offset of the first Inf/NaN among x[0..n), or n: kt->any_nonfinite first (one vector
+ * read, no early exit), the position only when there is one. */
+size_t dn_kernels_first_nonfinite(const dn_kernel_table *kt, const float *x, size_t n);
+
 /* ---- pre-packed op(A) and the fused epilogue ---- */
 
 /* What the driver does to each part of C after its last K block, while it is in cache:

@@ -174,9 +174,8 @@ size_t dn_first_nonfinite(const float *x, size_t count) {
   const dn_kernel_table *kt = dn_kernels();
   for (size_t start = 0; start < count; start += BLOCK) {
     const size_t n = count - start < BLOCK ? count - start : BLOCK;
-    if (!kt->any_nonfinite(n, x + start)) continue;
-    for (size_t i = start; i < start + n; i++)
-      if (!isfinite(x[i])) return i;
+    const size_t i = dn_kernels_first_nonfinite(kt, x + start, n);
+    if (i < n) return start + i;
   }
   return count;
 }

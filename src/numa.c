@@ -132,8 +132,7 @@ void dn_set_thread_node(size_t node) { thread_node = node; }
 
 size_t dn_thread_copy(size_t copies) {
   const size_t nodes = dn_topology()->numa_nodes;
-  const size_t c = copies > 1 && thread_node < nodes ? thread_node * copies / nodes : 0;
-  return c < copies ? c : 0;
+  return copies > 1 && thread_node < nodes ? thread_node * copies / nodes : 0;
 }
 
 /* ---- thread pinning ---- */

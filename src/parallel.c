@@ -3,7 +3,6 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <string.h>
 #include <strings.h>
 
 #include <omp.h>
@@ -275,20 +274,20 @@ static void forget_workers_in_child(void) {
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void register_atfork(void) { pthread_atfork(NULL, NULL, forget_workers_in_child); }
 
-/* Chunks of at least `grain`, about CHUNKS_PER_THREAD per thread, split into threads
- * contiguous shares; returns the chunk count. */
-static size_t plan_phase(pool_phase *ph, const dn_phase *spec, int threads) {
+/* Chunks of at least `grain` (a multiple of it), about CHUNKS_PER_THREAD per thread. */
+static size_t chunk_size(const dn_phase *spec, int threads) {
   const size_t grain = spec->grain ? spec->grain : 1;
-  size_t chunk = (spec->n + (size_t)threads * CHUNKS_PER_THREAD - 1) / ((size_t)threads * CHUNKS_PER_THREAD);
-  chunk = chunk <= grain ? grain : (chunk + grain - 1) / grain * grain;
+  const size_t chunk = (spec->n + (size_t)threads * CHUNKS_PER_THREAD - 1) / ((size_t)threads * CHUNKS_PER_THREAD);
+  return chunk <= grain ? grain : (chunk + grain - 1) / grain * grain;
+}
+
+/* The phase's chunks split into threads contiguous shares. */
+static void share_out(pool_phase *ph, const dn_phase *spec, size_t chunk, size_t chunks,
+                      int threads) {
   ph->fn = spec->fn;
   ph->ctx = spec->ctx;
   ph->n = spec->n;
   ph->chunk = chunk;
-  return (spec->n + chunk - 1) / chunk;
-}
-
-static void share_out(pool_phase *ph, size_t chunks, int threads) {
   for (int t = 0; t < threads; t++) {
     size_t b, e;
     dn_block_range(chunks, 1, (size_t)t, (size_t)threads, &b, &e);
@@ -307,10 +306,10 @@ void dn_parallel_phases(int threads, const dn_phase *first, const dn_phase *seco
   if (threads > MAX_POOL_THREADS) threads = MAX_POOL_THREADS;
   if (threads < 1) threads = 1;
   static pool_job job; /* guarded by pool.submit once taken */
-  pool_phase plan[2];
-  size_t chunks[2], most = 0;
+  size_t chunk[2], chunks[2], most = 0;
   for (int p = 0; p < phases; p++) {
-    chunks[p] = plan_phase(&plan[p], specs[p], threads);
+    chunk[p] = chunk_size(specs[p], threads);
+    chunks[p] = (specs[p]->n + chunk[p] - 1) / chunk[p];
     if (chunks[p] > most) most = chunks[p];
   }
   if (threads > (int)most) threads = (int)most;
@@ -327,14 +326,7 @@ void dn_parallel_phases(int threads, const dn_phase *first, const dn_phase *seco
   job.phases = phases;
   job.threads = threads;
   job.flush = dn_get_flush_denormals();
-  for (int p = 0; p < phases; p++) {
-    pool_phase *ph = &job.phase[p];
-    ph->fn = plan[p].fn;
-    ph->ctx = plan[p].ctx;
-    ph->n = plan[p].n;
-    ph->chunk = plan[p].chunk;
-    share_out(ph, chunks[p], threads);
-  }
+  for (int p = 0; p < phases; p++) share_out(&job.phase[p], specs[p], chunk[p], chunks[p], threads);
   pool_phase *last = &job.phase[phases - 1];
 
   pthread_mutex_lock(&pool.mu);
