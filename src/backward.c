@@ -14,7 +14,8 @@ typedef struct dz_job {
   float *dA, *dZ;
 } dz_job;
 
-/* Columns [j0, j1) of layer l: undo the forward dropout on dA, then dZ = dA * g'(Z). */
+/* Columns [j0, j1) of layer l: undo the forward dropout on dA, then dZ = dA * g'(Z). A hidden
+ * layer's Z is its A (dn_layer_keeps_z): each g' then reads A, which gives the same bits. */
 static void layer_dZ(void *ctx, size_t j0, size_t j1) {
   const dz_job *job = ctx;
   const dn_net *net = job->net;

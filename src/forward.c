@@ -59,9 +59,13 @@ dn_status dn_forward_pass(dn_net *net, const float *X, size_t m, bool training) 
   for (size_t l = 1; l <= net->L; l++) {
     const size_t rows = net->n[l], cols = net->n[l - 1];
     const bool softmax = net->act[l] == DN_ACT_SOFTMAX;
-    /* Z = W A_prev + b and A = g(Z) in one pass over each tile (Z kept for backward). */
-    const dn_gemm_epilogue ep = {.bias = net->b[l], .act = softmax ? DN_ACT_LINEAR : net->act[l],
-                                 .out = softmax ? NULL : net->A[l]};
+    /* Z = W A_prev + b and A = g(Z) in one pass over each tile: into A itself where Z is
+     * not kept (dn_layer_keeps_z; a linear one then needs no activation pass at all). */
+    const bool in_place = net->Z[l] == net->A[l];
+    const dn_gemm_epilogue ep = {
+        .bias = net->b[l],
+        .act = softmax ? DN_ACT_LINEAR : net->act[l],
+        .out = softmax || (in_place && net->act[l] == DN_ACT_LINEAR) ? NULL : net->A[l]};
     const float *W[DN_MAX_PACK_COPIES];
     const size_t copies = dn_packed_layer(&net->Wp[DN_PACK_FWD], l, W);
     dn_gemm_run_packed(softmax ? "Z=WA+b" : "Z=WA+b,A=g", l, kt, 'N', rows, m, cols, 1.0f, W,

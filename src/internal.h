@@ -192,7 +192,9 @@ struct dn_net {
   /* Caches of the last forward pass, sized for m_cap columns. */
   size_t m_cap, m;
   const float *X;   /* A[0], the caller's input (must stay valid until backward) */
-  float **Z, **A;   /* [1..L] */
+  /* [1..L]. Z[l] is its own buffer only where something reads Z after the forward pass
+   * (dn_layer_keeps_z); elsewhere Z[l] == A[l] and the activation is applied in place. */
+  float **Z, **A;
   /* [1..L-1] A[l] after inverted dropout (what layer l+1 consumes), NULL when
    * dropout is off; the mask itself is re-derived from dropout_key by hashing. */
   float **A_drop;
@@ -209,6 +211,13 @@ struct dn_net {
   float keep_prob;
   uint64_t dropout_seed, dropout_calls, dropout_key;
 };
+
+/* Whether layer l keeps Z = W A_prev + b apart from A = g(Z): the output layer does (bce
+ * and cce cost from Z; the output's derivative), and so does softmax (not elementwise).
+ * A hidden layer's g' is a function of A alone (relu and leaky relu: A > 0 exactly when
+ * Z > 0, NaN included; sigmoid and tanh from A; linear: 1), so it computes A in place of
+ * Z: one write of each activation instead of two, and one cache fewer. */
+bool dn_layer_keeps_z(const dn_net *net, size_t l);
 
 /* Inverted-dropout multiplier of element idx of layer l under key: 0 or 1/keep_prob. */
 float dn_dropout_multiplier(uint64_t key, size_t l, size_t idx, float keep_prob);

@@ -27,10 +27,15 @@ const char *dn_loss_name(dn_loss l) {
   return NULL;
 }
 
+bool dn_layer_keeps_z(const dn_net *net, size_t l) {
+  return l == net->L || net->act[l] == DN_ACT_SOFTMAX;
+}
+
 /* Also called on a half-built net (dn_net_create's failure path): any of the
  * per-layer arrays may be missing. */
 static void free_caches(dn_net *net) {
   for (size_t l = 1; l <= net->L; l++) {
+    if (net->Z && net->A && net->Z[l] == net->A[l]) net->Z[l] = NULL; /* an alias, not owned */
     float **per_layer[] = {net->Z, net->A, net->A_drop};
     for (size_t k = 0; k < sizeof per_layer / sizeof *per_layer; k++) {
       if (!per_layer[k]) continue;
@@ -371,8 +376,8 @@ dn_status dn_net_reserve(dn_net *net, size_t m) {
   tmp.m_cap = cap;
   bool ok = Z && A && (!want_drop || A_drop);
   for (size_t l = 1; ok && l <= net->L; l++) {
-    Z[l] = alloc_matrix(net->n[l], cap);
     A[l] = alloc_matrix(net->n[l], cap);
+    Z[l] = dn_layer_keeps_z(net, l) ? alloc_matrix(net->n[l], cap) : A[l];
     if (A_drop && l < net->L) A_drop[l] = alloc_matrix(net->n[l], cap);
     ok = Z[l] && A[l] && (!A_drop || l == net->L || A_drop[l]);
   }

@@ -387,6 +387,37 @@ Test(vecmath, an_elements_result_does_not_depend_on_where_the_call_cuts_the_arra
   free(pieces);
 }
 
+/* A hidden layer keeps no Z (dn_layer_keeps_z): its activation runs in place over the GEMM's
+ * output and backward hands A to the derivative where Z was. Both must give the same bits
+ * as the separate buffers did, specials (NaN, +-0, denormals, infinities) included. */
+Test(vecmath, in_place_activation_and_derivatives_from_A_alone_are_bitwise_the_separate_ones) {
+  const size_t n = 1037;
+  float *Z = input(n, -12.0f, 12.0f, 81), *dA = input(n, -2.0f, 2.0f, 82);
+  float *A = malloc(n * sizeof *A), *in_place = malloc(n * sizeof *in_place);
+  float *dZ = malloc(n * sizeof *dZ), *dZ_from_A = malloc(n * sizeof *dZ_from_A);
+  cr_assert(A && in_place && dZ && dZ_from_A);
+  for (size_t k = 0; k < N_ISAS; k++) {
+    if (!runs_here(&isas[k])) continue;
+    const dn_kernel_table kt = table_of(&isas[k]);
+    for (int a = 0; a < DN_ACT_SOFTMAX; a++) {
+      kt.act_fwd[a](n, Z, A);
+      memcpy(in_place, Z, n * sizeof *Z);
+      kt.act_fwd[a](n, in_place, in_place);
+      cr_expect(twin_ok(in_place, A, n, 0), "%s act %d: in place differs", isas[k].name, a);
+      kt.act_bwd[a](n, Z, A, dA, dZ);
+      kt.act_bwd[a](n, A, A, dA, dZ_from_A);
+      cr_expect(twin_ok(dZ_from_A, dZ, n, 0), "%s act %d: g' from A differs from g' from Z",
+                isas[k].name, a);
+    }
+  }
+  free(Z);
+  free(dA);
+  free(A);
+  free(in_place);
+  free(dZ);
+  free(dZ_from_A);
+}
+
 Test(vecmath, relu_lets_nan_through_and_maps_minus_zero_to_plus_zero) {
   const float Z[] = {NAN, -0.0f, 0.0f, -1.0f, 2.0f, 0x1p-149f, -0x1p-149f, -INFINITY, INFINITY};
   for (size_t k = 0; k < N_ISAS; k++) {
