@@ -278,22 +278,28 @@ static void scan_nonfinite(const dn_kernel_table *kt, size_t *first, const float
   }
 }
 
+/* The bias and activation steps of the epilogue over n contiguous elements of C at
+ * offset off (out and grad_of are laid out like C); rows of the bias start at row i0. */
+static void epilogue_run(const dn_kernel_table *kt, const dn_gemm_epilogue *ep, float *C,
+                         size_t off, size_t rows, size_t cols, size_t i0) {
+  float *z = C + off;
+  if (ep->bias) kt->bias_add(rows, cols, ep->bias + i0, z);
+  if (!ep->out) return;
+  if (ep->grad_of)
+    kt->act_bwd[ep->act](rows * cols, ep->grad_of + off, ep->grad_of + off, z, ep->out + off);
+  else
+    kt->act_fwd[ep->act](rows * cols, z, ep->out + off);
+}
+
 /* The epilogue over rows [i0, i1) x columns [j0, j1) of C: one call per column, or one
  * for the whole block when its columns are contiguous (rows span ldc: a 10-row C). */
 static void epilogue(const dn_kernel_table *kt, const dn_gemm_epilogue *ep, float *C, size_t ldc,
                      size_t i0, size_t i1, size_t j0, size_t j1) {
   if (!ep || i0 >= i1) return;
-  if (i1 - i0 == ldc) {
-    float *z = C + j0 * ldc;
-    if (ep->bias) kt->bias_add(ldc, j1 - j0, ep->bias, z);
-    if (ep->out) kt->act_fwd[ep->act](ldc * (j1 - j0), z, ep->out + j0 * ldc);
-  } else if (ep->bias || ep->out) {
-    for (size_t j = j0; j < j1; j++) {
-      float *z = C + i0 + j * ldc;
-      if (ep->bias) kt->bias_add(i1 - i0, 1, ep->bias + i0, z);
-      if (ep->out) kt->act_fwd[ep->act](i1 - i0, z, ep->out + i0 + j * ldc);
-    }
-  }
+  if (i1 - i0 == ldc)
+    epilogue_run(kt, ep, C, j0 * ldc, ldc, j1 - j0, 0);
+  else if (ep->bias || ep->out)
+    for (size_t j = j0; j < j1; j++) epilogue_run(kt, ep, C, i0 + j * ldc, i1 - i0, 1, i0);
   if (ep->first_nonfinite) scan_nonfinite(kt, ep->first_nonfinite, C, ldc, i0, i1, j0, j1);
 }
 

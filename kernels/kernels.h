@@ -132,7 +132,11 @@ size_t dn_kernels_first_nonfinite(const dn_kernel_table *kt, const float *x, siz
 typedef struct dn_gemm_epilogue {
   const float *bias; /* NULL: no bias */
   dn_act act;        /* any but DN_ACT_SOFTMAX (needs whole columns: a separate pass) */
-  float *out;        /* NULL: no activation; may not alias C */
+  float *out;        /* NULL: no activation; may be C itself (the activation in place) */
+  /* Backward form (with bias NULL): out = C * g'(A) for g = act, where grad_of is the
+   * cached A = g(Z), laid out like C: dZ = dA * g'(A) of a hidden layer, on the dA tile
+   * the GEMM just wrote (kt->act_bwd with A in place of Z; out may be C). */
+  const float *grad_of;
   size_t *first_nonfinite; /* NULL: no scan; else start it at SIZE_MAX (updated with the
                             * __atomic builtins: kernels.h is also read by C++) */
 } dn_gemm_epilogue;

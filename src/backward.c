@@ -126,9 +126,23 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
     if (l == 1) break;
     const float *WT[DN_MAX_PACK_COPIES];
     const size_t copies = dn_packed_layer(&net->Wp[DN_PACK_BWD], l, WT);
-    dn_gemm_run_packed("dA_prev", l, kt, 'T', cols, m, rows, 1.0f, WT, copies, 'N', dZ, rows, 0.0f,
-                       dA, cols, NULL);
-    run_layer_dZ(net, kt, l - 1, dA, dZ);
+    /* dA_prev's epilogue turns each finished tile into dZ[l-1] = dA * g'(A[l-1]) in place,
+     * while it is in cache; the two scratch buffers then swap roles (dZ[l] is the GEMM's
+     * operand, so it cannot be overwritten during it). Dropout, whose mask depends on the
+     * element's index, and a layer that keeps Z (not a hidden one) take the separate pass. */
+    const bool fuse_dZ = !(net->dropout_on && l - 1 < L) && !dn_layer_keeps_z(net, l - 1);
+    const bool linear = net->act[l - 1] == DN_ACT_LINEAR; /* dZ = dA: nothing to do */
+    const dn_gemm_epilogue dZ_of_dA = {.act = net->act[l - 1], .out = linear ? NULL : dA,
+                                       .grad_of = net->A[l - 1]};
+    dn_gemm_run_packed(fuse_dZ ? "dA_prev,dZ" : "dA_prev", l, kt, 'T', cols, m, rows, 1.0f, WT,
+                       copies, 'N', dZ, rows, 0.0f, dA, cols, fuse_dZ ? &dZ_of_dA : NULL);
+    if (fuse_dZ) {
+      float *const next_dZ = dA;
+      dA = dZ;
+      dZ = next_dZ;
+    } else {
+      run_layer_dZ(net, kt, l - 1, dA, dZ);
+    }
   }
   dn_fpenv_leave(&fpenv);
   net->have_grad = true;

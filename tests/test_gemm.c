@@ -338,7 +338,8 @@ static void packed_a_bitwise(dn_isa isa) {
 
 /* Z = op(A) op(B) + b and A = g(Z) from the driver's epilogue are bitwise GEMM, then
  * kt->bias_add, then kt->act_fwd over the whole matrix, for every elementwise activation,
- * on both paths, whole or split over row and column pieces. */
+ * on both paths, whole or split over row and column pieces; so are the in-place form and
+ * the backward form (dZ = dA * g'(A) over the dA the GEMM wrote). */
 static void epilogue_bitwise(dn_isa isa) {
   const dn_kernel_table *kt = table_or_skip(isa);
   size_t shapes[64][3];
@@ -372,6 +373,31 @@ static void epilogue_bitwise(dn_isa isa) {
           bad++ == 0)
         cr_log_error("%s N%c M=%zu N=%zu K=%zu act %s: fused differs from unfused", kt->sgemm_ukr_name,
                      tb, M, N, K, dn_act_name((dn_act)act));
+      /* In place (out = C: a hidden layer keeps no Z), then the backward form: the tile is
+       * dA and becomes dZ = dA * g'(A) for a cached A, in place. */
+      const dn_gemm_epilogue in_place = {.bias = bias, .act = (dn_act)act, .out = Z2};
+      float *G = tu_random(M * N, -1.5, 1.5, 1100 + n);
+      cr_assert(G);
+      for (size_t i = 0; i < M * N; i += 5) G[i] = i % 2 ? 0.0f : -0.0f; /* g' at its edge */
+      const dn_gemm_epilogue grad = {.act = (dn_act)act, .out = Z2, .grad_of = G};
+      for (int form = 0; form < 2; form++) {
+        dn_gemm(kt, 'N', tb, M, N, K, alpha, A, M, B, kb, 0.0f, Z1, M);
+        if (form == 0) {
+          kt->bias_add(M, N, bias, Z1);
+          kt->act_fwd[act](M * N, Z1, Z1);
+        } else {
+          kt->act_bwd[act](M * N, G, G, Z1, Z1);
+        }
+        for (size_t a = 0; a < 2; a++)
+          for (size_t b = 0; b < 2; b++)
+            dn_gemm_range_packed(kt, M, N, K, alpha, Ap, tb, B, kb, 0.0f, Z2, M, a ? mcut : 0,
+                                 a ? M : mcut, b ? ncut : 0, b ? N : ncut, form ? &grad : &in_place);
+        if (memcmp(Z1, Z2, M * N * sizeof(float)) && bad++ == 0)
+          cr_log_error("%s N%c M=%zu N=%zu K=%zu act %s: %s epilogue differs from unfused",
+                       kt->sgemm_ukr_name, tb, M, N, K, dn_act_name((dn_act)act),
+                       form ? "backward" : "in-place");
+      }
+      free(G);
       free(Ap);
       free(A), free(B), free(bias), free(Z1), free(A1), free(Z2), free(A2);
     }
