@@ -137,7 +137,8 @@ typedef struct share {
 typedef struct pool_phase {
   dn_range_fn fn;
   void *ctx;
-  size_t n, chunk;
+  size_t n, grain, units, chunks; /* [0, n) is units grains, dealt out as evenly as
+                                   * possible over chunks chunks (chunk_begin) */
   share shares[MAX_POOL_THREADS];
   atomic_size_t chunks_left;
 } pool_phase;
@@ -165,9 +166,17 @@ static struct {
 
 static _Thread_local bool in_pool_worker;
 
+/* Where chunk c of a phase begins: chunks differ by at most one grain, so the threads'
+ * shares do too (uniform chunks rounded up to the grain left the last share short: 22
+ * micro-panels of 12 columns went 12 + 10 over two threads instead of 11 + 11). */
+static size_t chunk_begin(const pool_phase *ph, size_t c) {
+  const size_t q = ph->units / ph->chunks, r = ph->units % ph->chunks; /* r chunks of q + 1 */
+  const size_t at = ph->grain * (c * q + (c < r ? c : r));
+  return at < ph->n ? at : ph->n;
+}
+
 static void run_chunk(pool_phase *ph, size_t c) {
-  const size_t begin = c * ph->chunk, end = begin + ph->chunk < ph->n ? begin + ph->chunk : ph->n;
-  ph->fn(ph->ctx, begin, end);
+  ph->fn(ph->ctx, chunk_begin(ph, c), chunk_begin(ph, c + 1));
 }
 
 /* Between the phases: every chunk of the first is claimed (this thread took what was
@@ -274,27 +283,23 @@ static void forget_workers_in_child(void) {
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void register_atfork(void) { pthread_atfork(NULL, NULL, forget_workers_in_child); }
 
-/* Chunks of at least `grain` (a multiple of it), about CHUNKS_PER_THREAD per thread. */
-static size_t chunk_size(const dn_phase *spec, int threads) {
-  const size_t grain = spec->grain ? spec->grain : 1;
-  const size_t chunk = (spec->n + (size_t)threads * CHUNKS_PER_THREAD - 1) / ((size_t)threads * CHUNKS_PER_THREAD);
-  return chunk <= grain ? grain : (chunk + grain - 1) / grain * grain;
-}
-
-/* The phase's chunks split into threads contiguous shares. */
-static void share_out(pool_phase *ph, const dn_phase *spec, size_t chunk, size_t chunks,
-                      int threads) {
+/* The phase in about CHUNKS_PER_THREAD chunks per thread, each whole grains (the last may
+ * end short at n), split into threads contiguous shares. */
+static void share_out(pool_phase *ph, const dn_phase *spec, int threads) {
   ph->fn = spec->fn;
   ph->ctx = spec->ctx;
   ph->n = spec->n;
-  ph->chunk = chunk;
+  ph->grain = spec->grain ? spec->grain : 1;
+  ph->units = (spec->n + ph->grain - 1) / ph->grain;
+  const size_t most = (size_t)threads * CHUNKS_PER_THREAD;
+  ph->chunks = ph->units < most ? ph->units : most;
   for (int t = 0; t < threads; t++) {
     size_t b, e;
-    dn_block_range(chunks, 1, (size_t)t, (size_t)threads, &b, &e);
+    dn_block_range(ph->chunks, 1, (size_t)t, (size_t)threads, &b, &e);
     atomic_store(&ph->shares[t].next, b);
     ph->shares[t].end = e;
   }
-  atomic_store(&ph->chunks_left, chunks);
+  atomic_store(&ph->chunks_left, ph->chunks);
 }
 
 void dn_parallel_phases(int threads, const dn_phase *first, const dn_phase *second) {
@@ -306,13 +311,13 @@ void dn_parallel_phases(int threads, const dn_phase *first, const dn_phase *seco
   if (threads > MAX_POOL_THREADS) threads = MAX_POOL_THREADS;
   if (threads < 1) threads = 1;
   static pool_job job; /* guarded by pool.submit once taken */
-  size_t chunk[2], chunks[2], most = 0;
+  size_t most = 0; /* no more threads than the most grains in a phase */
   for (int p = 0; p < phases; p++) {
-    chunk[p] = chunk_size(specs[p], threads);
-    chunks[p] = (specs[p]->n + chunk[p] - 1) / chunk[p];
-    if (chunks[p] > most) most = chunks[p];
+    const size_t grain = specs[p]->grain ? specs[p]->grain : 1;
+    const size_t units = (specs[p]->n + grain - 1) / grain;
+    if (units > most) most = units;
   }
-  if (threads > (int)most) threads = (int)most;
+  if ((size_t)threads > most) threads = (int)most;
   if (threads <= 1 || in_pool_worker || pthread_mutex_trylock(&pool.submit) != 0) {
     /* One thread, or nested, or another caller holds the pool: in order, inline. */
     for (int p = 0; p < phases; p++) specs[p]->fn(specs[p]->ctx, 0, specs[p]->n);
@@ -326,7 +331,7 @@ void dn_parallel_phases(int threads, const dn_phase *first, const dn_phase *seco
   job.phases = phases;
   job.threads = threads;
   job.flush = dn_get_flush_denormals();
-  for (int p = 0; p < phases; p++) share_out(&job.phase[p], specs[p], chunk[p], chunks[p], threads);
+  for (int p = 0; p < phases; p++) share_out(&job.phase[p], specs[p], threads);
   pool_phase *last = &job.phase[phases - 1];
 
   pthread_mutex_lock(&pool.mu);
