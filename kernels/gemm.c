@@ -295,11 +295,11 @@ static void epilogue_run(const dn_kernel_table *kt, const dn_gemm_epilogue *ep, 
                          size_t off, size_t rows, size_t cols, size_t i0) {
   float *z = C + off;
   if (ep->bias) kt->bias_add(rows, cols, ep->bias + i0, z);
-  if (!ep->out) return;
-  if (ep->grad_of)
+  if (ep->out && ep->grad_of)
     kt->act_bwd[ep->act](rows * cols, ep->grad_of + off, ep->grad_of + off, z, ep->out + off);
-  else
+  else if (ep->out)
     kt->act_fwd[ep->act](rows * cols, z, ep->out + off);
+  if (ep->row_acc) kt->row_sum_acc(rows, cols, ep->out ? ep->out + off : z, rows, ep->row_acc + i0);
 }
 
 /* The epilogue over rows [i0, i1) x columns [j0, j1) of C: one call per column, or one
@@ -309,7 +309,7 @@ static void epilogue(const dn_kernel_table *kt, const dn_gemm_epilogue *ep, floa
   if (!ep || i0 >= i1) return;
   if (i1 - i0 == ldc)
     epilogue_run(kt, ep, C, j0 * ldc, ldc, j1 - j0, 0);
-  else if (ep->bias || ep->out)
+  else if (ep->bias || ep->out || ep->row_acc)
     for (size_t j = j0; j < j1; j++) epilogue_run(kt, ep, C, i0 + j * ldc, i1 - i0, 1, i0);
   if (ep->first_nonfinite) scan_nonfinite(kt, ep->first_nonfinite, C, ldc, i0, i1, j0, j1);
 }

@@ -60,6 +60,9 @@ typedef struct dn_kernel_table {
   /* out[i] = scale * sum_j X(i, j), j ascending (fixed order: bitwise reproducible);
    * X is rows x cols with leading dimension ldx, so callers can split the rows. */
   void (*row_sum)(size_t rows, size_t cols, const float *X, size_t ldx, float scale, float *out);
+  /* acc[i] += X(i, j) for j ascending, one chain per row continuing from acc[i]: row_sum
+   * taken in column pieces, in order, from acc = 0 (then times scale) is bitwise row_sum. */
+  void (*row_sum_acc)(size_t rows, size_t cols, const float *X, size_t ldx, float *acc);
   /* dst[i] = a[i] - b[i] */
   void (*sub)(size_t n, const float *a, const float *b, float *dst);
   /* Whether any of x[0..n) is Inf or NaN (exponent bits all ones): the finiteness checks
@@ -137,6 +140,11 @@ typedef struct dn_gemm_epilogue {
    * cached A = g(Z), laid out like C: dZ = dA * g'(A) of a hidden layer, on the dA tile
    * the GEMM just wrote (kt->act_bwd with A in place of Z; out may be C). */
   const float *grad_of;
+  /* NULL, or row_acc[i] += the epilogue's result (out, or C when out is NULL) at (i, j) for
+   * each finished column j, in ascending j per row (kt->row_sum_acc): the db sums of that
+   * dZ, taken while it is in cache. The order holds within one range call; threads must
+   * split C by rows (the dispatcher does), so each row's chain stays on one thread. */
+  float *row_acc;
   size_t *first_nonfinite; /* NULL: no scan; else start it at SIZE_MAX (updated with the
                             * __atomic builtins: kernels.h is also read by C++) */
 } dn_gemm_epilogue;

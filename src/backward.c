@@ -98,6 +98,7 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
     kt->sub(nL * m, net->A[L], Y, dZ);
   }
 
+  bool db_done = false; /* db[l] already summed by the epilogue that made dZ[l] */
   for (size_t l = L; l >= 1; l--) {
     const size_t rows = net->n[l], cols = net->n[l - 1];
     const float *A_prev = dn_layer_input(net, l - 1);
@@ -114,8 +115,10 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
       const float *W = net->W[l];
       for (size_t i = 0; i < rows * cols; i++) dW[i] += k * W[i];
     }
-    db_job dbj = {.kt = kt, .rows = rows, .m = m, .dZ = dZ, .db = net->db[l]};
-    dn_elementwise_run("db", l, rows * m, rows, 16, layer_db, &dbj);
+    if (!db_done) { /* else the dA_prev GEMM of layer l + 1 summed it (below) */
+      db_job dbj = {.kt = kt, .rows = rows, .m = m, .dZ = dZ, .db = net->db[l]};
+      dn_elementwise_run("db", l, rows * m, rows, 16, layer_db, &dbj);
+    }
     if (l2) {
       check_layer_grads(net, l);
     } else {
@@ -127,16 +130,23 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
     const float *WT[DN_MAX_PACK_COPIES];
     const size_t copies = dn_packed_layer(&net->Wp[DN_PACK_BWD], l, WT);
     /* dA_prev's epilogue turns each finished tile into dZ[l-1] = dA * g'(A[l-1]) in place,
-     * while it is in cache; the two scratch buffers then swap roles (dZ[l] is the GEMM's
-     * operand, so it cannot be overwritten during it). Dropout, whose mask depends on the
-     * element's index, and a layer that keeps Z (not a hidden one) take the separate pass. */
+     * while it is in cache, and adds its columns to db[l-1]'s row sums (in column order, the
+     * threads splitting rows: row_sum's chains, so the same bits); the two scratch buffers
+     * then swap roles (dZ[l] is the GEMM's operand, so it cannot be overwritten during it).
+     * Dropout, whose mask depends on the element's index, and a layer that keeps Z (not a
+     * hidden one) take the separate passes. */
     const bool fuse_dZ = !(net->dropout_on && l - 1 < L) && !dn_layer_keeps_z(net, l - 1);
     const bool linear = net->act[l - 1] == DN_ACT_LINEAR; /* dZ = dA: nothing to do */
+    float *const db_prev = net->db[l - 1];
     const dn_gemm_epilogue dZ_of_dA = {.act = net->act[l - 1], .out = linear ? NULL : dA,
-                                       .grad_of = net->A[l - 1]};
-    dn_gemm_run_packed(fuse_dZ ? "dA_prev,dZ" : "dA_prev", l, kt, 'T', cols, m, rows, 1.0f, WT,
+                                       .grad_of = net->A[l - 1], .row_acc = db_prev};
+    if (fuse_dZ)
+      for (size_t i = 0; i < cols; i++) db_prev[i] = 0.0f;
+    dn_gemm_run_packed(fuse_dZ ? "dA_prev,dZ,db" : "dA_prev", l, kt, 'T', cols, m, rows, 1.0f, WT,
                        copies, 'N', dZ, rows, 0.0f, dA, cols, fuse_dZ ? &dZ_of_dA : NULL);
+    db_done = fuse_dZ;
     if (fuse_dZ) {
+      for (size_t i = 0; i < cols; i++) db_prev[i] *= inv_m;
       float *const next_dZ = dA;
       dA = dZ;
       dZ = next_dZ;

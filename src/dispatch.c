@@ -194,7 +194,8 @@ static int gemm_parallel(const gemm_job *job) {
   if (!dn_mul_ok(macs, job->K, &macs)) macs = SIZE_MAX;
   const int threads = dn_threads_for(macs, GEMM_MIN_MACS_PER_THREAD);
   gemm_job j = *job;
-  j.split_rows = job->M / job->kt->mr > job->N / job->kt->nr;
+  /* An epilogue summing rows (row_acc) keeps each row's chain on one thread: rows split. */
+  j.split_rows = job->M / job->kt->mr > job->N / job->kt->nr || (job->ep && job->ep->row_acc);
   const dn_phase pack = threads > 1 ? shared_operand_phase(&j) : (dn_phase){0};
   const dn_phase product = {.n = j.split_rows ? j.M : j.N,
                             .grain = j.split_rows ? j.kt->mr : j.kt->nr,

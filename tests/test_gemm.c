@@ -379,7 +379,9 @@ static void epilogue_bitwise(dn_isa isa) {
       float *G = tu_random(M * N, -1.5, 1.5, 1100 + n);
       cr_assert(G);
       for (size_t i = 0; i < M * N; i += 5) G[i] = i % 2 ? 0.0f : -0.0f; /* g' at its edge */
-      const dn_gemm_epilogue grad = {.act = (dn_act)act, .out = Z2, .grad_of = G};
+      float *sums = calloc(M, sizeof(float)), *want_sums = malloc(M * sizeof(float));
+      cr_assert(sums && want_sums);
+      const dn_gemm_epilogue grad = {.act = (dn_act)act, .out = Z2, .grad_of = G, .row_acc = sums};
       for (int form = 0; form < 2; form++) {
         dn_gemm(kt, 'N', tb, M, N, K, alpha, A, M, B, kb, 0.0f, Z1, M);
         if (form == 0) {
@@ -387,6 +389,7 @@ static void epilogue_bitwise(dn_isa isa) {
           kt->act_fwd[act](M * N, Z1, Z1);
         } else {
           kt->act_bwd[act](M * N, G, G, Z1, Z1);
+          kt->row_sum(M, N, Z1, M, 1.0f, want_sums);
         }
         for (size_t a = 0; a < 2; a++)
           for (size_t b = 0; b < 2; b++)
@@ -396,7 +399,12 @@ static void epilogue_bitwise(dn_isa isa) {
           cr_log_error("%s N%c M=%zu N=%zu K=%zu act %s: %s epilogue differs from unfused",
                        kt->sgemm_ukr_name, tb, M, N, K, dn_act_name((dn_act)act),
                        form ? "backward" : "in-place");
+        /* The row sums (db) the backward form took over the pieces, columns in order. */
+        if (form == 1 && memcmp(sums, want_sums, M * sizeof(float)) && bad++ == 0)
+          cr_log_error("%s N%c M=%zu N=%zu K=%zu act %s: epilogue row sums differ from row_sum",
+                       kt->sgemm_ukr_name, tb, M, N, K, dn_act_name((dn_act)act));
       }
+      free(sums), free(want_sums);
       free(G);
       free(Ap);
       free(A), free(B), free(bias), free(Z1), free(A1), free(Z2), free(A2);

@@ -617,7 +617,7 @@ Test(vecmath, any_nonfinite_finds_every_inf_and_nan_and_reads_nothing_outside) {
   }
 }
 
-Test(vecmath, row_sum_is_bitwise_the_scalar_twins_whatever_split_of_the_rows) {
+Test(vecmath, row_sum_and_row_sum_acc_are_bitwise_the_scalar_twins_whatever_split) {
   const dn_kernel_table ref = scalar_table();
   for (size_t k = 0; k < N_ISAS - 1; k++) {
     if (!runs_here(&isas[k])) continue;
@@ -640,6 +640,21 @@ Test(vecmath, row_sum_is_bitwise_the_scalar_twins_whatever_split_of_the_rows) {
         cr_expect(twin_ok(split, want, rows, 0), "%s row_sum rows=%zu split at %zu", isas[k].name, rows, cut);
       }
       cr_expect(canaries_intact(split, rows));
+      /* row_sum_acc over the columns in pieces, in order, from 0, then scaled: row_sum. */
+      for (size_t i = 0; i < rows; i++) split[i] = 0.0f;
+      for (size_t j = 0, piece = 1; j < cols; j += piece, piece = piece % 11 + 2) {
+        const size_t w = j + piece <= cols ? piece : cols - j;
+        kt.row_sum_acc(rows, w, X + j * ldx, ldx, split);
+      }
+      for (size_t i = 0; i < rows; i++) split[i] *= 1.0f / 129.0f;
+      cr_expect(canaries_intact(split, rows), "%s row_sum_acc rows=%zu wrote past acc", isas[k].name, rows);
+      cr_expect(twin_ok(split, want, rows, 0), "%s row_sum_acc rows=%zu in pieces differs from row_sum",
+                isas[k].name, rows);
+      /* From a non-zero start: the twin's chain exactly. */
+      for (size_t i = 0; i < rows; i++) split[i] = out[i] = X[i] * 0.5f;
+      kt.row_sum_acc(rows, cols, X, ldx, split);
+      ref.row_sum_acc(rows, cols, X, ldx, out);
+      cr_expect(twin_ok(split, out, rows, 0), "%s row_sum_acc rows=%zu differs from the twin", isas[k].name, rows);
       free(X);
       free_guarded(out);
       free_guarded(want);

@@ -189,18 +189,25 @@ static void dn_bias_add_neon(size_t rows, size_t cols, const float *b, float *Z)
 
 /* Vectorized across rows, each row's sum still 0 + X(i,0) + X(i,1) + ... in j order:
  * bitwise the scalar twin's result, whatever rows the caller gives each thread. */
+/* acc: the chains start from out and end unscaled (row_sum_acc); else from 0, times scale. */
 INLINE void row_sum_step(size_t i, vmask m, bool full, size_t cols, const float *X, size_t ldx,
-                         vf scale, float *out) {
-  vf s = vdupq_n_f32(0.0f);
+                         vf scale, float *out, bool acc) {
+  vf s = acc ? ld(out + i, m, full) : vdupq_n_f32(0.0f);
   for (size_t j = 0; j < cols; j++) s = vaddq_f32(s, ld(X + i + j * ldx, m, full));
-  st(out + i, m, full, vmulq_f32(s, scale));
+  st(out + i, m, full, acc ? s : vmulq_f32(s, scale));
 }
-static void dn_row_sum_neon(size_t rows, size_t cols, const float *X, size_t ldx, float scale,
-                            float *out) {
+INLINE void row_sum_impl(size_t rows, size_t cols, const float *X, size_t ldx, float scale,
+                         float *out, bool acc) {
   const vf vs = set1(scale);
   size_t i = 0;
   for (; i + 4 * V <= rows; i += 4 * V) { /* four sums in flight per column */
     vf s0 = vdupq_n_f32(0.0f), s1 = s0, s2 = s0, s3 = s0;
+    if (acc) {
+      s0 = vld1q_f32(out + i);
+      s1 = vld1q_f32(out + i + V);
+      s2 = vld1q_f32(out + i + 2 * V);
+      s3 = vld1q_f32(out + i + 3 * V);
+    }
     for (size_t j = 0; j < cols; j++) {
       const float *x = X + i + j * ldx;
       s0 = vaddq_f32(s0, vld1q_f32(x));
@@ -208,19 +215,26 @@ static void dn_row_sum_neon(size_t rows, size_t cols, const float *X, size_t ldx
       s2 = vaddq_f32(s2, vld1q_f32(x + 2 * V));
       s3 = vaddq_f32(s3, vld1q_f32(x + 3 * V));
     }
-    vst1q_f32(out + i, vmulq_f32(s0, vs));
-    vst1q_f32(out + i + V, vmulq_f32(s1, vs));
-    vst1q_f32(out + i + 2 * V, vmulq_f32(s2, vs));
-    vst1q_f32(out + i + 3 * V, vmulq_f32(s3, vs));
+    vst1q_f32(out + i, acc ? s0 : vmulq_f32(s0, vs));
+    vst1q_f32(out + i + V, acc ? s1 : vmulq_f32(s1, vs));
+    vst1q_f32(out + i + 2 * V, acc ? s2 : vmulq_f32(s2, vs));
+    vst1q_f32(out + i + 3 * V, acc ? s3 : vmulq_f32(s3, vs));
   }
   /* The last rows one vector at a time; a partial one is a column walk of single floats
    * rather than a buffer copy per column. */
-  for (; i + V <= rows; i += V) row_sum_step(i, ALL, true, cols, X, ldx, vs, out);
+  for (; i + V <= rows; i += V) row_sum_step(i, ALL, true, cols, X, ldx, vs, out, acc);
   for (; i < rows; i++) {
-    float s = 0.0f;
+    float s = acc ? out[i] : 0.0f;
     for (size_t j = 0; j < cols; j++) s += X[i + j * ldx];
-    out[i] = s * scale;
+    out[i] = acc ? s : s * scale;
   }
+}
+static void dn_row_sum_neon(size_t rows, size_t cols, const float *X, size_t ldx, float scale,
+                            float *out) {
+  row_sum_impl(rows, cols, X, ldx, scale, out, false);
+}
+static void dn_row_sum_acc_neon(size_t rows, size_t cols, const float *X, size_t ldx, float *acc) {
+  row_sum_impl(rows, cols, X, ldx, 1.0f, acc, true);
 }
 
 INLINE void sub_step(size_t i, vmask m, bool full, const float *a, const float *b, float *dst) {
@@ -279,6 +293,7 @@ void dn_kernels_fill_act_neon(dn_kernel_table *kt) {
   kt->softmax_fwd = dn_softmax_fwd_neon;
   kt->bias_add = dn_bias_add_neon;
   kt->row_sum = dn_row_sum_neon;
+  kt->row_sum_acc = dn_row_sum_acc_neon;
   kt->sub = dn_sub_neon;
   kt->gd_update = dn_gd_update_neon;
   kt->momentum_update = dn_momentum_update_neon;

@@ -18,10 +18,14 @@ void dn_bias_add_scalar(size_t rows, size_t cols, const float *b, float *Z) {
     for (size_t i = 0; i < rows; i++) Z[i + j * rows] += b[i];
 }
 
+void dn_row_sum_acc_scalar(size_t rows, size_t cols, const float *X, size_t ldx, float *acc) {
+  for (size_t j = 0; j < cols; j++)
+    for (size_t i = 0; i < rows; i++) acc[i] += X[i + j * ldx];
+}
+
 void dn_row_sum_scalar(size_t rows, size_t cols, const float *X, size_t ldx, float scale, float *out) {
   for (size_t i = 0; i < rows; i++) out[i] = 0.0f;
-  for (size_t j = 0; j < cols; j++)
-    for (size_t i = 0; i < rows; i++) out[i] += X[i + j * ldx];
+  dn_row_sum_acc_scalar(rows, cols, X, ldx, out);
   for (size_t i = 0; i < rows; i++) out[i] *= scale;
 }
 

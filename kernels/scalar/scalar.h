@@ -25,6 +25,7 @@ void dn_softmax_fwd_scalar(size_t rows, size_t cols, const float *Z, float *A);
 
 void dn_bias_add_scalar(size_t rows, size_t cols, const float *b, float *Z);
 void dn_row_sum_scalar(size_t rows, size_t cols, const float *X, size_t ldx, float scale, float *out);
+void dn_row_sum_acc_scalar(size_t rows, size_t cols, const float *X, size_t ldx, float *acc);
 void dn_sub_scalar(size_t n, const float *a, const float *b, float *dst);
 bool dn_any_nonfinite_scalar(size_t n, const float *x);
 void dn_gd_update_scalar(size_t n, float lr, const float *g, float *p);

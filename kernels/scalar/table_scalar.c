@@ -24,6 +24,7 @@ void dn_kernels_fill_scalar(dn_kernel_table *kt) {
   kt->softmax_fwd = dn_softmax_fwd_scalar;
   kt->bias_add = dn_bias_add_scalar;
   kt->row_sum = dn_row_sum_scalar;
+  kt->row_sum_acc = dn_row_sum_acc_scalar;
   kt->sub = dn_sub_scalar;
   kt->any_nonfinite = dn_any_nonfinite_scalar;
   kt->gd_update = dn_gd_update_scalar;

@@ -247,14 +247,15 @@ static void dn_bias_add_avx512(size_t rows, size_t cols, const float *b, float *
 
 /* Vectorized across rows, each row's sum still 0 + X(i,0) + X(i,1) + ... in j order:
  * bitwise the scalar twin's result, whatever rows the caller gives each thread. */
+/* acc: the chains start from out and end unscaled (row_sum_acc); else from 0, times scale. */
 INLINE void row_sum_step(size_t i, vmask m, bool full, size_t cols, const float *X, size_t ldx,
-                         vf scale, float *out) {
-  vf s = _mm512_setzero_ps();
+                         vf scale, float *out, bool acc) {
+  vf s = acc ? ld(out + i, m, full) : _mm512_setzero_ps();
   for (size_t j = 0; j < cols; j++) s = _mm512_add_ps(s, ld(X + i + j * ldx, m, full));
-  st(out + i, m, full, _mm512_mul_ps(s, scale));
+  st(out + i, m, full, acc ? s : _mm512_mul_ps(s, scale));
 }
-static void dn_row_sum_avx512(size_t rows, size_t cols, const float *X, size_t ldx, float scale,
-                              float *out) {
+INLINE void row_sum_impl(size_t rows, size_t cols, const float *X, size_t ldx, float scale,
+                         float *out, bool acc) {
   const vf vs = set1(scale);
   size_t i = 0;
   /* Eight sums in flight per column: each column of the block is 8 vectors read in one
@@ -262,16 +263,23 @@ static void dn_row_sum_avx512(size_t rows, size_t cols, const float *X, size_t l
   for (; i + 8 * V <= rows; i += 8 * V) {
     vf s[8];
 #pragma GCC unroll 8
-    for (int k = 0; k < 8; k++) s[k] = _mm512_setzero_ps();
+    for (int k = 0; k < 8; k++) s[k] = acc ? _mm512_loadu_ps(out + i + k * V) : _mm512_setzero_ps();
     for (size_t j = 0; j < cols; j++) {
       const float *x = X + i + j * ldx;
 #pragma GCC unroll 8
       for (int k = 0; k < 8; k++) s[k] = _mm512_add_ps(s[k], _mm512_loadu_ps(x + k * V));
     }
 #pragma GCC unroll 8
-    for (int k = 0; k < 8; k++) _mm512_storeu_ps(out + i + k * V, _mm512_mul_ps(s[k], vs));
+    for (int k = 0; k < 8; k++) _mm512_storeu_ps(out + i + k * V, acc ? s[k] : _mm512_mul_ps(s[k], vs));
   }
-  VLOOP(rows - i, row_sum_step, cols, X + i, ldx, vs, out + i);
+  VLOOP(rows - i, row_sum_step, cols, X + i, ldx, vs, out + i, acc);
+}
+static void dn_row_sum_avx512(size_t rows, size_t cols, const float *X, size_t ldx, float scale,
+                            float *out) {
+  row_sum_impl(rows, cols, X, ldx, scale, out, false);
+}
+static void dn_row_sum_acc_avx512(size_t rows, size_t cols, const float *X, size_t ldx, float *acc) {
+  row_sum_impl(rows, cols, X, ldx, 1.0f, acc, true);
 }
 
 INLINE void sub_step(size_t i, vmask m, bool full, const float *a, const float *b, float *dst) {
@@ -341,6 +349,7 @@ void dn_kernels_fill_act_avx512(dn_kernel_table *kt) {
   kt->softmax_fwd = dn_softmax_fwd_avx512;
   kt->bias_add = dn_bias_add_avx512;
   kt->row_sum = dn_row_sum_avx512;
+  kt->row_sum_acc = dn_row_sum_acc_avx512;
   kt->sub = dn_sub_avx512;
   kt->any_nonfinite = dn_any_nonfinite_avx512;
   kt->gd_update = dn_gd_update_avx512;
