@@ -712,7 +712,7 @@ Test(vecmath, each_isa_fill_overrides_every_elementwise_entry_and_its_table_uses
       cr_expect(kt.act_fwd[a] != ref.act_fwd[a] && kt.act_bwd[a] != ref.act_bwd[a], "%s act %d",
                 isas[k].name, a);
     cr_expect(kt.softmax_fwd != ref.softmax_fwd && kt.bias_add != ref.bias_add &&
-              kt.row_sum != ref.row_sum && kt.sub != ref.sub &&
+              kt.row_sum != ref.row_sum && kt.row_sum_acc != ref.row_sum_acc && kt.sub != ref.sub &&
               kt.gd_update != ref.gd_update && kt.momentum_update != ref.momentum_update &&
               kt.adam_update != ref.adam_update, "%s", isas[k].name);
     dn_kernel_table full;
