@@ -26,11 +26,53 @@ static inline __attribute__((always_inline)) void store_col(float *c, __m256 r0,
   _mm256_maskstore_ps(c + 8, k1, r1);
 }
 
+/* An edge tile: NC (2, 4 or 6) columns and one or two ymm of rows (constants after
+ * inlining), so C's last panel of 2 or 4 columns (N = 128 ends in 2), or of 8 rows, costs
+ * only those FMAs. Per element the same chain, alpha and beta steps as the full tile. */
+static inline __attribute__((always_inline)) void edge_tile(size_t k, float alpha,
+                                                            const float *Ap, const float *Bp,
+                                                            float beta, float *C, size_t ldc,
+                                                            size_t m, size_t n, size_t NC,
+                                                            bool two) {
+  __m256 c0[NR], c1[NR];
+#pragma GCC unroll 6
+  for (size_t j = 0; j < NC; j++) c0[j] = c1[j] = _mm256_setzero_ps();
+  for (size_t j = 0; j < n && j < NC; j++) _mm_prefetch((const char *)(C + j * ldc), _MM_HINT_T0);
+  for (size_t p = 0; p < k; p++) {
+    _mm_prefetch((const char *)(Ap + 8 * MR), _MM_HINT_T0);
+    const __m256 a0 = _mm256_loadu_ps(Ap), a1 = two ? _mm256_loadu_ps(Ap + 8) : a0;
+#pragma GCC unroll 6
+    for (size_t j = 0; j < NC; j++) {
+      const __m256 b = _mm256_broadcast_ss(Bp + j);
+      c0[j] = _mm256_fmadd_ps(a0, b, c0[j]);
+      if (two) c1[j] = _mm256_fmadd_ps(a1, b, c1[j]);
+    }
+    Ap += MR;
+    Bp += NR;
+  }
+  const size_t m0 = m < 8 ? m : 8, m1 = two && m > 8 ? m - 8 : 0;
+  const __m256i k0 = row_mask(m0), k1 = row_mask(m1);
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  const bool read_c = beta != 0.0f;
+#pragma GCC unroll 6
+  for (size_t j = 0; j < NC; j++)
+    if (n > j) store_col(C + j * ldc, c0[j], c1[j], va, vb, read_c, k0, k1);
+}
+
 /* 12 accumulators + 2 A vectors + 1 broadcast = 15 of the 16 ymm; a k step is
  * 2 loads + 6 broadcasts for 12 FMAs. Every C element is one accumulator chain
  * over k in order, whatever its place in the tile. */
 void dn_sgemm_ukr_avx2_16x6(size_t k, float alpha, const float *Ap, const float *Bp, float beta,
                             float *C, size_t ldc, size_t m, size_t n) {
+  if (n <= 4 || m <= 8) {
+    const bool two = m > 8;
+    if (n <= 2 && two) edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, 2, true);
+    else if (n <= 2) edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, 2, false);
+    else if (n <= 4 && two) edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, 4, true);
+    else if (n <= 4) edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, 4, false);
+    else edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, NR, false);
+    return;
+  }
 #define DN_ACC(j) __m256 c0_##j = _mm256_setzero_ps(), c1_##j = _mm256_setzero_ps()
   DN_ACC(0); DN_ACC(1); DN_ACC(2); DN_ACC(3); DN_ACC(4); DN_ACC(5);
 #undef DN_ACC
