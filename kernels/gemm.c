@@ -109,11 +109,12 @@ static void pack_t_portable(size_t k, size_t r, size_t w, const float *src, size
 enum { PACK_COLUMNS = 16 };
 
 /* rows x kb of X (op(X) = X when trans is 'N') starting at (r0, p0) into w-wide
- * micro-panels of kb lines each, the last one zero-padded. For A, rows run along M
+ * micro-panels, the last one zero-padded: lines 0..kb-1 of panels that are `lines` lines
+ * long (the K block; kb when the whole block is packed at once). For A, rows run along M
  * and w = MR; for B the caller passes op(B)^T (rows along N, w = NR). */
-static void pack_panels(const dn_kernel_table *kt, bool contiguous_rows, const float *X,
-                        size_t ld, size_t r0, size_t rows, size_t p0, size_t kb, size_t w,
-                        float *dst) {
+static void pack_lines(const dn_kernel_table *kt, bool contiguous_rows, const float *X,
+                       size_t ld, size_t r0, size_t rows, size_t p0, size_t kb, size_t w,
+                       size_t lines, float *dst) {
   const pack_fn pack = contiguous_rows ? (kt->sgemm_pack_n ? kt->sgemm_pack_n : pack_n_portable)
                                        : (kt->sgemm_pack_t ? kt->sgemm_pack_t : pack_t_portable);
   const size_t group = contiguous_rows ? PACK_COLUMNS : kb;
@@ -122,9 +123,15 @@ static void pack_panels(const dn_kernel_table *kt, bool contiguous_rows, const f
     for (size_t i = 0; i < rows; i += w) {
       const size_t r = min_sz(w, rows - i);
       const float *src = contiguous_rows ? X + (r0 + i) + (p0 + p) * ld : X + (p0 + p) + (r0 + i) * ld;
-      pack(g, r, w, src, ld, dst + i * kb + p * w);
+      pack(g, r, w, src, ld, dst + i * lines + p * w);
     }
   }
+}
+
+static void pack_panels(const dn_kernel_table *kt, bool contiguous_rows, const float *X,
+                        size_t ld, size_t r0, size_t rows, size_t p0, size_t kb, size_t w,
+                        float *dst) {
+  pack_lines(kt, contiguous_rows, X, ld, r0, rows, p0, kb, w, kb, dst);
 }
 
 /* ---- packing buffers: per thread and slot, grown on demand, freed at thread exit ---- */
@@ -198,17 +205,11 @@ void dn_gemm_pack_a_block(const dn_kernel_table *kt, char transa, size_t M, size
                           size_t k_begin, size_t k_end) {
   if (m_begin >= m_end || k_begin >= k_end) return;
   const size_t w = dn_gemm_packed_a_width(kt, M), Mp = round_up(M, w), kc = block_k(kt, K);
-  const bool contiguous_rows = transa == 'N';
-  const pack_fn pack = contiguous_rows ? (kt->sgemm_pack_n ? kt->sgemm_pack_n : pack_n_portable)
-                                       : (kt->sgemm_pack_t ? kt->sgemm_pack_t : pack_t_portable);
   for (size_t pc = k_begin / kc * kc; pc < k_end; pc += kc) {
     const size_t kb = min_sz(kc, K - pc);
     const size_t p0 = pc > k_begin ? pc : k_begin, p1 = min_sz(pc + kb, k_end);
-    for (size_t i = m_begin; i < m_end; i += w) {
-      const size_t r = min_sz(w, M - i);
-      const float *src = contiguous_rows ? A + i + p0 * lda : A + p0 + i * lda;
-      pack(p1 - p0, r, w, src, lda, dst + pc * Mp + i * kb + (p0 - pc) * w);
-    }
+    pack_lines(kt, transa == 'N', A, lda, m_begin, m_end - m_begin, p0, p1 - p0, w, kb,
+               dst + pc * Mp + m_begin * kb + (p0 - pc) * w);
   }
 }
 
