@@ -290,8 +290,9 @@ static void scan_nonfinite(const dn_kernel_table *kt, size_t *first, const float
   }
 }
 
-/* The bias and activation steps of the epilogue over n contiguous elements of C at
- * offset off (out and grad_of are laid out like C); rows of the bias start at row i0. */
+/* The bias, activation (or derivative) and row-sum steps of the epilogue over a rows x cols
+ * block of C at offset off whose columns are contiguous (ld = rows: one column, or a C as
+ * tall as the block); out and grad_of are laid out like C; the block starts at row i0. */
 static void epilogue_run(const dn_kernel_table *kt, const dn_gemm_epilogue *ep, float *C,
                          size_t off, size_t rows, size_t cols, size_t i0) {
   float *z = C + off;
