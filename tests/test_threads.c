@@ -277,3 +277,48 @@ Test(threads, a_two_phase_job_starts_its_second_phase_after_every_first_phase_ch
     }
   dn_set_num_threads(0);
 }
+
+/* ---- chunk sizes ---- */
+
+typedef struct chunk_log {
+  atomic_size_t count;
+  size_t begin[64], end[64];
+} chunk_log;
+
+static void log_chunk(void *ctx, size_t b, size_t e) {
+  chunk_log *log = ctx;
+  const size_t k = atomic_fetch_add(&log->count, 1);
+  if (k < 64) log->begin[k] = b, log->end[k] = e;
+}
+
+/* Chunks are whole grains (but the last, cut at n) and differ by at most one grain, so two
+ * threads' shares of 22 micro-panels are 11 + 11, not 12 + 10 (uniform chunks rounded up to
+ * the grain left the last share short). */
+Test(threads, a_jobs_chunks_are_whole_grains_and_differ_by_at_most_one) {
+  const size_t grains[] = {1, 12, 32}, units[] = {1, 3, 22, 43, 64, 1000};
+  for (int threads = 2; threads <= 7; threads++)
+    for (size_t g = 0; g < sizeof grains / sizeof *grains; g++)
+      for (size_t u = 0; u < sizeof units / sizeof *units; u++) {
+        static chunk_log log;
+        memset(&log, 0, sizeof log);
+        const size_t grain = grains[g], n = units[u] * grain - (grain > 1 ? grain / 2 : 0);
+        dn_set_num_threads(threads);
+        dn_parallel_for(n, grain, threads, log_chunk, &log);
+        const size_t count = atomic_load(&log.count);
+        cr_assert(count >= 1 && count <= 64);
+        size_t covered = 0, lo = SIZE_MAX, hi = 0; /* in grains, n's partial grain counting one */
+        for (size_t k = 0; k < count; k++) {
+          const size_t len = log.end[k] - log.begin[k], in_grains = (len + grain - 1) / grain;
+          covered += len;
+          cr_expect(log.begin[k] % grain == 0 && (log.end[k] % grain == 0 || log.end[k] == n),
+                    "%d threads, grain %zu, n %zu: chunk [%zu, %zu)", threads, grain, n,
+                    log.begin[k], log.end[k]);
+          lo = in_grains < lo ? in_grains : lo;
+          hi = in_grains > hi ? in_grains : hi;
+        }
+        cr_expect_eq(covered, n, "%d threads, grain %zu, n %zu", threads, grain, n);
+        cr_expect(hi - lo <= 1, "%d threads, grain %zu, n %zu: chunks of %zu and %zu grains",
+                  threads, grain, n, lo, hi);
+      }
+  dn_set_num_threads(0);
+}
