@@ -741,3 +741,50 @@ Test(gemm, public_sgemm_rejects_bad_arguments_and_leaves_c_unchanged) {
   cr_expect_arr_eq(C, before, sizeof C);
   cr_expect_neq(dn_last_error()[0], '\0');
 }
+
+/* Hidden layers keep no Z (dn_layer_keeps_z): their A is computed in place by the forward
+ * GEMM's epilogue, and the output layer (and only it) keeps Z for the cost. The output is
+ * bitwise the unfused chain dn_sgemm, bias_add, act_fwd per layer, every ISA here. */
+Test(gemm, hidden_layers_compute_a_in_place_and_keep_no_z) {
+  enum { L = 3, M = 23 };
+  const size_t dims[L + 1] = {19, 40, 33, 6};
+  const dn_act acts[L] = {DN_ACT_RELU, DN_ACT_TANH, DN_ACT_SIGMOID};
+  const dn_isa isas[] = {DN_ISA_SCALAR, DN_ISA_AVX2, DN_ISA_AVX512, DN_ISA_NEON};
+  float *X = tu_random(dims[0] * M, -2, 2, 77);
+  cr_assert(X);
+  for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {
+    if (dn_isa_set(isas[k]) != DN_OK) continue;
+    const dn_kernel_table *kt = dn_kernels();
+    dn_net *net;
+    cr_assert_eq(dn_net_create(&net, L, dims, acts, DN_LOSS_BCE), DN_OK);
+    cr_assert_eq(dn_net_init(net, 5), DN_OK);
+    float got[6 * M];
+    cr_assert_eq(dn_net_forward(net, X, M, got), DN_OK);
+    for (size_t l = 1; l < L; l++)
+      cr_expect(net->Z[l] == net->A[l] && !dn_layer_keeps_z(net, l), "%s: layer %zu keeps a Z",
+                dn_isa_name(kt->isa), l);
+    cr_expect(net->Z[L] != net->A[L] && dn_layer_keeps_z(net, L), "the output layer lost its Z");
+    /* The unfused reference, layer by layer. */
+    float *in = X, *bufs[2] = {malloc(40 * M * sizeof(float)), malloc(40 * M * sizeof(float))};
+    cr_assert(bufs[0] && bufs[1]);
+    for (size_t l = 1; l <= L; l++) {
+      float *W = malloc(dims[l] * dims[l - 1] * sizeof(float)), b[40];
+      cr_assert(W);
+      cr_assert_eq(dn_net_get_layer(net, l, W, b), DN_OK);
+      float *z = bufs[l % 2];
+      cr_assert_eq(dn_sgemm('N', 'N', dims[l], M, dims[l - 1], 1.0f, W, dims[l], in, dims[l - 1],
+                            0.0f, z, dims[l]), DN_OK);
+      kt->bias_add(dims[l], M, b, z);
+      kt->act_fwd[acts[l - 1]](dims[l] * M, z, z);
+      in = z;
+      free(W);
+    }
+    cr_expect(memcmp(got, in, sizeof got) == 0, "%s: the forward output differs from the unfused chain",
+              dn_isa_name(kt->isa));
+    free(bufs[0]);
+    free(bufs[1]);
+    dn_net_free(net);
+  }
+  dn_isa_set(dn_isa_detected());
+  free(X);
+}
