@@ -12,7 +12,8 @@
 #include "x86/x86.h"
 
 #define V 8 /* floats per vector */
-/* Software prefetch distance of the forward kernels, in floats (4 KiB): see act_avx512.c. */
+/* Software prefetch distance of the forward kernels, in floats (4 KiB), for Z and for the
+ * output A: see act_avx512.c. */
 #define PREFETCH_AHEAD 1024
 #define INLINE static inline __attribute__((always_inline))
 
@@ -121,6 +122,7 @@ INLINE vf tanh_d(vf z, vf a, vf da) {
 #define FWD_KERNEL(name, g)                                                                   \
   INLINE void name##_step(size_t i, vmask m, bool full, const float *Z, float *A) {          \
     _mm_prefetch((const char *)(Z + i + PREFETCH_AHEAD), _MM_HINT_T0);                        \
+    _mm_prefetch((const char *)(A + i + PREFETCH_AHEAD), _MM_HINT_T0);                        \
     st(A + i, m, full, g(ld(Z + i, m, full)));                                                \
   }                                                                                           \
   static void name(size_t n, const float *Z, float *A) { VLOOP(n, name##_step, Z, A); }

@@ -12,7 +12,10 @@
 #include "x86/x86.h"
 
 #define V 16 /* floats per vector */
-/* The forward kernels read Z this many floats (4 KiB) ahead with a software prefetch. The
+/* The forward kernels read Z this many floats (4 KiB) ahead with a software prefetch, and
+ * touch the output A as far ahead (measured at 64 MiB, medians of 3 alternating runs: AVX2
+ * tanh 8.9 -> 10.0 GB/s, sigmoid 10.9 -> 11.9, relu 12.5 -> 13.4; AVX-512 tanh 11.1 -> 12.1,
+ * relu 13.1 -> 13.8; the output stream's misses otherwise stall the stores). The
  * exp family spends so long per vector that the hardware prefetcher, paced by demand
  * misses, falls behind on arrays beyond L2: measured at 64 MiB per array, sigmoid went from
  * 11.3 to 14.5 GB/s and tanh from 9.8 to 13.5 GB/s (relu, a copy: 14.3-15.3); in cache
@@ -119,6 +122,7 @@ INLINE vf tanh_d(vf z, vf a, vf da) {
 #define FWD_KERNEL(name, g)                                                                   \
   INLINE void name##_step(size_t i, vmask m, bool full, const float *Z, float *A) {          \
     _mm_prefetch((const char *)(Z + i + PREFETCH_AHEAD), _MM_HINT_T0);                        \
+    _mm_prefetch((const char *)(A + i + PREFETCH_AHEAD), _MM_HINT_T0);                        \
     st(A + i, m, full, g(ld(Z + i, m, full)));                                                \
   }                                                                                           \
   static void name(size_t n, const float *Z, float *A) { VLOOP(n, name##_step, Z, A); }
