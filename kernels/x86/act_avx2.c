@@ -213,7 +213,10 @@ INLINE void softmax_col_in_regs(size_t rows, const float *z, float *a, size_t NV
  * columns are zero lanes, never stored) gives what a full one would, and any split of the
  * columns over threads gives the same result. */
 static void softmax_cols_across(size_t rows, size_t cols, const float *Z, float *A) {
-  for (size_t i = 0; i < cols * rows; i += 16) _mm_prefetch((const char *)(Z + PREFETCH_AHEAD + i), _MM_HINT_T0);
+  for (size_t i = 0; i < cols * rows; i += 16) {
+    _mm_prefetch((const char *)(Z + PREFETCH_AHEAD + i), _MM_HINT_T0);
+    _mm_prefetch((const char *)(A + PREFETCH_AHEAD + i), _MM_HINT_T0);
+  }
   const size_t upper = rows > V ? rows - V : 0; /* rows in the second vector, < V */
   const vmask lo_mask = rows >= V ? ALL : tail_mask(rows), hi_mask = tail_mask(upper);
   vf r[2 * V]; /* r[i]: row i of the columns once transposed */
