@@ -307,6 +307,8 @@ static bool dn_any_nonfinite_avx512(size_t n, const float *x) {
 }
 
 INLINE void gd_step(size_t i, vmask m, bool full, vf lr, const float *g, float *p) {
+  _mm_prefetch((const char *)(g + i + PREFETCH_AHEAD), _MM_HINT_T0);
+  _mm_prefetch((const char *)(p + i + PREFETCH_AHEAD), _MM_HINT_T0);
   st(p + i, m, full, _mm512_sub_ps(ld(p + i, m, full), _mm512_mul_ps(lr, ld(g + i, m, full))));
 }
 static void dn_gd_update_avx512(size_t n, float lr, const float *g, float *p) {
@@ -315,6 +317,9 @@ static void dn_gd_update_avx512(size_t n, float lr, const float *g, float *p) {
 
 INLINE void momentum_step(size_t i, vmask m, bool full, vf lr, vf beta, const float *g, float *v,
                           float *p) {
+  _mm_prefetch((const char *)(g + i + PREFETCH_AHEAD), _MM_HINT_T0);
+  _mm_prefetch((const char *)(v + i + PREFETCH_AHEAD), _MM_HINT_T0);
+  _mm_prefetch((const char *)(p + i + PREFETCH_AHEAD), _MM_HINT_T0);
   const vf vn = _mm512_add_ps(_mm512_mul_ps(beta, ld(v + i, m, full)),
                               _mm512_mul_ps(_mm512_sub_ps(set1(1.0f), beta), ld(g + i, m, full)));
   st(v + i, m, full, vn);
@@ -327,6 +332,10 @@ static void dn_momentum_update_avx512(size_t n, float lr, float beta, const floa
 
 INLINE void adam_step(size_t i, vmask m, bool full, vf lr_t, vf b1, vf b2, vf eps_t, const float *g,
                       float *m1, float *v2, float *p) {
+  _mm_prefetch((const char *)(g + i + PREFETCH_AHEAD), _MM_HINT_T0);
+  _mm_prefetch((const char *)(m1 + i + PREFETCH_AHEAD), _MM_HINT_T0);
+  _mm_prefetch((const char *)(v2 + i + PREFETCH_AHEAD), _MM_HINT_T0);
+  _mm_prefetch((const char *)(p + i + PREFETCH_AHEAD), _MM_HINT_T0);
   const vf gi = ld(g + i, m, full), one = set1(1.0f);
   const vf mn = _mm512_add_ps(_mm512_mul_ps(b1, ld(m1 + i, m, full)),
                               _mm512_mul_ps(_mm512_sub_ps(one, b1), gi));
