@@ -276,8 +276,8 @@ static void dn_bias_add_avx2(size_t rows, size_t cols, const float *b, float *Z)
 }
 
 /* Vectorized across rows, each row's sum still 0 + X(i,0) + X(i,1) + ... in j order:
- * bitwise the scalar twin's result, whatever rows the caller gives each thread. */
-/* acc: the chains start from out and end unscaled (row_sum_acc); else from 0, times scale. */
+ * bitwise the scalar twin's result, whatever rows the caller gives each thread. With acc
+ * (row_sum_acc) each chain starts from out instead of 0 and is stored unscaled. */
 INLINE void row_sum_step(size_t i, vmask m, bool full, size_t cols, const float *X, size_t ldx,
                          vf scale, float *out, bool acc) {
   vf s = acc ? ld(out + i, m, full) : _mm256_setzero_ps();
@@ -331,6 +331,9 @@ static bool dn_any_nonfinite_avx2(size_t n, const float *x) {
   return !_mm256_testz_si256(any, any);
 }
 
+/* The optimizer updates prefetch every stream PREFETCH_AHEAD floats ahead: they walk four to
+ * seven arrays beyond L2 at once (Adam at 64 MiB +8-9%, the deep net's update 3.9 -> 3.6 ms;
+ * docs/vecmath.md). */
 INLINE void gd_step(size_t i, vmask m, bool full, vf lr, const float *g, float *p) {
   _mm_prefetch((const char *)(g + i + PREFETCH_AHEAD), _MM_HINT_T0);
   _mm_prefetch((const char *)(p + i + PREFETCH_AHEAD), _MM_HINT_T0);
