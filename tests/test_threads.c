@@ -51,10 +51,11 @@ static void forward_backward(int threads, float keep_prob, snapshot *out) {
 static void expect_same_for_thread_counts(float keep_prob) {
   static snapshot one, many;
   forward_backward(1, keep_prob, &one);
-  const int counts[] = {2, 3, 4, 7};
+  int counts[16];
+  const int ncounts = tu_thread_counts(counts, 16);
   for (int split = 0; split < 2; split++) {
     dn_set_split_everything(split);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < ncounts; i++) {
       forward_backward(counts[i], keep_prob, &many);
       cr_expect(memcmp(one.AL, many.AL, sizeof one.AL) == 0, "A[L] differs with %d threads%s",
                 counts[i], split ? ", all split" : "");
@@ -99,10 +100,11 @@ static void train_with(int threads, float *W1) {
 Test(threads, a_whole_training_run_is_bitwise_identical_for_1_2_3_4_and_7_threads) {
   static float ref[257 * 300], got[257 * 300];
   train_with(1, ref);
-  const int counts[] = {2, 3, 4, 7};
+  int counts[16];
+  const int ncounts = tu_thread_counts(counts, 16);
   for (int split = 0; split < 2; split++) {
     dn_set_split_everything(split);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < ncounts; i++) {
       train_with(counts[i], got);
       cr_expect(memcmp(ref, got, sizeof ref) == 0, "W[1] after training differs with %d threads%s",
                 counts[i], split ? ", all split" : "");
@@ -130,7 +132,10 @@ static void sgemm_bitwise_for_any_thread_count(size_t Ms, size_t Ns, size_t Ks) 
       const size_t lda = tr[ta] == 'N' ? Ms : Ks, ldb = tr[tb] == 'N' ? Ks : Ns;
       dn_set_num_threads(1);
       cr_assert_eq(dn_sgemm(tr[ta], tr[tb], Ms, Ns, Ks, 1.0f, A, lda, B, ldb, 0.0f, C1, Ms), DN_OK);
-      for (int t = 2; t <= 7; t += 5) {
+      int counts[16];
+      const int ncounts = tu_thread_counts(counts, 16);
+      for (int i = 0; i < ncounts; i++) {
+        const int t = counts[i];
         dn_set_num_threads(t);
         cr_assert_eq(dn_sgemm(tr[ta], tr[tb], Ms, Ns, Ks, 1.0f, A, lda, B, ldb, 0.0f, Cn, Ms), DN_OK);
         cr_expect(memcmp(C1, Cn, Ms * Ns * sizeof *C1) == 0, "%c%c differs with %d threads", tr[ta], tr[tb], t);
@@ -296,7 +301,7 @@ static void log_chunk(void *ctx, size_t b, size_t e) {
  * the grain left the last share short). */
 Test(threads, a_jobs_chunks_are_whole_grains_and_differ_by_at_most_one) {
   const size_t grains[] = {1, 12, 32}, units[] = {1, 3, 22, 43, 64, 1000};
-  for (int threads = 2; threads <= 7; threads++)
+  for (int threads = 2; threads <= 16; threads++)
     for (size_t g = 0; g < sizeof grains / sizeof *grains; g++)
       for (size_t u = 0; u < sizeof units / sizeof *units; u++) {
         static chunk_log log;

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 static uint64_t next(uint64_t *s) {
   uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
@@ -35,4 +36,23 @@ double tu_max_rel_diff(const float *a, const float *b, size_t n) {
     if (d > worst || isnan(d)) worst = isnan(d) ? INFINITY : d;
   }
   return worst;
+}
+
+int tu_thread_counts(int *counts, int max) {
+  static const int fallback[] = {2, 3, 4, 7};
+  const char *env = getenv("DN_TEST_THREAD_COUNTS");
+  int n = 0;
+  while (env && *env && n < max) {
+    char *end;
+    const long t = strtol(env, &end, 10);
+    if (end == env || t < 1 || t > 1024 || (*end != ',' && *end != '\0')) {
+      n = 0; /* malformed: use the default list */
+      break;
+    }
+    counts[n++] = (int)t;
+    env = *end == ',' ? end + 1 : end;
+  }
+  if (n > 0) return n;
+  for (; n < 4 && n < max; n++) counts[n] = fallback[n];
+  return n;
 }

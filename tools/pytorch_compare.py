@@ -11,7 +11,7 @@ deepnet / PyTorch.
 
 usage: /usr/bin/python3 tools/pytorch_compare.py [--threads 1,2] [--batch 128] [--m 10000]
            [--epochs 3] [--nets "784,512,256,10;784,1024,1024,512,10"] [--synthetic]
-           [--build build-bench] [--json OUT.json] [--torch-flush-denormal]
+           [--build build-bench | --driver PATH] [--json OUT.json] [--torch-flush-denormal]
            [--omp-wait-policy passive|active]
 
 Run it with Debian's /usr/bin/python3 (python3-torch); a pyenv python on PATH lacks torch.
@@ -112,6 +112,8 @@ def main():
     ap.add_argument("--nets", default="784,512,256,10;784,1024,1024,512,10")
     ap.add_argument("--synthetic", action="store_true", help="random data instead of Fashion-MNIST")
     ap.add_argument("--build", default="build-bench", help="meson build dir (made if missing)")
+    ap.add_argument("--driver", help="a deepnet-train-bench built elsewhere (another machine "
+                    "without meson, say); nothing is built")
     ap.add_argument("--isa", default=None, help="cap deepnet's kernels (default: the best)")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--torch-flush-denormal", action="store_true",
@@ -136,7 +138,9 @@ def main():
         print(f"pytorch_compare: {FASHION} missing (dataset-fashion-mnist); using --synthetic",
               file=sys.stderr)
         args.synthetic = True
-    exe = ensure_driver(args.build)
+    exe = args.driver if args.driver else ensure_driver(args.build)
+    if not os.access(exe, os.X_OK):
+        sys.exit(f"pytorch_compare: {exe} is not an executable deepnet-train-bench")
     threads = [int(t) for t in args.threads.split(",")]
     results = []
     print(f"{'net':<24} {'batch':>5} {'thr':>3} {'deepnet':>10} {'PyTorch':>10} {'ratio':>6}")
