@@ -5,6 +5,7 @@ benchmark name suite/op/shape/lib/isa/threads:N, holding the median of the
 repetitions of each counter (GFLOPS, pct_peak, GBps, samples_per_s, ...), the
 median real time in seconds and, where repetitions ran, the coefficient of variation.
 """
+import glob
 import json
 import os
 import statistics
@@ -99,16 +100,19 @@ def load_folder(folder):
     'pytorch': parsed pytorch.json or None, 'system': system.txt lines}."""
     context, rows, errors, suites = {}, {}, [], []
     for s in SUITES:
-        p = os.path.join(folder, s + ".json")
-        if not os.path.exists(p):
-            continue
-        c, r, e = load_json(p)
-        for k, v in c.items():
-            context.setdefault(k, v)
-        for row in r:
-            rows[row.key] = row
-        errors += e
-        suites.append(s)
+        # A suite is one file, or several run apart (tools/bundle-run.sh runs each library
+        # of the gemm suite in its own process: gemm-deepnet.json, gemm-openblas.json, ...).
+        paths = [p for p in [os.path.join(folder, s + ".json")] if os.path.exists(p)]
+        paths += sorted(glob.glob(os.path.join(folder, s + "-*.json")))
+        for p in paths:
+            c, r, e = load_json(p)
+            for k, v in c.items():
+                context.setdefault(k, v)
+            for row in r:
+                rows[row.key] = row
+            errors += e
+        if paths:
+            suites.append(s)
     pytorch = None
     p = os.path.join(folder, "pytorch.json")
     if os.path.exists(p):

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The run.sh of a bench bundle (tools/bench-bundle.sh): run on the machine being measured,
+# from wherever the bundle was unpacked. Writes RESULTS_DIR (default ./results) in the
+# layout of tools/bench-report.sh, so tools/bench-report.py makes its report.md.
+#
+#   run.sh [RESULTS_DIR]
+#
+# Environment: BUNDLE_THREADS (thread counts to sweep, default 1,2,4,8,... up to the cores),
+# BUNDLE_GEMM_FILTER (regex of gemm shapes, default the m256 MLP shapes and two squares),
+# BUNDLE_STEPS ("tests peak gemm train breakdown pytorch", the default: all),
+# BUNDLE_MIN_TIME (default 0.02), BUNDLE_REPETITIONS (default 3).
+# About 5 minutes on 16 cores. Each step has a time limit, and a failed step is reported
+# and skipped, so one slow step cannot lose the others' results.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-results}
+mkdir -p "$out" && out=$(cd "$out" && pwd)
+export LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+B=$here/bin
+t0=$(date +%s)
+say() { echo "[$(($(date +%s) - t0)) s] $*"; }
+steps=${BUNDLE_STEPS:-tests peak gemm train breakdown pytorch}
+want() { case " $steps " in *" $1 "*) return 0 ;; esac; return 1; }
+
+n=$(nproc)
+if [ -n "${BUNDLE_THREADS:-}" ]; then
+  T=$BUNDLE_THREADS
+else
+  T=1; for t in 2 4 8 12 16 24 32 48 64 96 128; do [ "$t" -lt "$n" ] && T=$T,$t; done
+  [ "$n" -gt 1 ] && T=$T,$n
+fi
+isa=scalar
+grep -q -w avx2 /proc/cpuinfo && grep -q -w fma /proc/cpuinfo && isa=avx2
+grep -q -w avx512f /proc/cpuinfo && grep -q -w avx512bw /proc/cpuinfo && isa=avx512
+
+{
+  echo "date: $(date -Is)"
+  echo "host: $(hostname)"
+  echo "kernel: $(uname -srm)"
+  echo "git: $(cat "$here/VERSION" 2>/dev/null || echo unknown) (bench bundle)"
+  echo "OMP_NUM_THREADS: ${OMP_NUM_THREADS:-unset}  OMP_WAIT_POLICY: ${OMP_WAIT_POLICY:-unset}  OMP_PROC_BIND: ${OMP_PROC_BIND:-unset}"
+  echo "OPENBLAS_CORETYPE: ${OPENBLAS_CORETYPE:-unset}"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
+  echo "thread counts: $T  ISA: $isa"
+} >"$out/system.txt"
+lscpu >"$out/lscpu.txt" 2>&1 || true
+DEEPNET_VERBOSE=1 "$B/deepnet" info >"$out/deepnet-info.txt" 2>&1 || true
+cat "$out/system.txt"; grep -E "Model name|^CPU\(s\)|Thread|NUMA node\(s\)" "$out/lscpu.txt"
+grep -E "^(isa|placement|topology)" "$out/deepnet-info.txt"
+
+if want tests; then
+  # Bitwise the same results for 1 thread and each count up to the cores (and beyond).
+  counts=2,3,4,7
+  for t in 8 13 16 32 64; do [ "$t" -le $((n + 1)) ] && counts=$counts,$t; done
+  [ "$n" -gt 7 ] && counts=$counts,$n
+  say "tests at thread counts $counts"
+  for t in test_threads test_numa test_train test_gradcheck test_gemm; do
+    DN_TEST_THREAD_COUNTS=$counts OMP_WAIT_POLICY=passive timeout 300 "$B/$t" --jobs 2 \
+      >"$out/test-$t.txt" 2>&1
+    echo "  $t: exit $? $(tail -1 "$out/test-$t.txt")"
+  done
+  timeout 120 "$B/threads_stress" >"$out/test-threads_stress.txt" 2>&1
+  echo "  threads_stress: exit $?"
+fi
+
+common=(--benchmark_min_time="${BUNDLE_MIN_TIME:-0.02}" --benchmark_repetitions="${BUNDLE_REPETITIONS:-3}"
+        --benchmark_report_aggregates_only=true --benchmark_out_format=json)
+export DEEPNET_BENCH_ISAS=$isa DEEPNET_BENCH_THREADS=$T
+
+if want peak; then
+  say "peak (FMA loop and bandwidth)"
+  timeout 120 "$B/bench-peak" "${common[@]}" --benchmark_out="$out/peak.json" >"$out/peak.txt" 2>&1 ||
+    echo "  bench-peak failed or timed out: $out/peak.txt"
+  grep "fma.*median" "$out/peak.txt" | awk '{print "  " $1, $(NF-2)}'
+fi
+
+if want gemm; then
+  # OpenBLAS 0.3.21's DYNAMIC_ARCH does not know some newer CPUs (Emerald Rapids, model
+  # 207, was one) and falls back to its SSE3 'Prescott' kernels, a tenth of the speed:
+  # name the matching core type for it unless the user chose one.
+  if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ "$isa" != scalar ]; then
+    core=$("$B/bench-gemm" --benchmark_filter='NN/256-10_m128/openblas/own/threads:1$' \
+      --benchmark_min_time=0.001 2>&1 | sed -n 's/^openblas: .* \([A-Za-z0-9]*\) MAX_THREADS.*/\1/p')
+    if [ "$core" = Prescott ] || [ "$core" = Nehalem ] || [ "$core" = Core2 ]; then
+      want_core=Haswell; [ "$isa" = avx512 ] && want_core=SkylakeX
+      echo "  OpenBLAS chose its $core kernels on this $isa CPU: using OPENBLAS_CORETYPE=$want_core"
+      echo "OPENBLAS_CORETYPE set by run.sh: $want_core (OpenBLAS chose $core)" >>"$out/system.txt"
+      export OPENBLAS_CORETYPE=$want_core
+    fi
+  fi
+  # Each library in its own process: a library's idle threads (OpenBLAS spins after a
+  # call, OpenMP may) would otherwise take cores from the next one measured.
+  shapes=${BUNDLE_GEMM_FILTER:-(m256|sq1024|sq2048)}
+  for lib in "deepnet/$isa" openblas onednn; do
+    name=${lib%%/*}
+    say "gemm $name"
+    timeout 300 "$B/bench-gemm" "${common[@]}" --benchmark_filter="$shapes.*/$lib/" \
+      --benchmark_out="$out/gemm-$name.json" >"$out/gemm-$name.txt" 2>&1 ||
+      echo "  bench-gemm ($name) failed or timed out: $out/gemm-$name.txt"
+  done
+fi
+
+if want train; then
+  say "train (step and epoch)"
+  timeout 300 "$B/bench-train" "${common[@]}" --benchmark_filter="deepnet/$isa/" \
+    --benchmark_out="$out/train.json" >"$out/train.txt" 2>&1 ||
+    echo "  bench-train failed or timed out: $out/train.txt"
+fi
+
+if want breakdown; then
+  say "where a step goes (batch 256)"
+  for deep in 0 1; do
+    for t in 1 "$n"; do
+      timeout 60 "$B/deepnet-step-breakdown" "$t" "$deep" 256 200 2>&1 | sed 's/^/  /'
+    done
+  done | tee "$out/breakdown.txt"
+fi
+
+if want pytorch; then
+  py=
+  for c in python3 /usr/bin/python3; do
+    if command -v "$c" >/dev/null && "$c" -c 'import torch' 2>/dev/null; then py=$(command -v "$c"); break; fi
+  done
+  if [ -n "$py" ]; then
+    say "PyTorch ($py)"
+    PYTHONUNBUFFERED=1 timeout 300 "$py" "$here/pytorch_compare.py" --synthetic \
+      --driver "$B/deepnet-train-bench" --threads "1,$n" --batch 256 --m 8192 --epochs 3 \
+      --json "$out/pytorch.json" 2>&1 | tee "$out/pytorch.txt"
+  else
+    say "no python3 with torch here: PyTorch comparison skipped"
+  fi
+fi
+say "done: $out"
