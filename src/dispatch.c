@@ -133,7 +133,11 @@ typedef struct gemm_job {
   const float *packedB;        /* op(B) pre-packed (dn_gemm_pack_b_cols), or NULL */
   const dn_gemm_epilogue *ep;  /* run on each finished part of C, or NULL */
   float *C;
-  bool split_rows; /* split M (rows of C) instead of N */
+  bool split_rows; /* one dimension cut: M (rows of C) instead of N */
+  /* Both cut: C in grid_rows x grid_cols blocks of whole micro-tiles, one per thread
+   * (0 when one dimension is cut); row_tiles, col_tiles: C's size in micro-tiles. */
+  size_t grid_rows, grid_cols, row_tiles, col_tiles;
+  size_t a_pack_units; /* a grid's packing phase: op(A)'s panels, then op(B)'s */
 } gemm_job;
 
 static void gemm_block(void *ctx, size_t begin, size_t end) {
@@ -159,6 +163,21 @@ static void pack_a_block(void *ctx, size_t begin, size_t end) {
   dn_gemm_pack_a_rows(j->kt, j->transa, j->M, j->K, j->A, j->lda, (float *)j->packedA, begin, end);
 }
 
+/* A 2-D grid shares both operands: units [0, a_pack_units) are op(A)'s row panels (none
+ * when A came pre-packed), the rest op(B)'s column panels (none on the small-M path). */
+static void pack_both_block(void *ctx, size_t begin, size_t end) {
+  const gemm_job *j = ctx;
+  const size_t ap = j->a_pack_units, w = dn_gemm_packed_a_width(j->kt, j->M), nr = j->kt->nr;
+  if (begin < ap)
+    dn_gemm_pack_a_rows(j->kt, j->transa, j->M, j->K, j->A, j->lda, (float *)j->packedA,
+                        begin * w, end < ap ? end * w : j->M);
+  if (end > ap) {
+    const size_t b0 = begin > ap ? begin - ap : 0, b1 = end - ap;
+    dn_gemm_pack_b_cols(j->kt, j->transb, j->N, j->K, j->B, j->ldb, (float *)j->packedB, b0 * nr,
+                        b1 * nr < j->N ? b1 * nr : j->N);
+  }
+}
+
 /* Threads splitting C by rows each need all of op(B), by columns all of op(A): pack that
  * operand once, over the threads, into the calling thread's DN_BUF_SHARED buffer, before
  * the product (not once per thread, which cost 2-thread runs up to a third of their speed
@@ -166,8 +185,11 @@ static void pack_a_block(void *ctx, size_t begin, size_t end) {
  * chunks start once every packing chunk is done), so the workers are woken once. The
  * packed driver's C is bitwise the unpacked one's, so this changes no result. No buffer:
  * each thread packs its own, as before. Returns the packing phase, or {0}. */
+static dn_phase shared_operands_phase(gemm_job *j);
+
 static dn_phase shared_operand_phase(gemm_job *j) {
   const dn_phase none = {0};
+  if (j->grid_rows) return shared_operands_phase(j);
   if (!dn_gemm_packs_b(j->kt, j->M)) return none; /* the small-M path reads B in place */
   if (j->split_rows) {
     const size_t floats = dn_gemm_packed_b_floats(j->kt, j->N, j->K);
@@ -185,21 +207,118 @@ static dn_phase shared_operand_phase(gemm_job *j) {
                     .ctx = j};
 }
 
-/* Threads split C by whole micro-tiles along its longer side (in tiles), so no
- * tile is shared and dn_gemm_range's per-element results, and hence the bits,
- * are those of a one-thread run. Row blocks are multiples of MR, hence of a packed
- * op(A)'s panel width (small_mr panels only for M <= small_mr < MR: never split). */
+/* In a 2-D grid every row block of op(A) is read by grid_cols threads and every column
+ * block of op(B) by grid_rows: pack both once, over all the threads, into one
+ * DN_BUF_SHARED buffer (op(A) first, rounded to whole cache lines). An operand already
+ * packed (the net's weights) or read in place (the small-M path's B) is skipped; without
+ * a buffer each thread packs its own, as in the 1-D cuts. */
+static dn_phase shared_operands_phase(gemm_job *j) {
+  const dn_phase none = {0};
+  const bool pack_a = !j->packedA && !j->copies, pack_b = dn_gemm_packs_b(j->kt, j->M);
+  const size_t a_floats = pack_a ? dn_gemm_packed_a_floats(j->kt, j->M, j->K) : 0;
+  const size_t b_floats = pack_b ? dn_gemm_packed_b_floats(j->kt, j->N, j->K) : 0;
+  if (a_floats + b_floats == 0 || b_floats > SIZE_MAX / 2 || a_floats > SIZE_MAX / 2 - b_floats)
+    return none; /* nothing to share, or sizes that overflow (SIZE_MAX) */
+  const size_t a_room = (a_floats + 15) / 16 * 16;
+  float *buf = dn_gemm_thread_buffer(DN_BUF_SHARED, a_room + b_floats);
+  if (!buf) return none;
+  if (pack_a) j->packedA = buf;
+  if (pack_b) j->packedB = buf + a_room;
+  const size_t w = dn_gemm_packed_a_width(j->kt, j->M);
+  j->a_pack_units = pack_a ? (j->M + w - 1) / w : 0;
+  const size_t b_units = pack_b ? (j->N + j->kt->nr - 1) / j->kt->nr : 0;
+  return (dn_phase){.n = j->a_pack_units + b_units, .grain = 1, .fn = pack_both_block, .ctx = j};
+}
+
+/* Block b of n over `tiles` micro-tiles of `tile` rows or columns, clipped to size. */
+static size_t grid_edge(size_t b, size_t n, size_t tiles, size_t tile, size_t size) {
+  const size_t q = tiles / n, r = tiles % n, at = tile * (b * q + (b < r ? b : r));
+  return at < size ? at : size;
+}
+
+static void gemm_grid_block(void *ctx, size_t begin, size_t end) {
+  const gemm_job *j = ctx;
+  for (size_t u = begin; u < end; u++) {
+    const size_t bi = u / j->grid_cols, bj = u % j->grid_cols, mr = j->kt->mr, nr = j->kt->nr;
+    const size_t m0 = grid_edge(bi, j->grid_rows, j->row_tiles, mr, j->M);
+    const size_t m1 = grid_edge(bi + 1, j->grid_rows, j->row_tiles, mr, j->M);
+    const size_t n0 = grid_edge(bj, j->grid_cols, j->col_tiles, nr, j->N);
+    const size_t n1 = grid_edge(bj + 1, j->grid_cols, j->col_tiles, nr, j->N);
+    const float *packedA = j->packedA ? j->packedA : j->copies ? j->copies[dn_thread_copy(j->n_copies)] : NULL;
+    dn_gemm_range_prepacked(j->kt, j->transa, j->transb, j->M, j->N, j->K, j->alpha, j->A,
+                            j->lda, packedA, j->B, j->ldb, j->packedB, j->beta, j->C, j->ldc, m0,
+                            m1, n0, n1, j->ep);
+  }
+}
+
+/* How a thread's block costs, in multiply-adds per step of K: its rows x columns, plus
+ * GRID_FOOTPRINT_WEIGHT per row and column it reads (the rows of packed op(A) and the
+ * columns of packed op(B) come from a shared L2/L3 copy that other threads packed, and
+ * the narrower the block, the less each one is reused). The weight was fitted at 2
+ * threads (dn_sgemm on the MLP shapes, row cut vs column cut, 2 runs each: 32-128 pick
+ * the faster cut on the NN/TN shapes where the two differ by more than 10%). */
+#define GRID_FOOTPRINT_WEIGHT 32.0
+
+static double grid_cost(const dn_kernel_table *kt, size_t M, size_t N, size_t rows, size_t cols) {
+  const size_t r = ((M + kt->mr - 1) / kt->mr + rows - 1) / rows * kt->mr;
+  const size_t c = ((N + kt->nr - 1) / kt->nr + cols - 1) / cols * kt->nr;
+  const double R = (double)(r < M ? r : M), C = (double)(c < N ? c : N);
+  return R * C + GRID_FOOTPRINT_WEIGHT * (R + C);
+}
+
+/* Threads cut C by whole micro-tiles, so no tile is shared and dn_gemm_range's
+ * per-element results, and hence the bits, are those of a one-thread run, whatever the
+ * cut. By default the cut is 1-D, along C's longer side in tiles. When op(B) is B itself
+ * (transb 'N': the forward Z = W A and dA_prev = W^T dZ), the cut is instead the grid
+ * rows x cols = threads whose slowest block costs least (grid_cost; ties keep the 1-D
+ * cut): packing such a B transposes it, and a grid packs it once for all its rows of
+ * blocks. With 16 threads on a 256-column C the 1-D cut left each thread 1 or 2 of the
+ * 22 tile columns and the whole of op(A) to read; the grid made NN 784-512 m256 1.34-1.41x
+ * and NN 512-256 m128 1.19-1.32x faster at 8 and 16 threads on a 16-core machine. With B
+ * transposed (dW = dZ A_prev^T) each thread's own pack of its columns is cheap and stays
+ * in its cache, and the grid made every NT shape there 0.8-0.9x: those keep the 1-D cut.
+ * With 2 threads a grid is one of the two 1-D cuts (NN 512-256 m128 1.2x, 784-512 m256
+ * 1.08x with rows instead of columns). Row blocks are multiples of MR, hence of a packed
+ * op(A)'s panel width (small_mr panels only for M <= small_mr < MR: never cut). An
+ * epilogue summing rows (row_acc) keeps each row's chain on one thread: only rows are cut. */
+void dn_gemm_plan_cut(const dn_kernel_table *kt, char transb, size_t M, size_t N, bool rows_only,
+                      int threads, size_t *grid_rows, size_t *grid_cols) {
+  const size_t t = threads > 1 ? (size_t)threads : 1;
+  const size_t row_tiles = (M + kt->mr - 1) / kt->mr, col_tiles = (N + kt->nr - 1) / kt->nr;
+  size_t best_rows = M / kt->mr > N / kt->nr || rows_only ? t : 1;
+  if (t > 1 && !rows_only && transb == 'N') {
+    double best = grid_cost(kt, M, N, best_rows, t / best_rows);
+    for (size_t rows = 1; rows <= t; rows++) {
+      if (t % rows || rows > row_tiles || t / rows > col_tiles) continue;
+      const double c = grid_cost(kt, M, N, rows, t / rows);
+      if (c < best) best = c, best_rows = rows;
+    }
+  }
+  *grid_rows = best_rows;
+  *grid_cols = t / best_rows;
+}
+
 static int gemm_parallel(const gemm_job *job) {
   size_t macs = job->M * job->N;
   if (!dn_mul_ok(macs, job->K, &macs)) macs = SIZE_MAX;
   const int threads = dn_threads_for(macs, GEMM_MIN_MACS_PER_THREAD);
   gemm_job j = *job;
-  /* An epilogue summing rows (row_acc) keeps each row's chain on one thread: rows split. */
-  j.split_rows = job->M / job->kt->mr > job->N / job->kt->nr || (job->ep && job->ep->row_acc);
+  size_t rows, cols;
+  dn_gemm_plan_cut(j.kt, j.transb, j.M, j.N, j.ep && j.ep->row_acc, threads, &rows, &cols);
+  /* A 1-D cut goes through the pool's own balanced chunks of whole tiles. */
+  j.split_rows = cols == 1;
+  if (rows > 1 && cols > 1) {
+    j.grid_rows = rows;
+    j.grid_cols = cols;
+    j.row_tiles = (j.M + j.kt->mr - 1) / j.kt->mr;
+    j.col_tiles = (j.N + j.kt->nr - 1) / j.kt->nr;
+  }
   const dn_phase pack = threads > 1 ? shared_operand_phase(&j) : (dn_phase){0};
-  const dn_phase product = {.n = j.split_rows ? j.M : j.N,
-                            .grain = j.split_rows ? j.kt->mr : j.kt->nr,
-                            .fn = gemm_block, .ctx = &j};
+  const dn_phase product =
+      j.grid_rows ? (dn_phase){.n = rows * cols, .grain = 1, .fn = gemm_grid_block, .ctx = &j}
+                  : (dn_phase){.n = j.split_rows ? j.M : j.N,
+                               .grain = j.split_rows ? j.kt->mr : j.kt->nr,
+                               .fn = gemm_block, .ctx = &j};
   dn_parallel_phases(threads, &pack, &product);
   return threads;
 }

@@ -68,7 +68,7 @@ static void expect_same_for_thread_counts(float keep_prob) {
   dn_set_split_everything(false);
 }
 
-Test(threads, outputs_dW_and_db_are_bitwise_identical_for_1_2_3_4_and_7_threads) {
+Test(threads, outputs_dW_and_db_are_bitwise_identical_for_1_2_3_4_7_and_16_threads) {
   expect_same_for_thread_counts(1.0f);
 }
 
@@ -97,7 +97,7 @@ static void train_with(int threads, float *W1) {
   dn_set_num_threads(0);
 }
 
-Test(threads, a_whole_training_run_is_bitwise_identical_for_1_2_3_4_and_7_threads) {
+Test(threads, a_whole_training_run_is_bitwise_identical_for_1_2_3_4_7_and_16_threads) {
   static float ref[257 * 300], got[257 * 300];
   train_with(1, ref);
   int counts[16];
@@ -146,6 +146,54 @@ static void sgemm_bitwise_for_any_thread_count(size_t Ms, size_t Ns, size_t Ks) 
   free(B);
   free(C1);
   free(Cn);
+}
+
+/* Many threads on a C of few tile columns cut it in a grid of blocks (both operands
+ * packed once and shared) when op(B) is not transposed; 2 threads, a transposed B and a
+ * row-summing epilogue keep a 1-D cut. Each block is whole micro-tiles, so the bits are a
+ * one-thread run's. */
+Test(threads, sgemm_cut_in_a_2d_grid_is_bitwise_a_one_thread_run) {
+  const dn_kernel_table *kt = dn_kernels();
+  size_t rows, cols;
+  if (kt->isa == DN_ISA_AVX512) { /* the cost model's figures are for 32 x 12 tiles */
+    dn_gemm_plan_cut(kt, 'N', 256, 256, false, 4, &rows, &cols);
+    cr_expect(rows == 2 && cols == 2, "4 threads on 256 x 256: %zu x %zu", rows, cols);
+    dn_gemm_plan_cut(kt, 'N', 512, 256, false, 16, &rows, &cols);
+    cr_expect(rows > 1 && cols > 1, "16 threads on 512 x 256: %zu x %zu", rows, cols);
+  }
+  dn_gemm_plan_cut(kt, 'T', 512, 256, false, 16, &rows, &cols);
+  cr_expect(rows == 1 || cols == 1, "B transposed: a 1-D cut, not %zu x %zu", rows, cols);
+  for (int t = 2; t <= 16; t++) {
+    dn_gemm_plan_cut(kt, 'N', 300, 260, false, t, &rows, &cols);
+    cr_expect(rows * cols == (size_t)t, "%d threads: %zu x %zu blocks", t, rows, cols);
+    dn_gemm_plan_cut(kt, 'N', 300, 260, true, t, &rows, &cols);
+    cr_expect(rows == (size_t)t && cols == 1, "rows only, %d threads: %zu x %zu", t, rows, cols);
+  }
+  dn_gemm_plan_cut(kt, 'N', 512, 256, false, 2, &rows, &cols);
+  cr_expect(rows == 1 || cols == 1, "2 threads: a 1-D cut, not %zu x %zu", rows, cols);
+  /* Shapes whose 4-, 6-, 8- and 16-thread cuts are grids on AVX-512 (and some on the other
+   * ISAs), with edge tiles on both sides in the second. */
+  sgemm_bitwise_for_any_thread_count(256, 256, 300);
+  sgemm_bitwise_for_any_thread_count(250, 253, 77);
+  for (int i = 0; i < 2; i++) {
+    const size_t M = i ? 250 : 256, N = i ? 253 : 256, K = i ? 77 : 300;
+    float *A = tu_random(M * K, -1, 1, 5), *B = tu_random(K * N, -1, 1, 6);
+    float *C1 = malloc(M * N * sizeof *C1), *Cn = malloc(M * N * sizeof *Cn);
+    dn_set_num_threads(1);
+    cr_assert_eq(dn_sgemm('N', 'N', M, N, K, 1.0f, A, M, B, K, 0.0f, C1, M), DN_OK);
+    const int counts[] = {4, 6, 8, 16};
+    for (int c = 0; c < 4; c++) {
+      dn_set_num_threads(counts[c]);
+      cr_assert_eq(dn_sgemm('N', 'N', M, N, K, 1.0f, A, M, B, K, 0.0f, Cn, M), DN_OK);
+      cr_expect(memcmp(C1, Cn, M * N * sizeof *C1) == 0, "%zu x %zu x %zu differs with %d threads",
+                M, N, K, counts[c]);
+    }
+    dn_set_num_threads(0);
+    free(A);
+    free(B);
+    free(C1);
+    free(Cn);
+  }
 }
 
 Test(threads, inside_a_callers_parallel_region_each_call_runs_on_one_thread) {

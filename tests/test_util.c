@@ -39,7 +39,7 @@ double tu_max_rel_diff(const float *a, const float *b, size_t n) {
 }
 
 int tu_thread_counts(int *counts, int max) {
-  static const int fallback[] = {2, 3, 4, 7};
+  static const int fallback[] = {2, 3, 4, 7, 16};
   const char *env = getenv("DN_TEST_THREAD_COUNTS");
   int n = 0;
   while (env && *env && n < max) {
@@ -53,6 +53,6 @@ int tu_thread_counts(int *counts, int max) {
     env = *end == ',' ? end + 1 : end;
   }
   if (n > 0) return n;
-  for (; n < 4 && n < max; n++) counts[n] = fallback[n];
+  for (; n < 5 && n < max; n++) counts[n] = fallback[n];
   return n;
 }

@@ -16,8 +16,8 @@ float *tu_random(size_t n, float lo, float hi, uint64_t seed);
 /* Largest |a-b| / max(1, |b|) over n values. */
 double tu_max_rel_diff(const float *a, const float *b, size_t n);
 
-/* The thread counts the bitwise tests compare with one thread: 2, 3, 4 and 7 (more
- * threads than this machine's cores included), or the comma list in
+/* The thread counts the bitwise tests compare with one thread: 2, 3, 4, 7 and 16 (more
+ * threads than this machine's cores; 16 cuts the GEMMs in 2-D grids), or the comma list in
  * DN_TEST_THREAD_COUNTS (e.g. "2,8,15,16" on a 16-core machine). Fills at most max
  * entries and returns how many; a malformed list gives the default. */
 int tu_thread_counts(int *counts, int max);

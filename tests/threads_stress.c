@@ -97,6 +97,26 @@ int main(void) {
   free(B);
   free(C1);
   free(C2);
+
+  /* A C of few tile columns on 4 and 16 threads: cut in a 2-D grid, both operands packed
+   * once by all the threads before any block is multiplied. */
+  const size_t gm = 256, gn = 256, gk = 300;
+  A = tu_random(gm * gk, -1, 1, 7);
+  B = tu_random(gk * gn, -1, 1, 8);
+  C1 = malloc(gm * gn * sizeof *C1);
+  C2 = malloc(gm * gn * sizeof *C2);
+  dn_set_num_threads(1);
+  check(dn_sgemm('N', 'N', gm, gn, gk, 1.0f, A, gm, B, gk, 0.0f, C1, gm) == DN_OK, "sgemm runs");
+  for (int t = 4; t <= 16; t += 12) {
+    dn_set_num_threads(t);
+    check(dn_sgemm('N', 'N', gm, gn, gk, 1.0f, A, gm, B, gk, 0.0f, C2, gm) == DN_OK,
+          "grid-cut sgemm runs");
+    check(memcmp(C1, C2, gm * gn * sizeof *C1) == 0, "grid-cut sgemm is bitwise identical");
+  }
+  free(A);
+  free(B);
+  free(C1);
+  free(C2);
   dn_set_split_everything(false);
 
   printf("%d passed, %d failed\n", passed, failed);
