@@ -259,11 +259,20 @@ static void gemm_grid_block(void *ctx, size_t begin, size_t end) {
  * the faster cut on the NN/TN shapes where the two differ by more than 10%). */
 #define GRID_FOOTPRINT_WEIGHT 32.0
 
-static double grid_cost(const dn_kernel_table *kt, size_t M, size_t N, size_t rows, size_t cols) {
+/* With op(A) pre-packed (the net's weights) a column cut runs in one phase, each thread
+ * packing its own columns of B, while any cut of the rows first packs B over all the
+ * threads and waits for it: that costs the grid this factor. Fitted at 2 threads
+ * (bench-layer forward, W pre-packed, 3 alternating runs): the row cut the plain cost
+ * prefers by 3-5% for 784-512 and 512-256 m256 ran 4-8% slower than the column cut. */
+#define GRID_SHARED_B_PHASE 1.15
+
+static double grid_cost(const dn_kernel_table *kt, size_t M, size_t N, bool a_prepacked,
+                        size_t rows, size_t cols) {
   const size_t r = ((M + kt->mr - 1) / kt->mr + rows - 1) / rows * kt->mr;
   const size_t c = ((N + kt->nr - 1) / kt->nr + cols - 1) / cols * kt->nr;
   const double R = (double)(r < M ? r : M), C = (double)(c < N ? c : N);
-  return R * C + GRID_FOOTPRINT_WEIGHT * (R + C);
+  const double cost = R * C + GRID_FOOTPRINT_WEIGHT * (R + C);
+  return a_prepacked && rows > 1 ? cost * GRID_SHARED_B_PHASE : cost;
 }
 
 /* Threads cut C by whole micro-tiles, so no tile is shared and dn_gemm_range's
@@ -282,15 +291,15 @@ static double grid_cost(const dn_kernel_table *kt, size_t M, size_t N, size_t ro
  * op(A)'s panel width (small_mr panels only for M <= small_mr < MR: never cut). An
  * epilogue summing rows (row_acc) keeps each row's chain on one thread: only rows are cut. */
 void dn_gemm_plan_cut(const dn_kernel_table *kt, char transb, size_t M, size_t N, bool rows_only,
-                      int threads, size_t *grid_rows, size_t *grid_cols) {
+                      bool a_prepacked, int threads, size_t *grid_rows, size_t *grid_cols) {
   const size_t t = threads > 1 ? (size_t)threads : 1;
   const size_t row_tiles = (M + kt->mr - 1) / kt->mr, col_tiles = (N + kt->nr - 1) / kt->nr;
   size_t best_rows = M / kt->mr > N / kt->nr || rows_only ? t : 1;
   if (t > 1 && !rows_only && transb == 'N') {
-    double best = grid_cost(kt, M, N, best_rows, t / best_rows);
+    double best = grid_cost(kt, M, N, a_prepacked, best_rows, t / best_rows);
     for (size_t rows = 1; rows <= t; rows++) {
       if (t % rows || rows > row_tiles || t / rows > col_tiles) continue;
-      const double c = grid_cost(kt, M, N, rows, t / rows);
+      const double c = grid_cost(kt, M, N, a_prepacked, rows, t / rows);
       if (c < best) best = c, best_rows = rows;
     }
   }
@@ -304,7 +313,8 @@ static int gemm_parallel(const gemm_job *job) {
   const int threads = dn_threads_for(macs, GEMM_MIN_MACS_PER_THREAD);
   gemm_job j = *job;
   size_t rows, cols;
-  dn_gemm_plan_cut(j.kt, j.transb, j.M, j.N, j.ep && j.ep->row_acc, threads, &rows, &cols);
+  dn_gemm_plan_cut(j.kt, j.transb, j.M, j.N, j.ep && j.ep->row_acc, j.packedA || j.copies, threads,
+                   &rows, &cols);
   /* A 1-D cut goes through the pool's own balanced chunks of whole tiles. */
   j.split_rows = cols == 1;
   if (rows > 1 && cols > 1) {

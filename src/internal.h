@@ -101,9 +101,10 @@ void dn_gemm_run_packed(const char *what, size_t layer, const dn_kernel_table *k
 /* How `threads` threads cut an M x N product C = op(A) op(B) for kt: a grid_rows x
  * grid_cols grid of blocks of whole micro-tiles (grid_rows * grid_cols == threads; one of
  * them 1 for a 1-D cut). rows_only: only rows may be cut (an epilogue that sums along
- * rows). Only transb 'N' products are cut in 2-D (dispatch.c says why). */
+ * rows); a_prepacked: op(A) comes packed (dn_gemm_run_packed). Only transb 'N' products
+ * are cut in 2-D (dispatch.c says why). */
 void dn_gemm_plan_cut(const dn_kernel_table *kt, char transb, size_t M, size_t N, bool rows_only,
-                      int threads, size_t *grid_rows, size_t *grid_cols);
+                      bool a_prepacked, int threads, size_t *grid_rows, size_t *grid_cols);
 /* Elementwise work fn over [0, n) in grain blocks on as many threads as `elems`
  * elements justify, timed and logged like dn_gemm_run when DEEPNET_VERBOSE=1. */
 void dn_elementwise_run(const char *what, size_t layer, size_t elems, size_t n, size_t grain,
