@@ -178,35 +178,6 @@ static void pack_both_block(void *ctx, size_t begin, size_t end) {
   }
 }
 
-/* Threads splitting C by rows each need all of op(B), by columns all of op(A): pack that
- * operand once, over the threads, into the calling thread's DN_BUF_SHARED buffer, before
- * the product (not once per thread, which cost 2-thread runs up to a third of their speed
- * on MLP shapes). Both passes run in one dispatch (dn_parallel_phases: the product's
- * chunks start once every packing chunk is done), so the workers are woken once. The
- * packed driver's C is bitwise the unpacked one's, so this changes no result. No buffer:
- * each thread packs its own, as before. Returns the packing phase, or {0}. */
-static dn_phase shared_operands_phase(gemm_job *j);
-
-static dn_phase shared_operand_phase(gemm_job *j) {
-  const dn_phase none = {0};
-  if (j->grid_rows) return shared_operands_phase(j);
-  if (!dn_gemm_packs_b(j->kt, j->M)) return none; /* the small-M path reads B in place */
-  if (j->split_rows) {
-    const size_t floats = dn_gemm_packed_b_floats(j->kt, j->N, j->K);
-    float *buf = floats == SIZE_MAX ? NULL : dn_gemm_thread_buffer(DN_BUF_SHARED, floats);
-    if (!buf) return none;
-    j->packedB = buf;
-    return (dn_phase){.n = j->N, .grain = j->kt->nr, .fn = pack_b_block, .ctx = j};
-  }
-  if (j->packedA || j->copies) return none;
-  const size_t floats = dn_gemm_packed_a_floats(j->kt, j->M, j->K);
-  float *buf = floats == SIZE_MAX ? NULL : dn_gemm_thread_buffer(DN_BUF_SHARED, floats);
-  if (!buf) return none;
-  j->packedA = buf;
-  return (dn_phase){.n = j->M, .grain = dn_gemm_packed_a_width(j->kt, j->M), .fn = pack_a_block,
-                    .ctx = j};
-}
-
 /* In a 2-D grid every row block of op(A) is read by grid_cols threads and every column
  * block of op(B) by grid_rows: pack both once, over all the threads, into one
  * DN_BUF_SHARED buffer (op(A) first, rounded to whole cache lines). An operand already
@@ -228,6 +199,33 @@ static dn_phase shared_operands_phase(gemm_job *j) {
   j->a_pack_units = pack_a ? (j->M + w - 1) / w : 0;
   const size_t b_units = pack_b ? (j->N + j->kt->nr - 1) / j->kt->nr : 0;
   return (dn_phase){.n = j->a_pack_units + b_units, .grain = 1, .fn = pack_both_block, .ctx = j};
+}
+
+/* Threads splitting C by rows each need all of op(B), by columns all of op(A): pack that
+ * operand once, over the threads, into the calling thread's DN_BUF_SHARED buffer, before
+ * the product (not once per thread, which cost 2-thread runs up to a third of their speed
+ * on MLP shapes). Both passes run in one dispatch (dn_parallel_phases: the product's
+ * chunks start once every packing chunk is done), so the workers are woken once. The
+ * packed driver's C is bitwise the unpacked one's, so this changes no result. No buffer:
+ * each thread packs its own, as before. Returns the packing phase, or {0}. */
+static dn_phase shared_operand_phase(gemm_job *j) {
+  const dn_phase none = {0};
+  if (j->grid_rows) return shared_operands_phase(j);
+  if (!dn_gemm_packs_b(j->kt, j->M)) return none; /* the small-M path reads B in place */
+  if (j->split_rows) {
+    const size_t floats = dn_gemm_packed_b_floats(j->kt, j->N, j->K);
+    float *buf = floats == SIZE_MAX ? NULL : dn_gemm_thread_buffer(DN_BUF_SHARED, floats);
+    if (!buf) return none;
+    j->packedB = buf;
+    return (dn_phase){.n = j->N, .grain = j->kt->nr, .fn = pack_b_block, .ctx = j};
+  }
+  if (j->packedA || j->copies) return none;
+  const size_t floats = dn_gemm_packed_a_floats(j->kt, j->M, j->K);
+  float *buf = floats == SIZE_MAX ? NULL : dn_gemm_thread_buffer(DN_BUF_SHARED, floats);
+  if (!buf) return none;
+  j->packedA = buf;
+  return (dn_phase){.n = j->M, .grain = dn_gemm_packed_a_width(j->kt, j->M), .fn = pack_a_block,
+                    .ctx = j};
 }
 
 /* Block b of n over `tiles` micro-tiles of `tile` rows or columns, clipped to size. */
@@ -278,7 +276,7 @@ static double grid_cost(const dn_kernel_table *kt, size_t M, size_t N, bool a_pr
 /* Threads cut C by whole micro-tiles, so no tile is shared and dn_gemm_range's
  * per-element results, and hence the bits, are those of a one-thread run, whatever the
  * cut. By default the cut is 1-D, along C's longer side in tiles. When op(B) is B itself
- * (transb 'N': the forward Z = W A and dA_prev = W^T dZ), the cut is instead the grid
+ * (transb 'N': the forward Z = W A_prev, and dn_sgemm NN and TN), the cut is instead the grid
  * rows x cols = threads whose slowest block costs least (grid_cost; ties keep the 1-D
  * cut): packing such a B transposes it, and a grid packs it once for all its rows of
  * blocks. With 16 threads on a 256-column C the 1-D cut left each thread 1 or 2 of the
