@@ -9,7 +9,8 @@
 # BUNDLE_GEMM_FILTER (regex of gemm shapes, default the m256 MLP shapes and two squares),
 # BUNDLE_STEPS ("tests peak gemm train breakdown pytorch", the default: all),
 # BUNDLE_MIN_TIME (default 0.02), BUNDLE_REPETITIONS (default 3).
-# About 5 minutes on 16 cores. Each step has a time limit, and a failed step is reported
+# About 5 minutes on 16 cores. The peak step's one-thread FMA figure becomes
+# DEEPNET_BENCH_PEAK for the later suites (one basis for every % of peak). Each step has a time limit, and a failed step is reported
 # and skipped, so one slow step cannot lose the others' results.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -72,6 +73,13 @@ if want peak; then
   timeout 120 "$B/bench-peak" "${common[@]}" --benchmark_out="$out/peak.json" >"$out/peak.txt" 2>&1 ||
     echo "  bench-peak failed or timed out: $out/peak.txt"
   grep "fma.*median" "$out/peak.txt" | awk '{print "  " $1, $(NF-2)}'
+  # Every later suite runs in its own process and would measure its own one-thread peak
+  # for its % column; one figure for all keeps the percentages comparable.
+  p1=$(sed -n "s|^peak/fma/-/$isa/$isa/threads:1_median .*GFLOPS=\([0-9.]*\).*|\1|p" "$out/peak.txt")
+  if [ -n "$p1" ]; then
+    export DEEPNET_BENCH_PEAK="$isa=$p1"
+    echo "DEEPNET_BENCH_PEAK set by run.sh: $DEEPNET_BENCH_PEAK" >>"$out/system.txt"
+  fi
 fi
 
 if want gemm; then
