@@ -14,12 +14,17 @@ enum { MR = 32, NR = 12 };
 #define A_PREFETCH_AHEAD 1024
 
 /* One column of the tile: alpha * acc + beta * C under the row masks; beta == 0
- * never reads C. */
+ * never reads C, and alpha == 1 (scale false) skips the multiply, which would return acc
+ * unchanged (acc comes from FMAs: never a signalling NaN; under FTZ never a denormal).
+ * Measured with K = 10 (the output layer's dA_prev, TN 256-10, 3 alternating runs):
+ * 24 multiplies a tile against 240 FMAs, +3-5%; nothing measurable at larger K. */
 static inline __attribute__((always_inline)) void store_col(float *c, __m512 r0, __m512 r1,
                                                             __m512 va, __m512 vb, bool read_c,
-                                                            __mmask16 k0, __mmask16 k1) {
-  r0 = _mm512_mul_ps(va, r0);
-  r1 = _mm512_mul_ps(va, r1);
+                                                            bool scale, __mmask16 k0, __mmask16 k1) {
+  if (scale) {
+    r0 = _mm512_mul_ps(va, r0);
+    r1 = _mm512_mul_ps(va, r1);
+  }
   if (read_c) {
     r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k0, c), r0);
     r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k1, c + 16), r1);
@@ -61,7 +66,7 @@ static inline __attribute__((always_inline)) void edge_tile(size_t k, float alph
   const bool read_c = beta != 0.0f;
 #pragma GCC unroll 12
   for (size_t j = 0; j < NC; j++)
-    if (n > j) store_col(C + j * ldc, c0[j], c1[j], va, vb, read_c, k0, two ? k1 : 0);
+    if (n > j) store_col(C + j * ldc, c0[j], c1[j], va, vb, read_c, alpha != 1.0f, k0, two ? k1 : 0);
 }
 
 /* 24 accumulators + 2 A vectors leave 6 of the 32 zmm free; each B value is an
@@ -108,7 +113,7 @@ void dn_sgemm_ukr_avx512_32x12(size_t k, float alpha, const float *Ap, const flo
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
   const bool read_c = beta != 0.0f;
 #define DN_STORE(j) \
-  if (n > j) store_col(C + j * ldc, c0_##j, c1_##j, va, vb, read_c, k0, k1)
+  if (n > j) store_col(C + j * ldc, c0_##j, c1_##j, va, vb, read_c, alpha != 1.0f, k0, k1)
   DN_STORE(0); DN_STORE(1); DN_STORE(2); DN_STORE(3); DN_STORE(4); DN_STORE(5);
   DN_STORE(6); DN_STORE(7); DN_STORE(8); DN_STORE(9); DN_STORE(10); DN_STORE(11);
 #undef DN_STORE
