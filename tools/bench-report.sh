@@ -14,6 +14,7 @@
 #   BENCH_PYTORCH=1          also run tools/pytorch_compare.py (adds ~3 minutes)
 #   BENCH_BUILD_DIR=build-bench
 #   BENCH_GIT_REV=...        the revision to record when the tree is an export without .git
+#   BENCH_GEMM_SEPARATE=0|1  each gemm library in its own process (default: 1 with 8+ CPUs)
 #   DEEPNET_BENCH_ISAS, DEEPNET_BENCH_THREADS   restrict the sweeps (see docs/benchmarks.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,11 +71,36 @@ fi
 
 # ---- suites ------------------------------------------------------------------
 start=$(date +%s)
+# With many cores, one library's idle threads (OpenBLAS's spin after a call, OpenMP's
+# default wait) take cores from the next library measured in the same process (on a
+# 16-core machine oneDNN fell to 0-67 GFLOP/s at 12-16 threads after OpenBLAS): there the
+# gemm suite runs each library in its own process (gemm-<lib>.json; the report merges them).
+cpus=$(nproc 2>/dev/null || echo 1)
+separate=${BENCH_GEMM_SEPARATE:-$([ "$cpus" -ge 8 ] && echo 1 || echo 0)}
 for s in $suites; do
   echo "bench-report: suite $s ($(($(date +%s) - start)) s so far)"
   args=(--benchmark_min_time="$min_time" --benchmark_repetitions="$reps"
-        --benchmark_report_aggregates_only=true
-        --benchmark_out="$out/$s.json" --benchmark_out_format=json)
+        --benchmark_report_aggregates_only=true --benchmark_out_format=json)
+  if [ "$s" = gemm ] && [ "$separate" = 1 ]; then
+    for lib in deepnet openblas onednn; do
+      filter="/$lib/"
+      [ -n "${BENCH_FILTER:-}" ] && filter="(${BENCH_FILTER}).*/$lib/|/$lib/.*(${BENCH_FILTER})"
+      "$build/bench/bench-$s" "${args[@]}" --benchmark_filter="$filter" \
+        --benchmark_out="$out/$s-$lib.json" >"$out/$s-$lib.txt" 2>&1 ||
+        die "bench-$s ($lib) failed; see $out/$s-$lib.txt"
+      # The first process's measured FMA peaks serve the others, so every % of peak in
+      # the report has one basis (each process would otherwise measure its own).
+      if [ "$lib" = deepnet ] && [ -z "${DEEPNET_BENCH_PEAK:-}" ]; then
+        peaks=$("$py" -c 'import json,sys
+c = json.load(open(sys.argv[1])).get("context", {})
+print(",".join(k[len("peak_gflops_"):-3] + "=" + str(v) for k, v in sorted(c.items())
+               if k.startswith("peak_gflops_") and k.endswith("_1t")))' "$out/$s-$lib.json")
+        [ -n "$peaks" ] && export DEEPNET_BENCH_PEAK=$peaks
+      fi
+    done
+    continue
+  fi
+  args+=(--benchmark_out="$out/$s.json")
   [ -n "${BENCH_FILTER:-}" ] && args+=(--benchmark_filter="$BENCH_FILTER")
   "$build/bench/bench-$s" "${args[@]}" >"$out/$s.txt" 2>&1 ||
     die "bench-$s failed; see $out/$s.txt"
