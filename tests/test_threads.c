@@ -137,6 +137,7 @@ static void sgemm_bitwise_for_any_thread_count(size_t Ms, size_t Ns, size_t Ks) 
       for (int i = 0; i < ncounts; i++) {
         const int t = counts[i];
         dn_set_num_threads(t);
+        memset(Cn, 0xff, Ms * Ns * sizeof *Cn); /* NaNs: a block no thread wrote cannot pass */
         cr_assert_eq(dn_sgemm(tr[ta], tr[tb], Ms, Ns, Ks, 1.0f, A, lda, B, ldb, 0.0f, Cn, Ms), DN_OK);
         cr_expect(memcmp(C1, Cn, Ms * Ns * sizeof *C1) == 0, "%c%c differs with %d threads", tr[ta], tr[tb], t);
       }
@@ -177,7 +178,9 @@ Test(threads, sgemm_cut_in_a_2d_grid_is_bitwise_a_one_thread_run) {
   dn_gemm_plan_cut(kt, 'N', 512, 256, false, false, 2, &rows, &cols);
   cr_expect(rows == 1 || cols == 1, "2 threads: a 1-D cut, not %zu x %zu", rows, cols);
   /* Shapes whose 4-, 6-, 8- and 16-thread cuts are grids on AVX-512 (and some on the other
-   * ISAs), with edge tiles on both sides in the second. */
+   * ISAs), with edge tiles on both sides in the second; split_everything makes every
+   * count really run (the second is too small for more than 4 threads otherwise). */
+  dn_set_split_everything(true);
   sgemm_bitwise_for_any_thread_count(256, 256, 300);
   sgemm_bitwise_for_any_thread_count(250, 253, 77);
   for (int i = 0; i < 2; i++) {
@@ -189,6 +192,7 @@ Test(threads, sgemm_cut_in_a_2d_grid_is_bitwise_a_one_thread_run) {
     const int counts[] = {4, 6, 8, 16};
     for (int c = 0; c < 4; c++) {
       dn_set_num_threads(counts[c]);
+      memset(Cn, 0xff, M * N * sizeof *Cn); /* NaNs: a block no thread wrote cannot pass */
       cr_assert_eq(dn_sgemm('N', 'N', M, N, K, 1.0f, A, M, B, K, 0.0f, Cn, M), DN_OK);
       cr_expect(memcmp(C1, Cn, M * N * sizeof *C1) == 0, "%zu x %zu x %zu differs with %d threads",
                 M, N, K, counts[c]);
@@ -199,6 +203,7 @@ Test(threads, sgemm_cut_in_a_2d_grid_is_bitwise_a_one_thread_run) {
     free(C1);
     free(Cn);
   }
+  dn_set_split_everything(false);
 }
 
 Test(threads, inside_a_callers_parallel_region_each_call_runs_on_one_thread) {
