@@ -305,7 +305,8 @@ void dn_gemm_plan_cut(const dn_kernel_table *kt, char transb, size_t M, size_t N
   *grid_cols = t / best_rows;
 }
 
-static int gemm_parallel(const gemm_job *job) {
+/* Runs the product; returns the threads, and in *rows x *cols how C was cut. */
+static int gemm_parallel(const gemm_job *job, size_t *cut_rows, size_t *cut_cols) {
   size_t macs = job->M * job->N;
   if (!dn_mul_ok(macs, job->K, &macs)) macs = SIZE_MAX;
   const int threads = dn_threads_for(macs, GEMM_MIN_MACS_PER_THREAD);
@@ -328,20 +329,25 @@ static int gemm_parallel(const gemm_job *job) {
                                .grain = j.split_rows ? j.kt->mr : j.kt->nr,
                                .fn = gemm_block, .ctx = &j};
   dn_parallel_phases(threads, &pack, &product);
+  *cut_rows = rows;
+  *cut_cols = cols;
   return threads;
 }
 
 static void gemm_logged(const char *what, size_t layer, const gemm_job *job) {
+  size_t rows, cols;
   if (!verbose) {
-    gemm_parallel(job);
+    gemm_parallel(job, &rows, &cols);
     return;
   }
   const double t0 = dn_now_s();
-  const int threads = gemm_parallel(job);
+  const int threads = gemm_parallel(job, &rows, &cols);
   const double dt = dn_now_s() - t0;
-  fprintf(stderr, "deepnet: layer %zu %-10s sgemm %c%c%s %s M=%zu N=%zu K=%zu threads=%d %.3f ms %.1f GFLOP/s\n",
+  char cut[48] = "";
+  if (threads > 1) snprintf(cut, sizeof cut, " (cut %zux%zu)", rows, cols);
+  fprintf(stderr, "deepnet: layer %zu %-10s sgemm %c%c%s %s M=%zu N=%zu K=%zu threads=%d%s %.3f ms %.1f GFLOP/s\n",
           layer, what, job->transa, job->transb, job->packedA || job->copies ? " (A pre-packed)" : "",
-          dn_gemm_kernel_name(job->kt, job->M), job->M, job->N, job->K, threads, dt * 1e3,
+          dn_gemm_kernel_name(job->kt, job->M), job->M, job->N, job->K, threads, cut, dt * 1e3,
           dt > 0 ? 2.0 * (double)job->M * (double)job->N * (double)job->K / dt * 1e-9 : 0.0);
 }
 
