@@ -135,20 +135,27 @@ typedef struct gemm_job {
   float *C;
   bool split_rows; /* one dimension cut: M (rows of C) instead of N */
   /* Both cut: C in grid_rows x grid_cols blocks of whole micro-tiles, one per thread
-   * (0 when one dimension is cut); row_tiles, col_tiles: C's size in micro-tiles. */
-  size_t grid_rows, grid_cols, row_tiles, col_tiles;
+   * (0 when one dimension is cut). */
+  size_t grid_rows, grid_cols;
   size_t a_pack_units; /* a grid's packing phase: op(A)'s panels, then op(B)'s */
 } gemm_job;
 
-static void gemm_block(void *ctx, size_t begin, size_t end) {
-  const gemm_job *j = ctx;
-  const size_t m0 = j->split_rows ? begin : 0, m1 = j->split_rows ? end : j->M;
-  const size_t n0 = j->split_rows ? 0 : begin, n1 = j->split_rows ? j->N : end;
+/* Rows [m0, m1) x columns [n0, n1) of C, on the calling thread. */
+static void multiply_block(const gemm_job *j, size_t m0, size_t m1, size_t n0, size_t n1) {
   /* The copy on the node this thread works for: the bits are the same whichever it reads. */
   const float *packedA = j->packedA ? j->packedA : j->copies ? j->copies[dn_thread_copy(j->n_copies)] : NULL;
   dn_gemm_range_prepacked(j->kt, j->transa, j->transb, j->M, j->N, j->K, j->alpha, j->A, j->lda,
                           packedA, j->B, j->ldb, j->packedB, j->beta, j->C, j->ldc, m0, m1,
                           n0, n1, j->ep);
+}
+
+/* A 1-D cut's chunk [begin, end) of rows or columns. */
+static void gemm_block(void *ctx, size_t begin, size_t end) {
+  const gemm_job *j = ctx;
+  if (j->split_rows)
+    multiply_block(j, begin, end, 0, j->N);
+  else
+    multiply_block(j, 0, j->M, begin, end);
 }
 
 /* ---- the operand every thread would pack: packed once, shared ---- */
@@ -234,18 +241,17 @@ static size_t grid_edge(size_t b, size_t n, size_t tiles, size_t tile, size_t si
   return at < size ? at : size;
 }
 
+/* A grid's blocks [begin, end), row-major over the grid. */
 static void gemm_grid_block(void *ctx, size_t begin, size_t end) {
   const gemm_job *j = ctx;
+  const size_t mr = j->kt->mr, nr = j->kt->nr;
+  const size_t row_tiles = (j->M + mr - 1) / mr, col_tiles = (j->N + nr - 1) / nr;
   for (size_t u = begin; u < end; u++) {
-    const size_t bi = u / j->grid_cols, bj = u % j->grid_cols, mr = j->kt->mr, nr = j->kt->nr;
-    const size_t m0 = grid_edge(bi, j->grid_rows, j->row_tiles, mr, j->M);
-    const size_t m1 = grid_edge(bi + 1, j->grid_rows, j->row_tiles, mr, j->M);
-    const size_t n0 = grid_edge(bj, j->grid_cols, j->col_tiles, nr, j->N);
-    const size_t n1 = grid_edge(bj + 1, j->grid_cols, j->col_tiles, nr, j->N);
-    const float *packedA = j->packedA ? j->packedA : j->copies ? j->copies[dn_thread_copy(j->n_copies)] : NULL;
-    dn_gemm_range_prepacked(j->kt, j->transa, j->transb, j->M, j->N, j->K, j->alpha, j->A,
-                            j->lda, packedA, j->B, j->ldb, j->packedB, j->beta, j->C, j->ldc, m0,
-                            m1, n0, n1, j->ep);
+    const size_t bi = u / j->grid_cols, bj = u % j->grid_cols;
+    multiply_block(j, grid_edge(bi, j->grid_rows, row_tiles, mr, j->M),
+                   grid_edge(bi + 1, j->grid_rows, row_tiles, mr, j->M),
+                   grid_edge(bj, j->grid_cols, col_tiles, nr, j->N),
+                   grid_edge(bj + 1, j->grid_cols, col_tiles, nr, j->N));
   }
 }
 
@@ -319,8 +325,6 @@ static int gemm_parallel(const gemm_job *job, size_t *cut_rows, size_t *cut_cols
   if (rows > 1 && cols > 1) {
     j.grid_rows = rows;
     j.grid_cols = cols;
-    j.row_tiles = (j.M + j.kt->mr - 1) / j.kt->mr;
-    j.col_tiles = (j.N + j.kt->nr - 1) / j.kt->nr;
   }
   const dn_phase pack = threads > 1 ? shared_operand_phase(&j) : (dn_phase){0};
   const dn_phase product =
