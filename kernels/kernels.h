@@ -16,6 +16,14 @@
 typedef void (*dn_sgemm_ukr_fn)(size_t k, float alpha, const float *Ap, const float *Bp,
                                 float beta, float *C, size_t ldc, size_t m, size_t n);
 
+/* The micro-kernel fused with the packing of its A micro-panel: the same tile as
+ * sgemm_ukr with Ap = the panel that sgemm_pack_n(k, m, mr, A, lda, Ap) would write, which
+ * it writes as it goes, reading op(A) = A (rows i.. of A, k columns at stride lda) where it
+ * lies. The driver calls it on a block's first column panel; the others read Ap. */
+typedef void (*dn_sgemm_ukr_pack_a_fn)(size_t k, float alpha, const float *A, size_t lda,
+                                       float *Ap, const float *Bp, float beta, float *C,
+                                       size_t ldc, size_t m, size_t n);
+
 /* The small-M GEMM kernel (M <= small_mr, e.g. a 10-unit output layer): C(rows [m_lo, m_hi)
  * x n) = alpha * Ap(small_mr x k) * op(B)(k x n) + beta * C, with Ap packed as k columns of
  * small_mr floats and op(B)(p, j) read in place at B[p * rsb + j * csb] (no packing of B);
@@ -36,6 +44,7 @@ typedef struct dn_kernel_table {
   const char *sgemm_ukr_name; /* e.g. "dn_sgemm_ukr_avx512_32x12" */
   size_t mr, nr;              /* micro-tile of sgemm_ukr */
   dn_sgemm_ukr_fn sgemm_ukr;
+  dn_sgemm_ukr_pack_a_fn sgemm_ukr_pack_a; /* NULL: the driver packs A in its own pass */
   /* Largest K block of the GEMM driver (0: the driver's default). Fixed per ISA, never
    * read from the cache sizes: it sets each C element's summation order, which must be
    * the same on every machine and topology (HWLOC_SYNTHETIC included). */

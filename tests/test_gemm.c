@@ -454,6 +454,53 @@ static void packing_matches_definition(dn_isa isa) {
   cr_expect_eq(bad, 0, "%zu failures over %zu packing cases", bad, n);
 }
 
+typedef void (*pack_fn_t)(size_t k, size_t r, size_t w, const float *src, size_t ld, float *dst);
+
+/* pack_n's definition, for a table that packs with the driver's portable C. */
+static void pack_n_reference(size_t k, size_t r, size_t w, const float *src, size_t ld, float *dst) {
+  for (size_t p = 0; p < k; p++)
+    for (size_t i = 0; i < w; i++) dst[p * w + i] = i < r ? src[i + p * ld] : 0.0f;
+}
+
+/* The micro-kernel fused with A's packing against the two steps it replaces, pack_n then
+ * the micro-kernel: C bitwise the same and the panel it leaves bitwise pack_n's (zero rows
+ * past m, nothing written past the k x mr panel), for every live m x n of the tile, depths
+ * around the vector widths and the K block, alpha 1 (the kernel skips that multiply) and
+ * not, beta 0 over NaN and beta 1, a misaligned A with lda > m and a strided C. */
+static void ukr_pack_a_matches_pack_then_ukr(dn_isa isa) {
+  const dn_kernel_table *kt = table_or_skip(isa);
+  if (!kt->sgemm_ukr_pack_a) cr_skip_test("%s packs A in a separate pass", dn_isa_name(isa));
+  const size_t MR = kt->mr, NR = kt->nr, ldc = MR + 5, kc = kc_of(kt);
+  const size_t depths[] = {1, 2, 7, 17, 33, kc};
+  size_t bad = 0, n_cases = 0;
+  for (size_t di = 0; di < sizeof depths / sizeof *depths; di++) {
+    const size_t k = depths[di], lda = MR + 3, panel = k * MR;
+    float *A = tu_random(lda * k + 1, -1, 1, 2100 + di), *Bp = tu_random(k * NR, -1, 1, 2200 + di);
+    float *C0 = tu_random(ldc * NR, -1, 1, 2300 + di);
+    float *want_C = malloc(ldc * NR * sizeof(float)), *got_C = malloc(ldc * NR * sizeof(float));
+    float *want_Ap = malloc((panel + 16) * sizeof(float)), *got_Ap = malloc((panel + 16) * sizeof(float));
+    cr_assert(A && Bp && C0 && want_C && got_C && want_Ap && got_Ap);
+    for (size_t m = 1; m <= MR; m++)
+      for (size_t n = 1; n <= NR; n++)
+        for (int v = 0; v < 4; v++, n_cases++) {
+          const float alpha = v % 2 ? 0.7f : 1.0f, beta = v / 2 ? 1.0f : 0.0f;
+          for (size_t i = 0; i < ldc * NR; i++) want_C[i] = got_C[i] = beta == 0.0f ? NAN : C0[i];
+          for (size_t i = 0; i < panel + 16; i++) want_Ap[i] = got_Ap[i] = -7.0f;
+          const pack_fn_t pack = kt->sgemm_pack_n ? kt->sgemm_pack_n : pack_n_reference;
+          pack(k, m, MR, A + 1, lda, want_Ap);
+          kt->sgemm_ukr(k, alpha, want_Ap, Bp, beta, want_C, ldc, m, n);
+          kt->sgemm_ukr_pack_a(k, alpha, A + 1, lda, got_Ap, Bp, beta, got_C, ldc, m, n);
+          const bool same = memcmp(want_C, got_C, ldc * NR * sizeof(float)) == 0 &&
+                            memcmp(want_Ap, got_Ap, (panel + 16) * sizeof(float)) == 0;
+          if (!same && bad++ == 0)
+            cr_log_error("%s ukr_pack_a k=%zu m=%zu n=%zu alpha=%g beta=%g differs from pack_n + ukr",
+                         dn_isa_name(isa), k, m, n, (double)alpha, (double)beta);
+        }
+    free(A), free(Bp), free(C0), free(want_C), free(got_C), free(want_Ap), free(got_Ap);
+  }
+  cr_expect_eq(bad, 0, "%zu failures over %zu fused-packing cases", bad, n_cases);
+}
+
 /* The scan epilogue finds the smallest offset i + j * ldc of an Inf/NaN in C, on both
  * paths (shapes from packed_shapes), whole or split over row and column pieces that share
  * one atomic minimum, in either order of the pieces; all-finite C leaves it at SIZE_MAX.
@@ -580,6 +627,7 @@ FOR_EACH_ISA(ranges_bitwise, "any row/column split gives bitwise the same C")
 FOR_EACH_ISA(packed_a_bitwise, "pre-packed op(A), and op(B), whole or split, give bitwise dn_gemm's C")
 FOR_EACH_ISA(epilogue_bitwise, "the fused bias + activation epilogue is bitwise GEMM, bias_add, act_fwd")
 FOR_EACH_ISA(packing_matches_definition, "pack_n/pack_t hooks match their definition, pad with zeros, stay in the panel")
+FOR_EACH_ISA(ukr_pack_a_matches_pack_then_ukr, "the micro-kernel that packs A as it reads it is bitwise pack_n + the micro-kernel")
 FOR_EACH_ISA(scan_epilogue_finds_first_nonfinite, "the scan epilogue reports C's first Inf/NaN, whole or split")
 FOR_EACH_ISA(small_m_bitwise_general, "the small-M path is bitwise the general path and within the bound")
 

@@ -59,20 +59,27 @@ static inline __attribute__((always_inline)) void edge_tile(size_t k, float alph
     if (n > j) store_col(C + j * ldc, c0[j], c1[j], va, vb, read_c, k0, k1);
 }
 
-/* 12 accumulators + 2 A vectors + 1 broadcast = 15 of the 16 ymm; a k step is
+/* Columns of the unpacked op(A) = A are read this many k steps ahead by the fused
+ * pack-and-multiply kernel, into L2 only (see sgemm_avx512.c). */
+#define A_SOURCE_PREFETCH_COLUMNS 16
+
+/* The full 16 x 6 tile. With A_src (a constant after inlining) the tile reads op(A) = A
+ * where it lies, column by column at stride lda, and stores each loaded pair of vectors
+ * into Ap_out, the packed micro-panel the block's other column panels read: the same
+ * values in the same FMA chains as the packed kernel, so the same bits.
+ *
+ * 12 accumulators + 2 A vectors + 1 broadcast = 15 of the 16 ymm; a k step is
  * 2 loads + 6 broadcasts for 12 FMAs. Every C element is one accumulator chain
  * over k in order, whatever its place in the tile. */
-void dn_sgemm_ukr_avx2_16x6(size_t k, float alpha, const float *Ap, const float *Bp, float beta,
-                            float *C, size_t ldc, size_t m, size_t n) {
-  if (n <= 4 || m <= 8) {
-    const bool two = m > 8;
-    if (n <= 2 && two) edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, 2, true);
-    else if (n <= 2) edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, 2, false);
-    else if (n <= 4 && two) edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, 4, true);
-    else if (n <= 4) edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, 4, false);
-    else edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, NR, false);
-    return;
-  }
+static inline __attribute__((always_inline)) void full_tile(size_t k, float alpha,
+                                                            const float *Ap, const float *Bp,
+                                                            float beta, float *C, size_t ldc,
+                                                            size_t m, size_t n,
+                                                            const float *A_src, size_t lda,
+                                                            float *Ap_out) {
+  /* alpha and beta wait in memory: a 16th value live in registers over the loop made GCC
+   * keep one accumulator on the stack instead (measured: 105 -> 70 GFLOP/s). */
+  volatile float alpha_beta[2] = {alpha, beta};
 #define DN_ACC(j) __m256 c0_##j = _mm256_setzero_ps(), c1_##j = _mm256_setzero_ps()
   DN_ACC(0); DN_ACC(1); DN_ACC(2); DN_ACC(3); DN_ACC(4); DN_ACC(5);
 #undef DN_ACC
@@ -86,14 +93,29 @@ void dn_sgemm_ukr_avx2_16x6(size_t k, float alpha, const float *Ap, const float 
     c1_##j = _mm256_fmadd_ps(a1, b, c1_##j);           \
   } while (0)
   for (size_t p = 0; p < k; p++) {
-    _mm_prefetch((const char *)(Ap + 8 * MR), _MM_HINT_T0);
-    const __m256 a0 = _mm256_loadu_ps(Ap), a1 = _mm256_loadu_ps(Ap + 8);
+    __m256 a0, a1;
+    if (A_src) { /* m == MR: every row live */
+      _mm_prefetch((const char *)(A_src + A_SOURCE_PREFETCH_COLUMNS * lda), _MM_HINT_T1);
+      _mm_prefetch((const char *)(A_src + A_SOURCE_PREFETCH_COLUMNS * lda + MR - 1), _MM_HINT_T1);
+      a0 = _mm256_loadu_ps(A_src);
+      a1 = _mm256_loadu_ps(A_src + 8);
+      _mm256_storeu_ps(Ap_out, a0);
+      _mm256_storeu_ps(Ap_out + 8, a1);
+      A_src += lda;
+      Ap_out += MR;
+    } else {
+      _mm_prefetch((const char *)(Ap + 8 * MR), _MM_HINT_T0);
+      a0 = _mm256_loadu_ps(Ap);
+      a1 = _mm256_loadu_ps(Ap + 8);
+      Ap += MR;
+    }
     DN_FMA(0); DN_FMA(1); DN_FMA(2); DN_FMA(3); DN_FMA(4); DN_FMA(5);
-    Ap += MR;
     Bp += NR;
   }
 #undef DN_FMA
 
+  alpha = alpha_beta[0];
+  beta = alpha_beta[1];
   const size_t m0 = m < 8 ? m : 8, m1 = m > 8 ? m - 8 : 0;
   const __m256i k0 = row_mask(m0), k1 = row_mask(m1);
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
@@ -102,6 +124,35 @@ void dn_sgemm_ukr_avx2_16x6(size_t k, float alpha, const float *Ap, const float 
   if (n > j) store_col(C + j * ldc, c0_##j, c1_##j, va, vb, read_c, k0, k1)
   DN_STORE(0); DN_STORE(1); DN_STORE(2); DN_STORE(3); DN_STORE(4); DN_STORE(5);
 #undef DN_STORE
+}
+
+static void edge_tiles(size_t k, float alpha, const float *Ap, const float *Bp, float beta,
+                       float *C, size_t ldc, size_t m, size_t n) {
+  const bool two = m > 8;
+  if (n <= 2 && two) edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, 2, true);
+  else if (n <= 2) edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, 2, false);
+  else if (n <= 4 && two) edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, 4, true);
+  else if (n <= 4) edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, 4, false);
+  else edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, NR, false);
+}
+
+void dn_sgemm_ukr_avx2_16x6(size_t k, float alpha, const float *Ap, const float *Bp, float beta,
+                            float *C, size_t ldc, size_t m, size_t n) {
+  if (n <= 4 || m <= 8)
+    edge_tiles(k, alpha, Ap, Bp, beta, C, ldc, m, n);
+  else
+    full_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, NULL, 0, NULL);
+}
+
+void dn_sgemm_ukr_pack_a_avx2_16x6(size_t k, float alpha, const float *A, size_t lda, float *Ap,
+                                   const float *Bp, float beta, float *C, size_t ldc, size_t m,
+                                   size_t n) {
+  if (n <= 4 || m < MR) { /* an edge tile: pack, then the packed kernel */
+    dn_sgemm_pack_n_avx2(k, m, MR, A, lda, Ap);
+    dn_sgemm_ukr_avx2_16x6(k, alpha, Ap, Bp, beta, C, ldc, m, n);
+  } else {
+    full_tile(k, alpha, NULL, Bp, beta, C, ldc, m, n, A, lda, Ap);
+  }
 }
 
 enum { SMALL_NR = 6 };

@@ -69,21 +69,30 @@ static inline __attribute__((always_inline)) void edge_tile(size_t k, float alph
     if (n > j) store_col(C + j * ldc, c0[j], c1[j], va, vb, read_c, alpha != 1.0f, k0, two ? k1 : 0);
 }
 
-/* 24 accumulators + 2 A vectors leave 6 of the 32 zmm free; each B value is an
+/* Columns of the unpacked op(A) = A are read this many k steps ahead by the fused
+ * pack-and-multiply kernel, into L2 only: at an lda that is a multiple of 4 KiB every
+ * column maps to the same L1 sets, and a dozen columns in flight in L1 would evict the
+ * B micro-panel. */
+#define A_SOURCE_PREFETCH_COLUMNS 16
+
+/* The full 32 x 12 tile (n > 8, m > 16). With A_src (a constant after inlining) the tile
+ * reads op(A) = A where it lies, column by column at stride lda, and stores each loaded
+ * pair of vectors into Ap_out: the packed micro-panel the same block's other column panels
+ * then read, so the driver's separate pass over A disappears. The loaded values, and so
+ * the FMA chains, are the packed kernel's: the same bits.
+ *
+ * 24 accumulators + 2 A vectors leave 6 of the 32 zmm free; each B value is an
  * embedded-broadcast memory operand, so a k step is 2 loads + 12 broadcasts for
  * 24 FMAs. Every C element is one accumulator chain over k in order, whatever
  * its place in the tile: the result never depends on how C was tiled. */
-void dn_sgemm_ukr_avx512_32x12(size_t k, float alpha, const float *Ap, const float *Bp, float beta,
-                               float *C, size_t ldc, size_t m, size_t n) {
-  if (n <= 8 || m <= 16) {
-    const bool two = m > 16;
-    if (n <= 4 && two) edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, 4, true);
-    else if (n <= 4) edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, 4, false);
-    else if (n <= 8 && two) edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, 8, true);
-    else if (n <= 8) edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, 8, false);
-    else edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, NR, false);
-    return;
-  }
+static inline __attribute__((always_inline)) void full_tile(size_t k, float alpha,
+                                                            const float *Ap, const float *Bp,
+                                                            float beta, float *C, size_t ldc,
+                                                            size_t m, size_t n,
+                                                            const float *A_src, size_t lda,
+                                                            float *Ap_out) {
+  const size_t m0 = m < 16 ? m : 16, m1 = m > 16 ? m - 16 : 0;
+  const __mmask16 k0 = (__mmask16)((1u << m0) - 1u), k1 = (__mmask16)((1u << m1) - 1u);
 #define DN_ACC(j) __m512 c0_##j = _mm512_setzero_ps(), c1_##j = _mm512_setzero_ps()
   DN_ACC(0); DN_ACC(1); DN_ACC(2); DN_ACC(3); DN_ACC(4); DN_ACC(5);
   DN_ACC(6); DN_ACC(7); DN_ACC(8); DN_ACC(9); DN_ACC(10); DN_ACC(11);
@@ -98,18 +107,30 @@ void dn_sgemm_ukr_avx512_32x12(size_t k, float alpha, const float *Ap, const flo
     c1_##j = _mm512_fmadd_ps(a1, b, c1_##j);           \
   } while (0)
   for (size_t p = 0; p < k; p++) {
-    _mm_prefetch((const char *)(Ap + A_PREFETCH_AHEAD), _MM_HINT_T0);
-    _mm_prefetch((const char *)(Ap + A_PREFETCH_AHEAD + 16), _MM_HINT_T0);
-    const __m512 a0 = _mm512_loadu_ps(Ap), a1 = _mm512_loadu_ps(Ap + 16);
+    __m512 a0, a1;
+    if (A_src) {
+      const float *ahead = A_src + A_SOURCE_PREFETCH_COLUMNS * lda;
+      _mm_prefetch((const char *)ahead, _MM_HINT_T1);
+      _mm_prefetch((const char *)(ahead + m - 1), _MM_HINT_T1);
+      a0 = _mm512_maskz_loadu_ps(k0, A_src);
+      a1 = _mm512_maskz_loadu_ps(k1, A_src + 16);
+      _mm512_storeu_ps(Ap_out, a0);
+      _mm512_storeu_ps(Ap_out + 16, a1);
+      A_src += lda;
+      Ap_out += MR;
+    } else {
+      _mm_prefetch((const char *)(Ap + A_PREFETCH_AHEAD), _MM_HINT_T0);
+      _mm_prefetch((const char *)(Ap + A_PREFETCH_AHEAD + 16), _MM_HINT_T0);
+      a0 = _mm512_loadu_ps(Ap);
+      a1 = _mm512_loadu_ps(Ap + 16);
+      Ap += MR;
+    }
     DN_FMA(0); DN_FMA(1); DN_FMA(2); DN_FMA(3); DN_FMA(4); DN_FMA(5);
     DN_FMA(6); DN_FMA(7); DN_FMA(8); DN_FMA(9); DN_FMA(10); DN_FMA(11);
-    Ap += MR;
     Bp += NR;
   }
 #undef DN_FMA
 
-  const size_t m0 = m < 16 ? m : 16, m1 = m > 16 ? m - 16 : 0;
-  const __mmask16 k0 = (__mmask16)((1u << m0) - 1u), k1 = (__mmask16)((1u << m1) - 1u);
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
   const bool read_c = beta != 0.0f;
 #define DN_STORE(j) \
@@ -117,6 +138,35 @@ void dn_sgemm_ukr_avx512_32x12(size_t k, float alpha, const float *Ap, const flo
   DN_STORE(0); DN_STORE(1); DN_STORE(2); DN_STORE(3); DN_STORE(4); DN_STORE(5);
   DN_STORE(6); DN_STORE(7); DN_STORE(8); DN_STORE(9); DN_STORE(10); DN_STORE(11);
 #undef DN_STORE
+}
+
+static void edge_tiles(size_t k, float alpha, const float *Ap, const float *Bp, float beta,
+                       float *C, size_t ldc, size_t m, size_t n) {
+  const bool two = m > 16;
+  if (n <= 4 && two) edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, 4, true);
+  else if (n <= 4) edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, 4, false);
+  else if (n <= 8 && two) edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, 8, true);
+  else if (n <= 8) edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, 8, false);
+  else edge_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, NR, false);
+}
+
+void dn_sgemm_ukr_avx512_32x12(size_t k, float alpha, const float *Ap, const float *Bp, float beta,
+                               float *C, size_t ldc, size_t m, size_t n) {
+  if (n <= 8 || m <= 16)
+    edge_tiles(k, alpha, Ap, Bp, beta, C, ldc, m, n);
+  else
+    full_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, NULL, 0, NULL);
+}
+
+void dn_sgemm_ukr_pack_a_avx512_32x12(size_t k, float alpha, const float *A, size_t lda,
+                                      float *Ap, const float *Bp, float beta, float *C,
+                                      size_t ldc, size_t m, size_t n) {
+  if (n <= 8 || m <= 16) { /* an edge tile: pack, then the packed kernel */
+    dn_sgemm_pack_n_avx512(k, m, MR, A, lda, Ap);
+    edge_tiles(k, alpha, Ap, Bp, beta, C, ldc, m, n);
+  } else {
+    full_tile(k, alpha, NULL, Bp, beta, C, ldc, m, n, A, lda, Ap);
+  }
 }
 
 enum { SMALL_MR = 16, SMALL_NR = 12 };
