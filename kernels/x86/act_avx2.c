@@ -70,6 +70,27 @@ INLINE vf exp_v(vf x) {
   return _mm256_mul_ps(_mm256_fmadd_ps(q, s1, s1), pow2i(_mm256_sub_epi32(k, k1)));
 }
 
+/* exp(x) for softmax's x = z - max <= 0 (or NaN), one scaling factor instead of two: below
+ * -87 (where exp is under 2^-125, near the bottom of the normal floats) it returns 0, an
+ * absolute error under 2^-125, far inside softmax's absolute bound (docs/vecmath.md). The
+ * same reduction and polynomial as exp_v above. */
+INLINE vf exp_nonpositive_v(vf x) {
+  const vf tiny = _mm256_cmp_ps(x, set1(-87.0f), _CMP_LT_OQ); /* false for NaN: NaN passes */
+  x = _mm256_max_ps(set1(-87.0f), x);
+  const vf shifter = set1(DN_EXP_SHIFTER);
+  const vf n = _mm256_sub_ps(_mm256_fmadd_ps(x, set1(DN_EXP_LOG2E), shifter), shifter);
+  vf r = _mm256_fmadd_ps(n, set1(-DN_EXP_LN2_HI), x);
+  r = _mm256_fmadd_ps(n, set1(-DN_EXP_LN2_LO), r);
+  vf p = _mm256_fmadd_ps(set1(DN_EXP_C5), r, set1(DN_EXP_C4));
+  p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C3));
+  p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C2));
+  p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C1));
+  p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C0));
+  const vf q = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
+  const vf s = pow2i(_mm256_cvtps_epi32(n)); /* n in [-126, 0]: 2^n is a normal float */
+  return _mm256_andnot_ps(tiny, _mm256_fmadd_ps(q, s, s));
+}
+
 INLINE vf sigmoid_v(vf z) {
   const vf e = exp_v(_mm256_or_ps(z, set1(-0.0f)));
   const vf num = _mm256_blendv_ps(e, set1(1.0f), _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GE_OQ));
@@ -212,34 +233,44 @@ INLINE void softmax_col_in_regs(size_t rows, const float *z, float *a, size_t NV
  * lane, so a column's bits do not depend on its block or lane: a short last block (missing
  * columns are zero lanes, never stored) gives what a full one would, and any split of the
  * columns over threads gives the same result. */
-static void softmax_cols_across(size_t rows, size_t cols, const float *Z, float *A) {
+INLINE void softmax_cols_across(size_t rows, size_t cols, const float *Z, float *A) {
   for (size_t i = 0; i < cols * rows; i += 16) {
     _mm_prefetch((const char *)(Z + PREFETCH_AHEAD + i), _MM_HINT_T0);
     _mm_prefetch((const char *)(A + PREFETCH_AHEAD + i), _MM_HINT_T0);
   }
   const size_t upper = rows > V ? rows - V : 0; /* rows in the second vector, < V */
   const vmask lo_mask = rows >= V ? ALL : tail_mask(rows), hi_mask = tail_mask(upper);
-  vf r[2 * V]; /* r[i]: row i of the columns once transposed */
+  const __m256i col_start = _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0),
+                                               _mm256_set1_epi32((int)rows));
+  const vf live_cols = _mm256_castsi256_ps(cols >= V ? ALL : tail_mask(cols));
+  vf r[2 * V]; /* r[i]: row i of the columns */
+  size_t first_gathered = 0;
+  if (rows >= V && cols == V) { /* rows 0..7 of each column: whole loads, one transpose */
 #pragma GCC unroll 8
-  for (size_t c = 0; c < V; c++) {
-    const bool live = c < cols;
-    r[c] = live ? _mm256_maskload_ps(Z + c * rows, lo_mask) : _mm256_setzero_ps();
-    r[V + c] = live && upper ? _mm256_maskload_ps(Z + c * rows + V, hi_mask) : _mm256_setzero_ps();
+    for (size_t c = 0; c < V; c++) r[c] = _mm256_loadu_ps(Z + c * rows);
+    dn_transpose8_avx2(r);
+    first_gathered = V;
   }
-  dn_transpose8_avx2(r);
-  if (upper) dn_transpose8_avx2(r + V);
+  for (size_t i = first_gathered; i < rows; i++)
+    r[i] = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), Z,
+                                    _mm256_add_epi32(col_start, _mm256_set1_epi32((int)i)), live_cols, 4);
   vf zmax = r[0], sum = _mm256_setzero_ps();
   for (size_t i = 1; i < rows; i++) zmax = _mm256_max_ps(zmax, r[i]);
   for (size_t i = 0; i < rows; i++) {
-    r[i] = exp_v(_mm256_sub_ps(r[i], zmax));
+    r[i] = exp_nonpositive_v(_mm256_sub_ps(r[i], zmax));
     sum = _mm256_add_ps(sum, r[i]);
   }
-  for (size_t i = 0; i < rows; i++) r[i] = _mm256_div_ps(r[i], sum);
+  const vf inv = _mm256_div_ps(set1(1.0f), sum);
+  for (size_t i = 0; i < rows; i++) r[i] = _mm256_mul_ps(r[i], inv);
+  for (size_t i = rows; i < 2 * V; i++) r[i] = _mm256_setzero_ps();
   dn_transpose8_avx2(r);
   if (upper) dn_transpose8_avx2(r + V);
 #pragma GCC unroll 8
   for (size_t c = 0; c < V && c < cols; c++) {
-    _mm256_maskstore_ps(A + c * rows, lo_mask, r[c]);
+    if (rows >= V)
+      _mm256_storeu_ps(A + c * rows, r[c]);
+    else
+      _mm256_maskstore_ps(A + c * rows, lo_mask, r[c]);
     if (upper) _mm256_maskstore_ps(A + c * rows + V, hi_mask, r[V + c]);
   }
 }
@@ -248,7 +279,10 @@ static void dn_softmax_fwd_avx2(size_t rows, size_t cols, const float *Z, float 
   const size_t vectors = (rows + V - 1) / V;
   if (rows > 0 && rows < 2 * V) {
     for (size_t j = 0; j < cols; j += V)
-      softmax_cols_across(rows, cols - j < V ? cols - j : V, Z + j * rows, A + j * rows);
+      if (rows == 10) /* the usual class count: a constant row count keeps r[] in registers */
+        softmax_cols_across(10, cols - j < V ? cols - j : V, Z + j * rows, A + j * rows);
+      else
+        softmax_cols_across(rows, cols - j < V ? cols - j : V, Z + j * rows, A + j * rows);
     return;
   }
   for (size_t j = 0; j < cols; j++) {

@@ -198,23 +198,28 @@ INLINE void softmax_col_in_regs(size_t rows, const float *z, float *a, size_t NV
  * column's bits do not depend on its block or lane: a short last block (missing columns
  * are zero lanes, never stored) gives what a full one would, and any split of the columns
  * over threads gives the same result. */
-static void softmax_cols_across(size_t rows, size_t cols, const float *Z, float *A) {
+INLINE void softmax_cols_across(size_t rows, size_t cols, const float *Z, float *A) {
   for (size_t i = 0; i < cols * rows; i += 16) {
     _mm_prefetch((const char *)(Z + PREFETCH_AHEAD + i), _MM_HINT_T0);
     _mm_prefetch((const char *)(A + PREFETCH_AHEAD + i), _MM_HINT_T0);
   }
   const vmask m = tail_mask(rows);
   vf v[V];
-#pragma GCC unroll 16
-  for (size_t c = 0; c < V; c++) v[c] = c < cols ? _mm512_maskz_loadu_ps(m, Z + c * rows) : _mm512_setzero_ps();
-  dn_transpose16_avx512(v);
+  const __m512i col_start = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                               _mm512_set1_epi32((int)rows));
+  const vmask live_cols = tail_mask(cols);
+  for (size_t i = 0; i < rows; i++)
+    v[i] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live_cols,
+                                    _mm512_add_epi32(col_start, _mm512_set1_epi32((int)i)), Z, 4);
   vf zmax = v[0], sum = _mm512_setzero_ps();
   for (size_t i = 1; i < rows; i++) zmax = _mm512_max_ps(zmax, v[i]);
   for (size_t i = 0; i < rows; i++) {
     v[i] = exp_v(_mm512_sub_ps(v[i], zmax));
     sum = _mm512_add_ps(sum, v[i]);
   }
-  for (size_t i = 0; i < rows; i++) v[i] = _mm512_div_ps(v[i], sum);
+  const vf inv = _mm512_div_ps(set1(1.0f), sum);
+  for (size_t i = 0; i < rows; i++) v[i] = _mm512_mul_ps(v[i], inv);
+  for (size_t i = rows; i < V; i++) v[i] = _mm512_setzero_ps();
   dn_transpose16_avx512(v);
 #pragma GCC unroll 16
   for (size_t c = 0; c < V; c++)
@@ -225,7 +230,10 @@ static void dn_softmax_fwd_avx512(size_t rows, size_t cols, const float *Z, floa
   const size_t vectors = (rows + V - 1) / V;
   if (rows > 0 && rows < V) {
     for (size_t j = 0; j < cols; j += V)
-      softmax_cols_across(rows, cols - j < V ? cols - j : V, Z + j * rows, A + j * rows);
+      if (rows == 10) /* the usual class count: a constant row count keeps v[] in registers */
+        softmax_cols_across(10, cols - j < V ? cols - j : V, Z + j * rows, A + j * rows);
+      else
+        softmax_cols_across(rows, cols - j < V ? cols - j : V, Z + j * rows, A + j * rows);
     return;
   }
   for (size_t j = 0; j < cols; j++) {
