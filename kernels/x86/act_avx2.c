@@ -105,7 +105,8 @@ INLINE vf tanh_v(vf z) {
   p = _mm256_fmadd_ps(p, a2, set1(DN_TANH_C1));
   p = _mm256_fmadd_ps(p, a2, set1(DN_TANH_C0));
   const vf small = _mm256_fmadd_ps(_mm256_mul_ps(p, a2), a, a);
-  const vf e = exp_v(_mm256_mul_ps(set1(-2.0f), a));
+  /* -2|z| <= 0: the one-factor exp; below -87, e = 0 and tanh = 1, as it rounds anyway */
+  const vf e = exp_nonpositive_v(_mm256_mul_ps(set1(-2.0f), a));
   const vf large = _mm256_sub_ps(set1(1.0f), _mm256_div_ps(_mm256_add_ps(e, e), _mm256_add_ps(set1(1.0f), e)));
   const vf t = _mm256_blendv_ps(large, small, _mm256_cmp_ps(a, set1(DN_TANH_SMALL), _CMP_LT_OQ));
   return _mm256_or_ps(t, sign);
