@@ -78,7 +78,8 @@ INLINE vf exp_nonpositive_v(vf x) {
   const vf tiny = _mm256_cmp_ps(x, set1(-87.0f), _CMP_LT_OQ); /* false for NaN: NaN passes */
   x = _mm256_max_ps(set1(-87.0f), x);
   const vf shifter = set1(DN_EXP_SHIFTER);
-  const vf n = _mm256_sub_ps(_mm256_fmadd_ps(x, set1(DN_EXP_LOG2E), shifter), shifter);
+  const vf shifted = _mm256_fmadd_ps(x, set1(DN_EXP_LOG2E), shifter);
+  const vf n = _mm256_sub_ps(shifted, shifter);
   vf r = _mm256_fmadd_ps(n, set1(-DN_EXP_LN2_HI), x);
   r = _mm256_fmadd_ps(n, set1(-DN_EXP_LN2_LO), r);
   vf p = _mm256_fmadd_ps(set1(DN_EXP_C5), r, set1(DN_EXP_C4));
@@ -87,7 +88,11 @@ INLINE vf exp_nonpositive_v(vf x) {
   p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C1));
   p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C0));
   const vf q = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
-  const vf s = pow2i(_mm256_cvtps_epi32(n)); /* n in [-126, 0]: 2^n is a normal float */
+  /* n sits in the low mantissa bits of shifted (SHIFTER = 1.5 * 2^23): its bits minus the
+   * shifter's are n itself, so 2^n (n in [-126, 0], a normal float) needs no conversion. */
+  const __m256i shifter_bits = _mm256_set1_epi32(0x4B400000); /* bits of 0x1.8p23f */
+  const vf s = _mm256_castsi256_ps(_mm256_slli_epi32(
+      _mm256_add_epi32(_mm256_sub_epi32(_mm256_castps_si256(shifted), shifter_bits), _mm256_set1_epi32(127)), 23));
   return _mm256_andnot_ps(tiny, _mm256_fmadd_ps(q, s, s));
 }
 
