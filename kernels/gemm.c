@@ -317,6 +317,20 @@ static void epilogue(const dn_kernel_table *kt, const dn_gemm_epilogue *ep, floa
   if (ep->first_nonfinite) scan_nonfinite(kt, ep->first_nonfinite, C, ldc, i0, i1, j0, j1);
 }
 
+/* Whether the table's micro-kernel applies ep itself, in registers, on the last K block:
+ * a bias, then nothing (out NULL) or a linear, relu or leaky relu activation in place (out
+ * is C: a hidden layer's A = g(W A_prev + b)); nothing else (no backward form, row sums or
+ * scan). Its bits are the pass's (bias_add, then act_fwd). Measured, forward layer alone
+ * (bench-layer, one thread, AVX-512, alternating runs): see docs/kernels.md. */
+static bool epilogue_in_registers(const dn_kernel_table *kt, const dn_gemm_epilogue *ep,
+                                  const float *C) {
+  if (!ep || !kt->sgemm_ukr_bias_act || !ep->bias || ep->grad_of || ep->row_acc ||
+      ep->first_nonfinite)
+    return false;
+  return !ep->out || (ep->out == C && (ep->act == DN_ACT_LINEAR || ep->act == DN_ACT_RELU ||
+                                       ep->act == DN_ACT_LEAKY_RELU));
+}
+
 /* C = beta * C over the range (K == 0 or alpha == 0: A and B are not read, as in BLAS). */
 static void scale_C(float beta, float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1) {
   for (size_t j = n0; j < n1; j++)
@@ -331,6 +345,8 @@ static void gemm_blocked(const dn_kernel_table *kt, const blocking *b, const a_s
                          size_t ldb, float beta, float *C, size_t ldc, size_t m0, size_t m1,
                          size_t n0, size_t n1, float *Ap, float *Bbuf,
                          const dn_gemm_epilogue *ep) {
+  const bool ep_in_ukr = epilogue_in_registers(kt, ep, C);
+  const dn_act ep_act = ep_in_ukr && ep->out ? ep->act : DN_ACT_LINEAR;
   for (size_t jc = n0; jc < n1; jc += b->nc) {
     const size_t nb = min_sz(b->nc, n1 - jc);
     for (size_t pc = 0; pc < K; pc += b->kc) {
@@ -353,14 +369,20 @@ static void gemm_blocked(const dn_kernel_table *kt, const blocking *b, const a_s
           float *C_j = C + (jc + jr) * ldc;
           for (size_t ir = 0; ir < mb; ir += b->mr) {
             const size_t m = min_sz(b->mr, mb - ir);
-            if (pack_in_ukr && jr == 0)
+            if (pack_in_ukr && jr == 0) {
               kt->sgemm_ukr_pack_a(kb, alpha, a->A + ic + ir + pc * a->lda, a->lda, Ap + ir * kb,
                                    Bp, beta_pc, C_j + ic + ir, ldc, m, n);
-            else
+              if (last && ep_in_ukr) /* that kernel has no epilogue: the pass, on this tile */
+                epilogue(kt, ep, C, ldc, ic + ir, ic + ir + m, jc + jr, jc + jr + n);
+            } else if (last && ep_in_ukr) {
+              kt->sgemm_ukr_bias_act(kb, alpha, A_ic + ir * kb, Bp + jr * kb, beta_pc,
+                                     C_j + ic + ir, ldc, m, n, ep->bias + ic + ir, ep_act);
+            } else {
               kt->sgemm_ukr(kb, alpha, A_ic + ir * kb, Bp + jr * kb, beta_pc, C_j + ic + ir, ldc,
                             m, n);
+            }
           }
-          if (last) epilogue(kt, ep, C, ldc, ic, ic + mb, jc + jr, jc + jr + n);
+          if (last && !ep_in_ukr) epilogue(kt, ep, C, ldc, ic, ic + mb, jc + jr, jc + jr + n);
         }
       }
     }

@@ -16,6 +16,13 @@
 typedef void (*dn_sgemm_ukr_fn)(size_t k, float alpha, const float *Ap, const float *Bp,
                                 float beta, float *C, size_t ldc, size_t m, size_t n);
 
+/* The micro-kernel with the forward layer's epilogue in registers: the same tile as
+ * sgemm_ukr, then C = g(C + bias[i]) for row i of the tile (bias points at the tile's first
+ * row), with g linear, relu or leaky relu only: bitwise sgemm_ukr, bias_add, act_fwd. */
+typedef void (*dn_sgemm_ukr_bias_act_fn)(size_t k, float alpha, const float *Ap, const float *Bp,
+                                         float beta, float *C, size_t ldc, size_t m, size_t n,
+                                         const float *bias, dn_act act);
+
 /* The micro-kernel fused with the packing of its A micro-panel: the same tile as
  * sgemm_ukr with Ap = the panel that sgemm_pack_n(k, m, mr, A, lda, Ap) would write, which
  * it writes as it goes, reading op(A) = A (rows i.. of A, k columns at stride lda) where it
@@ -45,6 +52,7 @@ typedef struct dn_kernel_table {
   size_t mr, nr;              /* micro-tile of sgemm_ukr */
   dn_sgemm_ukr_fn sgemm_ukr;
   dn_sgemm_ukr_pack_a_fn sgemm_ukr_pack_a; /* NULL: the driver packs A in its own pass */
+  dn_sgemm_ukr_bias_act_fn sgemm_ukr_bias_act; /* NULL: the epilogue is a pass over the panel */
   /* Largest K block of the GEMM driver (0: the driver's default). Fixed per ISA, never
    * read from the cache sizes: it sets each C element's summation order, which must be
    * the same on every machine and topology (HWLOC_SYNTHETIC included). */

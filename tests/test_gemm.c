@@ -382,11 +382,13 @@ static void epilogue_bitwise(dn_isa isa) {
       float *sums = calloc(M, sizeof(float)), *want_sums = malloc(M * sizeof(float));
       cr_assert(sums && want_sums);
       const dn_gemm_epilogue grad = {.act = (dn_act)act, .out = Z2, .grad_of = G, .row_acc = sums};
-      for (int form = 0; form < 2; form++) {
+      /* The bias alone (out NULL: a softmax layer's Z, whose activation is a later pass). */
+      const dn_gemm_epilogue bias_only = {.bias = bias, .act = (dn_act)act};
+      for (int form = 0; form < 3; form++) {
         dn_gemm(kt, 'N', tb, M, N, K, alpha, A, M, B, kb, 0.0f, Z1, M);
-        if (form == 0) {
+        if (form == 0 || form == 2) {
           kt->bias_add(M, N, bias, Z1);
-          kt->act_fwd[act](M * N, Z1, Z1);
+          if (form == 0) kt->act_fwd[act](M * N, Z1, Z1);
         } else {
           kt->act_bwd[act](M * N, G, G, Z1, Z1);
           kt->row_sum(M, N, Z1, M, 1.0f, want_sums);
@@ -394,11 +396,12 @@ static void epilogue_bitwise(dn_isa isa) {
         for (size_t a = 0; a < 2; a++)
           for (size_t b = 0; b < 2; b++)
             dn_gemm_range_packed(kt, M, N, K, alpha, Ap, tb, B, kb, 0.0f, Z2, M, a ? mcut : 0,
-                                 a ? M : mcut, b ? ncut : 0, b ? N : ncut, form ? &grad : &in_place);
+                                 a ? M : mcut, b ? ncut : 0, b ? N : ncut,
+                                 form == 2 ? &bias_only : form ? &grad : &in_place);
         if (memcmp(Z1, Z2, M * N * sizeof(float)) && bad++ == 0)
           cr_log_error("%s N%c M=%zu N=%zu K=%zu act %s: %s epilogue differs from unfused",
                        kt->sgemm_ukr_name, tb, M, N, K, dn_act_name((dn_act)act),
-                       form ? "backward" : "in-place");
+                       form == 2 ? "bias-only" : form ? "backward" : "in-place");
         /* The row sums (db) the backward form took over the pieces, columns in order. */
         if (form == 1 && memcmp(sums, want_sums, M * sizeof(float)) && bad++ == 0)
           cr_log_error("%s N%c M=%zu N=%zu K=%zu act %s: epilogue row sums differ from row_sum",

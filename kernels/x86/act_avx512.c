@@ -9,6 +9,7 @@
 
 #include "kernels.h"
 #include "vecmath.h"
+#include "x86/act_inline_avx512.h"
 #include "x86/x86.h"
 
 #define V 16 /* floats per vector */
@@ -91,10 +92,8 @@ INLINE vf tanh_v(vf z) {
 }
 
 INLINE vf linear_v(vf z) { return z; }
-INLINE vf relu_v(vf z) { /* !(z <= 0) is true for NaN: NaN passes */
-  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_NLE_UQ), z);
-}
-INLINE vf leaky_relu_v(vf z) { return _mm512_mask_blend_ps(gt0(z), _mm512_mul_ps(set1(DN_LEAKY_SLOPE), z), z); }
+INLINE vf relu_v(vf z) { return dn_relu_avx512(z); }
+INLINE vf leaky_relu_v(vf z) { return dn_leaky_relu_avx512(z); }
 
 INLINE vf linear_d(vf z, vf a, vf da) {
   (void)z;
