@@ -70,11 +70,13 @@ INLINE vf exp_v(vf x) {
   return _mm256_mul_ps(_mm256_fmadd_ps(q, s1, s1), pow2i(_mm256_sub_epi32(k, k1)));
 }
 
-/* exp(x) for softmax's x = z - max <= 0 (or NaN), one scaling factor instead of two: below
- * -87 (where exp is under 2^-125, near the bottom of the normal floats) it returns 0, an
- * absolute error under 2^-125, far inside softmax's absolute bound (docs/vecmath.md). The
- * same reduction and polynomial as exp_v above. */
-INLINE vf exp_nonpositive_v(vf x) {
+/* exp(x) for x <= 0 (or NaN) with one scaling factor instead of two: x is clamped at -87,
+ * where exp is still a normal float (2^-125.5), so 2^n needs no second factor. Softmax
+ * (zero_tiny) takes 0 below -87, an absolute error under 2^-125, far inside its absolute
+ * bound (docs/vecmath.md); tanh takes the clamped value, which its 1 - 2e/(1+e) rounds to
+ * 1 exactly, as the unclamped one did. Wherever exp(x) is a normal float this is bitwise
+ * exp_v (the same reduction and polynomial, and (1 + q) 2^n rounded once in both). */
+INLINE vf exp_nonpositive_v(vf x, bool zero_tiny) {
   const vf tiny = _mm256_cmp_ps(x, set1(-87.0f), _CMP_LT_OQ); /* false for NaN: NaN passes */
   x = _mm256_max_ps(set1(-87.0f), x);
   const vf shifter = set1(DN_EXP_SHIFTER);
@@ -88,12 +90,13 @@ INLINE vf exp_nonpositive_v(vf x) {
   p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C1));
   p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C0));
   const vf q = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
-  /* n sits in the low mantissa bits of shifted (SHIFTER = 1.5 * 2^23): its bits minus the
-   * shifter's are n itself, so 2^n (n in [-126, 0], a normal float) needs no conversion. */
-  const __m256i shifter_bits = _mm256_set1_epi32(0x4B400000); /* bits of 0x1.8p23f */
+  /* n sits in the low mantissa bits of shifted (SHIFTER = 1.5 * 2^23 = 0x4B400000 as bits):
+   * bits(shifted) - 0x4B400000 is n itself, so 2^n's exponent field is that + 127, in one
+   * integer add, with no float-to-int conversion. */
   const vf s = _mm256_castsi256_ps(_mm256_slli_epi32(
-      _mm256_add_epi32(_mm256_sub_epi32(_mm256_castps_si256(shifted), shifter_bits), _mm256_set1_epi32(127)), 23));
-  return _mm256_andnot_ps(tiny, _mm256_fmadd_ps(q, s, s));
+      _mm256_add_epi32(_mm256_castps_si256(shifted), _mm256_set1_epi32(127 - 0x4B400000)), 23));
+  const vf e = _mm256_fmadd_ps(q, s, s);
+  return zero_tiny ? _mm256_andnot_ps(tiny, e) : e;
 }
 
 INLINE vf sigmoid_v(vf z) {
@@ -110,8 +113,8 @@ INLINE vf tanh_v(vf z) {
   p = _mm256_fmadd_ps(p, a2, set1(DN_TANH_C1));
   p = _mm256_fmadd_ps(p, a2, set1(DN_TANH_C0));
   const vf small = _mm256_fmadd_ps(_mm256_mul_ps(p, a2), a, a);
-  /* -2|z| <= 0: the one-factor exp; below -87, e = 0 and tanh = 1, as it rounds anyway */
-  const vf e = exp_nonpositive_v(_mm256_mul_ps(set1(-2.0f), a));
+  /* -2|z| <= 0: the one-factor exp (clamped at -87, where tanh is 1 either way) */
+  const vf e = exp_nonpositive_v(_mm256_mul_ps(set1(-2.0f), a), false);
   const vf large = _mm256_sub_ps(set1(1.0f), _mm256_div_ps(_mm256_add_ps(e, e), _mm256_add_ps(set1(1.0f), e)));
   const vf t = _mm256_blendv_ps(large, small, _mm256_cmp_ps(a, set1(DN_TANH_SMALL), _CMP_LT_OQ));
   return _mm256_or_ps(t, sign);
@@ -263,7 +266,7 @@ INLINE void softmax_cols_across(size_t rows, size_t cols, const float *Z, float 
   vf zmax = r[0], sum = _mm256_setzero_ps();
   for (size_t i = 1; i < rows; i++) zmax = _mm256_max_ps(zmax, r[i]);
   for (size_t i = 0; i < rows; i++) {
-    r[i] = exp_nonpositive_v(_mm256_sub_ps(r[i], zmax));
+    r[i] = exp_nonpositive_v(_mm256_sub_ps(r[i], zmax), true);
     sum = _mm256_add_ps(sum, r[i]);
   }
   const vf inv = _mm256_div_ps(set1(1.0f), sum);
