@@ -52,11 +52,12 @@ INLINE vf pow2i(__m256i k) { /* 2^k, k in [-126, 127] */
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
 }
 
-INLINE vf exp_v(vf x) {
-  /* min/max return their second operand when one is NaN: NaN passes the clamp. */
-  x = _mm256_max_ps(set1(DN_EXP_X_MIN), _mm256_min_ps(set1(DN_EXP_X_MAX), x));
+/* The reduction x = n ln2 + r (n from x log2e + SHIFTER, which *shifted returns) and
+ * q = exp(r) - 1 by the polynomial: the part both exp forms below share. */
+INLINE vf exp_reduce(vf x, vf *n_out, vf *shifted_out) {
   const vf shifter = set1(DN_EXP_SHIFTER);
-  const vf n = _mm256_sub_ps(_mm256_fmadd_ps(x, set1(DN_EXP_LOG2E), shifter), shifter);
+  const vf shifted = _mm256_fmadd_ps(x, set1(DN_EXP_LOG2E), shifter);
+  const vf n = _mm256_sub_ps(shifted, shifter);
   vf r = _mm256_fmadd_ps(n, set1(-DN_EXP_LN2_HI), x);
   r = _mm256_fmadd_ps(n, set1(-DN_EXP_LN2_LO), r);
   vf p = _mm256_fmadd_ps(set1(DN_EXP_C5), r, set1(DN_EXP_C4));
@@ -64,7 +65,16 @@ INLINE vf exp_v(vf x) {
   p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C2));
   p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C1));
   p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C0));
-  const vf q = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
+  *n_out = n;
+  *shifted_out = shifted;
+  return _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
+}
+
+INLINE vf exp_v(vf x) {
+  /* min/max return their second operand when one is NaN: NaN passes the clamp. */
+  x = _mm256_max_ps(set1(DN_EXP_X_MIN), _mm256_min_ps(set1(DN_EXP_X_MAX), x));
+  vf n, shifted;
+  const vf q = exp_reduce(x, &n, &shifted);
   const __m256i k = _mm256_cvtps_epi32(n), k1 = _mm256_srai_epi32(k, 1);
   const vf s1 = pow2i(k1);
   return _mm256_mul_ps(_mm256_fmadd_ps(q, s1, s1), pow2i(_mm256_sub_epi32(k, k1)));
@@ -79,17 +89,9 @@ INLINE vf exp_v(vf x) {
 INLINE vf exp_nonpositive_v(vf x, bool zero_tiny) {
   const vf tiny = _mm256_cmp_ps(x, set1(-87.0f), _CMP_LT_OQ); /* false for NaN: NaN passes */
   x = _mm256_max_ps(set1(-87.0f), x);
-  const vf shifter = set1(DN_EXP_SHIFTER);
-  const vf shifted = _mm256_fmadd_ps(x, set1(DN_EXP_LOG2E), shifter);
-  const vf n = _mm256_sub_ps(shifted, shifter);
-  vf r = _mm256_fmadd_ps(n, set1(-DN_EXP_LN2_HI), x);
-  r = _mm256_fmadd_ps(n, set1(-DN_EXP_LN2_LO), r);
-  vf p = _mm256_fmadd_ps(set1(DN_EXP_C5), r, set1(DN_EXP_C4));
-  p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C3));
-  p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C2));
-  p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C1));
-  p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C0));
-  const vf q = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
+  vf n, shifted;
+  const vf q = exp_reduce(x, &n, &shifted);
+  (void)n;
   /* n sits in the low mantissa bits of shifted (SHIFTER = 1.5 * 2^23 = 0x4B400000 as bits):
    * bits(shifted) - 0x4B400000 is n itself, so 2^n's exponent field is that + 127, in one
    * integer add, with no float-to-int conversion. */
