@@ -188,6 +188,16 @@ static bool use_small(const dn_kernel_table *kt, size_t M) {
   return kt->sgemm_small && M <= kt->small_mr;
 }
 
+/* Whether the micro-kernel packs op(A) = A itself (sgemm_ukr_pack_a) at this lda: not at a
+ * multiple of 4 KiB, where every column falls in the same L1 sets (measured in gemm_blocked). */
+static bool ukr_packs_a(const dn_kernel_table *kt, size_t lda) {
+  return kt->sgemm_ukr_pack_a && lda % (PAGE_BYTES / sizeof(float)) != 0;
+}
+
+bool dn_gemm_reads_a_unpacked_cheaply(const dn_kernel_table *kt, size_t M, size_t lda) {
+  return use_small(kt, M) || ukr_packs_a(kt, lda);
+}
+
 size_t dn_gemm_packed_a_width(const dn_kernel_table *kt, size_t M) {
   return use_small(kt, M) ? kt->small_mr : kt->mr;
 }
@@ -361,8 +371,7 @@ static void gemm_blocked(const dn_kernel_table *kt, const blocking *b, const a_s
          * saves the separate pass (NN 512-256 m128 +10%, 784-512 and 1024-1024 m128 +2-6%,
          * AVX-512, one thread) unless lda is a multiple of 4 KiB: then the kernel's columns
          * all fall in the same L1 sets (NN 4096-4096 m128 lost 11%, AVX2 up to 13%). */
-        const bool pack_in_ukr = !a->packed && a->trans == 'N' && kt->sgemm_ukr_pack_a &&
-                                 a->lda % (PAGE_BYTES / sizeof(float)) != 0;
+        const bool pack_in_ukr = !a->packed && a->trans == 'N' && ukr_packs_a(kt, a->lda);
         const float *A_ic = pack_in_ukr ? Ap : a_panels(kt, a, ic, mb, pc, kb, b->mr, Ap);
         for (size_t jr = 0; jr < nb; jr += b->nr) {
           const size_t n = min_sz(b->nr, nb - jr);

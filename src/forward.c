@@ -66,10 +66,17 @@ dn_status dn_forward_pass(dn_net *net, const float *X, size_t m, bool training) 
         .bias = net->b[l],
         .act = softmax ? DN_ACT_LINEAR : net->act[l],
         .out = softmax || (in_place && net->act[l] == DN_ACT_LINEAR) ? NULL : net->A[l]};
-    const float *W[DN_MAX_PACK_COPIES];
-    const size_t copies = dn_packed_layer(&net->Wp[DN_PACK_FWD], l, W);
-    dn_gemm_run_packed(softmax ? "Z=WA+b" : "Z=WA+b,A=g", l, kt, 'N', rows, m, cols, 1.0f, W,
-                       copies, 'N', dn_layer_input(net, l - 1), cols, 0.0f, net->Z[l], rows, &ep);
+    const char *what = softmax ? "Z=WA+b" : "Z=WA+b,A=g";
+    if (dn_forward_reads_w_unpacked(net, kt, l, net->Wp[DN_PACK_FWD].one_thread)) {
+      /* One thread: the GEMM packs W inside its micro-kernel (same bits as the copy). */
+      dn_gemm_run(what, l, 'N', 'N', rows, m, cols, 1.0f, net->W[l], rows,
+                  dn_layer_input(net, l - 1), cols, 0.0f, net->Z[l], rows, &ep);
+    } else {
+      const float *W[DN_MAX_PACK_COPIES];
+      const size_t copies = dn_packed_layer(&net->Wp[DN_PACK_FWD], l, W);
+      dn_gemm_run_packed(what, l, kt, 'N', rows, m, cols, 1.0f, W, copies, 'N',
+                         dn_layer_input(net, l - 1), cols, 0.0f, net->Z[l], rows, &ep);
+    }
     output_job job = {.net = net, .kt = kt, .l = l};
     if (softmax) dn_elementwise_run("A=softmax", l, rows * m, m, 1, softmax_pass, &job);
     if (dropout && l < net->L) dn_elementwise_run("dropout", l, rows * m, m, 1, dropout_pass, &job);

@@ -110,7 +110,8 @@ static void update_units(void *ctx, size_t u0, size_t u1) {
     const size_t j0 = (u - first) * width, j1 = j0 + width < cols ? j0 + width : cols;
     update_params(j, (size_t)(net->W[l] - net->params) + j0 * rows, (j1 - j0) * rows);
     if (j1 == cols) update_params(j, (size_t)(net->b[l] - net->params), rows);
-    for (size_t c = 0; j->fwd && c < j->fwd->copies; c++)
+    const bool fwd_packed = j->fwd && !dn_forward_reads_w_unpacked(net, j->kt, l, j->fwd->one_thread);
+    for (size_t c = 0; fwd_packed && c < j->fwd->copies; c++)
       dn_gemm_pack_a_block(j->kt, 'N', rows, cols, net->W[l], rows, j->fwd->W[c][l], 0, rows, j0, j1);
     for (size_t c = 0; j->bwd && l >= 2 && c < j->bwd->copies; c++)
       dn_gemm_pack_a_block(j->kt, 'T', cols, rows, net->W[l], rows, j->bwd->W[c][l], j0, j1, 0, rows);
@@ -123,7 +124,8 @@ static const dn_packed_weights *refreshable(const dn_net *net, const dn_kernel_t
                                             int which) {
   const dn_packed_weights *pw = &net->Wp[which];
   const bool current = pw->copies == dn_pack_copies(dn_get_num_threads()) && pw->kt == kt &&
-                       pw->version == net->params_version;
+                       pw->version == net->params_version &&
+                       pw->one_thread == (which == DN_PACK_FWD && dn_forward_one_thread());
   return pw->copies && current ? pw : NULL;
 }
 

@@ -690,6 +690,19 @@ Test(gemm, packed_weights_follow_set_layer_optimizer_steps_and_isa_changes) {
     cr_assert_eq(dn_net_step(net, &opts), DN_OK);
     expect_forward_current(net, X, "an optimizer step");
   }
+  /* On one thread the forward pass reads W itself where the GEMM packs it in its kernel,
+   * and the optimizer leaves those layers' packed copies stale: a step on one thread
+   * count, then a forward pass on the other, both ways. */
+  for (int t = 1; t <= 2; t++) {
+    cr_assert_eq(dn_set_num_threads(t), DN_OK);
+    cr_assert_eq(dn_net_forward(net, X, PM, NULL), DN_OK);
+    cr_assert_eq(dn_net_backward(net, Y, NULL), DN_OK);
+    cr_assert_eq(dn_net_step(net, &opts), DN_OK);
+    cr_assert_eq(dn_set_num_threads(3 - t), DN_OK);
+    expect_forward_current(net, X, t == 1 ? "a step on 1 thread, a forward on 2"
+                                          : "a step on 2 threads, a forward on 1");
+  }
+  cr_assert_eq(dn_set_num_threads(0), DN_OK);
   for (int isa = DN_ISA_SCALAR; isa <= DN_ISA_NEON; isa++)
     if (dn_isa_set((dn_isa)isa) == DN_OK) expect_forward_current(net, X, "dn_isa_set");
   cr_assert_eq(dn_net_init(net, 6), DN_OK);
