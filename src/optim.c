@@ -166,10 +166,13 @@ dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
   if (job.fwd) net->Wp[DN_PACK_FWD].version = net->params_version;
   if (job.bwd) net->Wp[DN_PACK_BWD].version = net->params_version;
   net->have_forward = false; /* the caches describe the old parameters */
+  size_t fwd_packed = 0; /* layers whose forward copy the units re-packed */
+  for (size_t l = 1; job.fwd && l <= net->L; l++)
+    fwd_packed += !dn_forward_reads_w_unpacked(net, kt, l, job.fwd->one_thread);
   if (dn_verbose())
     fprintf(stderr, "deepnet: update %s %s params=%zu threads=%d%s%s copies=%zu %.3f ms\n",
             opts->optimizer == DN_OPT_ADAM ? "adam" : opts->optimizer == DN_OPT_MOMENTUM ? "momentum" : "gd",
-            dn_isa_name(kt->isa), n, threads, job.fwd ? " +pack W" : "", job.bwd ? " +pack W^T" : "",
+            dn_isa_name(kt->isa), n, threads, fwd_packed ? " +pack W" : "", job.bwd ? " +pack W^T" : "",
             job.fwd ? job.fwd->copies : job.bwd ? job.bwd->copies : 0, (dn_now_s() - t0) * 1e3);
   return DN_OK;
 }
