@@ -83,7 +83,7 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
     return dn_fail(DN_ERR_NUMERIC, "dn_net_backward: the cost is not finite (%g)", J);
 
   const dn_kernel_table *kt = dn_kernels();
-  dn_status s = dn_net_pack_weights(net, kt, DN_PACK_BWD);
+  dn_status s = dn_net_pack_weights(net, kt, DN_PACK_BWD, true);
   if (s) return s;
   dn_fpenv fpenv;
   dn_fpenv_enter(&fpenv);

@@ -42,7 +42,7 @@ static void dropout_pass(void *ctx, size_t j0, size_t j1) {
 dn_status dn_forward_pass(dn_net *net, const float *X, size_t m, bool training) {
   const bool dropout = training && net->keep_prob < 1.0f && net->L > 1;
   const dn_kernel_table *kt = dn_kernels();
-  dn_status s = dn_net_pack_weights(net, kt, DN_PACK_FWD);
+  dn_status s = dn_net_pack_weights(net, kt, DN_PACK_FWD, training);
   if (s) return s;
   const float saved_keep = net->keep_prob;
   if (!dropout) net->keep_prob = 1.0f; /* reserve no dropout buffers for inference */

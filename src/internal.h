@@ -167,8 +167,8 @@ typedef struct dn_packed_weights {
   size_t copies;                 /* copies allocated (0 until used) */
   const dn_kernel_table *kt;     /* the table whose layout they have */
   uint64_t version;              /* the params_version they were packed from (0: none) */
-  /* Built for one thread (forward layout only): the layers the forward pass then reads
-   * unpacked (dn_forward_reads_w_unpacked) are left unpacked, and stale. */
+  /* Built for one-thread training (forward layout only): the layers a training forward
+   * pass then reads unpacked (dn_forward_reads_w_unpacked) are left unpacked, and stale. */
   bool one_thread;
 } dn_packed_weights;
 /* Layer l's copies, for dn_gemm_run_packed: out[c] = pw->W[c][l]; returns pw->copies. */
@@ -238,14 +238,15 @@ const float *dn_layer_input(const dn_net *net, size_t l);
 dn_status dn_net_reserve(dn_net *net, size_t m);
 /* Make net->Wp[which] hold the current W for kt's layout (re-packs only after the
  * parameters or the table changed); DN_ERR_NOMEM leaves the net as it was. */
-dn_status dn_net_pack_weights(dn_net *net, const dn_kernel_table *kt, int which);
-/* Whether layer l's forward GEMM reads W itself rather than the forward packed copy: on one
- * thread, when the GEMM packs W inside its micro-kernel at no extra pass (so neither the
- * optimizer nor dn_net_pack_weights writes that copy: 8 bytes a parameter less a step). */
+dn_status dn_net_pack_weights(dn_net *net, const dn_kernel_table *kt, int which, bool training);
+/* Whether layer l's forward GEMM reads W itself rather than the forward packed copy: in
+ * one-thread training, when the GEMM packs W inside its micro-kernel at no extra pass (so
+ * neither the optimizer nor dn_net_pack_weights writes that copy: 8 bytes a parameter less
+ * a step). Inference keeps the copy: there W does not change between calls. */
 bool dn_forward_reads_w_unpacked(const dn_net *net, const dn_kernel_table *kt, size_t l,
                                  bool one_thread);
-/* The policy of the moment: forward passes run on one thread. */
-bool dn_forward_one_thread(void);
+/* The policy of the moment for a forward pass (training or not): one-thread training. */
+bool dn_forward_one_thread(bool training);
 /* Check an l in 1..L. */
 dn_status dn_net_check_layer(const dn_net *net, size_t l);
 /* Validate a float array of count values: finite everywhere, else DN_ERR_NUMERIC naming what. */

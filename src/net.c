@@ -316,17 +316,17 @@ static float **alloc_copy(const dn_net *net, const dn_kernel_table *kt, int whic
   return NULL;
 }
 
-bool dn_forward_one_thread(void) { return dn_get_num_threads() == 1; }
+bool dn_forward_one_thread(bool training) { return training && dn_get_num_threads() == 1; }
 
 bool dn_forward_reads_w_unpacked(const dn_net *net, const dn_kernel_table *kt, size_t l,
                                  bool one_thread) {
   return one_thread && dn_gemm_reads_a_unpacked_cheaply(kt, net->n[l], net->n[l]);
 }
 
-dn_status dn_net_pack_weights(dn_net *net, const dn_kernel_table *kt, int which) {
+dn_status dn_net_pack_weights(dn_net *net, const dn_kernel_table *kt, int which, bool training) {
   dn_packed_weights *pw = &net->Wp[which];
   const size_t copies = dn_pack_copies(dn_get_num_threads());
-  const bool one_thread = which == DN_PACK_FWD && dn_forward_one_thread();
+  const bool one_thread = which == DN_PACK_FWD && dn_forward_one_thread(training);
   if (pw->kt == kt && pw->copies == copies && pw->version == net->params_version &&
       pw->one_thread == one_thread)
     return DN_OK;

@@ -125,7 +125,7 @@ static const dn_packed_weights *refreshable(const dn_net *net, const dn_kernel_t
   const dn_packed_weights *pw = &net->Wp[which];
   const bool current = pw->copies == dn_pack_copies(dn_get_num_threads()) && pw->kt == kt &&
                        pw->version == net->params_version &&
-                       pw->one_thread == (which == DN_PACK_FWD && dn_forward_one_thread());
+                       pw->one_thread == (which == DN_PACK_FWD && dn_forward_one_thread(true));
   return pw->copies && current ? pw : NULL;
 }
 

@@ -670,6 +670,15 @@ static void expect_forward_current(dn_net *net, const float *X, const char *afte
             dn_isa_name(dn_isa_active()));
 }
 
+/* The same through the inference path (dn_net_predict), which keeps every forward copy. */
+static void expect_predict_current(dn_net *net, const float *X, const char *after) {
+  float got[10 * PM], want[10 * PM];
+  cr_assert_eq(dn_net_predict(net, X, PM, got), DN_OK);
+  fresh_forward(net, X, want);
+  cr_expect(memcmp(got, want, sizeof got) == 0, "prediction is stale after %s (%s)", after,
+            dn_isa_name(dn_isa_active()));
+}
+
 Test(gemm, packed_weights_follow_set_layer_optimizer_steps_and_isa_changes) {
   dn_net *net;
   cr_assert_eq(dn_net_create(&net, PL, PDIMS, PACTS, DN_LOSS_CCE), DN_OK);
@@ -698,10 +707,22 @@ Test(gemm, packed_weights_follow_set_layer_optimizer_steps_and_isa_changes) {
     cr_assert_eq(dn_net_forward(net, X, PM, NULL), DN_OK);
     cr_assert_eq(dn_net_backward(net, Y, NULL), DN_OK);
     cr_assert_eq(dn_net_step(net, &opts), DN_OK);
+    expect_predict_current(net, X, t == 1 ? "a step on 1 thread" : "a step on 2 threads");
     cr_assert_eq(dn_set_num_threads(3 - t), DN_OK);
     expect_forward_current(net, X, t == 1 ? "a step on 1 thread, a forward on 2"
                                           : "a step on 2 threads, a forward on 1");
   }
+  /* A net trained on one thread from its first pass (its forward copies built under that
+   * policy), then asked for a prediction, which needs every copy. */
+  dn_net *solo;
+  cr_assert_eq(dn_net_create(&solo, PL, PDIMS, PACTS, DN_LOSS_CCE), DN_OK);
+  cr_assert_eq(dn_net_init(solo, 7), DN_OK);
+  cr_assert_eq(dn_set_num_threads(1), DN_OK);
+  cr_assert_eq(dn_net_forward(solo, X, PM, NULL), DN_OK);
+  cr_assert_eq(dn_net_backward(solo, Y, NULL), DN_OK);
+  cr_assert_eq(dn_net_step(solo, &opts), DN_OK);
+  expect_predict_current(solo, X, "one-thread training from the start");
+  dn_net_free(solo);
   cr_assert_eq(dn_set_num_threads(0), DN_OK);
   for (int isa = DN_ISA_SCALAR; isa <= DN_ISA_NEON; isa++)
     if (dn_isa_set((dn_isa)isa) == DN_OK) expect_forward_current(net, X, "dn_isa_set");
