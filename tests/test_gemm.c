@@ -662,21 +662,20 @@ static void fresh_forward(const dn_net *net, const float *X, float *AL) {
   dn_net_free(fresh);
 }
 
-static void expect_forward_current(dn_net *net, const float *X, const char *after) {
+/* net's output on X, through the training forward (dn_net_forward) or the inference path
+ * (dn_net_predict, which keeps every forward copy), equals a fresh net's, bitwise. */
+static void expect_output_current(dn_net *net, const float *X, const char *after, bool predict) {
   float got[10 * PM], want[10 * PM];
-  cr_assert_eq(dn_net_forward(net, X, PM, got), DN_OK);
+  cr_assert_eq(predict ? dn_net_predict(net, X, PM, got) : dn_net_forward(net, X, PM, got), DN_OK);
   fresh_forward(net, X, want);
-  cr_expect(memcmp(got, want, sizeof got) == 0, "A[L] is stale after %s (%s)", after,
-            dn_isa_name(dn_isa_active()));
+  cr_expect(memcmp(got, want, sizeof got) == 0, "%s is stale after %s (%s)",
+            predict ? "the prediction" : "A[L]", after, dn_isa_name(dn_isa_active()));
 }
-
-/* The same through the inference path (dn_net_predict), which keeps every forward copy. */
+static void expect_forward_current(dn_net *net, const float *X, const char *after) {
+  expect_output_current(net, X, after, false);
+}
 static void expect_predict_current(dn_net *net, const float *X, const char *after) {
-  float got[10 * PM], want[10 * PM];
-  cr_assert_eq(dn_net_predict(net, X, PM, got), DN_OK);
-  fresh_forward(net, X, want);
-  cr_expect(memcmp(got, want, sizeof got) == 0, "prediction is stale after %s (%s)", after,
-            dn_isa_name(dn_isa_active()));
+  expect_output_current(net, X, after, true);
 }
 
 Test(gemm, packed_weights_follow_set_layer_optimizer_steps_and_isa_changes) {
