@@ -52,7 +52,7 @@ INLINE void st(float *p, vmask m, bool full, vf v) {
   } while (0)
 
 INLINE vf set1(float x) { return _mm512_set1_ps(x); }
-INLINE vmask gt0(vf z) { return _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_GT_OQ); }
+INLINE vmask gt0(vf z) { return dn_gt0_avx512(z); }
 
 INLINE vf exp_v(vf x) {
   /* min/max return their second operand when one is NaN: NaN passes the clamp. */
