@@ -194,10 +194,6 @@ static bool ukr_packs_a(const dn_kernel_table *kt, size_t lda) {
   return kt->sgemm_ukr_pack_a && lda % (PAGE_BYTES / sizeof(float)) != 0;
 }
 
-bool dn_gemm_reads_a_unpacked_cheaply(const dn_kernel_table *kt, size_t M, size_t lda) {
-  return use_small(kt, M) || ukr_packs_a(kt, lda);
-}
-
 size_t dn_gemm_packed_a_width(const dn_kernel_table *kt, size_t M) {
   return use_small(kt, M) ? kt->small_mr : kt->mr;
 }

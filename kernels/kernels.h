@@ -207,11 +207,6 @@ float *dn_gemm_thread_buffer(int slot, size_t floats);
  * read the whole op(B): packed once, shared, it is not packed once per thread. Only the
  * general path packs B (dn_gemm_packs_b: false on the small-M path, which reads B in place). */
 bool dn_gemm_packs_b(const dn_kernel_table *kt, size_t M);
-/* Whether a one-thread product with op(A) = A (trans 'N', M rows, leading dimension lda)
- * passed unpacked costs no pass over A beyond what a pre-packed A would: the micro-kernel
- * packs it as it reads it, or the small-M path packs its one panel. A caller keeping a
- * packed copy only for such products can drop the copy. */
-bool dn_gemm_reads_a_unpacked_cheaply(const dn_kernel_table *kt, size_t M, size_t lda);
 size_t dn_gemm_packed_b_floats(const dn_kernel_table *kt, size_t N, size_t K);
 /* Columns [n_begin, n_end) (n_begin a multiple of NR, n_end too unless it is N). */
 void dn_gemm_pack_b_cols(const dn_kernel_table *kt, char transb, size_t N, size_t K,

@@ -1,6 +1,7 @@
 /* Backward pass, layer L down to 1:
  *   dZ = dA * g'(Z);  dW = (1/m) dZ A_prev^T;  db = (1/m) sum_m dZ;  dA_prev = W^T dZ,
- * with dZ[L] = A[L] - Y directly for sigmoid+bce and softmax+cce; W^T comes pre-packed. */
+ * with dZ[L] = A[L] - Y directly for sigmoid+bce and softmax+cce; W^T comes pre-packed
+ * (or is packed by the GEMM itself: dn_training_reads_w_unpacked). */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -127,8 +128,6 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
                                                                          : SIZE_MAX);
     }
     if (l == 1) break;
-    const float *WT[DN_MAX_PACK_COPIES];
-    const size_t copies = dn_packed_layer(&net->Wp[DN_PACK_BWD], l, WT);
     /* dA_prev's epilogue turns each finished tile into dZ[l-1] = dA * g'(A[l-1]) in place,
      * while it is in cache, and adds its columns to db[l-1]'s row sums (in column order, the
      * threads splitting rows: row_sum's chains, so the same bits); the two scratch buffers
@@ -142,8 +141,17 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
                                        .grad_of = net->A[l - 1], .row_acc = db_prev};
     if (fuse_dZ)
       for (size_t i = 0; i < cols; i++) db_prev[i] = 0.0f;
-    dn_gemm_run_packed(fuse_dZ ? "dA_prev,dZ,db" : "dA_prev", l, kt, 'T', cols, m, rows, 1.0f, WT,
-                       copies, 'N', dZ, rows, 0.0f, dA, cols, fuse_dZ ? &dZ_of_dA : NULL);
+    const char *what = fuse_dZ ? "dA_prev,dZ,db" : "dA_prev";
+    const dn_gemm_epilogue *ep = fuse_dZ ? &dZ_of_dA : NULL;
+    if (net->Wp[DN_PACK_BWD].unpacked) { /* the GEMM packs W^T as it goes: the copy's bytes */
+      dn_gemm_run(what, l, 'T', 'N', cols, m, rows, 1.0f, net->W[l], rows, dZ, rows, 0.0f, dA,
+                  cols, ep);
+    } else {
+      const float *WT[DN_MAX_PACK_COPIES];
+      const size_t copies = dn_packed_layer(&net->Wp[DN_PACK_BWD], l, WT);
+      dn_gemm_run_packed(what, l, kt, 'T', cols, m, rows, 1.0f, WT, copies, 'N', dZ, rows, 0.0f,
+                         dA, cols, ep);
+    }
     db_done = fuse_dZ;
     if (fuse_dZ) {
       for (size_t i = 0; i < cols; i++) db_prev[i] *= inv_m;

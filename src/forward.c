@@ -67,8 +67,8 @@ dn_status dn_forward_pass(dn_net *net, const float *X, size_t m, bool training) 
         .act = softmax ? DN_ACT_LINEAR : net->act[l],
         .out = softmax || (in_place && net->act[l] == DN_ACT_LINEAR) ? NULL : net->A[l]};
     const char *what = softmax ? "Z=WA+b" : "Z=WA+b,A=g";
-    if (dn_forward_reads_w_unpacked(net, kt, l, net->Wp[DN_PACK_FWD].one_thread)) {
-      /* One thread: the GEMM packs W inside its micro-kernel (same bits as the copy). */
+    if (net->Wp[DN_PACK_FWD].unpacked) {
+      /* The GEMM packs W as it goes (dn_training_reads_w_unpacked): the copy's bytes. */
       dn_gemm_run(what, l, 'N', 'N', rows, m, cols, 1.0f, net->W[l], rows,
                   dn_layer_input(net, l - 1), cols, 0.0f, net->Z[l], rows, &ep);
     } else {

@@ -167,9 +167,9 @@ typedef struct dn_packed_weights {
   size_t copies;                 /* copies allocated (0 until used) */
   const dn_kernel_table *kt;     /* the table whose layout they have */
   uint64_t version;              /* the params_version they were packed from (0: none) */
-  /* Built for one-thread training (forward layout only): the layers a training forward
-   * pass then reads unpacked (dn_forward_reads_w_unpacked) are left unpacked, and stale. */
-  bool one_thread;
+  /* The last pass that asked for this set ran under dn_training_reads_w_unpacked: its
+   * GEMMs read W itself and packed it as they went, and nothing here was (re)packed. */
+  bool unpacked;
 } dn_packed_weights;
 /* Layer l's copies, for dn_gemm_run_packed: out[c] = pw->W[c][l]; returns pw->copies. */
 size_t dn_packed_layer(const dn_packed_weights *pw, size_t l, const float **out);
@@ -239,14 +239,17 @@ dn_status dn_net_reserve(dn_net *net, size_t m);
 /* Make net->Wp[which] hold the current W for kt's layout (re-packs only after the
  * parameters or the table changed); DN_ERR_NOMEM leaves the net as it was. */
 dn_status dn_net_pack_weights(dn_net *net, const dn_kernel_table *kt, int which, bool training);
-/* Whether layer l's forward GEMM reads W itself rather than the forward packed copy: in
- * one-thread training, when the GEMM packs W inside its micro-kernel at no extra pass (so
- * neither the optimizer nor dn_net_pack_weights writes that copy: 8 bytes a parameter less
- * a step). Inference keeps the copy: there W does not change between calls. */
-bool dn_forward_reads_w_unpacked(const dn_net *net, const dn_kernel_table *kt, size_t l,
-                                 bool one_thread);
-/* The policy of the moment for a forward pass (training or not): one-thread training. */
-bool dn_forward_one_thread(bool training);
+/* Training passes on at most this many threads read W (forward) and W^T (dA_prev) unpacked:
+ * each GEMM packs the blocks of them it needs as it goes (the AVX-512 and AVX2 micro-kernels
+ * pack W while reading it), and the optimizer writes no packed copies (8 bytes a parameter
+ * and layout less per step). With more threads, every thread packs the rows of W its part
+ * of the product needs, so packing repeats across threads, while the copies are written
+ * once, in parallel. Measured (docs/kernels.md): one thread gains (deep net -8%, AVX2 -10%),
+ * two threads split both ways (deep net -4%, small net at batch 128 +4%): so one. */
+enum { DN_UNPACKED_W_MAX_THREADS = 1 };
+/* Whether a pass (training or not) reads W unpacked now. Inference always reads the
+ * copies: W does not change between calls, so they are packed once. */
+bool dn_training_reads_w_unpacked(bool training);
 /* Check an l in 1..L. */
 dn_status dn_net_check_layer(const dn_net *net, size_t l);
 /* Validate a float array of count values: finite everywhere, else DN_ERR_NUMERIC naming what. */

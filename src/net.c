@@ -316,20 +316,18 @@ static float **alloc_copy(const dn_net *net, const dn_kernel_table *kt, int whic
   return NULL;
 }
 
-bool dn_forward_one_thread(bool training) { return training && dn_get_num_threads() == 1; }
-
-bool dn_forward_reads_w_unpacked(const dn_net *net, const dn_kernel_table *kt, size_t l,
-                                 bool one_thread) {
-  return one_thread && dn_gemm_reads_a_unpacked_cheaply(kt, net->n[l], net->n[l]);
+bool dn_training_reads_w_unpacked(bool training) {
+  return training && dn_get_num_threads() <= DN_UNPACKED_W_MAX_THREADS;
 }
 
 dn_status dn_net_pack_weights(dn_net *net, const dn_kernel_table *kt, int which, bool training) {
   dn_packed_weights *pw = &net->Wp[which];
+  /* Reading W unpacked leaves the set as it is: its version still says which parameters
+   * it holds, so a later packed pass re-packs only if W changed meanwhile. */
+  pw->unpacked = dn_training_reads_w_unpacked(training);
+  if (pw->unpacked) return DN_OK;
   const size_t copies = dn_pack_copies(dn_get_num_threads());
-  const bool one_thread = which == DN_PACK_FWD && dn_forward_one_thread(training);
-  if (pw->kt == kt && pw->copies == copies && pw->version == net->params_version &&
-      pw->one_thread == one_thread)
-    return DN_OK;
+  if (pw->kt == kt && pw->copies == copies && pw->version == net->params_version) return DN_OK;
   if (pw->kt != kt || pw->copies != copies) {
     /* First use, another ISA's layout or another number of NUMA nodes in use: new
      * buffers, built aside. */
@@ -343,7 +341,6 @@ dn_status dn_net_pack_weights(dn_net *net, const dn_kernel_table *kt, int which,
     *pw = fresh;
   }
   for (size_t l = first_packed_layer(which); l <= net->L; l++) {
-    if (which == DN_PACK_FWD && dn_forward_reads_w_unpacked(net, kt, l, one_thread)) continue;
     pack_job j = {.kt = kt, .W = net->W[l], .ldw = net->n[l]};
     packed_shape(net, which, l, &j.M, &j.K, &j.trans);
     const int threads = dn_threads_for(j.M * j.K, MIN_PACK_FLOATS_PER_THREAD);
@@ -358,7 +355,6 @@ dn_status dn_net_pack_weights(dn_net *net, const dn_kernel_table *kt, int which,
               (dn_now_s() - t0) * 1e3);
   }
   pw->version = net->params_version;
-  pw->one_thread = one_thread;
   return DN_OK;
 }
 

@@ -110,8 +110,7 @@ static void update_units(void *ctx, size_t u0, size_t u1) {
     const size_t j0 = (u - first) * width, j1 = j0 + width < cols ? j0 + width : cols;
     update_params(j, (size_t)(net->W[l] - net->params) + j0 * rows, (j1 - j0) * rows);
     if (j1 == cols) update_params(j, (size_t)(net->b[l] - net->params), rows);
-    const bool fwd_packed = j->fwd && !dn_forward_reads_w_unpacked(net, j->kt, l, j->fwd->one_thread);
-    for (size_t c = 0; fwd_packed && c < j->fwd->copies; c++)
+    for (size_t c = 0; j->fwd && c < j->fwd->copies; c++)
       dn_gemm_pack_a_block(j->kt, 'N', rows, cols, net->W[l], rows, j->fwd->W[c][l], 0, rows, j0, j1);
     for (size_t c = 0; j->bwd && l >= 2 && c < j->bwd->copies; c++)
       dn_gemm_pack_a_block(j->kt, 'T', cols, rows, net->W[l], rows, j->bwd->W[c][l], j0, j1, 0, rows);
@@ -119,14 +118,14 @@ static void update_units(void *ctx, size_t u0, size_t u1) {
 }
 
 /* The packed weights of net->Wp[which] when they can be refreshed in place: allocated for
- * kt and the NUMA nodes now in use, and up to date with the parameters before this step. */
+ * kt and the NUMA nodes now in use, up to date with the parameters before this step, and
+ * read by the next training pass (not when that reads W unpacked at this thread count). */
 static const dn_packed_weights *refreshable(const dn_net *net, const dn_kernel_table *kt,
                                             int which) {
   const dn_packed_weights *pw = &net->Wp[which];
   const bool current = pw->copies == dn_pack_copies(dn_get_num_threads()) && pw->kt == kt &&
-                       pw->version == net->params_version &&
-                       pw->one_thread == (which == DN_PACK_FWD && dn_forward_one_thread(true));
-  return pw->copies && current ? pw : NULL;
+                       pw->version == net->params_version;
+  return pw->copies && current && !dn_training_reads_w_unpacked(true) ? pw : NULL;
 }
 
 dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
@@ -166,13 +165,10 @@ dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
   if (job.fwd) net->Wp[DN_PACK_FWD].version = net->params_version;
   if (job.bwd) net->Wp[DN_PACK_BWD].version = net->params_version;
   net->have_forward = false; /* the caches describe the old parameters */
-  size_t fwd_packed = 0; /* layers whose forward copy the units re-packed */
-  for (size_t l = 1; job.fwd && l <= net->L; l++)
-    fwd_packed += !dn_forward_reads_w_unpacked(net, kt, l, job.fwd->one_thread);
   if (dn_verbose())
     fprintf(stderr, "deepnet: update %s %s params=%zu threads=%d%s%s copies=%zu %.3f ms\n",
             opts->optimizer == DN_OPT_ADAM ? "adam" : opts->optimizer == DN_OPT_MOMENTUM ? "momentum" : "gd",
-            dn_isa_name(kt->isa), n, threads, fwd_packed ? " +pack W" : "", job.bwd ? " +pack W^T" : "",
+            dn_isa_name(kt->isa), n, threads, job.fwd ? " +pack W" : "", job.bwd ? " +pack W^T" : "",
             job.fwd ? job.fwd->copies : job.bwd ? job.bwd->copies : 0, (dn_now_s() - t0) * 1e3);
   return DN_OK;
 }

@@ -698,21 +698,31 @@ Test(gemm, packed_weights_follow_set_layer_optimizer_steps_and_isa_changes) {
     cr_assert_eq(dn_net_step(net, &opts), DN_OK);
     expect_forward_current(net, X, "an optimizer step");
   }
-  /* On one thread the forward pass reads W itself where the GEMM packs it in its kernel,
-   * and the optimizer leaves those layers' packed copies stale: a step on one thread
-   * count, then a forward pass on the other, both ways. */
-  for (int t = 1; t <= 2; t++) {
+  /* Training on up to DN_UNPACKED_W_MAX_THREADS threads reads W and W^T unpacked and
+   * leaves the packed copies stale; more threads read (and the optimizer refreshes) the
+   * copies: a step on one side of that line, then passes and a step on the other, both
+   * ways (1 and 3 threads: on either side for any limit of 1 or 2). */
+  for (int t = 1; t <= 3; t += 2) {
+    const char *const after[2][4] = {
+        {"a step on 1 thread", "a step on 1 thread, a forward on 3",
+         "a step on 3 threads after one on 1", "two steps, on 1 thread then 3"},
+        {"a step on 3 threads", "a step on 3 threads, a forward on 1",
+         "a step on 1 thread after one on 3", "two steps, on 3 threads then 1"}};
+    const char *const *said = after[t == 3];
     cr_assert_eq(dn_set_num_threads(t), DN_OK);
     cr_assert_eq(dn_net_forward(net, X, PM, NULL), DN_OK);
     cr_assert_eq(dn_net_backward(net, Y, NULL), DN_OK);
     cr_assert_eq(dn_net_step(net, &opts), DN_OK);
-    expect_predict_current(net, X, t == 1 ? "a step on 1 thread" : "a step on 2 threads");
-    cr_assert_eq(dn_set_num_threads(3 - t), DN_OK);
-    expect_forward_current(net, X, t == 1 ? "a step on 1 thread, a forward on 2"
-                                          : "a step on 2 threads, a forward on 1");
+    expect_forward_current(net, X, said[0]);
+    cr_assert_eq(dn_set_num_threads(4 - t), DN_OK);
+    expect_forward_current(net, X, said[1]);
+    cr_assert_eq(dn_net_backward(net, Y, NULL), DN_OK);
+    cr_assert_eq(dn_net_step(net, &opts), DN_OK);
+    expect_forward_current(net, X, said[2]);
+    expect_predict_current(net, X, said[3]);
   }
-  /* A net trained on one thread from its first pass (its forward copies built under that
-   * policy), then asked for a prediction, which needs every copy. */
+  /* A net trained on one thread from its first pass (no copy ever packed), then asked for
+   * a prediction, which reads the copies. */
   dn_net *solo;
   cr_assert_eq(dn_net_create(&solo, PL, PDIMS, PACTS, DN_LOSS_CCE), DN_OK);
   cr_assert_eq(dn_net_init(solo, 7), DN_OK);
@@ -760,7 +770,8 @@ static void refreshed_packs_match_fresh(dn_isa isa) {
   cr_assert(Y && got && want);
   tu_fill_one_hot(Y, 10, UM, 1401);
   const dn_optimizer opts_of[] = {DN_OPT_ADAM, DN_OPT_MOMENTUM, DN_OPT_GD};
-  for (int threads = 1; threads <= 2; threads++)
+  /* 1 thread reads W and W^T unpacked, 3 threads read the copies the optimizer refreshes. */
+  for (int threads = 1; threads <= 3; threads += 2)
     for (size_t o = 0; o < 3; o++) {
       cr_assert_eq(dn_set_num_threads(threads), DN_OK);
       dn_net *net;

@@ -208,11 +208,12 @@ static void expect_copies_identical(const dn_net *net, size_t copies, const char
   }
 }
 
-/* On two nodes with two threads, the net keeps two copies, identical after packing and
- * after each optimizer step's in-place refresh; a thread working for node 1 reads copy 1
- * (spoiling copy 1 changes what it computes, not what a node-0 thread computes); and a
- * change of the thread count re-plans the copies. Small batches keep each GEMM on the
- * calling thread, so which copy it reads is set by dn_set_thread_node alone. */
+/* On two nodes with three threads (more than DN_UNPACKED_W_MAX_THREADS, so training reads
+ * the copies), the net keeps two copies, identical after packing and after each optimizer
+ * step's in-place refresh; a thread working for node 1 reads copy 1 (spoiling copy 1
+ * changes what it computes, not what a node-0 thread computes); and a change of the thread
+ * count re-plans the copies. Small batches keep each GEMM on the calling thread, so which
+ * copy it reads is set by dn_set_thread_node alone. */
 Test(numa, packed_weights_have_a_copy_per_node_and_each_thread_reads_its_own, .init = two_nodes) {
   enum { M = 8 };
   dn_net *net;
@@ -220,7 +221,7 @@ Test(numa, packed_weights_have_a_copy_per_node_and_each_thread_reads_its_own, .i
   dn_net_init(net, 5);
   float *X = tu_random(70 * M, -1, 1, 9), Y[10 * M], out0[10 * M], out1[10 * M];
   tu_fill_one_hot(Y, 10, M, 4);
-  dn_set_num_threads(2);
+  dn_set_num_threads(3);
   cr_assert_eq(dn_net_forward(net, X, M, out0), DN_OK);
   cr_assert_eq(dn_net_backward(net, Y, NULL), DN_OK);
   expect_copies_identical(net, 2, "after packing");
@@ -243,9 +244,13 @@ Test(numa, packed_weights_have_a_copy_per_node_and_each_thread_reads_its_own, .i
   cr_assert_eq(dn_net_forward(net, X, M, out1), DN_OK);
   cr_expect(memcmp(out0, out1, sizeof out0) != 0, "node 1 reads copy 1");
   dn_set_thread_node(0);
-  /* One thread: one copy (re-planned and re-packed from W on the next forward). */
+  /* One thread: one copy, re-planned and re-packed from W by the next pass that reads
+   * copies (a prediction; one-thread training reads W itself and leaves them alone). */
   dn_set_num_threads(1);
   cr_assert_eq(dn_net_forward(net, X, M, out1), DN_OK);
+  cr_expect_eq(net->Wp[DN_PACK_FWD].copies, 2, "one-thread training packs nothing");
+  cr_expect(memcmp(out0, out1, sizeof out0) == 0, "one-thread training reads W itself");
+  cr_assert_eq(dn_net_predict(net, X, M, out1), DN_OK);
   cr_expect_eq(net->Wp[DN_PACK_FWD].copies, 1);
   cr_expect(memcmp(out0, out1, sizeof out0) == 0, "re-packed from W, not from the spoiled copy");
   dn_set_num_threads(0);
