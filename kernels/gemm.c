@@ -115,7 +115,7 @@ enum { PACK_COLUMNS = 16 };
  * and w = MR; for B the caller passes op(B)^T (rows along N, w = NR). */
 static void pack_lines(const dn_kernel_table *kt, bool contiguous_rows, const float *X,
                        size_t ld, size_t r0, size_t rows, size_t p0, size_t kb, size_t w,
-                       size_t lines, float *dst) {
+                       size_t lines, float *dst, bool *nonfinite) {
   const pack_fn pack = contiguous_rows ? (kt->sgemm_pack_n ? kt->sgemm_pack_n : pack_n_portable)
                                        : (kt->sgemm_pack_t ? kt->sgemm_pack_t : pack_t_portable);
   const size_t group = contiguous_rows ? PACK_COLUMNS : kb;
@@ -124,15 +124,19 @@ static void pack_lines(const dn_kernel_table *kt, bool contiguous_rows, const fl
     for (size_t i = 0; i < rows; i += w) {
       const size_t r = min_sz(w, rows - i);
       const float *src = contiguous_rows ? X + (r0 + i) + (p0 + p) * ld : X + (p0 + p) + (r0 + i) * ld;
-      pack(g, r, w, src, ld, dst + i * lines + p * w);
+      float *const out = dst + i * lines + p * w;
+      pack(g, r, w, src, ld, out);
+      /* The lines just written, still in L1 (their padding is zeros): the source's
+       * finiteness check at no pass of its own (dn_gemm_epilogue.b_nonfinite). */
+      if (nonfinite && kt->any_nonfinite(g * w, out)) __atomic_store_n(nonfinite, true, __ATOMIC_RELAXED);
     }
   }
 }
 
 static void pack_panels(const dn_kernel_table *kt, bool contiguous_rows, const float *X,
                         size_t ld, size_t r0, size_t rows, size_t p0, size_t kb, size_t w,
-                        float *dst) {
-  pack_lines(kt, contiguous_rows, X, ld, r0, rows, p0, kb, w, kb, dst);
+                        float *dst, bool *nonfinite) {
+  pack_lines(kt, contiguous_rows, X, ld, r0, rows, p0, kb, w, kb, dst, nonfinite);
 }
 
 /* ---- packing buffers: per thread and slot, grown on demand, freed at thread exit ---- */
@@ -216,7 +220,7 @@ void dn_gemm_pack_a_block(const dn_kernel_table *kt, char transa, size_t M, size
     const size_t kb = min_sz(kc, K - pc);
     const size_t p0 = pc > k_begin ? pc : k_begin, p1 = min_sz(pc + kb, k_end);
     pack_lines(kt, transa == 'N', A, lda, m_begin, m_end - m_begin, p0, p1 - p0, w, kb,
-               dst + pc * Mp + m_begin * kb + (p0 - pc) * w);
+               dst + pc * Mp + m_begin * kb + (p0 - pc) * w, NULL);
   }
 }
 
@@ -257,7 +261,7 @@ typedef struct b_source {
 static const float *a_panels(const dn_kernel_table *kt, const a_source *a, size_t i0,
                              size_t rows, size_t pc, size_t kb, size_t w, float *buf) {
   if (a->packed) return a->packed + pc * a->Mp + i0 * kb;
-  pack_panels(kt, a->trans == 'N', a->A, a->lda, i0, rows, pc, kb, w, buf);
+  pack_panels(kt, a->trans == 'N', a->A, a->lda, i0, rows, pc, kb, w, buf, NULL);
   return buf;
 }
 
@@ -360,7 +364,9 @@ static void gemm_blocked(const dn_kernel_table *kt, const blocking *b, const a_s
       const float beta_pc = pc == 0 ? beta : 1.0f;
       const bool last = pc + kb == K;
       const float *Bp = bs->packed ? bs->packed + pc * bs->Np + jc * kb : Bbuf;
-      if (!bs->packed) pack_panels(kt, transb == 'T', B, ldb, jc, nb, pc, kb, b->nr, Bbuf);
+      if (!bs->packed)
+        pack_panels(kt, transb == 'T', B, ldb, jc, nb, pc, kb, b->nr, Bbuf,
+                    ep ? ep->b_nonfinite : NULL);
       for (size_t ic = m0; ic < m1; ic += b->mc) {
         const size_t mb = min_sz(b->mc, m1 - ic);
         /* op(A) = A unpacked: the first column panel's tiles pack A as they read it, which
@@ -488,13 +494,14 @@ size_t dn_gemm_packed_b_floats(const dn_kernel_table *kt, size_t N, size_t K) {
 }
 
 void dn_gemm_pack_b_cols(const dn_kernel_table *kt, char transb, size_t N, size_t K,
-                         const float *B, size_t ldb, float *dst, size_t n_begin, size_t n_end) {
+                         const float *B, size_t ldb, float *dst, size_t n_begin, size_t n_end,
+                         bool *nonfinite) {
   if (n_begin >= n_end) return;
   const size_t Np = round_up(N, kt->nr), kc = block_k(kt, K);
   for (size_t pc = 0; pc < K; pc += kc) {
     const size_t kb = min_sz(kc, K - pc);
     pack_panels(kt, transb == 'T', B, ldb, n_begin, n_end - n_begin, pc, kb, kt->nr,
-                dst + pc * Np + n_begin * kb);
+                dst + pc * Np + n_begin * kb, nonfinite);
   }
 }
 

@@ -164,6 +164,11 @@ typedef struct dn_gemm_epilogue {
   float *row_acc;
   size_t *first_nonfinite; /* NULL: no scan; else start it at SIZE_MAX (updated with the
                             * __atomic builtins: kernels.h is also read by C++) */
+  /* NULL, or set to true (never reset; __atomic store) when op(B) holds an Inf or NaN:
+   * each packed panel of op(B) is scanned right after it is written, in L1, so a caller
+   * that must refuse such an input (the forward pass's X) needs no pass over it. Only
+   * the general path packs B (dn_gemm_packs_b); on the small-M path nothing is scanned. */
+  bool *b_nonfinite;
 } dn_gemm_epilogue;
 
 /* op(A) (M x K) laid out exactly as the driver packs it, for every K block: block by block
@@ -208,9 +213,11 @@ float *dn_gemm_thread_buffer(int slot, size_t floats);
  * general path packs B (dn_gemm_packs_b: false on the small-M path, which reads B in place). */
 bool dn_gemm_packs_b(const dn_kernel_table *kt, size_t M);
 size_t dn_gemm_packed_b_floats(const dn_kernel_table *kt, size_t N, size_t K);
-/* Columns [n_begin, n_end) (n_begin a multiple of NR, n_end too unless it is N). */
+/* Columns [n_begin, n_end) (n_begin a multiple of NR, n_end too unless it is N); with
+ * nonfinite not NULL, set *nonfinite when any of them holds an Inf or NaN (as b_nonfinite). */
 void dn_gemm_pack_b_cols(const dn_kernel_table *kt, char transb, size_t N, size_t K,
-                         const float *B, size_t ldb, float *dst, size_t n_begin, size_t n_end);
+                         const float *B, size_t ldb, float *dst, size_t n_begin, size_t n_end,
+                         bool *nonfinite);
 /* The general range entry: op(A) from packedA when not NULL (else A, lda, transa), op(B)
  * from packedB when not NULL (else B, ldb, transb), an optional epilogue. Bitwise
  * dn_gemm_range's C whatever is pre-packed. */

@@ -162,7 +162,8 @@ static void gemm_block(void *ctx, size_t begin, size_t end) {
 
 static void pack_b_block(void *ctx, size_t begin, size_t end) {
   const gemm_job *j = ctx;
-  dn_gemm_pack_b_cols(j->kt, j->transb, j->N, j->K, j->B, j->ldb, (float *)j->packedB, begin, end);
+  dn_gemm_pack_b_cols(j->kt, j->transb, j->N, j->K, j->B, j->ldb, (float *)j->packedB, begin, end,
+                      j->ep ? j->ep->b_nonfinite : NULL);
 }
 
 static void pack_a_block(void *ctx, size_t begin, size_t end) {
@@ -181,7 +182,7 @@ static void pack_both_block(void *ctx, size_t begin, size_t end) {
   if (end > ap) {
     const size_t b0 = begin > ap ? begin - ap : 0, b1 = end - ap;
     dn_gemm_pack_b_cols(j->kt, j->transb, j->N, j->K, j->B, j->ldb, (float *)j->packedB, b0 * nr,
-                        b1 * nr < j->N ? b1 * nr : j->N);
+                        b1 * nr < j->N ? b1 * nr : j->N, j->ep ? j->ep->b_nonfinite : NULL);
   }
 }
 

@@ -32,7 +32,7 @@ static dn_status for_each_chunk(dn_net *net, const float *X, size_t m, const cha
   dn_status s = dn_check_finite(X, net->n[0] * m, what);
   for (size_t start = 0; !s && start < m; start += EVAL_CHUNK) {
     const size_t n = m - start < EVAL_CHUNK ? m - start : EVAL_CHUNK;
-    s = dn_forward_pass(net, X + start * net->n[0], n, false);
+    s = dn_forward_pass(net, X + start * net->n[0], n, false, NULL);
     if (!s) s = visit(net, start, n, ctx);
   }
   return s;

@@ -258,7 +258,8 @@ dn_status dn_check_finite(const float *x, size_t count, const char *what);
 size_t dn_first_nonfinite(const float *x, size_t count);
 
 /* ---- pipeline (forward.c, backward.c, loss.c) ---- */
-dn_status dn_forward_pass(dn_net *net, const float *X, size_t m, bool training);
+dn_status dn_forward_pass(dn_net *net, const float *X, size_t m, bool training,
+                          const char *check_x);
 /* Cost of the output layer (Z, A = g(Z), each rows x m) against Y, L2 term excluded.
  * bce and cce are computed from Z (log-sigmoid, log-softmax) so they stay finite
  * when A saturates to 0 or 1. */

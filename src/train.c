@@ -219,7 +219,7 @@ dn_status dn_net_train(dn_net *net, const float *X, const float *Y, size_t m,
         Yb = run.Yb;
       }
       float cost;
-      if ((s = dn_forward_pass(net, Xb, mb, true)) || (s = dn_backward_pass(net, Yb, &cost)) ||
+      if ((s = dn_forward_pass(net, Xb, mb, true, NULL)) || (s = dn_backward_pass(net, Yb, &cost)) ||
           (s = dn_optim_step(net, opts, lr))) {
         s = fail_because(s, "dn_net_train: %s at epoch %zu, batch %zu (%s): ",
                          s == DN_ERR_NUMERIC ? "training diverged" : "failed", epoch, bi + 1,

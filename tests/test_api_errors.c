@@ -233,3 +233,87 @@ Test(api_errors, cost_and_accuracy_reject_example_counts_that_overflow) {
   cr_expect(cost == 7.0f && acc == 7.0);
   dn_net_free(net);
 }
+
+/* X's finiteness is checked inside layer 1's GEMM, on each packed panel of X (kernels.h:
+ * b_nonfinite), or before it when that layer is narrow enough for the small-M path, which
+ * packs no X. Either way an Inf or NaN anywhere in X (first and last element, the last row
+ * of a K block, panel and thread-block edges) is refused by dn_net_forward and
+ * dn_net_predict on every ISA and thread count, the message naming its index; the
+ * refused call leaves no forward pass to differentiate, keeps the gradients of the last
+ * backward pass, and does not shift the dropout masks of the calls after it. */
+static void expect_x_refused(dn_net *net, float *X, size_t n0, size_t m, size_t at, float bad) {
+  const float keep = X[at];
+  X[at] = bad;
+  char want[64];
+  snprintf(want, sizeof want, "X[%zu] is not finite", at);
+  for (int predict = 0; predict <= 1; predict++) {
+    const dn_status s = predict ? dn_net_predict(net, X, m, NULL) : dn_net_forward(net, X, m, NULL);
+    cr_expect_eq(s, DN_ERR_NUMERIC, "%s, X[%zu] = %g (n0 %zu, %s, %d threads): %s",
+                 predict ? "predict" : "forward", at, (double)bad, n0,
+                 dn_isa_name(dn_isa_active()), dn_get_num_threads(), dn_status_str(s));
+    cr_expect(strstr(dn_last_error(), want) != NULL, "message '%s' does not say '%s'",
+              dn_last_error(), want);
+  }
+  X[at] = keep;
+}
+
+Test(api_errors, forward_refuses_inf_or_nan_anywhere_in_x_on_every_isa_and_thread_count) {
+  enum { N0 = 421, M = 125 }; /* K blocks 216 + 205 (AVX-512/AVX2); 125 = 10 x 12 + 5 columns */
+  /* Layer 1 on the general path (X scanned in the GEMM) cut by rows on 2-3 threads (X
+   * packed once, shared) and by columns (each thread packs its own), and small-M. */
+  const size_t widths[] = {300, 64, 10};
+  float *X = tu_random(N0 * M, -1, 1, 77), Y[3 * M];
+  tu_fill_one_hot(Y, 3, M, 78);
+  const size_t at[] = {0, N0 * M - 1, N0 - 1, 215, 216, 12 * N0, 12 * N0 - 1, 63 * N0 + 300,
+                       124 * N0 + 5};
+  const float bad[] = {NAN, INFINITY, -INFINITY};
+  for (size_t w = 0; w < 3; w++) {
+    const size_t dims[] = {N0, widths[w], 3};
+    const dn_act acts[] = {DN_ACT_RELU, DN_ACT_SOFTMAX};
+    dn_net *net;
+    cr_assert_eq(dn_net_create(&net, 2, dims, acts, DN_LOSS_CCE), DN_OK);
+    cr_assert_eq(dn_net_init(net, 3), DN_OK);
+    for (int isa = DN_ISA_SCALAR; isa <= DN_ISA_NEON; isa++) {
+      if (dn_isa_set((dn_isa)isa) != DN_OK) continue;
+      for (int threads = 1; threads <= 3; threads++) {
+        cr_assert_eq(dn_set_num_threads(threads), DN_OK);
+        cr_assert_eq(dn_net_forward(net, X, M, NULL), DN_OK);
+        cr_assert_eq(dn_net_backward(net, Y, NULL), DN_OK);
+        for (size_t i = 0; i < sizeof at / sizeof at[0]; i++)
+          expect_x_refused(net, X, N0, M, at[i], bad[i % 3]);
+        expect_fail(dn_net_backward(net, Y, NULL), DN_ERR_STATE);
+        dn_train_opts opts;
+        dn_train_opts_default(&opts);
+        cr_expect_eq(dn_net_step(net, &opts), DN_OK, "the last gradients survive a refused X");
+      }
+    }
+    dn_net_free(net);
+  }
+  cr_assert_eq(dn_set_num_threads(0), DN_OK);
+  cr_assert_eq(dn_isa_set(dn_isa_detected()), DN_OK);
+  free(X);
+}
+
+Test(api_errors, a_refused_x_does_not_shift_the_dropout_masks) {
+  enum { N0 = 30, M = 16 };
+  const size_t dims[] = {N0, 40, 40, 3};
+  const dn_act acts[] = {DN_ACT_RELU, DN_ACT_RELU, DN_ACT_SOFTMAX};
+  float *X = tu_random(N0 * M, -1, 1, 90), want[3 * M], got[3 * M];
+  dn_net *a, *b;
+  cr_assert_eq(dn_net_create(&a, 3, dims, acts, DN_LOSS_CCE), DN_OK);
+  cr_assert_eq(dn_net_create(&b, 3, dims, acts, DN_LOSS_CCE), DN_OK);
+  cr_assert_eq(dn_net_init(a, 4), DN_OK);
+  cr_assert_eq(dn_net_init(b, 4), DN_OK);
+  cr_assert_eq(dn_net_set_dropout(a, 0.7f, 5), DN_OK);
+  cr_assert_eq(dn_net_set_dropout(b, 0.7f, 5), DN_OK);
+  cr_assert_eq(dn_net_forward(a, X, M, want), DN_OK);
+  const float keep = X[7];
+  X[7] = NAN;
+  expect_fail(dn_net_forward(b, X, M, got), DN_ERR_NUMERIC);
+  X[7] = keep;
+  cr_assert_eq(dn_net_forward(b, X, M, got), DN_OK);
+  cr_expect(memcmp(want, got, sizeof want) == 0, "the refused call moved the dropout masks");
+  free(X);
+  dn_net_free(a);
+  dn_net_free(b);
+}

@@ -309,8 +309,8 @@ static void packed_a_bitwise(dn_isa isa) {
         Bp = malloc(dn_gemm_packed_b_floats(kt, c.N, c.K) * sizeof(float) + sizeof(float));
         cr_assert(Bp);
         const size_t bcut = c.N > kt->nr ? kt->nr : c.N;
-        dn_gemm_pack_b_cols(kt, c.tb, c.N, c.K, got.B, got.ldb, Bp, 0, bcut);
-        dn_gemm_pack_b_cols(kt, c.tb, c.N, c.K, got.B, got.ldb, Bp, bcut, c.N);
+        dn_gemm_pack_b_cols(kt, c.tb, c.N, c.K, got.B, got.ldb, Bp, 0, bcut, NULL);
+        dn_gemm_pack_b_cols(kt, c.tb, c.N, c.K, got.B, got.ldb, Bp, bcut, c.N, NULL);
       }
       const size_t w = dn_gemm_packed_a_width(kt, c.M);
       const size_t mcut = c.M > w ? w : 0, ncut = Bp ? (c.N > kt->nr ? kt->nr : 0) : c.N / 2;
