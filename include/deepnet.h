@@ -81,7 +81,9 @@ DN_API dn_loss dn_net_loss(const dn_net *net);
 
 /* Forward pass over m examples (X is (n[0], m)); keeps the caches backward
  * needs. Applies dropout if dn_net_set_dropout enabled it. AL, if not NULL,
- * receives A[L] as (n[L], m). */
+ * receives A[L] as (n[L], m). An Inf or NaN in X: DN_ERR_NUMERIC naming its
+ * index, AL untouched, and no forward pass kept (a dn_net_backward after it is
+ * DN_ERR_STATE); parameters and gradients are left as they were. */
 DN_API dn_status dn_net_forward(dn_net *net, const float *X, size_t m, float *AL);
 /* Backward from the last dn_net_forward against labels Y (n[L], m): fills dW,
  * db for every layer; cost (if not NULL) gets the cost including the L2 term. */
