@@ -1,5 +1,6 @@
 /* AVX-512 SGEMM micro-kernel, 32x12: two zmm of A per k, twelve broadcasts of B. */
 #include <immintrin.h>
+#include <math.h>
 
 #include "x86/act_inline_avx512.h"
 #include "x86/x86.h"
@@ -333,14 +334,82 @@ static void small_t(size_t k, float alpha, const float *Ap, const float *B, size
   }
 }
 
+/* R (a constant after inlining, <= 12) rows x up to 16 columns when op(B)'s columns are
+ * contiguous (rsb == 1: the forward of a 1- to 12-unit output layer, Z = W A_prev): sixteen
+ * columns' next 16 steps of k are loaded and transposed in registers (dn_transpose16_avx512),
+ * so each k step is one vector of 16 columns times R broadcasts of A: every lane useful,
+ * where small_cols fills R of its 16 (1 of 16 for a one-unit layer). Per element the same
+ * FMA chain over k in order, then alpha, then beta, as the general kernel (the tail of k is
+ * never multiplied by padding: a * 0 would turn -0 into +0 and Inf into NaN), so the bits
+ * still match. Measured: see docs/kernels.md (small M). */
+static inline __attribute__((always_inline)) void small_rows_n(size_t k, float alpha,
+                                                               const float *Ap, const float *B,
+                                                               size_t ldb, float beta, float *C,
+                                                               size_t ldc, size_t n, size_t R) {
+  __m512 acc[12];
+#pragma GCC unroll 12
+  for (size_t i = 0; i < R; i++) acc[i] = _mm512_setzero_ps();
+  for (size_t p0 = 0; p0 < k; p0 += 16, Ap += 16 * SMALL_MR) {
+    const size_t pb = k - p0 < 16 ? k - p0 : 16;
+    const __mmask16 steps = (__mmask16)(pb == 16 ? 0xFFFFu : (1u << pb) - 1u);
+    __m512 v[16];
+#pragma GCC unroll 16
+    for (size_t c = 0; c < 16; c++)
+      v[c] = c < n ? _mm512_maskz_loadu_ps(steps, B + p0 + c * ldb) : _mm512_setzero_ps();
+    dn_transpose16_avx512(v); /* v[p] lane c = op(B)(p0 + p, c) */
+#pragma GCC unroll 16
+    for (size_t p = 0; p < 16; p++) {
+      if (p >= pb) break;
+#pragma GCC unroll 12
+      for (size_t i = 0; i < R; i++)
+        acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(Ap[p * SMALL_MR + i]), v[p], acc[i]);
+    }
+  }
+  float out[12][16] __attribute__((aligned(64)));
+  const __m512 va = _mm512_set1_ps(alpha);
+#pragma GCC unroll 12
+  for (size_t i = 0; i < R; i++) _mm512_store_ps(out[i], _mm512_mul_ps(va, acc[i]));
+  for (size_t c = 0; c < n; c++)
+    for (size_t i = 0; i < R; i++) {
+      float *const e = C + i + c * ldc;
+      *e = beta != 0.0f ? fmaf(beta, *e, out[i][c]) : out[i][c];
+    }
+}
+
+/* Rows [m_lo, m_hi), at most 12 of them, over blocks of 16 columns (op(B)'s columns
+ * contiguous). */
+static void small_n(size_t k, float alpha, const float *Ap, const float *B, size_t ldb, float beta,
+                    float *C, size_t ldc, size_t m_lo, size_t m_hi, size_t n) {
+  const float *a = Ap + m_lo;
+  for (size_t j = 0; j < n; j += 16) {
+    const size_t nj = n - j < 16 ? n - j : 16;
+    float *c = C + m_lo + j * ldc;
+    const float *b = B + j * ldb;
+    switch (m_hi - m_lo) {
+#define SMALL_N_CASE(R) \
+  case R: small_rows_n(k, alpha, a, b, ldb, beta, c, ldc, nj, R); break;
+      SMALL_N_CASE(1) SMALL_N_CASE(2) SMALL_N_CASE(3) SMALL_N_CASE(4) SMALL_N_CASE(5)
+      SMALL_N_CASE(6) SMALL_N_CASE(7) SMALL_N_CASE(8) SMALL_N_CASE(9) SMALL_N_CASE(10)
+      SMALL_N_CASE(11) SMALL_N_CASE(12)
+#undef SMALL_N_CASE
+      default: break;
+    }
+  }
+}
+
 /* 12 accumulators + 1 A vector; a k step is 1 load + 12 broadcasts (memory operands of
  * the FMAs) for 12 FMAs, about what two load ports feed to two FMA ports. With op(B)'s
- * rows contiguous, small_t instead. */
+ * rows contiguous, small_t instead; with its columns contiguous and at most 12 rows,
+ * small_n. */
 void dn_sgemm_small_avx512_16x12(size_t k, float alpha, const float *Ap, const float *B,
                                  size_t rsb, size_t csb, float beta, float *C, size_t ldc,
                                  size_t m_lo, size_t m_hi, size_t n) {
   if (csb == 1) {
     small_t(k, alpha, Ap, B, rsb, beta, C, ldc, m_lo, m_hi, n);
+    return;
+  }
+  if (rsb == 1 && m_hi - m_lo <= 12) {
+    small_n(k, alpha, Ap, B, csb, beta, C, ldc, m_lo, m_hi, n);
     return;
   }
   const __mmask16 rows = (__mmask16)(((1u << m_hi) - 1u) & ~((1u << m_lo) - 1u));
