@@ -1,5 +1,6 @@
 /* AVX2+FMA SGEMM micro-kernel, 16x6: two ymm of A per k, six broadcasts of B. */
 #include <immintrin.h>
+#include <math.h>
 
 #include "x86/x86.h"
 
@@ -189,11 +190,81 @@ static inline __attribute__((always_inline)) void small_cols(size_t k, float alp
     store_col(C + j * ldc, acc0[j], acc1[j], va, vb, beta != 0.0f, k0, k1);
 }
 
+/* R (a constant after inlining, <= 6) rows x up to 8 columns when op(B)'s columns are
+ * contiguous (rsb == 1: the forward of a small output layer): eight columns' next 8 steps of
+ * k are loaded and transposed in registers (dn_transpose8_avx2), so each k step is one
+ * vector of 8 columns times R broadcasts of A, every lane useful, where small_cols fills R
+ * of its 16 rows. 8 + R + 1 of the 16 ymm. Per element the same FMA chain over k in order,
+ * then alpha, then beta (one FMA), as the general kernel; the k tail is never multiplied
+ * by padding. The AVX-512 kernel's small_n, at half the width. */
+static inline __attribute__((always_inline)) void small_rows_n(size_t k, float alpha,
+                                                               const float *Ap, const float *B,
+                                                               size_t ldb, float beta, float *C,
+                                                               size_t ldc, size_t n, size_t R) {
+  __m256 acc[6];
+#pragma GCC unroll 6
+  for (size_t i = 0; i < R; i++) acc[i] = _mm256_setzero_ps();
+  for (size_t p0 = 0; p0 < k; p0 += 8, Ap += 8 * MR) {
+    const size_t pb = k - p0 < 8 ? k - p0 : 8;
+    const __m256i steps = row_mask(pb);
+    __m256 v[8];
+#pragma GCC unroll 8
+    for (size_t c = 0; c < 8; c++)
+      v[c] = c < n ? _mm256_maskload_ps(B + p0 + c * ldb, steps) : _mm256_setzero_ps();
+    dn_transpose8_avx2(v); /* v[p] lane c = op(B)(p0 + p, c) */
+#pragma GCC unroll 8
+    for (size_t p = 0; p < 8; p++) {
+      if (p >= pb) break;
+#pragma GCC unroll 6
+      for (size_t i = 0; i < R; i++)
+        acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(Ap + p * MR + i), v[p], acc[i]);
+    }
+  }
+  float out[6][8] __attribute__((aligned(32)));
+  const __m256 va = _mm256_set1_ps(alpha);
+#pragma GCC unroll 6
+  for (size_t i = 0; i < R; i++) _mm256_store_ps(out[i], _mm256_mul_ps(va, acc[i]));
+  for (size_t c = 0; c < n; c++)
+    for (size_t i = 0; i < R; i++) {
+      float *const e = C + i + c * ldc;
+      *e = beta != 0.0f ? fmaf(beta, *e, out[i][c]) : out[i][c];
+    }
+}
+
+/* Rows [m_lo, m_hi) in groups of at most 6 over blocks of 8 columns (op(B)'s columns
+ * contiguous). */
+static void small_n(size_t k, float alpha, const float *Ap, const float *B, size_t ldb, float beta,
+                    float *C, size_t ldc, size_t m_lo, size_t m_hi, size_t n) {
+  for (size_t i = m_lo; i < m_hi; i += 6) {
+    const size_t rows = m_hi - i < 6 ? m_hi - i : 6;
+    for (size_t j = 0; j < n; j += 8) {
+      const size_t nj = n - j < 8 ? n - j : 8;
+      float *c = C + i + j * ldc;
+      const float *a = Ap + i, *b = B + j * ldb;
+      switch (rows) {
+#define SMALL_N_CASE(R) \
+  case R: small_rows_n(k, alpha, a, b, ldb, beta, c, ldc, nj, R); break;
+        SMALL_N_CASE(1) SMALL_N_CASE(2) SMALL_N_CASE(3) SMALL_N_CASE(4) SMALL_N_CASE(5)
+        SMALL_N_CASE(6)
+#undef SMALL_N_CASE
+        default: break;
+      }
+    }
+  }
+}
+
 /* The 16x6 register tile of the general kernel with op(B) read in place: a k step is
- * 2 loads + 6 broadcasts for 12 FMAs, as there. */
+ * 2 loads + 6 broadcasts for 12 FMAs, as there. With op(B)'s columns contiguous and at
+ * most 6 rows, small_n instead. */
 void dn_sgemm_small_avx2_16x6(size_t k, float alpha, const float *Ap, const float *B, size_t rsb,
                               size_t csb, float beta, float *C, size_t ldc, size_t m_lo,
                               size_t m_hi, size_t n) {
+  if (rsb == 1 && m_hi - m_lo <= 6) { /* one group: for 10 rows the two groups' transposes
+                                        * cost more than the unused lanes (NN 256-10 60 -> 54
+                                        * GFLOP/s); one row 2x faster */
+    small_n(k, alpha, Ap, B, csb, beta, C, ldc, m_lo, m_hi, n);
+    return;
+  }
   const __m256i k0 = rows_between(m_lo, m_hi, 0), k1 = rows_between(m_lo, m_hi, 8);
   size_t j = 0;
   for (; j + SMALL_NR <= n; j += SMALL_NR)
