@@ -1,6 +1,5 @@
 /* AVX2+FMA SGEMM micro-kernel, 16x6: two ymm of A per k, six broadcasts of B. */
 #include <immintrin.h>
-#include <math.h>
 
 #include "x86/x86.h"
 
@@ -224,11 +223,7 @@ static inline __attribute__((always_inline)) void small_rows_n(size_t k, float a
   const __m256 va = _mm256_set1_ps(alpha);
 #pragma GCC unroll 6
   for (size_t i = 0; i < R; i++) _mm256_store_ps(out[i], _mm256_mul_ps(va, acc[i]));
-  for (size_t c = 0; c < n; c++)
-    for (size_t i = 0; i < R; i++) {
-      float *const e = C + i + c * ldc;
-      *e = beta != 0.0f ? fmaf(beta, *e, out[i][c]) : out[i][c];
-    }
+  dn_small_store_rows(out[0], 8, R, n, beta, C, ldc);
 }
 
 /* Rows [m_lo, m_hi) in groups of at most 6 over blocks of 8 columns (op(B)'s columns

@@ -1,6 +1,5 @@
 /* AVX-512 SGEMM micro-kernel, 32x12: two zmm of A per k, twelve broadcasts of B. */
 #include <immintrin.h>
-#include <math.h>
 
 #include "x86/act_inline_avx512.h"
 #include "x86/x86.h"
@@ -369,11 +368,7 @@ static inline __attribute__((always_inline)) void small_rows_n(size_t k, float a
   const __m512 va = _mm512_set1_ps(alpha);
 #pragma GCC unroll 12
   for (size_t i = 0; i < R; i++) _mm512_store_ps(out[i], _mm512_mul_ps(va, acc[i]));
-  for (size_t c = 0; c < n; c++)
-    for (size_t i = 0; i < R; i++) {
-      float *const e = C + i + c * ldc;
-      *e = beta != 0.0f ? fmaf(beta, *e, out[i][c]) : out[i][c];
-    }
+  dn_small_store_rows(out[0], 16, R, n, beta, C, ldc);
 }
 
 /* Rows [m_lo, m_hi), at most 12 of them, over blocks of 16 columns (op(B)'s columns

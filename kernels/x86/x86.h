@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include <immintrin.h>
+#include <math.h>
 
 #include "kernels.h"
 
@@ -37,6 +38,18 @@ void dn_sgemm_pack_t_avx512(size_t k, size_t r, size_t w, const float *src, size
 
 /* For the x86 files (all built with at least AVX2). */
 /* In place: v[i][j] becomes v[j][i]. */
+/* C(i, c) = out[i * ld_out + c] (alpha * the chain, already) + beta * C(i, c) as one FMA,
+ * for the R x n tile the small-M kernels leave transposed (rows i of out are C's rows):
+ * the general kernels' beta step, element by element (beta 0 never reads C). */
+static inline void dn_small_store_rows(const float *out, size_t ld_out, size_t R, size_t n,
+                                       float beta, float *C, size_t ldc) {
+  for (size_t c = 0; c < n; c++)
+    for (size_t i = 0; i < R; i++) {
+      float *const e = C + i + c * ldc;
+      *e = beta != 0.0f ? fmaf(beta, *e, out[i * ld_out + c]) : out[i * ld_out + c];
+    }
+}
+
 static inline void dn_transpose8_avx2(__m256 v[8]) {
   const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
   const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
