@@ -165,11 +165,15 @@ dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
   if (job.fwd) net->Wp[DN_PACK_FWD].version = net->params_version;
   if (job.bwd) net->Wp[DN_PACK_BWD].version = net->params_version;
   net->have_forward = false; /* the caches describe the old parameters */
-  if (dn_verbose())
-    fprintf(stderr, "deepnet: update %s %s params=%zu threads=%d%s%s copies=%zu %.3f ms\n",
+  if (dn_verbose()) {
+    char packs[64] = ""; /* the packed copies refreshed with the update, if any */
+    if (job.fwd || job.bwd)
+      snprintf(packs, sizeof packs, "%s%s copies=%zu", job.fwd ? " +pack W" : "",
+               job.bwd ? " +pack W^T" : "", job.fwd ? job.fwd->copies : job.bwd->copies);
+    fprintf(stderr, "deepnet: update %s %s params=%zu threads=%d%s %.3f ms\n",
             opts->optimizer == DN_OPT_ADAM ? "adam" : opts->optimizer == DN_OPT_MOMENTUM ? "momentum" : "gd",
-            dn_isa_name(kt->isa), n, threads, job.fwd ? " +pack W" : "", job.bwd ? " +pack W^T" : "",
-            job.fwd ? job.fwd->copies : job.bwd ? job.bwd->copies : 0, (dn_now_s() - t0) * 1e3);
+            dn_isa_name(kt->isa), n, threads, packs, (dn_now_s() - t0) * 1e3);
+  }
   return DN_OK;
 }
 
