@@ -258,6 +258,9 @@ dn_status dn_check_finite(const float *x, size_t count, const char *what);
 size_t dn_first_nonfinite(const float *x, size_t count);
 
 /* ---- pipeline (forward.c, backward.c, loss.c) ---- */
+/* Forward over X (n[0], m), keeping the caches backward needs when training. check_x: the
+ * public caller's name when X must be refused if not finite (checked inside layer 1's
+ * GEMM; a refusal drops the last forward pass), NULL when the caller checked it already. */
 dn_status dn_forward_pass(dn_net *net, const float *X, size_t m, bool training,
                           const char *check_x);
 /* Cost of the output layer (Z, A = g(Z), each rows x m) against Y, L2 term excluded.
