@@ -234,12 +234,18 @@ def pytorch_section(d):
     p = d["pytorch"]
     if not p:
         return ""
+    rounds = p.get("rounds", 1)
     out = ["## deepnet vs PyTorch (tools/pytorch_compare.py)", "",
            f"Command: `{p.get('command', '?')}`; PyTorch {p.get('torch_version', '?')}. "
-           "Median epoch throughput, samples/s.", ""]
+           "Median epoch throughput, samples/s"
+           + (f"; medians over {rounds} alternating process pairs, and the lowest and highest "
+              "ratio of those pairs." if rounds > 1 else "."), ""]
+    head = ["net", "batch", "threads", "deepnet", "PyTorch", "ratio"]
     body = [[r["dims"], r["batch"], r["threads"], fmt(r["deepnet"], 0), fmt(r["pytorch"], 0),
-             fmt(r["ratio"], 2) + "x"] for r in p.get("results", [])]
-    out.append(table(["net", "batch", "threads", "deepnet", "PyTorch", "ratio"], body))
+             fmt(r["ratio"], 2) + "x"]
+            + ([f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f}x"] if rounds > 1 else [])
+            for r in p.get("results", [])]
+    out.append(table(head + (["lowest-highest"] if rounds > 1 else []), body))
     return "\n".join(out)
 
 

@@ -131,7 +131,7 @@ if want pytorch; then
   done
   if [ -n "$py" ]; then
     say "PyTorch ($py)"
-    PYTHONUNBUFFERED=1 timeout 300 "$py" "$here/pytorch_compare.py" --synthetic \
+    PYTHONUNBUFFERED=1 timeout 600 "$py" "$here/pytorch_compare.py" --synthetic \
       --driver "$B/deepnet-train-bench" --threads "1,$n" --batch 256 --m 8192 --epochs 3 \
       --json "$out/pytorch.json" 2>&1 | tee "$out/pytorch.txt"
   else

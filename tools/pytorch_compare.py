@@ -6,11 +6,16 @@ CrossEntropyLoss on logits is the same math), Adam (lr 1e-3, betas 0.9/0.999, ep
 the same batch, a reshuffle every epoch, the first M examples of Fashion-MNIST (or
 synthetic data), the same number of threads, each configuration in its own process.
 deepnet runs through bench/train_throughput.c (dn_net_train); PyTorch through a
-plain training loop. The figure is the median epoch's samples/s; the ratio is
-deepnet / PyTorch.
+plain training loop. A round runs each library once, in its own process, one right
+after the other (the order alternates from round to round, so a drift of the machine's
+speed favours neither); its figures are each process's median epoch samples/s and their
+ratio deepnet / PyTorch. With several rounds the line shows the median of each figure
+and of the per-round ratios, and the lowest and highest ratio: PyTorch's own throughput
+moves 15-20% between processes on a shared machine, and one pair of processes is not
+enough to tell a ratio of 1.95 from 2.05.
 
 usage: /usr/bin/python3 tools/pytorch_compare.py [--threads 1,2] [--batch 128] [--m 10000]
-           [--epochs 3] [--nets "784,512,256,10;784,1024,1024,512,10"] [--synthetic]
+           [--epochs 3] [--rounds 3] [--nets "784,512,256,10;784,1024,1024,512,10"] [--synthetic]
            [--build build-bench | --driver PATH] [--json OUT.json] [--torch-flush-denormal]
            [--omp-wait-policy passive|active]
 
@@ -109,6 +114,8 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--m", type=int, default=10000, help="training examples per epoch")
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="deepnet/PyTorch process pairs per configuration (median ratio shown)")
     ap.add_argument("--nets", default="784,512,256,10;784,1024,1024,512,10")
     ap.add_argument("--synthetic", action="store_true", help="random data instead of Fashion-MNIST")
     ap.add_argument("--build", default="build-bench", help="meson build dir (made if missing)")
@@ -142,8 +149,11 @@ def main():
     if not os.access(exe, os.X_OK):
         sys.exit(f"pytorch_compare: {exe} is not an executable deepnet-train-bench")
     threads = [int(t) for t in args.threads.split(",")]
+    if args.rounds < 1:
+        sys.exit("pytorch_compare: --rounds must be at least 1")
     results = []
-    print(f"{'net':<24} {'batch':>5} {'thr':>3} {'deepnet':>10} {'PyTorch':>10} {'ratio':>6}")
+    print(f"{'net':<24} {'batch':>5} {'thr':>3} {'deepnet':>10} {'PyTorch':>10} {'ratio':>6}"
+          + ("   lowest-highest of rounds" if args.rounds > 1 else ""))
     for dims in args.nets.split(";"):
         for t in threads:
             env = dict(os.environ, OMP_NUM_THREADS=str(t), MKL_NUM_THREADS=str(t))
@@ -158,19 +168,35 @@ def main():
                       "--threads", str(t)] + common
             th_cmd += ["--synthetic"] if args.synthetic else []
             th_cmd += ["--torch-flush-denormal"] if args.torch_flush_denormal else []
-            dn = run_json(dn_cmd, env)
-            th = run_json(th_cmd, env)
-            ratio = dn["samples_per_s_median"] / th["samples_per_s_median"]
-            print(f"{dims:<24} {args.batch:>5} {t:>3} {dn['samples_per_s_median']:>10.0f} "
-                  f"{th['samples_per_s_median']:>10.0f} {ratio:>5.2f}x", flush=True)
-            results.append({"dims": dims, "batch": args.batch, "threads": t,
-                            "deepnet": dn["samples_per_s_median"], "pytorch": th["samples_per_s_median"],
-                            "ratio": ratio, "deepnet_isa": dn.get("isa"),
-                            "deepnet_epoch_s": dn["epoch_s"], "pytorch_epoch_s": th["epoch_s"]})
+            rounds = []
+            for r in range(args.rounds):
+                if r % 2 == 0:
+                    dn = run_json(dn_cmd, env)
+                    th = run_json(th_cmd, env)
+                else:
+                    th = run_json(th_cmd, env)
+                    dn = run_json(dn_cmd, env)
+                rounds.append({"deepnet": dn["samples_per_s_median"],
+                               "pytorch": th["samples_per_s_median"],
+                               "ratio": dn["samples_per_s_median"] / th["samples_per_s_median"],
+                               "deepnet_isa": dn.get("isa"), "deepnet_epoch_s": dn["epoch_s"],
+                               "pytorch_epoch_s": th["epoch_s"]})
+            ratios = [x["ratio"] for x in rounds]
+            row = {"dims": dims, "batch": args.batch, "threads": t,
+                   "deepnet": statistics.median(x["deepnet"] for x in rounds),
+                   "pytorch": statistics.median(x["pytorch"] for x in rounds),
+                   "ratio": statistics.median(ratios), "ratio_min": min(ratios),
+                   "ratio_max": max(ratios), "deepnet_isa": rounds[0]["deepnet_isa"],
+                   "rounds": rounds}
+            spread = f"   {row['ratio_min']:.2f}-{row['ratio_max']:.2f}x" if args.rounds > 1 else ""
+            print(f"{dims:<24} {args.batch:>5} {t:>3} {row['deepnet']:>10.0f} "
+                  f"{row['pytorch']:>10.0f} {row['ratio']:>5.2f}x{spread}", flush=True)
+            results.append(row)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"command": "/usr/bin/python3 tools/pytorch_compare.py " + " ".join(sys.argv[1:]),
                        "torch_version": torch.__version__, "m": args.m, "epochs": args.epochs,
+                       "rounds": args.rounds,
                        "data": "synthetic" if args.synthetic else "fashion-mnist",
                        "torch_flush_denormal": args.torch_flush_denormal,
                        "omp_wait_policy": args.omp_wait_policy or os.environ.get("OMP_WAIT_POLICY"),
