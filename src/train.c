@@ -35,6 +35,7 @@ typedef struct train_run {
   bool committed;
   float *old_params;     /* resume only */
   float *old_m, *old_v;
+  bool replaced_m, replaced_v; /* commit() put other arrays in their place (resume) */
   uint64_t old_t;
 } train_run;
 
@@ -150,6 +151,8 @@ static void commit(train_run *r, dn_net *net, const dn_train_opts *opts) {
   float *v = opts->resume ? take(&r->resumed.opt_v) : net->opt_v;
   net->opt_m = m ? m : take(&r->new_m);
   net->opt_v = v ? v : take(&r->new_v);
+  r->replaced_m = r->old_m && net->opt_m != r->old_m;
+  r->replaced_v = r->old_v && net->opt_v != r->old_v;
   if (opts->resume) {
     set_params(net, r->resumed.params);
     net->opt_t = r->resumed.opt_t;
@@ -159,22 +162,24 @@ static void commit(train_run *r, dn_net *net, const dn_train_opts *opts) {
 }
 
 /* After the run: free what the net no longer holds, or, if it failed before its first
- * step, put back what commit() replaced, so the net is exactly as before the call. */
+ * step, put back what commit() replaced, so the net is exactly as before the call.
+ * Only the arrays commit() itself swapped out are freed on success: what the net holds
+ * afterwards is the net's, and a progress callback may have reset the optimizer
+ * (dn_net_reset_optimizer, dn_net_init), which frees the arrays then installed and lets
+ * the next step allocate new ones. */
 static void finish(train_run *r, dn_net *net, bool roll_back) {
   if (!r->committed) return;
-  float *unused_m = net->opt_m != r->old_m ? net->opt_m : NULL;
-  float *unused_v = net->opt_v != r->old_v ? net->opt_v : NULL;
-  if (roll_back) {
+  if (roll_back) { /* no step ran, so no callback did: the net holds what commit() installed */
+    if (net->opt_m != r->old_m) dn_free_floats(net->opt_m);
+    if (net->opt_v != r->old_v) dn_free_floats(net->opt_v);
     if (r->old_params) set_params(net, r->old_params);
     net->opt_m = r->old_m;
     net->opt_v = r->old_v;
     net->opt_t = r->old_t;
-  } else {
-    unused_m = net->opt_m != r->old_m ? r->old_m : NULL;
-    unused_v = net->opt_v != r->old_v ? r->old_v : NULL;
+    return;
   }
-  dn_free_floats(unused_m);
-  dn_free_floats(unused_v);
+  if (r->replaced_m) dn_free_floats(r->old_m);
+  if (r->replaced_v) dn_free_floats(r->old_v);
 }
 
 dn_status dn_net_train(dn_net *net, const float *X, const float *Y, size_t m,

@@ -159,6 +159,33 @@ Test(train, a_progress_callback_returning_nonzero_stops_training) {
   dn_net_free(net);
 }
 
+/* A warm restart from the progress callback: the net's optimizer state (left by an earlier
+ * run) is freed by dn_net_reset_optimizer mid-run and the next step allocates new arrays;
+ * dn_net_train must not free the old ones again when it returns (it did: a double free). */
+static int reset_optimizer_after_epoch_1(const dn_progress *p, void *user) {
+  if (p->epoch_end && p->epoch == 1) dn_net_reset_optimizer(user);
+  return 0;
+}
+
+Test(train, a_progress_callback_may_reset_the_optimizer) {
+  enum { M = 16 };
+  float X[2 * M], Y[2 * M];
+  make_spirals(M, X, Y);
+  dn_net *net = spiral_net(1);
+  dn_train_opts o;
+  dn_train_opts_default(&o);
+  o.batch_size = 8;
+  o.epochs = 2;
+  cr_assert_eq(dn_net_train(net, X, Y, M, &o), DN_OK, "%s", dn_last_error()); /* Adam state */
+  o.progress = reset_optimizer_after_epoch_1;
+  o.progress_user = net;
+  for (int run = 0; run < 3; run++)
+    cr_assert_eq(dn_net_train(net, X, Y, M, &o), DN_OK, "%s", dn_last_error());
+  double acc;
+  cr_expect_eq(dn_net_accuracy(net, X, Y, M, &acc), DN_OK);
+  dn_net_free(net);
+}
+
 Test(train, learning_rate_decays_as_lr_over_one_plus_decay_times_epoch) {
   enum { M = 8 };
   float X[2 * M], Y[2 * M];
