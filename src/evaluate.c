@@ -91,7 +91,8 @@ dn_status dn_net_cost(dn_net *net, const float *X, const float *Y, size_t m, flo
   dn_status s = for_each_chunk(net, X, m, "dn_net_cost", add_cost, &c);
   if (s) return s;
   const double J = c.cost / (double)m + dn_l2_cost(net, m);
-  if (!isfinite(J)) return dn_fail(DN_ERR_NUMERIC, "dn_net_cost: the cost is not finite");
+  if (!isfinite(J) || !isfinite((float)J)) /* finite in double, but past FLT_MAX as a float */
+    return dn_fail(DN_ERR_NUMERIC, "dn_net_cost: the cost is not finite as a float (%g)", J);
   *cost = (float)J;
   return DN_OK;
 }

@@ -234,6 +234,22 @@ Test(api_errors, cost_and_accuracy_reject_example_counts_that_overflow) {
   dn_net_free(net);
 }
 
+/* A cost finite in double but past FLT_MAX (MSE against a finite label of 1e30) is refused,
+ * as dn_net_backward refuses it, rather than returned as +Inf with DN_OK. */
+Test(api_errors, cost_that_overflows_a_float_is_refused) {
+  const size_t dims[] = {1, 1};
+  const dn_act acts[] = {DN_ACT_LINEAR};
+  dn_net *net;
+  cr_assert_eq(dn_net_create(&net, 1, dims, acts, DN_LOSS_MSE), DN_OK);
+  cr_assert_eq(dn_net_init(net, 1), DN_OK);
+  float X[1] = {1.0f}, Y[1] = {1e30f}, cost = 7.0f;
+  expect_fail(dn_net_cost(net, X, Y, 1, &cost), DN_ERR_NUMERIC);
+  cr_expect(cost == 7.0f, "cost was written: %g", (double)cost);
+  cr_assert_eq(dn_net_forward(net, X, 1, NULL), DN_OK);
+  expect_fail(dn_net_backward(net, Y, &cost), DN_ERR_NUMERIC);
+  dn_net_free(net);
+}
+
 /* X's finiteness is checked inside layer 1's GEMM, on each packed panel of X (kernels.h:
  * b_nonfinite), or before it when that layer is narrow enough for the small-M path, which
  * packs no X. Either way an Inf or NaN anywhere in X (first and last element, the last row
