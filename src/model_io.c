@@ -266,14 +266,20 @@ static ssize_t read_full(int fd, uint8_t *p, size_t len) {
 }
 
 dn_status dn_reader_open(dn_reader *r, const char *path, const char *who) {
-  *r = (dn_reader){.path = path, .who = who, .fd = open(path, O_RDONLY | O_CLOEXEC)};
+  /* O_NONBLOCK: opening a FIFO with no writer would otherwise block forever before the
+   * check below could refuse it; on a regular file the flag changes nothing, and it is
+   * cleared once the file is known to be one. */
+  *r = (dn_reader){.path = path, .who = who, .fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
   if (r->fd < 0) return dn_fail(DN_ERR_IO, "%s: cannot open '%s': %s", who, path, strerror(errno));
   struct stat st;
   dn_status s = DN_OK;
+  int flags;
   if (fstat(r->fd, &st) != 0)
     s = dn_fail(DN_ERR_IO, "%s: cannot stat '%s': %s", who, path, strerror(errno));
   else if (!S_ISREG(st.st_mode))
     s = dn_fail(DN_ERR_IO, "%s: '%s' is not a regular file", who, path);
+  else if ((flags = fcntl(r->fd, F_GETFL)) < 0 || fcntl(r->fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+    s = dn_fail(DN_ERR_IO, "%s: cannot read '%s': %s", who, path, strerror(errno));
   if (s) {
     dn_reader_close(r);
     return s;

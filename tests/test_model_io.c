@@ -182,6 +182,29 @@ Test(model_io, a_missing_file_or_a_directory_is_an_io_error) {
   cr_assert_null(net);
 }
 
+/* A FIFO with no writer: open(2) without O_NONBLOCK waited for one forever, before the
+ * regular-file check could refuse it (the timeout turns a hang into a failure). */
+Test(model_io, a_fifo_is_refused_at_once_for_loading_and_resuming, .timeout = 20) {
+  const char *fifo = tt_path("model.fifo");
+  cr_assert_eq(mkfifo(fifo, 0600), 0);
+  dn_net *net = NULL;
+  cr_assert_eq(dn_net_load(&net, fifo), DN_ERR_IO);
+  cr_assert_not_null(strstr(dn_last_error(), "not a regular file"), "%s", dn_last_error());
+  cr_assert_null(net);
+  net = make_net(SMALL_L, SMALL_DIMS, SMALL_ACTS, DN_LOSS_CCE, 1);
+  const size_t n0 = SMALL_DIMS[0], nL = SMALL_DIMS[SMALL_L];
+  float X[4 * 16] = {0}, Y[4 * 16] = {0};
+  cr_assert(n0 <= 4 && nL <= 4);
+  for (size_t j = 0; j < 4; j++) Y[j * nL] = 1.0f;
+  dn_train_opts o;
+  dn_train_opts_default(&o);
+  o.epochs = 1;
+  o.checkpoint_path = fifo;
+  o.resume = 1;
+  cr_assert_eq(dn_net_train(net, X, Y, 4, &o), DN_ERR_IO, "%s", dn_last_error());
+  dn_net_free(net);
+}
+
 Test(model_io, null_arguments_are_rejected_without_touching_anything) {
   dn_net *net = NULL;
   cr_assert_eq(dn_net_load(NULL, "x"), DN_ERR_ARG);
