@@ -32,20 +32,30 @@ typedef struct csv_parser {
 static bool is_blank_char(char c, char delimiter) { return (c == ' ' || c == '\t') && c != delimiter; }
 
 /* Parse the field [s, end) as a number: optional blanks, all of it one number, optional
- * blanks. strtof cannot run past end, as the delimiter is never part of a number. */
-static bool parse_number(const csv_parser *p, const char *s, const char *end, const char **start,
-                         float *v) {
+ * blanks. strtof/strtod cannot run past end, as the delimiter is never part of a number.
+ * Features are read as float (strtof rounds once); labels as double, whose 53 bits hold
+ * every uint32_t label exactly (as a float, 16777217 read as 16777216). */
+static bool parse_field(const csv_parser *p, const char *s, const char *end, const char **start,
+                        bool as_float, double *v) {
   while (s < end && is_blank_char(*s, p->o.delimiter)) s++;
   *start = s;
   if (s == end) return false;
   char *e;
   errno = 0;
-  const float x = strtof_l(s, &e, p->c_locale);
+  const double x = as_float ? (double)strtof_l(s, &e, p->c_locale) : strtod_l(s, &e, p->c_locale);
   if (e == s) return false;
   while (e < end && is_blank_char(*e, p->o.delimiter)) e++;
   if (e != end) return false;
   /* Underflow to 0 or a subnormal is a fine approximation; overflow is not. */
   *v = errno == ERANGE && isinf(x) ? NAN : x;
+  return true;
+}
+
+static bool parse_number(const csv_parser *p, const char *s, const char *end, const char **start,
+                         float *v) {
+  double d;
+  if (!parse_field(p, s, end, start, true, &d)) return false;
+  *v = (float)d; /* exact: d came from strtof */
   return true;
 }
 
@@ -120,22 +130,24 @@ static dn_status parse_row(csv_parser *p, const char *line, const char *line_end
   const char *s = line;
   for (size_t i = 0; i < k; i++, s++) {
     const char *e = field_end(p, s, line_end), *start;
-    float v;
-    const bool ok = parse_number(p, s, e, &start, &v);
+    double d;
+    const bool ok = parse_field(p, s, e, &start, i != label_col, &d);
     const size_t col = (size_t)(start - line) + 1;
     if (!ok)
       return csv_fail(p, DN_ERR_FORMAT, lineno, col, "field %zu: '%.*s' is not a number", i + 1,
                       (int)(e - start > 40 ? 40 : e - start), start);
+    const float v = (float)d; /* a feature: exact (strtof) */
     if (i == label_col) {
-      if (!isfinite(v) || v < 0.0f || v != floorf(v))
+      if (!isfinite(d) || d < 0.0 || d != floor(d))
         return csv_fail(p, DN_ERR_FORMAT, lineno, col, "label '%.*s' is not a non-negative integer",
                         (int)(e - start > 40 ? 40 : e - start), start);
-      if (p->o.n_classes ? v >= (float)p->o.n_classes : v > (float)CSV_MAX_INFERRED_LABEL)
+      /* n_classes is at most 2^32 (checked up front), so a label below it fits uint32_t. */
+      if (p->o.n_classes ? d >= (double)p->o.n_classes : d > (double)CSV_MAX_INFERRED_LABEL)
         return csv_fail(p, DN_ERR_FORMAT, lineno, col, p->o.n_classes
                         ? "label %.0f is not below n_classes = %zu"
                         : "label %.0f is above %zu; set n_classes in the options if it is meant",
-                        (double)v, p->o.n_classes ? p->o.n_classes : (size_t)CSV_MAX_INFERRED_LABEL);
-      p->labels[p->m] = (uint32_t)v;
+                        d, p->o.n_classes ? p->o.n_classes : (size_t)CSV_MAX_INFERRED_LABEL);
+      p->labels[p->m] = (uint32_t)d;
     } else {
       const float scaled = v * p->o.scale;
       if (!isfinite(scaled))
@@ -213,6 +225,9 @@ dn_status dn_dataset_load_csv(dn_dataset *out, const char *path, const dn_csv_op
                    "(got %ld)", p.o.label_column);
   if (p.o.has_header < -1 || p.o.has_header > 1)
     return dn_fail(DN_ERR_ARG, "dn_dataset_load_csv: has_header must be 1, 0 or -1 (got %d)", p.o.has_header);
+  if ((uint64_t)p.o.n_classes > (uint64_t)UINT32_MAX + 1)
+    return dn_fail(DN_ERR_ARG, "dn_dataset_load_csv: n_classes %zu is above 2^32 (labels are uint32_t)",
+                   p.o.n_classes);
   if (!isfinite(p.o.scale))
     return dn_fail(DN_ERR_ARG, "dn_dataset_load_csv: scale must be finite (got %g)", (double)p.o.scale);
   if (!delimiter_ok(p.o.delimiter))

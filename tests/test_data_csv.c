@@ -124,6 +124,22 @@ Test(data_csv, an_explicit_n_classes_sizes_Y_and_bounds_the_labels) {
   expect_fails("1,1\n2,5\n", &o, DN_ERR_FORMAT, ":2:3: label 5 is not below n_classes = 5");
 }
 
+/* Labels are integers read exactly: as a float, 16777217 (2^24 + 1) read as 16777216. */
+Test(data_csv, labels_above_2_to_the_24_are_read_exactly) {
+  dn_csv_opts o = defaults();
+  o.n_classes = 16777218;
+  dn_dataset d = load_ok("0.5,16777217\n", &o);
+  cr_expect_eq(d.labels[0], 16777217u);
+  cr_expect_eq(d.Y[16777217], 1.0f);
+  dn_dataset_free(&d);
+  o.n_classes = 16777217; /* the label must be below it */
+  expect_fails("0.5,16777217\n", &o, DN_ERR_FORMAT, "not below n_classes");
+  if (sizeof(size_t) > 4) { /* labels are uint32_t: at most 2^32 classes */
+    o.n_classes = (size_t)((uint64_t)UINT32_MAX + 2);
+    expect_fails("0.5,1\n", &o, DN_ERR_ARG, "above 2^32");
+  }
+}
+
 Test(data_csv, inferred_n_classes_is_the_largest_label_plus_one_and_at_least_2) {
   dn_dataset d = load_ok("1,4\n2,1\n", NULL);
   cr_assert_eq(d.n_classes, 5);
