@@ -116,6 +116,9 @@ dn_status dn_net_create(dn_net **out, size_t L, const size_t *dims, const dn_act
       return dn_fail(DN_ERR_ARG, "dn_net_create: layer %zu has unknown activation %d", l, (int)a);
     if (a == DN_ACT_SOFTMAX && l != L)
       return dn_fail(DN_ERR_ARG, "dn_net_create: softmax is only allowed on the last layer (got it on layer %zu)", l);
+    if (a == DN_ACT_SOFTMAX && dims[l] < 2) /* its one output would be 1 whatever the input */
+      return dn_fail(DN_ERR_SHAPE, "dn_net_create: a softmax output needs at least 2 units (got 1; "
+                     "for one output use sigmoid with bce)");
     size_t w, wb;
     if (!dn_mul_ok(dims[l], dims[l - 1], &w) || __builtin_add_overflow(w, dims[l], &wb) ||
         __builtin_add_overflow(n_params, wb, &n_params) || !dn_floats_bytes(n_params, &w))

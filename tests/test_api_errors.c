@@ -48,6 +48,10 @@ Test(api_errors, create_rejects_loss_and_output_activation_that_do_not_pair) {
   expect_fail(dn_net_create(&net, 2, DIMS, relu_out, DN_LOSS_CCE), DN_ERR_ARG);
   expect_fail(dn_net_create(&net, 2, DIMS, relu_out, DN_LOSS_BCE), DN_ERR_ARG);
   expect_fail(dn_net_create(&net, 2, DIMS, ACTS, DN_LOSS_MSE), DN_ERR_ARG);
+  /* A one-unit softmax outputs 1 whatever its input: nothing to learn. */
+  const size_t one_out[] = {3, 4, 1};
+  expect_fail(dn_net_create(&net, 2, one_out, ACTS, DN_LOSS_CCE), DN_ERR_SHAPE);
+  cr_expect(strstr(dn_last_error(), "at least 2 units"), "%s", dn_last_error());
   expect_fail(dn_net_create(&net, 2, DIMS, softmax_hidden, DN_LOSS_CCE), DN_ERR_ARG);
   cr_expect_null(net);
 }
