@@ -1,5 +1,6 @@
 /* Optimizers: gradient descent, momentum and Adam (bias-corrected), one flat
  * loop over all parameters at once. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 
@@ -38,6 +39,13 @@ dn_status dn_check_train_opts(const dn_train_opts *o) {
     return dn_fail(DN_ERR_ARG, "beta2 must be in [0, 1) (got %g)", (double)o->beta2);
   if (!(o->epsilon > 0.0f) || !isfinite(o->epsilon))
     return dn_fail(DN_ERR_ARG, "epsilon must be finite and > 0 (got %g)", (double)o->epsilon);
+  /* Adam's step uses eps sqrt(1 - beta2^t), smallest at t = 1. Below FLT_MIN it is
+   * subnormal, flushed to 0 under FTZ/DAZ, and a parameter with a zero gradient would
+   * get 0 / 0 = NaN. */
+  if (o->optimizer == DN_OPT_ADAM && (double)o->epsilon * sqrt(1.0 - (double)o->beta2) < FLT_MIN)
+    return dn_fail(DN_ERR_ARG, "epsilon %g is too small for beta2 = %g: Adam's bias-corrected "
+                   "epsilon, epsilon * sqrt(1 - beta2), must be at least FLT_MIN (%g)",
+                   (double)o->epsilon, (double)o->beta2, (double)FLT_MIN);
   if (!(o->l2_lambda >= 0.0f) || !isfinite(o->l2_lambda))
     return dn_fail(DN_ERR_ARG, "l2_lambda must be finite and >= 0 (got %g)", (double)o->l2_lambda);
   if (!(o->keep_prob > 0.0f && o->keep_prob <= 1.0f))

@@ -154,6 +154,14 @@ Test(api_errors, train_rejects_bad_options_and_leaves_parameters_untouched) {
   bad = o;
   bad.batch_size = 0;
   expect_fail(dn_net_train(net, X, Y, 2, &bad), DN_ERR_ARG);
+  /* Adam's bias-corrected epsilon (epsilon * sqrt(1 - beta2) at the first step) below
+   * FLT_MIN flushed to 0 and made 0 / 0 of every zero gradient. */
+  bad = o;
+  bad.epsilon = 1e-38f;
+  expect_fail(dn_net_train(net, X, Y, 2, &bad), DN_ERR_ARG);
+  cr_expect(strstr(dn_last_error(), "FLT_MIN"), "%s", dn_last_error());
+  bad.epsilon = 3e-37f; /* times sqrt(1 - 0.999): 9.5e-39, subnormal too */
+  expect_fail(dn_net_train(net, X, Y, 2, &bad), DN_ERR_ARG);
   bad = o;
   bad.keep_prob = 0.0f;
   expect_fail(dn_net_train(net, X, Y, 2, &bad), DN_ERR_ARG);
