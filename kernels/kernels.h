@@ -85,15 +85,20 @@ typedef struct dn_kernel_table {
   /* Whether any of x[0..n) is Inf or NaN (exponent bits all ones): the finiteness checks
    * of inputs and gradients, one read of x with no early exit. */
   bool (*any_nonfinite)(size_t n, const float *x);
+  /* max |x[i]| over [0, n) (0 when n is 0), +Inf when any x[i] is Inf or NaN: the
+   * gradients' magnitude for the optimizer's overflow bound, read by the same scans. */
+  float (*absmax)(size_t n, const float *x);
 
-  /* Optimizer updates on n parameters p with gradient g (L2 already in g). */
-  void (*gd_update)(size_t n, float lr, const float *g, float *p);
+  /* Optimizer updates on n parameters p with gradient g (L2 already in g). Each returns
+   * the absmax (as above) of every value it wrote, p and its state alike: the bound on
+   * the next step's inputs, and a check that this one stayed finite. */
+  float (*gd_update)(size_t n, float lr, const float *g, float *p);
   /* v = beta v + (1 - beta) g; p -= lr v */
-  void (*momentum_update)(size_t n, float lr, float beta, const float *g, float *v, float *p);
+  float (*momentum_update)(size_t n, float lr, float beta, const float *g, float *v, float *p);
   /* m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr_t m / (sqrt(v) + eps_t)
    * where the caller folds bias correction into lr_t and eps_t. */
-  void (*adam_update)(size_t n, float lr_t, float b1, float b2, float eps_t, const float *g,
-                      float *m, float *v, float *p);
+  float (*adam_update)(size_t n, float lr_t, float b1, float b2, float eps_t, const float *g,
+                       float *m, float *v, float *p);
 } dn_kernel_table;
 
 /* Fill kt with an ISA's kernel set (the scalar set, then that ISA's overrides).

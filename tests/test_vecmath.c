@@ -617,6 +617,48 @@ Test(vecmath, any_nonfinite_finds_every_inf_and_nan_and_reads_nothing_outside) {
   }
 }
 
+/* absmax: the largest |x| exactly (it is one of the inputs), 0 for n = 0, on the same
+ * data and guards as above (a read past either end would see the NaNs there); +Inf with
+ * one NaN, +Inf or -Inf anywhere, tails included; as the scalar twin. */
+Test(vecmath, absmax_is_the_largest_magnitude_and_inf_for_any_inf_or_nan) {
+  const dn_kernel_table ref = scalar_table();
+  const float bad[] = {NAN, -NAN, INFINITY, -INFINITY};
+  for (size_t k = 0; k < N_ISAS; k++) {
+    if (!runs_here(&isas[k])) continue;
+    const dn_kernel_table kt = k == N_ISAS - 1 ? ref : table_of(&isas[k]);
+    size_t ns[40];
+    const size_t count = lengths(&isas[k], ns);
+    for (size_t c = 0; c < count; c++) {
+      const size_t n = ns[c];
+      float *buf = malloc((n + 2 * GUARD) * sizeof *buf), *x = buf + GUARD;
+      cr_assert_not_null(buf);
+      for (size_t i = 0; i < n + 2 * GUARD; i++) buf[i] = NAN;
+      float *finite = tu_random(n, -1e3f, 1e3f, 67 + n);
+      for (size_t i = 0; i < n; i++) x[i] = finite[i];
+      float want = 0.0f;
+      for (size_t i = 0; i < n; i++) want = fabsf(x[i]) > want ? fabsf(x[i]) : want;
+      cr_expect_eq(kt.absmax(n, x), want, "%s n=%zu: %g, want %g", isas[k].name, n,
+                   (double)kt.absmax(n, x), (double)want);
+      if (n) { /* the largest at the last position (the tail), negative */
+        const float saved = x[n - 1];
+        x[n - 1] = -FLT_MAX;
+        cr_expect_eq(kt.absmax(n, x), FLT_MAX, "%s n=%zu: -FLT_MAX last", isas[k].name, n);
+        x[n - 1] = saved;
+      }
+      const size_t step = n > 64 ? 37 : 1;
+      for (size_t at = 0; at < n; at += step) {
+        const float saved = x[at];
+        x[at] = bad[at % 4];
+        cr_expect(kt.absmax(n, x) == INFINITY, "%s n=%zu: %g at %zu gave %g", isas[k].name, n,
+                  (double)x[at], at, (double)kt.absmax(n, x));
+        x[at] = saved;
+      }
+      free(finite);
+      free(buf);
+    }
+  }
+}
+
 Test(vecmath, row_sum_and_row_sum_acc_are_bitwise_the_scalar_twins_whatever_split) {
   const dn_kernel_table ref = scalar_table();
   for (size_t k = 0; k < N_ISAS - 1; k++) {
@@ -683,17 +725,34 @@ Test(vecmath, gd_momentum_and_adam_updates_are_bitwise_the_scalar_twins) {
       for (int step = 0; step < 3; step++) {
         float *g = tu_random(n, -1.0f, 1.0f, 61 + 7 * n + (size_t)step);
         if (n > 2) g[1] = 0x1p-140f; /* a denormal moment */
-        kt.gd_update(n, 0.01f, g, s[0][0]);
-        ref.gd_update(n, 0.01f, g, s[1][0]);
-        kt.momentum_update(n, 0.01f, 0.9f, g, s[0][1], s[0][0]);
-        ref.momentum_update(n, 0.01f, 0.9f, g, s[1][1], s[1][0]);
-        kt.adam_update(n, 0.003f, 0.9f, 0.999f, 1e-8f, g, s[0][1], s[0][2], s[0][0]);
-        ref.adam_update(n, 0.003f, 0.9f, 0.999f, 1e-8f, g, s[1][1], s[1][2], s[1][0]);
+        /* Each returns the absmax of what it wrote: the twin's, and absmax's of the arrays. */
+        float got = kt.gd_update(n, 0.01f, g, s[0][0]);
+        cr_expect_eq(got, ref.gd_update(n, 0.01f, g, s[1][0]), "%s gd n=%zu", isas[k].name, n);
+        cr_expect_eq(got, ref.absmax(n, s[1][0]), "%s gd n=%zu", isas[k].name, n);
+        got = kt.momentum_update(n, 0.01f, 0.9f, g, s[0][1], s[0][0]);
+        cr_expect_eq(got, ref.momentum_update(n, 0.01f, 0.9f, g, s[1][1], s[1][0]),
+                     "%s momentum n=%zu", isas[k].name, n);
+        cr_expect_eq(got, fmaxf(ref.absmax(n, s[1][0]), ref.absmax(n, s[1][1])));
+        got = kt.adam_update(n, 0.003f, 0.9f, 0.999f, 1e-8f, g, s[0][1], s[0][2], s[0][0]);
+        cr_expect_eq(got, ref.adam_update(n, 0.003f, 0.9f, 0.999f, 1e-8f, g, s[1][1], s[1][2], s[1][0]),
+                     "%s adam n=%zu", isas[k].name, n);
+        cr_expect_eq(got, fmaxf(ref.absmax(n, s[1][0]),
+                                fmaxf(ref.absmax(n, s[1][1]), ref.absmax(n, s[1][2]))));
         free(g);
       }
       for (int a = 0; a < 3; a++) {
         cr_expect(canaries_intact(s[0][a], n), "%s update n=%zu wrote past n", isas[k].name, n);
         cr_expect(twin_ok(s[0][a], s[1][a], n, 0), "%s update n=%zu: array %d differs", isas[k].name, n, a);
+      }
+      if (n) { /* an update that overflows reports +Inf */
+        float *g = tu_random(n, -1.0f, 1.0f, 3 + n);
+        g[n - 1] = 1e30f;
+        cr_expect(kt.gd_update(n, 1e10f, g, s[0][0]) == INFINITY, "%s gd n=%zu", isas[k].name, n);
+        cr_expect(kt.adam_update(n, 0.003f, 0.9f, 0.999f, 1e-8f, g, s[0][1], s[0][2], s[0][0]) ==
+                  INFINITY, "%s adam n=%zu: g^2 overflows v", isas[k].name, n);
+        cr_expect(kt.momentum_update(n, FLT_MAX, 0.9f, g, s[0][1], s[0][0]) == INFINITY,
+                  "%s momentum n=%zu", isas[k].name, n);
+        free(g);
       }
       for (int w = 0; w < 2; w++)
         for (int a = 0; a < 3; a++) free_guarded(s[w][a]);
@@ -714,6 +773,7 @@ Test(vecmath, each_isa_fill_overrides_every_elementwise_entry_and_its_table_uses
     cr_expect(kt.softmax_fwd != ref.softmax_fwd && kt.bias_add != ref.bias_add &&
               kt.row_sum != ref.row_sum && kt.row_sum_acc != ref.row_sum_acc && kt.sub != ref.sub &&
               kt.gd_update != ref.gd_update && kt.momentum_update != ref.momentum_update &&
+              kt.absmax != ref.absmax &&
               kt.adam_update != ref.adam_update, "%s", isas[k].name);
     dn_kernel_table full;
 #if defined(__x86_64__)

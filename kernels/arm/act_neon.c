@@ -244,27 +244,49 @@ static void dn_sub_neon(size_t n, const float *a, const float *b, float *dst) {
   VLOOP(n, sub_step, a, b, dst);
 }
 
-INLINE void gd_step(size_t i, vmask m, bool full, vf lr, const float *g, float *p) {
-  st(p + i, m, full, vsubq_f32(ld(p + i, m, full), vmulq_f32(lr, ld(g + i, m, full))));
+/* |x| with NaN as +Inf (x == x is false only for NaN), so a running max keeps any Inf or
+ * NaN as +Inf (absmax's contract). Tail lanes past the data load as 0. */
+INLINE vf abs_or_inf(vf x) {
+  return vbslq_f32(vceqq_f32(x, x), vabsq_f32(x), set1(__builtin_inff()));
 }
-static void dn_gd_update_neon(size_t n, float lr, const float *g, float *p) {
-  VLOOP(n, gd_step, set1(lr), g, p);
+INLINE void absmax_step(size_t i, vmask m, bool full, const float *x, vf *acc) {
+  *acc = vmaxq_f32(*acc, abs_or_inf(ld(x + i, m, full)));
+}
+static float dn_absmax_neon(size_t n, const float *x) {
+  vf acc = vdupq_n_f32(0.0f);
+  VLOOP(n, absmax_step, x, &acc);
+  return vmaxvq_f32(acc);
+}
+
+INLINE void gd_step(size_t i, vmask m, bool full, vf lr, const float *g, float *p, vf *acc) {
+  const vf pn = vsubq_f32(ld(p + i, m, full), vmulq_f32(lr, ld(g + i, m, full)));
+  st(p + i, m, full, pn);
+  *acc = vmaxq_f32(*acc, abs_or_inf(pn));
+}
+static float dn_gd_update_neon(size_t n, float lr, const float *g, float *p) {
+  vf acc = vdupq_n_f32(0.0f);
+  VLOOP(n, gd_step, set1(lr), g, p, &acc);
+  return vmaxvq_f32(acc);
 }
 
 INLINE void momentum_step(size_t i, vmask m, bool full, vf lr, vf beta, const float *g, float *v,
-                          float *p) {
+                          float *p, vf *acc) {
   const vf vn = vaddq_f32(vmulq_f32(beta, ld(v + i, m, full)),
                           vmulq_f32(vsubq_f32(set1(1.0f), beta), ld(g + i, m, full)));
   st(v + i, m, full, vn);
-  st(p + i, m, full, vsubq_f32(ld(p + i, m, full), vmulq_f32(lr, vn)));
+  const vf pn = vsubq_f32(ld(p + i, m, full), vmulq_f32(lr, vn));
+  st(p + i, m, full, pn);
+  *acc = vmaxq_f32(*acc, vmaxq_f32(abs_or_inf(vn), abs_or_inf(pn)));
 }
-static void dn_momentum_update_neon(size_t n, float lr, float beta, const float *g, float *v,
-                                    float *p) {
-  VLOOP(n, momentum_step, set1(lr), set1(beta), g, v, p);
+static float dn_momentum_update_neon(size_t n, float lr, float beta, const float *g, float *v,
+                                     float *p) {
+  vf acc = vdupq_n_f32(0.0f);
+  VLOOP(n, momentum_step, set1(lr), set1(beta), g, v, p, &acc);
+  return vmaxvq_f32(acc);
 }
 
 INLINE void adam_step(size_t i, vmask m, bool full, vf lr_t, vf b1, vf b2, vf eps_t, const float *g,
-                      float *m1, float *v2, float *p) {
+                      float *m1, float *v2, float *p, vf *acc) {
   const vf gi = ld(g + i, m, full), one = set1(1.0f);
   const vf mn = vaddq_f32(vmulq_f32(b1, ld(m1 + i, m, full)), vmulq_f32(vsubq_f32(one, b1), gi));
   const vf vn = vaddq_f32(vmulq_f32(b2, ld(v2 + i, m, full)),
@@ -272,11 +294,15 @@ INLINE void adam_step(size_t i, vmask m, bool full, vf lr_t, vf b1, vf b2, vf ep
   st(m1 + i, m, full, mn);
   st(v2 + i, m, full, vn);
   const vf step = vdivq_f32(vmulq_f32(lr_t, mn), vaddq_f32(vsqrtq_f32(vn), eps_t));
-  st(p + i, m, full, vsubq_f32(ld(p + i, m, full), step));
+  const vf pn = vsubq_f32(ld(p + i, m, full), step);
+  st(p + i, m, full, pn);
+  *acc = vmaxq_f32(*acc, vmaxq_f32(abs_or_inf(mn), vmaxq_f32(abs_or_inf(vn), abs_or_inf(pn))));
 }
-static void dn_adam_update_neon(size_t n, float lr_t, float b1, float b2, float eps_t,
-                                const float *g, float *m, float *v, float *p) {
-  VLOOP(n, adam_step, set1(lr_t), set1(b1), set1(b2), set1(eps_t), g, m, v, p);
+static float dn_adam_update_neon(size_t n, float lr_t, float b1, float b2, float eps_t,
+                                 const float *g, float *m, float *v, float *p) {
+  vf acc = vdupq_n_f32(0.0f);
+  VLOOP(n, adam_step, set1(lr_t), set1(b1), set1(b2), set1(eps_t), g, m, v, p, &acc);
+  return vmaxvq_f32(acc);
 }
 
 void dn_kernels_fill_act_neon(dn_kernel_table *kt) {
@@ -295,6 +321,7 @@ void dn_kernels_fill_act_neon(dn_kernel_table *kt) {
   kt->row_sum = dn_row_sum_neon;
   kt->row_sum_acc = dn_row_sum_acc_neon;
   kt->sub = dn_sub_neon;
+  kt->absmax = dn_absmax_neon;
   kt->gd_update = dn_gd_update_neon;
   kt->momentum_update = dn_momentum_update_neon;
   kt->adam_update = dn_adam_update_neon;

@@ -1,4 +1,5 @@
 /* Portable bias, reduction and optimizer-update kernels. */
+#include <float.h>
 #include <math.h>
 
 #include <stdint.h>
@@ -43,22 +44,50 @@ bool dn_any_nonfinite_scalar(size_t n, const float *x) {
   return any != 0;
 }
 
-void dn_gd_update_scalar(size_t n, float lr, const float *g, float *p) {
-  for (size_t i = 0; i < n; i++) p[i] -= lr * g[i];
+/* |x|, with NaN as +Inf (so a running maximum keeps it). */
+static float abs_or_inf(float x) {
+  const float a = fabsf(x);
+  return a <= FLT_MAX ? a : INFINITY;
 }
 
-void dn_momentum_update_scalar(size_t n, float lr, float beta, const float *g, float *v, float *p) {
+static float max_abs(float m, float x) {
+  const float a = abs_or_inf(x);
+  return a > m ? a : m;
+}
+
+float dn_absmax_scalar(size_t n, const float *x) {
+  float m = 0.0f;
+  for (size_t i = 0; i < n; i++) m = max_abs(m, x[i]);
+  return m;
+}
+
+float dn_gd_update_scalar(size_t n, float lr, const float *g, float *p) {
+  float mx = 0.0f;
+  for (size_t i = 0; i < n; i++) {
+    p[i] -= lr * g[i];
+    mx = max_abs(mx, p[i]);
+  }
+  return mx;
+}
+
+float dn_momentum_update_scalar(size_t n, float lr, float beta, const float *g, float *v, float *p) {
+  float mx = 0.0f;
   for (size_t i = 0; i < n; i++) {
     v[i] = beta * v[i] + (1.0f - beta) * g[i];
     p[i] -= lr * v[i];
+    mx = max_abs(max_abs(mx, v[i]), p[i]);
   }
+  return mx;
 }
 
-void dn_adam_update_scalar(size_t n, float lr_t, float b1, float b2, float eps_t, const float *g,
-                           float *m, float *v, float *p) {
+float dn_adam_update_scalar(size_t n, float lr_t, float b1, float b2, float eps_t, const float *g,
+                            float *m, float *v, float *p) {
+  float mx = 0.0f;
   for (size_t i = 0; i < n; i++) {
     m[i] = b1 * m[i] + (1.0f - b1) * g[i];
     v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
     p[i] -= lr_t * m[i] / (sqrtf(v[i]) + eps_t);
+    mx = max_abs(max_abs(max_abs(mx, m[i]), v[i]), p[i]);
   }
+  return mx;
 }

@@ -28,9 +28,10 @@ void dn_row_sum_scalar(size_t rows, size_t cols, const float *X, size_t ldx, flo
 void dn_row_sum_acc_scalar(size_t rows, size_t cols, const float *X, size_t ldx, float *acc);
 void dn_sub_scalar(size_t n, const float *a, const float *b, float *dst);
 bool dn_any_nonfinite_scalar(size_t n, const float *x);
-void dn_gd_update_scalar(size_t n, float lr, const float *g, float *p);
-void dn_momentum_update_scalar(size_t n, float lr, float beta, const float *g, float *v, float *p);
-void dn_adam_update_scalar(size_t n, float lr_t, float b1, float b2, float eps_t, const float *g,
-                           float *m, float *v, float *p);
+float dn_absmax_scalar(size_t n, const float *x);
+float dn_gd_update_scalar(size_t n, float lr, const float *g, float *p);
+float dn_momentum_update_scalar(size_t n, float lr, float beta, const float *g, float *v, float *p);
+float dn_adam_update_scalar(size_t n, float lr_t, float b1, float b2, float eps_t, const float *g,
+                            float *m, float *v, float *p);
 
 #endif

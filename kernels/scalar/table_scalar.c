@@ -27,6 +27,7 @@ void dn_kernels_fill_scalar(dn_kernel_table *kt) {
   kt->row_sum_acc = dn_row_sum_acc_scalar;
   kt->sub = dn_sub_scalar;
   kt->any_nonfinite = dn_any_nonfinite_scalar;
+  kt->absmax = dn_absmax_scalar;
   kt->gd_update = dn_gd_update_scalar;
   kt->momentum_update = dn_momentum_update_scalar;
   kt->adam_update = dn_adam_update_scalar;

@@ -379,32 +379,57 @@ static bool dn_any_nonfinite_avx2(size_t n, const float *x) {
 /* The optimizer updates prefetch every stream PREFETCH_AHEAD floats ahead: they walk four to
  * seven arrays beyond L2 at once (Adam at 64 MiB +8-9%, the deep net's update 3.9 -> 3.6 ms;
  * docs/vecmath.md). */
-INLINE void gd_step(size_t i, vmask m, bool full, vf lr, const float *g, float *p) {
+/* |x| with NaN as +Inf: min returns its second operand when the first is NaN, so a
+ * running max of these keeps any Inf or NaN as +Inf (absmax's contract). */
+INLINE vf abs_or_inf(vf x) {
+  return _mm256_min_ps(_mm256_andnot_ps(set1(-0.0f), x), set1(__builtin_inff()));
+}
+INLINE void absmax_step(size_t i, vmask m, bool full, const float *x, vf *acc) {
+  *acc = _mm256_max_ps(*acc, abs_or_inf(ld(x + i, m, full)));
+}
+static float dn_absmax_avx2(size_t n, const float *x) {
+  vf acc = _mm256_setzero_ps();
+  VLOOP(n, absmax_step, x, &acc);
+  return hmax(acc);
+}
+
+/* The optimizer updates prefetch every stream PREFETCH_AHEAD floats ahead: they walk four to
+ * seven arrays beyond L2 at once (Adam at 64 MiB +8-9%, the deep net's update 3.9 -> 3.6 ms;
+ * docs/vecmath.md). Each keeps the absmax of what it writes (masked-off tail lanes are 0). */
+INLINE void gd_step(size_t i, vmask m, bool full, vf lr, const float *g, float *p, vf *acc) {
   _mm_prefetch((const char *)(g + i + PREFETCH_AHEAD), _MM_HINT_T0);
   _mm_prefetch((const char *)(p + i + PREFETCH_AHEAD), _MM_HINT_T0);
-  st(p + i, m, full, _mm256_sub_ps(ld(p + i, m, full), _mm256_mul_ps(lr, ld(g + i, m, full))));
+  const vf pn = _mm256_sub_ps(ld(p + i, m, full), _mm256_mul_ps(lr, ld(g + i, m, full)));
+  st(p + i, m, full, pn);
+  *acc = _mm256_max_ps(*acc, abs_or_inf(pn));
 }
-static void dn_gd_update_avx2(size_t n, float lr, const float *g, float *p) {
-  VLOOP(n, gd_step, set1(lr), g, p);
+static float dn_gd_update_avx2(size_t n, float lr, const float *g, float *p) {
+  vf acc = _mm256_setzero_ps();
+  VLOOP(n, gd_step, set1(lr), g, p, &acc);
+  return hmax(acc);
 }
 
 INLINE void momentum_step(size_t i, vmask m, bool full, vf lr, vf beta, const float *g, float *v,
-                          float *p) {
+                          float *p, vf *acc) {
   _mm_prefetch((const char *)(g + i + PREFETCH_AHEAD), _MM_HINT_T0);
   _mm_prefetch((const char *)(v + i + PREFETCH_AHEAD), _MM_HINT_T0);
   _mm_prefetch((const char *)(p + i + PREFETCH_AHEAD), _MM_HINT_T0);
   const vf vn = _mm256_add_ps(_mm256_mul_ps(beta, ld(v + i, m, full)),
                               _mm256_mul_ps(_mm256_sub_ps(set1(1.0f), beta), ld(g + i, m, full)));
   st(v + i, m, full, vn);
-  st(p + i, m, full, _mm256_sub_ps(ld(p + i, m, full), _mm256_mul_ps(lr, vn)));
+  const vf pn = _mm256_sub_ps(ld(p + i, m, full), _mm256_mul_ps(lr, vn));
+  st(p + i, m, full, pn);
+  *acc = _mm256_max_ps(*acc, _mm256_max_ps(abs_or_inf(vn), abs_or_inf(pn)));
 }
-static void dn_momentum_update_avx2(size_t n, float lr, float beta, const float *g, float *v,
-                                    float *p) {
-  VLOOP(n, momentum_step, set1(lr), set1(beta), g, v, p);
+static float dn_momentum_update_avx2(size_t n, float lr, float beta, const float *g, float *v,
+                                     float *p) {
+  vf acc = _mm256_setzero_ps();
+  VLOOP(n, momentum_step, set1(lr), set1(beta), g, v, p, &acc);
+  return hmax(acc);
 }
 
 INLINE void adam_step(size_t i, vmask m, bool full, vf lr_t, vf b1, vf b2, vf eps_t, const float *g,
-                      float *m1, float *v2, float *p) {
+                      float *m1, float *v2, float *p, vf *acc) {
   _mm_prefetch((const char *)(g + i + PREFETCH_AHEAD), _MM_HINT_T0);
   _mm_prefetch((const char *)(m1 + i + PREFETCH_AHEAD), _MM_HINT_T0);
   _mm_prefetch((const char *)(v2 + i + PREFETCH_AHEAD), _MM_HINT_T0);
@@ -417,11 +442,15 @@ INLINE void adam_step(size_t i, vmask m, bool full, vf lr_t, vf b1, vf b2, vf ep
   st(m1 + i, m, full, mn);
   st(v2 + i, m, full, vn);
   const vf step = _mm256_div_ps(_mm256_mul_ps(lr_t, mn), _mm256_add_ps(_mm256_sqrt_ps(vn), eps_t));
-  st(p + i, m, full, _mm256_sub_ps(ld(p + i, m, full), step));
+  const vf pn = _mm256_sub_ps(ld(p + i, m, full), step);
+  st(p + i, m, full, pn);
+  *acc = _mm256_max_ps(*acc, _mm256_max_ps(abs_or_inf(mn), _mm256_max_ps(abs_or_inf(vn), abs_or_inf(pn))));
 }
-static void dn_adam_update_avx2(size_t n, float lr_t, float b1, float b2, float eps_t,
-                                const float *g, float *m, float *v, float *p) {
-  VLOOP(n, adam_step, set1(lr_t), set1(b1), set1(b2), set1(eps_t), g, m, v, p);
+static float dn_adam_update_avx2(size_t n, float lr_t, float b1, float b2, float eps_t,
+                                 const float *g, float *m, float *v, float *p) {
+  vf acc = _mm256_setzero_ps();
+  VLOOP(n, adam_step, set1(lr_t), set1(b1), set1(b2), set1(eps_t), g, m, v, p, &acc);
+  return hmax(acc);
 }
 
 void dn_kernels_fill_act_avx2(dn_kernel_table *kt) {
@@ -441,6 +470,7 @@ void dn_kernels_fill_act_avx2(dn_kernel_table *kt) {
   kt->row_sum_acc = dn_row_sum_acc_avx2;
   kt->sub = dn_sub_avx2;
   kt->any_nonfinite = dn_any_nonfinite_avx2;
+  kt->absmax = dn_absmax_avx2;
   kt->gd_update = dn_gd_update_avx2;
   kt->momentum_update = dn_momentum_update_avx2;
   kt->adam_update = dn_adam_update_avx2;
