@@ -276,6 +276,14 @@ size_t dn_kernels_first_nonfinite(const dn_kernel_table *kt, const float *x, siz
   }
 }
 
+void dn_kernels_raise_max(float *max, float v) {
+  float seen;
+  __atomic_load(max, &seen, __ATOMIC_RELAXED);
+  while (v > seen && !__atomic_compare_exchange(max, &seen, &v, true, __ATOMIC_RELAXED,
+                                                __ATOMIC_RELAXED)) {
+  }
+}
+
 static void lower_to(size_t *first, size_t offset) {
   size_t seen = __atomic_load_n(first, __ATOMIC_RELAXED);
   while (offset < seen && !__atomic_compare_exchange_n(first, &seen, offset, true,
@@ -283,18 +291,27 @@ static void lower_to(size_t *first, size_t offset) {
   }
 }
 
+/* Offset of the first Inf/NaN among x[0..n), or n, raising *max (if not NULL) to the
+ * absmax of x: one read either way (absmax is +Inf exactly when there is an Inf/NaN). */
+static size_t scan_part(const dn_kernel_table *kt, float *max, const float *x, size_t n) {
+  if (!max) return dn_kernels_first_nonfinite(kt, x, n);
+  const float a = kt->absmax(n, x);
+  dn_kernels_raise_max(max, a);
+  return a == __builtin_inff() ? dn_kernels_first_nonfinite(kt, x, n) : n;
+}
+
 /* The scan half of the epilogue: rows [i0, i1) of columns [j0, j1); columns ascend, so
  * the first hit is this block's smallest offset. */
-static void scan_nonfinite(const dn_kernel_table *kt, size_t *first, const float *C, size_t ldc,
-                           size_t i0, size_t i1, size_t j0, size_t j1) {
+static void scan_nonfinite(const dn_kernel_table *kt, size_t *first, float *max, const float *C,
+                           size_t ldc, size_t i0, size_t i1, size_t j0, size_t j1) {
   if (i1 - i0 == ldc) {
-    const size_t n = ldc * (j1 - j0), i = dn_kernels_first_nonfinite(kt, C + j0 * ldc, n);
+    const size_t n = ldc * (j1 - j0), i = scan_part(kt, max, C + j0 * ldc, n);
     if (i < n) lower_to(first, j0 * ldc + i);
     return;
   }
   for (size_t j = j0; j < j1; j++) {
-    const size_t i = dn_kernels_first_nonfinite(kt, C + i0 + j * ldc, i1 - i0);
-    if (i < i1 - i0) {
+    const size_t i = scan_part(kt, max, C + i0 + j * ldc, i1 - i0);
+    if (i < i1 - i0) { /* *max is +Inf now: the other columns cannot change it */
       lower_to(first, i0 + i + j * ldc);
       return;
     }
@@ -324,7 +341,8 @@ static void epilogue(const dn_kernel_table *kt, const dn_gemm_epilogue *ep, floa
     epilogue_run(kt, ep, C, j0 * ldc, ldc, j1 - j0, 0);
   else if (ep->bias || ep->out || ep->row_acc)
     for (size_t j = j0; j < j1; j++) epilogue_run(kt, ep, C, i0 + j * ldc, i1 - i0, 1, i0);
-  if (ep->first_nonfinite) scan_nonfinite(kt, ep->first_nonfinite, C, ldc, i0, i1, j0, j1);
+  if (ep->first_nonfinite)
+    scan_nonfinite(kt, ep->first_nonfinite, ep->absmax, C, ldc, i0, i1, j0, j1);
 }
 
 /* Whether the table's micro-kernel applies ep itself, in registers, on the last K block:

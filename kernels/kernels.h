@@ -142,6 +142,8 @@ void dn_sgemm_small_scalar_16(size_t k, float alpha, const float *Ap, const floa
 /* Offset of the first Inf/NaN among x[0..n), or n: kt->any_nonfinite first (one vector
  * read, no early exit), the position only when there is one. */
 size_t dn_kernels_first_nonfinite(const dn_kernel_table *kt, const float *x, size_t n);
+/* *max = the larger of *max and v (both >= 0, +Inf allowed), atomically (__atomic). */
+void dn_kernels_raise_max(float *max, float v);
 
 /* ---- pre-packed op(A) and the fused epilogue ---- */
 
@@ -169,6 +171,10 @@ typedef struct dn_gemm_epilogue {
   float *row_acc;
   size_t *first_nonfinite; /* NULL: no scan; else start it at SIZE_MAX (updated with the
                             * __atomic builtins: kernels.h is also read by C++) */
+  /* With first_nonfinite: NULL, or raised (an atomic maximum, from 0) to the absmax of the
+   * scanned C (kt->absmax: +Inf if it holds an Inf or NaN), read by the same scan: the
+   * gradients' magnitude, for the optimizer's overflow bound. */
+  float *absmax;
   /* NULL, or set to true (never reset; __atomic store) when op(B) holds an Inf or NaN:
    * each packed panel of op(B) is scanned right after it is written, in L1, so a caller
    * that must refuse such an input (the forward pass's X) needs no pass over it. Only

@@ -43,12 +43,17 @@ static void layer_db(void *ctx, size_t i0, size_t i1) {
 }
 
 typedef struct scan_job {
+  const dn_kernel_table *kt;
   const float *g;
+  float *absmax;           /* raised to the largest |g| (net->grad_absmax) */
   atomic_size_t first_bad; /* the lowest bad index any range found */
 } scan_job;
 
 static void scan_range(void *ctx, size_t i0, size_t i1) {
   scan_job *job = ctx;
+  const float a = job->kt->absmax(i1 - i0, job->g + i0);
+  dn_kernels_raise_max(job->absmax, a);
+  if (a != INFINITY) return;
   const size_t i = i0 + dn_first_nonfinite(job->g + i0, i1 - i0);
   if (i == i1) return;
   size_t seen = atomic_load(&job->first_bad);
@@ -65,9 +70,9 @@ static void note_bad_grad(dn_net *net, size_t l, size_t bad) {
 
 /* The whole of layer l's dW and db in one threaded pass: for dW changed after its GEMM
  * (the L2 term), which the GEMM's own scan did not see. */
-static void check_layer_grads(dn_net *net, size_t l) {
+static void check_layer_grads(dn_net *net, const dn_kernel_table *kt, size_t l) {
   const size_t count = net->n[l] * (net->n[l - 1] + 1);
-  scan_job job = {.g = net->dW[l], .first_bad = SIZE_MAX};
+  scan_job job = {.kt = kt, .g = net->dW[l], .absmax = &net->grad_absmax, .first_bad = SIZE_MAX};
   dn_elementwise_run("check dW", l, count, count, 4096, scan_range, &job);
   note_bad_grad(net, l, atomic_load(&job.first_bad));
 }
@@ -91,6 +96,7 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
   const float inv_m = 1.0f / (float)m;
   float *dZ = net->dZ, *dA = net->dA;
   net->grad_first_bad = SIZE_MAX;
+  net->grad_absmax = 0.0f;
 
   if (net->loss == DN_LOSS_MSE) { /* dJ/dA (times m) = A - Y, then through g' */
     kt->sub(nL * m, net->A[L], Y, dA);
@@ -107,7 +113,7 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
      * L2 term (added after the GEMM) one pass over dW and db scans it all instead. */
     size_t dW_bad = SIZE_MAX; /* read once the GEMM's threads have joined */
     const bool l2 = net->l2_lambda != 0.0f;
-    const dn_gemm_epilogue scan = {.first_nonfinite = &dW_bad};
+    const dn_gemm_epilogue scan = {.first_nonfinite = &dW_bad, .absmax = &net->grad_absmax};
     dn_gemm_run("dW", l, 'N', 'T', rows, cols, m, inv_m, dZ, rows, A_prev, cols, 0.0f, net->dW[l],
                 rows, l2 ? NULL : &scan);
     if (l2) { /* d/dW of (lambda/2m)||W||^2 */
@@ -121,9 +127,11 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
       dn_elementwise_run("db", l, rows * m, rows, 16, layer_db, &dbj);
     }
     if (l2) {
-      check_layer_grads(net, l);
+      check_layer_grads(net, kt, l);
     } else {
-      const size_t db_bad = dn_first_nonfinite(net->db[l], rows);
+      const float db_max = kt->absmax(rows, net->db[l]);
+      dn_kernels_raise_max(&net->grad_absmax, db_max);
+      const size_t db_bad = db_max == INFINITY ? dn_first_nonfinite(net->db[l], rows) : rows;
       note_bad_grad(net, l, dW_bad != SIZE_MAX ? dW_bad : db_bad < rows ? rows * cols + db_bad
                                                                          : SIZE_MAX);
     }

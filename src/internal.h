@@ -216,6 +216,13 @@ struct dn_net {
    * if none: each layer's gradients are checked right after they are computed, while in
    * cache, instead of one more pass over all of them in the optimizer step. */
   size_t grad_first_bad;
+  /* The optimizer's overflow bound (optim.c): the largest |gradient| the backward pass
+   * found (by the same scans), and the largest |value| among the parameters and the
+   * optimizer state, which each update returns (state_absmax_known false: recomputed,
+   * after anything else wrote them). */
+  float grad_absmax;
+  float state_absmax;
+  bool state_absmax_known;
 
   float l2_lambda;
   float keep_prob;

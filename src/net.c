@@ -225,6 +225,7 @@ dn_status dn_net_set_layer(dn_net *net, size_t l, const float *W, const float *b
   memcpy(net->W[l], W, count * sizeof(float));
   memcpy(net->b[l], b, net->n[l] * sizeof(float));
   net->params_version++;
+  net->state_absmax_known = false;
   net->have_forward = net->have_grad = false;
   return DN_OK;
 }

@@ -3,6 +3,8 @@
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -61,6 +63,7 @@ void dn_net_reset_optimizer(dn_net *net) {
   dn_free_floats(net->opt_v);
   net->opt_m = net->opt_v = NULL;
   net->opt_t = 0;
+  net->state_absmax_known = false;
 }
 
 /* Below this many parameters per thread, the update stays on one thread. */
@@ -75,20 +78,87 @@ typedef struct update_job {
   float lr, b1, b2, eps;
   const dn_net *net;
   const dn_packed_weights *fwd, *bwd; /* the packed weights to refresh (every copy), or NULL */
+  float *absmax; /* raised to the absmax of everything the update writes */
 } update_job;
+
+/* The optimizer's kernel on n parameters p with gradient g and state m, v (as needed);
+ * returns the absmax of what it wrote (+Inf if anything is not finite). */
+static float apply_update(const update_job *j, size_t n, const float *g, float *m, float *v,
+                          float *p) {
+  switch (j->optimizer) {
+    case DN_OPT_GD: return j->kt->gd_update(n, j->lr, g, p);
+    case DN_OPT_MOMENTUM: return j->kt->momentum_update(n, j->lr, j->b1, g, m, p);
+    case DN_OPT_ADAM: return j->kt->adam_update(n, j->lr, j->b1, j->b2, j->eps, g, m, v, p);
+  }
+  return __builtin_inff();
+}
 
 /* Parameters [off, off + n) of the flat array. */
 static void update_params(const update_job *j, size_t off, size_t n) {
   const dn_net *net = j->net;
-  const float *g = net->grads + off;
-  float *p = net->params + off;
+  const float a = apply_update(j, n, net->grads + off, net->opt_m ? net->opt_m + off : NULL,
+                               net->opt_v ? net->opt_v + off : NULL, net->params + off);
+  dn_kernels_raise_max(j->absmax, a);
+}
+
+/* ---- the overflow check: a refused update changes nothing ----
+ * An update of finite parameters with finite gradients can still overflow (a learning rate
+ * near FLT_MAX, a gradient whose square is past FLT_MAX in Adam's v). It is refused before
+ * anything is written. The fast path is a bound: G, the largest |gradient| (found by the
+ * backward pass's finiteness scans), and S, the largest |value| among the parameters and
+ * the optimizer state (returned by the last update; recomputed after anything else wrote
+ * them). Every intermediate of the update is then at most a small multiple of what the
+ * bound below adds up, kept under FLT_MAX / 8 so rounding cannot carry it past FLT_MAX.
+ * When the bound does not hold (astronomical values only), the update is tried on a copy,
+ * chunk by chunk, and applied only if every result is finite. */
+#define UPDATE_BOUND 0x1p125
+
+static bool update_surely_finite(const update_job *j, double G, double S) {
+  const double lr = j->lr, V = S > G ? S : G; /* |m|, |v| of momentum stay within ~V */
+  if (!isfinite(lr) || !(lr >= 0.0)) return false;
   switch (j->optimizer) {
-    case DN_OPT_GD: j->kt->gd_update(n, j->lr, g, p); break;
-    case DN_OPT_MOMENTUM: j->kt->momentum_update(n, j->lr, j->b1, g, net->opt_m + off, p); break;
-    case DN_OPT_ADAM:
-      j->kt->adam_update(n, j->lr, j->b1, j->b2, j->eps, g, net->opt_m + off, net->opt_v + off, p);
-      break;
+    case DN_OPT_GD: return S + lr * G <= UPDATE_BOUND;
+    case DN_OPT_MOMENTUM: return S + lr * 2.0 * V <= UPDATE_BOUND;
+    case DN_OPT_ADAM: {
+      /* v' = b2 v + (1 - b2) g^2 <= 2 (S + G^2); |m'| <= 2 V; the step lr_t m' / (sqrt(v')
+       * + eps_t) <= lr_t 2 V / eps_t (eps_t is a normal float: dn_check_train_opts). */
+      const double eps = j->eps;
+      return eps > 0.0 && 2.0 * (S + G * G) <= UPDATE_BOUND && lr * 2.0 * V <= UPDATE_BOUND &&
+             S + lr * 2.0 * V / eps <= UPDATE_BOUND;
+    }
   }
+  return false;
+}
+
+/* The absmax of the parameters and the optimizer state, read afresh. */
+static float state_absmax(const dn_net *net, const dn_kernel_table *kt) {
+  float S = kt->absmax(net->n_params, net->params);
+  if (net->opt_m) S = fmaxf(S, kt->absmax(net->n_params, net->opt_m));
+  if (net->opt_v) S = fmaxf(S, kt->absmax(net->n_params, net->opt_v));
+  return S;
+}
+
+/* The rare path: the update on copies, a chunk at a time, on this thread. Returns the index
+ * of the first parameter (or state) the update would make non-finite, SIZE_MAX if none;
+ * SIZE_MAX - 1 when there is no memory to check (refused too: not known to be finite). */
+static size_t first_overflow(const update_job *j) {
+  enum { CHUNK = 4096 };
+  const dn_net *net = j->net;
+  float *buf = malloc(3 * CHUNK * sizeof *buf);
+  if (!buf) return SIZE_MAX - 1;
+  size_t bad = SIZE_MAX;
+  for (size_t off = 0; off < net->n_params && bad == SIZE_MAX; off += CHUNK) {
+    const size_t n = net->n_params - off < CHUNK ? net->n_params - off : CHUNK;
+    float *p = buf, *m = net->opt_m ? buf + CHUNK : NULL, *v = net->opt_v ? buf + 2 * CHUNK : NULL;
+    memcpy(p, net->params + off, n * sizeof *p);
+    if (m) memcpy(m, net->opt_m + off, n * sizeof *m);
+    if (v) memcpy(v, net->opt_v + off, n * sizeof *v);
+    if (apply_update(j, n, net->grads + off, m, v, p) != __builtin_inff()) continue;
+    for (size_t i = 0; i < n && bad == SIZE_MAX; i++)
+      if (!isfinite(p[i]) || (m && !isfinite(m[i])) || (v && !isfinite(v[i]))) bad = off + i;
+  }
+  free(buf);
+  return bad;
 }
 
 /* A unit of work is a block of whole columns of one W (with b, the layer's last block),
@@ -148,18 +218,33 @@ dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
     return dn_fail(DN_ERR_NOMEM, "out of memory for the optimizer state");
 
   const dn_kernel_table *kt = dn_kernels();
+  float new_absmax = 0.0f;
   update_job job = {.kt = kt, .optimizer = opts->optimizer, .lr = lr, .b1 = opts->beta1,
                     .b2 = opts->beta2, .eps = opts->epsilon, .net = net,
-                    .fwd = refreshable(net, kt, DN_PACK_FWD), .bwd = refreshable(net, kt, DN_PACK_BWD)};
+                    .fwd = refreshable(net, kt, DN_PACK_FWD), .bwd = refreshable(net, kt, DN_PACK_BWD),
+                    .absmax = &new_absmax};
   if (opts->optimizer == DN_OPT_ADAM) {
-    net->opt_t++;
     /* Bias correction folded into the step: lr_t = lr sqrt(1-b2^t)/(1-b1^t),
      * eps_t = eps sqrt(1-b2^t) gives exactly lr mhat / (sqrt(vhat) + eps). */
-    const double t = (double)net->opt_t;
+    const double t = (double)(net->opt_t + 1);
     const double c1 = 1.0 - pow(opts->beta1, t), c2 = sqrt(1.0 - pow(opts->beta2, t));
     job.lr = (float)(lr * c2 / c1);
     job.eps = (float)(opts->epsilon * c2);
   }
+  if (!net->state_absmax_known) {
+    net->state_absmax = state_absmax(net, kt);
+    net->state_absmax_known = true;
+  }
+  if (!update_surely_finite(&job, net->grad_absmax, net->state_absmax)) {
+    const size_t at = first_overflow(&job);
+    if (at == SIZE_MAX - 1)
+      return dn_fail(DN_ERR_NOMEM, "out of memory to check an update that might overflow");
+    if (at != SIZE_MAX)
+      return dn_fail(DN_ERR_NUMERIC, "the update would make parameter %zu (or its optimizer "
+                     "state) non-finite (learning rate %g, largest |gradient| %g); refused, "
+                     "nothing changed", at, (double)lr, (double)net->grad_absmax);
+  }
+  if (opts->optimizer == DN_OPT_ADAM) net->opt_t++;
   size_t count = 0;
   for (size_t l = 1; l <= net->L; l++) count += unit_count(net, kt, l);
   const double t0 = dn_verbose() ? dn_now_s() : 0.0;
@@ -169,6 +254,15 @@ dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
   dn_parallel_for(count, 1, threads, update_units, &job);
   dn_fpenv_leave(&fpenv);
   net->params_version++;
+  net->state_absmax = new_absmax;
+  /* The bound (or the trial on copies) said every result is finite; were one not, the
+   * parameters are lost: say so rather than carry on. */
+  if (new_absmax == __builtin_inff()) {
+    net->state_absmax_known = false;
+    net->have_forward = false;
+    return dn_fail(DN_ERR_NUMERIC, "internal error: the update made parameters non-finite "
+                   "despite the overflow check (learning rate %g)", (double)lr);
+  }
   /* The packed copies refreshed above follow the new parameters; the others re-pack lazily. */
   if (job.fwd) net->Wp[DN_PACK_FWD].version = net->params_version;
   if (job.bwd) net->Wp[DN_PACK_BWD].version = net->params_version;

@@ -153,6 +153,7 @@ static void commit(train_run *r, dn_net *net, const dn_train_opts *opts) {
   net->opt_v = v ? v : take(&r->new_v);
   r->replaced_m = r->old_m && net->opt_m != r->old_m;
   r->replaced_v = r->old_v && net->opt_v != r->old_v;
+  net->state_absmax_known = false;
   if (opts->resume) {
     set_params(net, r->resumed.params);
     net->opt_t = r->resumed.opt_t;
@@ -176,6 +177,7 @@ static void finish(train_run *r, dn_net *net, bool roll_back) {
     net->opt_m = r->old_m;
     net->opt_v = r->old_v;
     net->opt_t = r->old_t;
+    net->state_absmax_known = false;
     return;
   }
   if (r->replaced_m) dn_free_floats(r->old_m);

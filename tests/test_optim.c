@@ -1,5 +1,6 @@
 /* Optimizer steps (GD, momentum, Adam) match a hand-written double-precision step. */
 #include <criterion/criterion.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -192,4 +193,110 @@ Test(optim, the_first_non_finite_gradient_is_named_for_any_thread_count) {
     }
   dn_set_num_threads(0);
   free(W), free(b), free(X), free(Y);
+}
+
+/* ---- An update that would overflow is refused before anything is written. ---- */
+
+/* A net of one linear unit y = w x + b under MSE, with the given parameters, after one
+ * forward and backward pass on x (target 0): its gradient is (w x + b) (x, 1). */
+static dn_net *linear_unit(float w, float b, float x) {
+  const size_t dims[] = {1, 1};
+  const dn_act act = DN_ACT_LINEAR;
+  dn_net *net;
+  cr_assert_eq(dn_net_create(&net, 1, dims, &act, DN_LOSS_MSE), DN_OK);
+  cr_assert_eq(dn_net_set_layer(net, 1, &w, &b), DN_OK);
+  const float Y[1] = {0.0f};
+  cr_assert_eq(dn_net_forward(net, &x, 1, NULL), DN_OK);
+  cr_assert_eq(dn_net_backward(net, Y, NULL), DN_OK, "%s", dn_last_error());
+  return net;
+}
+
+static void expect_refused_and_unchanged(dn_net *net, const dn_train_opts *o, float w, float b) {
+  cr_assert_eq(dn_net_step(net, o), DN_ERR_NUMERIC, "step was not refused");
+  cr_expect(strstr(dn_last_error(), "refused, nothing changed"), "%s", dn_last_error());
+  float w1, b1;
+  cr_assert_eq(dn_net_get_layer(net, 1, &w1, &b1), DN_OK);
+  cr_expect(w1 == w && b1 == b, "parameters changed to %g, %g", (double)w1, (double)b1);
+}
+
+Test(optim, a_learning_rate_that_overflows_the_parameters_is_refused) {
+  const dn_optimizer opts[] = {DN_OPT_GD, DN_OPT_MOMENTUM};
+  for (int k = 0; k < 2; k++) {
+    dn_net *net = linear_unit(0.5f, 0.25f, 2.0f); /* gradient (2.5, 1.25) */
+    dn_train_opts o;
+    dn_train_opts_default(&o);
+    o.optimizer = opts[k];
+    o.learning_rate = FLT_MAX; /* finite and > 0: accepted, but lr g overflows */
+    o.beta1 = 0.0f;            /* momentum's v = g: lr v overflows too */
+    expect_refused_and_unchanged(net, &o, 0.5f, 0.25f);
+    dn_net_free(net);
+  }
+}
+
+/* Adam with a finite gradient whose square overflows v: refused, and the optimizer state is
+ * untouched too (the next, ordinary step is bitwise the step of a net that never saw it). */
+Test(optim, a_gradient_whose_square_overflows_adam_is_refused_and_leaves_the_state) {
+  /* z = b = 1e19 (cost z^2 / 2 is finite), dJ/dw = z x = 1e22: (1 - beta2) g^2 = 1e41. */
+  dn_net *a = linear_unit(0.0f, 1e19f, 1e3f), *b = linear_unit(0.0f, 1e19f, 1e3f);
+  dn_train_opts o;
+  dn_train_opts_default(&o); /* Adam */
+  float g[2];
+  cr_assert_eq(dn_net_get_grad(a, 1, g, g + 1), DN_OK);
+  cr_assert(isfinite(g[0]) && (1.0 - o.beta2) * g[0] * g[0] > FLT_MAX, "gradient %g", (double)g[0]);
+  expect_refused_and_unchanged(a, &o, 0.0f, 1e19f);
+  /* Both nets now step on the same ordinary gradient. */
+  for (int k = 0; k < 2; k++) {
+    dn_net *net = k ? b : a;
+    const float w = 1.0f, bias = 0.0f, x = 1.0f, Y[1] = {0.0f};
+    cr_assert_eq(dn_net_set_layer(net, 1, &w, &bias), DN_OK);
+    cr_assert_eq(dn_net_forward(net, &x, 1, NULL), DN_OK);
+    cr_assert_eq(dn_net_backward(net, Y, NULL), DN_OK);
+    cr_assert_eq(dn_net_step(net, &o), DN_OK, "%s", dn_last_error());
+  }
+  float wa, ba, wb, bb;
+  dn_net_get_layer(a, 1, &wa, &ba);
+  dn_net_get_layer(b, 1, &wb, &bb);
+  cr_expect(wa == wb && ba == bb, "after the refusal %g %g, never refused %g %g", (double)wa,
+            (double)ba, (double)wb, (double)bb);
+  dn_net_free(a);
+  dn_net_free(b);
+}
+
+/* The bound is only sufficient: where it fails but the results are finite, the update is
+ * tried on a copy and then applied. Adam's first step moves each parameter by lr sign(g)
+ * (to within eps), so lr 1 with an epsilon near FLT_MIN (the bound allows for lr / eps),
+ * and even lr = 1e38 (the parameters land near -1e38, finite), are applied. */
+Test(optim, an_update_the_bound_cannot_vouch_for_is_checked_and_applied) {
+  const float lrs[] = {1.0f, 1e38f}, eps[] = {1e-36f, 1e-8f};
+  for (int k = 0; k < 2; k++) {
+    dn_net *net = linear_unit(0.5f, 0.25f, 2.0f);
+    dn_train_opts o;
+    dn_train_opts_default(&o);
+    o.learning_rate = lrs[k];
+    o.epsilon = eps[k];
+    cr_assert_eq(dn_net_step(net, &o), DN_OK, "%s", dn_last_error());
+    float w, b;
+    dn_net_get_layer(net, 1, &w, &b);
+    cr_expect(fabsf(w - (0.5f - lrs[k])) <= 1e-6f * lrs[k] && fabsf(b - (0.25f - lrs[k])) <= 1e-6f * lrs[k],
+              "lr %g: %g %g", (double)lrs[k], (double)w, (double)b);
+    dn_net_free(net);
+  }
+}
+
+/* dn_net_train stops at the first batch with the numeric error, and the net is as before. */
+Test(optim, training_with_an_overflowing_learning_rate_fails_and_keeps_the_net) {
+  dn_net *net = linear_unit(0.5f, 0.25f, 2.0f);
+  const float X[4] = {2.0f, 1.0f, -1.0f, 0.5f}, Y[4] = {0};
+  dn_train_opts o;
+  dn_train_opts_default(&o);
+  o.optimizer = DN_OPT_GD;
+  o.learning_rate = FLT_MAX;
+  o.epochs = 3;
+  o.batch_size = 2;
+  cr_assert_eq(dn_net_train(net, X, Y, 4, &o), DN_ERR_NUMERIC);
+  cr_expect(strstr(dn_last_error(), "epoch 1, batch 1"), "%s", dn_last_error());
+  float w, b;
+  dn_net_get_layer(net, 1, &w, &b);
+  cr_expect(w == 0.5f && b == 0.25f, "%g %g", (double)w, (double)b);
+  dn_net_free(net);
 }
