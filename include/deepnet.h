@@ -141,7 +141,7 @@ typedef struct dn_train_opts { /* fields may be added; the first five are fixed 
   uint64_t seed;               /* shuffling and dropout masks: 1 */
   float beta1;                 /* momentum / Adam first moment: 0.9 */
   float beta2;                 /* Adam second moment: 0.999 */
-  float epsilon;               /* Adam: 1e-8 */
+  float epsilon;               /* Adam: 1e-8; epsilon * sqrt(1 - beta2) >= FLT_MIN */
   float l2_lambda;             /* the course's (lambda/2m) sum ||W||^2: 0 */
   float keep_prob;             /* inverted dropout on hidden layers: 1 (off) */
   float lr_decay;              /* lr / (1 + lr_decay * (epoch-1)): 0 */
@@ -163,13 +163,19 @@ typedef struct dn_train_opts { /* fields may be added; the first five are fixed 
 } dn_train_opts;
 
 DN_API void dn_train_opts_default(dn_train_opts *opts);
-/* Mini-batch training on X (n[0], m) and Y (n[L], m). A NaN/Inf cost stops it
- * with DN_ERR_NUMERIC, leaving the parameters of the last finite step. */
+/* Mini-batch training on X (n[0], m) and Y (n[L], m). A NaN/Inf cost or gradient, or
+ * an update that would overflow, stops it with DN_ERR_NUMERIC, leaving the parameters
+ * and optimizer state of the last completed step (of the call's start if none
+ * completed). Whether it succeeds or fails it replaces the net's last forward pass
+ * and gradients: dn_net_backward and dn_net_step need a new dn_net_forward after it. */
 DN_API dn_status dn_net_train(dn_net *net, const float *X, const float *Y, size_t m,
                               const dn_train_opts *opts);
 /* One optimizer update from the gradients of the last dn_net_backward, for
  * users' own loops; the optimizer state (velocities, Adam moments, step count)
- * lives in the net. learning_rate is used as given (no decay). */
+ * lives in the net. learning_rate is used as given (no decay). Refused with
+ * DN_ERR_NUMERIC, changing nothing, when a gradient is Inf/NaN or when the update would
+ * make a parameter or the optimizer state non-finite (a learning rate too large for
+ * these gradients, say). */
 DN_API dn_status dn_net_step(dn_net *net, const dn_train_opts *opts);
 /* Forget velocities, Adam moments and the step count. */
 DN_API void dn_net_reset_optimizer(dn_net *net);

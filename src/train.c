@@ -230,9 +230,8 @@ dn_status dn_net_train(dn_net *net, const float *X, const float *Y, size_t m,
           (s = dn_optim_step(net, opts, lr))) {
         s = fail_because(s, "dn_net_train: %s at epoch %zu, batch %zu (%s): ",
                          s == DN_ERR_NUMERIC ? "training diverged" : "failed", epoch, bi + 1,
-                         steps ? (s == DN_ERR_NUMERIC ? "parameters left at the last finite step"
-                                                      : "parameters left at the last completed step")
-                               : "the net is as it was before the call");
+                         steps ? "parameters and optimizer state left at the last completed step"
+                               : "parameters and optimizer state are as they were before the call");
         goto done;
       }
       steps++;
