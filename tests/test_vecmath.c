@@ -581,6 +581,18 @@ Test(vecmath, bias_add_sub_and_scale_are_bitwise_the_scalar_twins) {
   }
 }
 
+/* n random floats in [lo, hi) with NaNs in the GUARD floats on either side (a read past
+ * either end would see them); free *buf. */
+static float *nan_guarded(size_t n, float lo, float hi, unsigned seed, float **buf) {
+  *buf = malloc((n + 2 * GUARD) * sizeof **buf);
+  cr_assert_not_null(*buf);
+  for (size_t i = 0; i < n + 2 * GUARD; i++) (*buf)[i] = NAN;
+  float *x = *buf + GUARD, *r = tu_random(n, lo, hi, seed);
+  for (size_t i = 0; i < n; i++) x[i] = r[i];
+  free(r);
+  return x;
+}
+
 /* any_nonfinite: false on finite data of every length (FLT_MAX, denormals, -0 included),
  * also when NaNs lie just outside the array (a read past either end would see them);
  * true with one NaN, +Inf or -Inf at any position, tails included; as the scalar twin. */
@@ -594,11 +606,7 @@ Test(vecmath, any_nonfinite_finds_every_inf_and_nan_and_reads_nothing_outside) {
     const size_t count = lengths(&isas[k], ns);
     for (size_t c = 0; c < count; c++) {
       const size_t n = ns[c];
-      float *buf = malloc((n + 2 * GUARD) * sizeof *buf), *x = buf + GUARD;
-      cr_assert_not_null(buf);
-      for (size_t i = 0; i < n + 2 * GUARD; i++) buf[i] = NAN;
-      float *finite = tu_random(n, -1e38f, 1e38f, 61 + n);
-      if (n) memcpy(x, finite, n * sizeof *x);
+      float *buf, *x = nan_guarded(n, -1e38f, 1e38f, 61 + (unsigned)n, &buf);
       const float edge[] = {FLT_MAX, -FLT_MAX, 1e-45f, -0.0f, FLT_MIN};
       for (size_t i = 0; i < n; i += 5) x[i] = edge[(i / 5) % 5];
       cr_expect(!kt.any_nonfinite(n, x), "%s n=%zu: finite data reported", isas[k].name, n);
@@ -611,7 +619,6 @@ Test(vecmath, any_nonfinite_finds_every_inf_and_nan_and_reads_nothing_outside) {
                   (double)x[at], at);
         x[at] = saved;
       }
-      free(finite);
       free(buf);
     }
   }
@@ -630,11 +637,7 @@ Test(vecmath, absmax_is_the_largest_magnitude_and_inf_for_any_inf_or_nan) {
     const size_t count = lengths(&isas[k], ns);
     for (size_t c = 0; c < count; c++) {
       const size_t n = ns[c];
-      float *buf = malloc((n + 2 * GUARD) * sizeof *buf), *x = buf + GUARD;
-      cr_assert_not_null(buf);
-      for (size_t i = 0; i < n + 2 * GUARD; i++) buf[i] = NAN;
-      float *finite = tu_random(n, -1e3f, 1e3f, 67 + n);
-      for (size_t i = 0; i < n; i++) x[i] = finite[i];
+      float *buf, *x = nan_guarded(n, -1e3f, 1e3f, 67 + (unsigned)n, &buf);
       float want = 0.0f;
       for (size_t i = 0; i < n; i++) want = fabsf(x[i]) > want ? fabsf(x[i]) : want;
       cr_expect_eq(kt.absmax(n, x), want, "%s n=%zu: %g, want %g", isas[k].name, n,
@@ -653,7 +656,6 @@ Test(vecmath, absmax_is_the_largest_magnitude_and_inf_for_any_inf_or_nan) {
                   (double)x[at], at, (double)kt.absmax(n, x));
         x[at] = saved;
       }
-      free(finite);
       free(buf);
     }
   }
