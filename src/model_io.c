@@ -449,7 +449,8 @@ static dn_status load_header(dn_reader *ld, dn_net **out) {
 
   s = dn_net_create(out, L, dims, acts, (dn_loss)loss);
   if (s == DN_ERR_ARG || s == DN_ERR_SHAPE) {
-    /* Only the loss/output pairing is left for dn_net_create to refuse. */
+    /* Left for dn_net_create to refuse: the loss/output pairing (at the loss code) and a
+     * one-unit softmax output (its message names it; the offset is the loss code's). */
     char why[256];
     snprintf(why, sizeof why, "%s", dn_last_error());
     s = dn_fail(DN_ERR_FORMAT, "dn_net_load: '%s': byte offset %llu: %s", path,

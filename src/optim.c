@@ -149,10 +149,15 @@ static size_t first_overflow(const update_job *j) {
   size_t bad = SIZE_MAX;
   for (size_t off = 0; off < net->n_params && bad == SIZE_MAX; off += CHUNK) {
     const size_t n = net->n_params - off < CHUNK ? net->n_params - off : CHUNK;
-    float *p = buf, *m = net->opt_m ? buf + CHUNK : NULL, *v = net->opt_v ? buf + 2 * CHUNK : NULL;
+    /* The state this optimizer reads: the net's, or zeros where it has none yet (it is
+     * allocated, zeroed, only once the step is known to go ahead). */
+    const bool with_m = j->optimizer != DN_OPT_GD, with_v = j->optimizer == DN_OPT_ADAM;
+    float *p = buf, *m = with_m ? buf + CHUNK : NULL, *v = with_v ? buf + 2 * CHUNK : NULL;
     memcpy(p, net->params + off, n * sizeof *p);
-    if (m) memcpy(m, net->opt_m + off, n * sizeof *m);
-    if (v) memcpy(v, net->opt_v + off, n * sizeof *v);
+    if (m && net->opt_m) memcpy(m, net->opt_m + off, n * sizeof *m);
+    else if (m) memset(m, 0, n * sizeof *m);
+    if (v && net->opt_v) memcpy(v, net->opt_v + off, n * sizeof *v);
+    else if (v) memset(v, 0, n * sizeof *v);
     if (apply_update(j, n, net->grads + off, m, v, p) != __builtin_inff()) continue;
     for (size_t i = 0; i < n && bad == SIZE_MAX; i++)
       if (!isfinite(p[i]) || (m && !isfinite(m[i])) || (v && !isfinite(v[i]))) bad = off + i;
@@ -212,11 +217,6 @@ dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
     return dn_fail(DN_ERR_NUMERIC, "gradient[%zu] is not finite (%g)", bad, (double)net->grads[bad]);
   const size_t n = net->n_params;
   const bool needs_m = opts->optimizer != DN_OPT_GD, needs_v = opts->optimizer == DN_OPT_ADAM;
-  if (needs_m && !net->opt_m && !(net->opt_m = dn_alloc_floats(n)))
-    return dn_fail(DN_ERR_NOMEM, "out of memory for the optimizer state");
-  if (needs_v && !net->opt_v && !(net->opt_v = dn_alloc_floats(n)))
-    return dn_fail(DN_ERR_NOMEM, "out of memory for the optimizer state");
-
   const dn_kernel_table *kt = dn_kernels();
   float new_absmax = 0.0f;
   update_job job = {.kt = kt, .optimizer = opts->optimizer, .lr = lr, .b1 = opts->beta1,
@@ -244,6 +244,14 @@ dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
                      "state) non-finite (learning rate %g, largest |gradient| %g); refused, "
                      "nothing changed", at, (double)lr, (double)net->grad_absmax);
   }
+  /* State arrays this step does not write (GD after momentum, say) keep their values:
+   * the bound for the next step must still cover them. */
+  const bool leaves_state = (!needs_m && net->opt_m) || (!needs_v && net->opt_v);
+  const float kept_absmax = leaves_state ? net->state_absmax : 0.0f;
+  if (needs_m && !net->opt_m && !(net->opt_m = dn_alloc_floats(n)))
+    return dn_fail(DN_ERR_NOMEM, "out of memory for the optimizer state");
+  if (needs_v && !net->opt_v && !(net->opt_v = dn_alloc_floats(n)))
+    return dn_fail(DN_ERR_NOMEM, "out of memory for the optimizer state");
   if (opts->optimizer == DN_OPT_ADAM) net->opt_t++;
   size_t count = 0;
   for (size_t l = 1; l <= net->L; l++) count += unit_count(net, kt, l);
@@ -254,7 +262,7 @@ dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
   dn_parallel_for(count, 1, threads, update_units, &job);
   dn_fpenv_leave(&fpenv);
   net->params_version++;
-  net->state_absmax = new_absmax;
+  net->state_absmax = fmaxf(new_absmax, kept_absmax);
   /* The bound (or the trial on copies) said every result is finite; were one not, the
    * parameters are lost: say so rather than carry on. */
   if (new_absmax == __builtin_inff()) {

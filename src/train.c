@@ -117,7 +117,8 @@ static dn_status prepare(train_run *r, const dn_net *net, const float *X, const 
       return dn_fail(DN_ERR_NOMEM, "dn_net_train: out of memory to resume");
     memcpy(r->old_params, net->params, P * sizeof(float));
   }
-  /* The optimizer state is allocated up front: no step can then fail for memory. */
+  /* The optimizer state is allocated up front, so no ordinary step fails for memory
+   * (only the rare trial of an update that might overflow allocates, 48 KiB). */
   const float *have_m = opts->resume ? r->resumed.opt_m : net->opt_m;
   const float *have_v = opts->resume ? r->resumed.opt_v : net->opt_v;
   if (opts->optimizer != DN_OPT_GD && !have_m && !(r->new_m = dn_alloc_floats(P)))
@@ -261,7 +262,10 @@ done:
   net->keep_prob = saved_keep;
   net->dropout_seed = saved_seed;
   net->dropout_calls = saved_calls;
+  /* The caches and gradients are the run's own, of its last batch under its L2 and
+   * dropout settings: a caller's dn_net_backward or dn_net_step needs a new forward. */
   net->have_forward = false;
+  net->have_grad = false;
   finish(&run, net, s != DN_OK && steps == 0);
   free_run(&run);
   return s;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "deepnet.h"
+#include "internal.h"
 #include "test_util.h"
 
 enum { N0 = 3, N1 = 2, M = 4, NP = N1 * N0 + N1 };
@@ -299,4 +300,71 @@ Test(optim, training_with_an_overflowing_learning_rate_fails_and_keeps_the_net) 
   dn_net_get_layer(net, 1, &w, &b);
   cr_expect(w == 0.5f && b == 0.25f, "%g %g", (double)w, (double)b);
   dn_net_free(net);
+}
+
+/* A GD step writes only the parameters: the state a momentum step left (m of about 5e28
+ * here) still bounds the next momentum step, which is refused as before. (The bound once
+ * forgot it after GD, and the third step wrote -Inf.) */
+Test(optim, the_overflow_bound_remembers_state_an_intervening_step_did_not_write) {
+  const size_t dims[] = {1, 1};
+  const dn_act act = DN_ACT_SIGMOID;
+  dn_net *net;
+  cr_assert_eq(dn_net_create(&net, 1, dims, &act, DN_LOSS_BCE), DN_OK);
+  const float zero = 0.0f, Y[1] = {0.0f};
+  cr_assert_eq(dn_net_set_layer(net, 1, &zero, &zero), DN_OK);
+  const float xs[3] = {1e30f, 0.0f, 0.0f};
+  const dn_optimizer opt[3] = {DN_OPT_MOMENTUM, DN_OPT_GD, DN_OPT_MOMENTUM};
+  const float lr[3] = {1e-38f, 1e-38f, 1e10f};
+  for (int k = 0; k < 3; k++) {
+    cr_assert_eq(dn_net_forward(net, &xs[k], 1, NULL), DN_OK);
+    cr_assert_eq(dn_net_backward(net, Y, NULL), DN_OK);
+    dn_train_opts o;
+    dn_train_opts_default(&o);
+    o.optimizer = opt[k];
+    o.learning_rate = lr[k];
+    if (k < 2) {
+      cr_assert_eq(dn_net_step(net, &o), DN_OK, "step %d: %s", k, dn_last_error());
+    } else {
+      float w, b;
+      dn_net_get_layer(net, 1, &w, &b);
+      expect_refused_and_unchanged(net, &o, w, b);
+    }
+  }
+  dn_net_free(net);
+}
+
+/* dn_net_train leaves no gradients behind (its last batch's, under its own L2 and dropout
+ * settings): a dn_net_step after it is a state error, not that batch applied twice. */
+Test(optim, a_step_after_training_needs_new_gradients) {
+  dn_net *net = tiny_net();
+  float X[N0 * M], Y[N1 * M];
+  tu_fill_uniform(X, N0 * M, -1, 1, 5);
+  tu_fill_one_hot(Y, N1, M, 6);
+  dn_train_opts o;
+  dn_train_opts_default(&o);
+  o.epochs = 1;
+  cr_assert_eq(dn_net_train(net, X, Y, M, &o), DN_OK, "%s", dn_last_error());
+  cr_expect_eq(dn_net_step(net, &o), DN_ERR_STATE);
+  dn_net_free(net);
+}
+
+/* A refused first momentum or Adam step allocates no optimizer state: nothing changed at
+ * all (a checkpoint, or the next run's optimizer, would otherwise see arrays the net did
+ * not have). */
+Test(optim, a_refused_first_step_allocates_no_state) {
+  const dn_optimizer opts[] = {DN_OPT_MOMENTUM, DN_OPT_ADAM};
+  for (int k = 0; k < 2; k++) {
+    /* Adam refused by g^2 overflowing v (as above), momentum by lr v overflowing. */
+    dn_net *net = k ? linear_unit(0.0f, 1e19f, 1e3f) : linear_unit(0.5f, 0.25f, 2.0f);
+    dn_train_opts o;
+    dn_train_opts_default(&o);
+    o.optimizer = opts[k];
+    o.beta1 = 0.0f;
+    if (!k) o.learning_rate = FLT_MAX;
+    float w, b;
+    dn_net_get_layer(net, 1, &w, &b);
+    expect_refused_and_unchanged(net, &o, w, b);
+    cr_expect(net->opt_m == NULL && net->opt_v == NULL, "optimizer %d left state arrays", k);
+    dn_net_free(net);
+  }
 }
