@@ -425,3 +425,67 @@ void dn_sgemm_small_avx512_16x12(size_t k, float alpha, const float *Ap, const f
   }
   if (n - j >= 1) small_cols(k, alpha, Ap, B + j * csb, rsb, csb, beta, C + j * ldc, ldc, rows, 1);
 }
+
+/* op(A) = A^T read in place (kernels.h, dn_sgemm_ukr_at_fn): the transposed tile, 32
+ * columns of C (two zmm of packed op(B)^T a k step) by up to 12 rows of C, whose factors
+ * are broadcast from A's columns i + r, each contiguous along k. A full tile reads its 12
+ * columns through four base pointers and lda (the addressing modes' x1 and x2 of lda);
+ * an edge tile (n < 12) points the missing columns at column 0 and discards them. At the
+ * end each 16-column half is transposed (16x16, the four spare rows zero) so that C's
+ * columns are stored as the plain kernel stores them: alpha, then beta, per element. */
+static inline __attribute__((always_inline)) void at_tile(size_t k, float alpha,
+                                                          const float *Ap, const float *A,
+                                                          size_t lda, float beta, float *C,
+                                                          size_t ldc, size_t m, size_t n,
+                                                          bool full, bool two) {
+  __m512 c0[NR], c1[NR];
+#pragma GCC unroll 12
+  for (size_t r = 0; r < NR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+  const float *col[NR];
+#pragma GCC unroll 12
+  for (size_t r = 0; r < NR; r++) col[r] = A + (full || r < n ? r : 0) * lda;
+  for (size_t p = 0; p < k; p++) {
+    _mm_prefetch((const char *)(Ap + A_PREFETCH_AHEAD), _MM_HINT_T0);
+    if (two) _mm_prefetch((const char *)(Ap + A_PREFETCH_AHEAD + 16), _MM_HINT_T0);
+    const __m512 a0 = _mm512_loadu_ps(Ap), a1 = two ? _mm512_loadu_ps(Ap + 16) : a0;
+#pragma GCC unroll 12
+    for (size_t r = 0; r < NR; r++) {
+      const __m512 b = _mm512_set1_ps(col[r][p]);
+      c0[r] = _mm512_fmadd_ps(a0, b, c0[r]);
+      if (two) c1[r] = _mm512_fmadd_ps(a1, b, c1[r]);
+    }
+    Ap += MR;
+  }
+  const __mmask16 rows = (__mmask16)((1u << (n < NR ? n : NR)) - 1u);
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  const bool read_c = beta != 0.0f, scale = alpha != 1.0f;
+  for (size_t h = 0; h < (two ? 2u : 1u); h++) {
+    __m512 t[16];
+#pragma GCC unroll 12
+    for (size_t r = 0; r < NR; r++) t[r] = h ? c1[r] : c0[r];
+    for (size_t r = NR; r < 16; r++) t[r] = _mm512_setzero_ps();
+    dn_transpose16_avx512(t); /* t[q]: C(i.., j + 16 h + q) in lanes 0..n-1 */
+    const size_t q_end = m > 16 * h + 16 ? 16 : m - 16 * h;
+    for (size_t q = 0; q < q_end; q++) {
+      float *c = C + (16 * h + q) * ldc;
+      __m512 v = t[q];
+      if (scale) v = _mm512_mul_ps(va, v);
+      if (read_c) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(rows, c), v);
+      _mm512_mask_storeu_ps(c, rows, v);
+    }
+  }
+}
+
+void dn_sgemm_ukr_at_avx512_32x12(size_t k, float alpha, const float *Ap, const float *A,
+                                  size_t lda, float beta, float *C, size_t ldc, size_t m,
+                                  size_t n) {
+  /* full and two (m > 16) as constants: no test of either inside the k loop */
+  if (n >= NR && m > 16)
+    at_tile(k, alpha, Ap, A, lda, beta, C, ldc, m, n, true, true);
+  else if (n >= NR)
+    at_tile(k, alpha, Ap, A, lda, beta, C, ldc, m, n, true, false);
+  else if (m > 16)
+    at_tile(k, alpha, Ap, A, lda, beta, C, ldc, m, n, false, true);
+  else
+    at_tile(k, alpha, Ap, A, lda, beta, C, ldc, m, n, false, false);
+}
