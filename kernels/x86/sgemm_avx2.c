@@ -274,3 +274,62 @@ void dn_sgemm_small_avx2_16x6(size_t k, float alpha, const float *Ap, const floa
   }
   if (n - j >= 1) small_cols(k, alpha, Ap, B + j * csb, rsb, csb, beta, C + j * ldc, ldc, k0, k1, 1);
 }
+
+/* op(A) = A^T read in place (kernels.h, dn_sgemm_ukr_at_fn), the AVX-512 kernel's twin at
+ * half width: 16 columns of C (two ymm of packed op(B)^T a k step) by up to 6 rows of C
+ * broadcast from A's columns (missing ones of an edge tile point at column 0, discarded);
+ * each 8-column half is transposed 8x8 (two spare rows zero) and stored as store_col
+ * stores a column: alpha, then beta, per element. */
+static inline __attribute__((always_inline)) void at_tile(size_t k, float alpha,
+                                                          const float *Ap, const float *A,
+                                                          size_t lda, float beta, float *C,
+                                                          size_t ldc, size_t m, size_t n,
+                                                          bool full, bool two) {
+  __m256 c0[NR], c1[NR];
+#pragma GCC unroll 6
+  for (size_t r = 0; r < NR; r++) c0[r] = c1[r] = _mm256_setzero_ps();
+  const float *col[NR];
+#pragma GCC unroll 6
+  for (size_t r = 0; r < NR; r++) col[r] = A + (full || r < n ? r : 0) * lda;
+  for (size_t p = 0; p < k; p++) {
+    _mm_prefetch((const char *)(Ap + 8 * MR), _MM_HINT_T0);
+    const __m256 a0 = _mm256_loadu_ps(Ap), a1 = two ? _mm256_loadu_ps(Ap + 8) : a0;
+#pragma GCC unroll 6
+    for (size_t r = 0; r < NR; r++) {
+      const __m256 b = _mm256_broadcast_ss(col[r] + p);
+      c0[r] = _mm256_fmadd_ps(a0, b, c0[r]);
+      if (two) c1[r] = _mm256_fmadd_ps(a1, b, c1[r]);
+    }
+    Ap += MR;
+  }
+  const __m256i rows = row_mask(n < NR ? n : NR);
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  const bool read_c = beta != 0.0f;
+  for (size_t h = 0; h < (two ? 2u : 1u); h++) {
+    __m256 t[8];
+#pragma GCC unroll 6
+    for (size_t r = 0; r < NR; r++) t[r] = h ? c1[r] : c0[r];
+    t[6] = t[7] = _mm256_setzero_ps();
+    dn_transpose8_avx2(t); /* t[q]: C(i.., j + 8 h + q) in lanes 0..n-1 */
+    const size_t q_end = m > 8 * h + 8 ? 8 : m - 8 * h;
+    for (size_t q = 0; q < q_end; q++) {
+      float *c = C + (8 * h + q) * ldc;
+      __m256 v = _mm256_mul_ps(va, t[q]);
+      if (read_c) v = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c, rows), v);
+      _mm256_maskstore_ps(c, rows, v);
+    }
+  }
+}
+
+void dn_sgemm_ukr_at_avx2_16x6(size_t k, float alpha, const float *Ap, const float *A, size_t lda,
+                               float beta, float *C, size_t ldc, size_t m, size_t n) {
+  /* full and two (m > 8) as constants: no test of either inside the k loop */
+  if (n >= NR && m > 8)
+    at_tile(k, alpha, Ap, A, lda, beta, C, ldc, m, n, true, true);
+  else if (n >= NR)
+    at_tile(k, alpha, Ap, A, lda, beta, C, ldc, m, n, true, false);
+  else if (m > 8)
+    at_tile(k, alpha, Ap, A, lda, beta, C, ldc, m, n, false, true);
+  else
+    at_tile(k, alpha, Ap, A, lda, beta, C, ldc, m, n, false, false);
+}
