@@ -455,41 +455,6 @@ static __attribute__((noinline)) void gemm_small(const dn_kernel_table *kt, cons
   epilogue(kt, ep, C, ldc, m0, m1, n0, n1);
 }
 
-/* op(A) = A^T with A unpacked (dA_prev = W^T dZ on one thread, dn_sgemm TN/TT): the
- * table's sgemm_ukr_at reads A's columns in place by broadcasts, so nothing transposes the
- * big operand; only op(B) is packed, as mr-wide panels of op(B)^T per K block (the small
- * one: dZ). Rows of C go nr at a time, each group's columns mr at a time; the K blocks are
- * block_k's, every element one chain per block: bitwise the transposing pack and
- * sgemm_ukr. The epilogue runs on each group of rows after its last K block, over its
- * columns in ascending order (row_acc's order). Only while op(B)'s packed block fits half
- * of L2 (one column block: wider C keeps the path that packs op(A) once for all columns).
- * Returns false without touching C when it does not apply or has no buffer. */
-static bool gemm_at(const dn_kernel_table *kt, const a_source *a, size_t K, float alpha,
-                    char transb, const float *B, size_t ldb, float beta, float *C, size_t ldc,
-                    size_t m0, size_t m1, size_t n0, size_t n1, const dn_gemm_epilogue *ep) {
-  if (!kt->sgemm_ukr_at || a->packed || a->trans != 'T') return false;
-  pthread_once(&caches_once, read_caches);
-  const size_t kc = block_k(kt, K), w = kt->mr, N = n1 - n0, Nw = round_up(N, w);
-  if (Nw * kc * sizeof(float) > caches.l2 / 2) return false;
-  float *Bp = dn_gemm_thread_buffer(DN_BUF_PANELS, Nw * kc);
-  if (!Bp) return false;
-  for (size_t pc = 0; pc < K; pc += kc) {
-    const size_t kb = min_sz(kc, K - pc);
-    const float beta_pc = pc == 0 ? beta : 1.0f;
-    const bool last = pc + kb == K;
-    pack_panels(kt, transb == 'T', B, ldb, n0, N, pc, kb, w, Bp, ep ? ep->b_nonfinite : NULL);
-    for (size_t i = m0; i < m1; i += kt->nr) {
-      const size_t n = min_sz(kt->nr, m1 - i);
-      const float *Ai = a->A + pc + i * a->lda;
-      for (size_t j = 0; j < N; j += w)
-        kt->sgemm_ukr_at(kb, alpha, Bp + j * kb, Ai, a->lda, beta_pc, C + i + (n0 + j) * ldc, ldc,
-                         min_sz(w, N - j), n);
-      if (last) epilogue(kt, ep, C, ldc, i, i + n, n0, n1);
-    }
-  }
-  return true;
-}
-
 static void gemm_run(const dn_kernel_table *kt, const a_source *a, const b_source *bs, size_t M,
                      size_t K, float alpha, char transb, const float *B, size_t ldb, float beta,
                      float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1,
@@ -504,8 +469,6 @@ static void gemm_run(const dn_kernel_table *kt, const a_source *a, const b_sourc
     gemm_small(kt, a, M, K, alpha, transb, B, ldb, beta, C, ldc, m0, m1, n0, n1, ep);
     return;
   }
-  if (!bs->packed && gemm_at(kt, a, K, alpha, transb, B, ldb, beta, C, ldc, m0, m1, n0, n1, ep))
-    return;
   const blocking b = choose_blocking(kt, K, m1 - m0, n1 - n0);
   const size_t a_floats = a->packed ? 0 : round_up(b.mc * b.kc, 16);
   const size_t b_floats = bs->packed ? 0 : b.kc * b.nc;

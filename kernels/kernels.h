@@ -31,18 +31,6 @@ typedef void (*dn_sgemm_ukr_pack_a_fn)(size_t k, float alpha, const float *A, si
                                        float *Ap, const float *Bp, float beta, float *C,
                                        size_t ldc, size_t m, size_t n);
 
-/* The micro-kernel for op(A) = A^T read in place (the TN/TT GEMMs: dA_prev = W^T dZ),
- * on the transposed tile: C(i + r, j + q) for r < n <= nr, q < m <= mr is
- * alpha * sum_p Ap[p * mr + q] * A[p + r * lda] + beta * C, one chain over p in order.
- * Ap holds op(B)^T as a packed A micro-panel (mr columns of C per line, zero past m); A
- * points at op(A)'s rows i.. (A's columns, each contiguous along k) and is read by
- * broadcasts, so op(A) needs no transposing pack. The tile's products are the plain
- * kernel's with the factors swapped, its alpha and beta steps the same: bitwise the C of
- * the transposing pack and sgemm_ukr. C points at C(i, j). */
-typedef void (*dn_sgemm_ukr_at_fn)(size_t k, float alpha, const float *Ap, const float *A,
-                                   size_t lda, float beta, float *C, size_t ldc, size_t m,
-                                   size_t n);
-
 /* The small-M GEMM kernel (M <= small_mr, e.g. a 10-unit output layer): C(rows [m_lo, m_hi)
  * x n) = alpha * Ap(small_mr x k) * op(B)(k x n) + beta * C, with Ap packed as k columns of
  * small_mr floats and op(B)(p, j) read in place at B[p * rsb + j * csb] (no packing of B);
@@ -65,7 +53,6 @@ typedef struct dn_kernel_table {
   dn_sgemm_ukr_fn sgemm_ukr;
   dn_sgemm_ukr_pack_a_fn sgemm_ukr_pack_a; /* NULL: the driver packs A in its own pass */
   dn_sgemm_ukr_bias_act_fn sgemm_ukr_bias_act; /* NULL: the epilogue is a pass over the panel */
-  dn_sgemm_ukr_at_fn sgemm_ukr_at; /* NULL: op(A) = A^T is packed (transposed) by the driver */
   /* Largest K block of the GEMM driver (0: the driver's default). Fixed per ISA, never
    * read from the cache sizes: it sets each C element's summation order, which must be
    * the same on every machine and topology (HWLOC_SYNTHETIC included). */

@@ -10,7 +10,6 @@ void dn_kernels_fill_avx512(dn_kernel_table *kt) {
   kt->sgemm_ukr = dn_sgemm_ukr_avx512_32x12;
   kt->sgemm_ukr_pack_a = dn_sgemm_ukr_pack_a_avx512_32x12;
   kt->sgemm_ukr_bias_act = dn_sgemm_ukr_bias_act_avx512_32x12;
-  kt->sgemm_ukr_at = dn_sgemm_ukr_at_avx512_32x12;
   kt->sgemm_kc = 384;
   kt->sgemm_small_name = "dn_sgemm_small_avx512_16x12";
   kt->small_mr = 16;

@@ -20,9 +20,6 @@ void dn_sgemm_ukr_avx512_32x12(size_t k, float alpha, const float *Ap, const flo
 void dn_sgemm_ukr_bias_act_avx512_32x12(size_t k, float alpha, const float *Ap, const float *Bp,
                                         float beta, float *C, size_t ldc, size_t m, size_t n,
                                         const float *bias, dn_act act);
-void dn_sgemm_ukr_at_avx512_32x12(size_t k, float alpha, const float *Ap, const float *A,
-                                  size_t lda, float beta, float *C, size_t ldc, size_t m,
-                                  size_t n);
 void dn_sgemm_ukr_pack_a_avx512_32x12(size_t k, float alpha, const float *A, size_t lda,
                                       float *Ap, const float *Bp, float beta, float *C,
                                       size_t ldc, size_t m, size_t n);
