@@ -117,7 +117,8 @@ typedef struct dn_fpenv {
   unsigned int saved;
   bool active;
 } dn_fpenv;
-/* Set FTZ/DAZ (if enabled) for the calling thread, remembering its state. */
+/* Set deepnet's floating-point state on the calling thread (round to nearest, no traps,
+ * FTZ/DAZ if flushing is on), remembering the thread's own; leave puts it back. */
 void dn_fpenv_enter(dn_fpenv *env);
 void dn_fpenv_leave(const dn_fpenv *env);
 

@@ -29,11 +29,20 @@ int dn_get_num_threads(void) {
 void dn_set_flush_denormals(int on) { atomic_store(&flush_denormals, on != 0); }
 int dn_get_flush_denormals(void) { return atomic_load(&flush_denormals); }
 
+/* deepnet computes in one floating-point environment whatever the calling thread's: round
+ * to nearest, no exception traps, and FTZ/DAZ when flushing is on. Every thread that works
+ * on a job sets it (the pool's workers too: a thread starts with its creator's state, so
+ * they would otherwise keep whatever rounding or flushing the first caller had), and a
+ * job run inline sets it as well, so a caller in another rounding mode, or flushing off,
+ * still gets bitwise the same results at any thread count. */
 #if defined(__x86_64__)
-#define FTZ_DAZ_BITS 0x8040u /* MXCSR: FTZ (bit 15) | DAZ (bit 6) */
+#define FP_STATE_BASE 0x1F80u /* MXCSR: round to nearest, all six exceptions masked */
+#define FTZ_DAZ_BITS 0x8040u  /* MXCSR: FTZ (bit 15) | DAZ (bit 6) */
 static unsigned fp_state_get(void) { return _mm_getcsr(); }
 static void fp_state_set(unsigned s) { _mm_setcsr(s); }
+#define FP_STATE_KNOWN 1
 #elif defined(__aarch64__)
+#define FP_STATE_BASE 0u        /* FPCR: round to nearest, no traps, IEEE NaNs */
 #define FTZ_DAZ_BITS (1u << 24) /* FPCR.FZ flushes inputs and outputs */
 static unsigned fp_state_get(void) {
   uint64_t v;
@@ -44,21 +53,27 @@ static void fp_state_set(unsigned s) {
   uint64_t v = s;
   __asm__ volatile("msr fpcr, %0" : : "r"(v));
 }
+#define FP_STATE_KNOWN 1
 #else
+#define FP_STATE_BASE 0u
 #define FTZ_DAZ_BITS 0u
 static unsigned fp_state_get(void) { return 0; }
 static void fp_state_set(unsigned s) { (void)s; }
+#define FP_STATE_KNOWN 0
 #endif
 
-void dn_fpenv_enter(dn_fpenv *env) {
-  env->active = FTZ_DAZ_BITS != 0 && atomic_load(&flush_denormals);
+static void fpenv_enter_with(dn_fpenv *env, bool flush) {
+  env->active = FP_STATE_KNOWN;
   if (!env->active) return;
   env->saved = fp_state_get();
-  fp_state_set(env->saved | FTZ_DAZ_BITS);
+  const unsigned want = FP_STATE_BASE | (flush ? FTZ_DAZ_BITS : 0u);
+  if (env->saved != want) fp_state_set(want);
 }
 
+void dn_fpenv_enter(dn_fpenv *env) { fpenv_enter_with(env, atomic_load(&flush_denormals) != 0); }
+
 void dn_fpenv_leave(const dn_fpenv *env) {
-  if (env->active) fp_state_set(env->saved);
+  if (env->active && fp_state_get() != env->saved) fp_state_set(env->saved);
 }
 
 static atomic_bool split_everything;
@@ -193,7 +208,7 @@ static void wait_for_phase(pool_phase *ph) {
  * are left. */
 static void work_on(pool_job *job, int t) {
   dn_fpenv env = {0};
-  if (job->flush) dn_fpenv_enter(&env);
+  fpenv_enter_with(&env, job->flush); /* the caller's flush setting, deepnet's state */
   /* Which NUMA node's copy of shared read-only data (the packed weights) this thread
    * reads: the node it works for, where dn_bind_worker pins it. */
   const size_t node_before = dn_thread_node();
@@ -216,7 +231,7 @@ static void work_on(pool_job *job, int t) {
     }
   }
   dn_set_thread_node(node_before);
-  if (job->flush) dn_fpenv_leave(&env);
+  dn_fpenv_leave(&env);
 }
 
 static void *worker_main(void *arg) {
@@ -319,8 +334,12 @@ void dn_parallel_phases(int threads, const dn_phase *first, const dn_phase *seco
   }
   if ((size_t)threads > most) threads = (int)most;
   if (threads <= 1 || in_pool_worker || pthread_mutex_trylock(&pool.submit) != 0) {
-    /* One thread, or nested, or another caller holds the pool: in order, inline. */
+    /* One thread, or nested, or another caller holds the pool: in order, inline, in the
+     * same floating-point state as pool threads would use. */
+    dn_fpenv env;
+    dn_fpenv_enter(&env);
     for (int p = 0; p < phases; p++) specs[p]->fn(specs[p]->ctx, 0, specs[p]->n);
+    dn_fpenv_leave(&env);
     return;
   }
   pthread_once(&atfork_once, register_atfork);

@@ -1,6 +1,9 @@
 /* Results are bitwise the same for any thread count, and deepnet never
  * oversubscribes inside a caller's parallel region. */
 #include <criterion/criterion.h>
+#include <fenv.h>
+#include <float.h>
+#include <math.h>
 #include <omp.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -74,6 +77,52 @@ Test(threads, outputs_dW_and_db_are_bitwise_identical_for_1_2_3_4_7_and_16_threa
 
 Test(threads, dropout_masks_are_bitwise_identical_for_any_thread_count) {
   expect_same_for_thread_counts(0.7f);
+}
+
+/* The caller's own floating-point state does not reach the threads that share the work:
+ * in round-upward mode, with flushing off and denormal products, dn_sgemm at 1 thread and
+ * at 2 and 3 (the pool's workers, which start with the state of the thread that created
+ * them) is bitwise the same. deepnet computes in round-to-nearest; the caller's mode is
+ * back afterwards. (Workers once kept their creator's rounding and flushing for good.) */
+Test(threads, the_callers_rounding_mode_and_flush_setting_do_not_change_any_thread_count) {
+  enum { N = 384 };
+  float *A = tu_random(N * N, -1, 1, 21), *B = tu_random(N * N, -1, 1, 22);
+  for (size_t i = 0; i < N * N; i++) A[i] *= 0x1p-70f, B[i] *= 0x1p-60f; /* products ~2^-130 */
+  float *C[3];
+  const int saved_flush = dn_get_flush_denormals();
+  dn_set_split_everything(true); /* every call on all the threads asked for */
+  /* The workers start here, in the default state (the helper-found case: a caller in
+   * another state later). */
+  C[0] = calloc(N * N, sizeof(float));
+  cr_assert_not_null(C[0]);
+  cr_assert_eq(dn_set_num_threads(3), DN_OK);
+  cr_assert_eq(dn_sgemm('N', 'N', N, N, N, 1.0f, A, N, B, N, 0.0f, C[0], N), DN_OK);
+  free(C[0]);
+  for (int mode = 0; mode < 2; mode++) {
+    dn_set_flush_denormals(mode); /* 0: denormal results kept, 1: flushed */
+    const int round = mode ? FE_DOWNWARD : FE_UPWARD;
+    for (int t = 0; t < 3; t++) {
+      C[t] = calloc(N * N, sizeof(float));
+      cr_assert_not_null(C[t]);
+      cr_assert_eq(dn_set_num_threads(t + 1), DN_OK);
+      cr_assert_eq(fesetround(round), 0);
+      cr_assert_eq(dn_sgemm('N', 'N', N, N, N, 1.0f, A, N, B, N, 0.0f, C[t], N), DN_OK);
+      cr_expect_eq(fegetround(), round, "the caller's rounding mode was not restored");
+      fesetround(FE_TONEAREST);
+    }
+    for (int t = 1; t < 3; t++)
+      cr_expect(memcmp(C[0], C[t], N * N * sizeof(float)) == 0,
+                "flush %d: %d threads differ from 1", mode, t + 1);
+    size_t denormals = 0;
+    for (size_t i = 0; i < N * N; i++) denormals += C[0][i] != 0.0f && fabsf(C[0][i]) < FLT_MIN;
+    cr_expect(mode ? denormals == 0 : denormals > 0, "flush %d: %zu denormal results", mode, denormals);
+    for (int t = 0; t < 3; t++) free(C[t]);
+  }
+  dn_set_flush_denormals(saved_flush);
+  dn_set_split_everything(false);
+  dn_set_num_threads(0);
+  free(A);
+  free(B);
 }
 
 static void train_with(int threads, float *W1) {
