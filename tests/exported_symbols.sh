@@ -9,5 +9,10 @@ extra=$(comm -23 <(echo "$exported") <(echo "$declared"))
 missing=$(comm -13 <(echo "$exported") <(echo "$declared"))
 [ -z "$extra" ] || { echo "exported but not in deepnet.h:"; echo "$extra"; }
 [ -z "$missing" ] || { echo "declared in deepnet.h but not exported:"; echo "$missing"; }
+# Loaded as a plugin and unloaded, the library must stay mapped (its detached pool workers
+# and a thread-exit destructor point into it): linked with -z nodelete.
+nodelete=
+readelf -d "$lib" | grep -q 'Flags:.*NODELETE' || nodelete="not linked with -z nodelete (dlclose would unmap a live thread pool)"
+[ -z "$nodelete" ] || echo "$nodelete"
 n=$(echo "$declared" | wc -l)
-if [ -z "$extra$missing" ]; then echo "1 passed, 0 failed ($n public functions)"; else echo "0 passed, 1 failed"; exit 1; fi
+if [ -z "$extra$missing$nodelete" ]; then echo "1 passed, 0 failed ($n public functions, NODELETE)"; else echo "0 passed, 1 failed"; exit 1; fi
