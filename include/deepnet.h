@@ -3,7 +3,9 @@
  * Layout (see docs/architecture.md): every matrix is column-major float32;
  * X, A[l], Y are (n[l], m) with one example per column; W[l] is (n[l], n[l-1]);
  * b[l] is n[l] floats. Every fallible call returns a dn_status and, on failure,
- * leaves its outputs and the net unchanged; dn_last_error() says why. */
+ * leaves its outputs and the net unchanged; dn_last_error() says why.
+ * Threads: different nets may be used from different threads at once; one net from
+ * only one thread at a time (docs/architecture.md, "Embedding deepnet"). */
 #ifndef DEEPNET_H
 #define DEEPNET_H
 
@@ -219,8 +221,9 @@ DN_API const char *dn_isa_name(dn_isa isa); /* "scalar", "avx2", "avx512", "neon
 /* Threads used by deepnet calls; 0 = OpenMP's default (OMP_NUM_THREADS). */
 DN_API dn_status dn_set_num_threads(int n);
 DN_API int dn_get_num_threads(void);
-/* Flush denormals to zero (FTZ/DAZ) inside deepnet's kernels: on by default; the
- * caller's floating-point state is restored before each call returns. */
+/* Flush denormals to zero (FTZ/DAZ) inside deepnet's kernels: on by default. deepnet
+ * computes in round-to-nearest with exceptions masked whatever the caller's state, which
+ * is restored before each call returns. */
 DN_API void dn_set_flush_denormals(int on);
 DN_API int dn_get_flush_denormals(void);
 
