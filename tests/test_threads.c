@@ -1,11 +1,15 @@
 /* Results are bitwise the same for any thread count, and deepnet never
  * oversubscribes inside a caller's parallel region. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <fenv.h>
+#include <signal.h>
+#include <stdio.h>
 #include <float.h>
 #include <math.h>
 #include <omp.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -123,6 +127,45 @@ Test(threads, the_callers_rounding_mode_and_flush_setting_do_not_change_any_thre
   dn_set_num_threads(0);
   free(A);
   free(B);
+}
+
+/* The pool's workers (named "dn-worker") block every signal: a signal to the process
+ * (the CLI's Ctrl-C, a host's SIGTERM handler) is handled by one of the caller's threads.
+ * Read from /proc/self/task/TID/status (Name, SigBlk); under qemu-user (the arm64 suite)
+ * those files describe the emulator's threads, so only x86-64 requires finding them. */
+Test(threads, pool_workers_block_signals) {
+  cr_assert_eq(dn_set_num_threads(3), DN_OK);
+  dn_set_split_everything(true);
+  float A[64 * 64] = {0}, C[64 * 64];
+  cr_assert_eq(dn_sgemm('N', 'N', 64, 64, 64, 1.0f, A, 64, A, 64, 0.0f, C, 64), DN_OK);
+  dn_set_split_everything(false);
+  dn_set_num_threads(0);
+  char path[300], line[256];
+  int workers = 0;
+  DIR *dir = opendir("/proc/self/task");
+  cr_assert_not_null(dir);
+  for (struct dirent *e; (e = readdir(dir));) {
+    const int tid = atoi(e->d_name);
+    if (tid <= 0 || tid == (int)getpid()) continue; /* ".", "..", the caller */
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+    FILE *f = fopen(path, "r");
+    if (!f) continue;
+    bool worker = false;
+    while (fgets(line, sizeof line, f)) {
+      if (!strncmp(line, "Name:", 5)) worker = strstr(line, "dn-worker") != NULL;
+      if (worker && !strncmp(line, "SigBlk:", 7)) {
+        const unsigned long long blk = strtoull(line + 7, NULL, 16);
+        cr_expect(blk & (1ull << (SIGINT - 1)) && blk & (1ull << (SIGTERM - 1)),
+                  "worker %d: SigBlk %llx", tid, blk);
+        workers++;
+      }
+    }
+    fclose(f);
+  }
+  closedir(dir);
+#if defined(__x86_64__)
+  cr_expect(workers >= 2, "found %d worker threads", workers);
+#endif
 }
 
 static void train_with(int threads, float *W1) {
