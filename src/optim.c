@@ -236,7 +236,10 @@ dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
     net->state_absmax_known = true;
   }
   if (!update_surely_finite(&job, net->grad_absmax, net->state_absmax)) {
+    dn_fpenv trial_env; /* the trial rounds as the update will */
+    dn_fpenv_enter(&trial_env);
     const size_t at = first_overflow(&job);
+    dn_fpenv_leave(&trial_env);
     if (at == SIZE_MAX - 1)
       return dn_fail(DN_ERR_NOMEM, "out of memory to check an update that might overflow");
     if (at != SIZE_MAX)
