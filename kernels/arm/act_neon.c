@@ -252,10 +252,18 @@ INLINE vf abs_or_inf(vf x) {
 INLINE void absmax_step(size_t i, vmask m, bool full, const float *x, vf *acc) {
   *acc = vmaxq_f32(*acc, abs_or_inf(ld(x + i, m, full)));
 }
+/* Four running maxima, as the x86 kernels (one chain waits on every max's latency). */
 static float dn_absmax_neon(size_t n, const float *x) {
-  vf acc = vdupq_n_f32(0.0f);
-  VLOOP(n, absmax_step, x, &acc);
-  return vmaxvq_f32(acc);
+  vf acc = vdupq_n_f32(0.0f), a1 = acc, a2 = acc, a3 = acc;
+  size_t i = 0;
+  for (; i + 4 * V <= n; i += 4 * V) {
+    acc = vmaxq_f32(acc, abs_or_inf(vld1q_f32(x + i)));
+    a1 = vmaxq_f32(a1, abs_or_inf(vld1q_f32(x + i + V)));
+    a2 = vmaxq_f32(a2, abs_or_inf(vld1q_f32(x + i + 2 * V)));
+    a3 = vmaxq_f32(a3, abs_or_inf(vld1q_f32(x + i + 3 * V)));
+  }
+  VLOOP(n - i, absmax_step, x + i, &acc);
+  return vmaxvq_f32(vmaxq_f32(vmaxq_f32(acc, a1), vmaxq_f32(a2, a3)));
 }
 
 INLINE void gd_step(size_t i, vmask m, bool full, vf lr, const float *g, float *p, vf *acc) {
