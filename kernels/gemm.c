@@ -291,9 +291,7 @@ static void lower_to(size_t *first, size_t offset) {
   }
 }
 
-/* Offset of the first Inf/NaN among x[0..n), or n, raising *max (if not NULL) to the
- * absmax of x: one read either way (absmax is +Inf exactly when there is an Inf/NaN). */
-static size_t scan_part(const dn_kernel_table *kt, float *max, const float *x, size_t n) {
+size_t dn_kernels_scan(const dn_kernel_table *kt, const float *x, size_t n, float *max) {
   if (!max) return dn_kernels_first_nonfinite(kt, x, n);
   const float a = kt->absmax(n, x);
   dn_kernels_raise_max(max, a);
@@ -305,12 +303,12 @@ static size_t scan_part(const dn_kernel_table *kt, float *max, const float *x, s
 static void scan_nonfinite(const dn_kernel_table *kt, size_t *first, float *max, const float *C,
                            size_t ldc, size_t i0, size_t i1, size_t j0, size_t j1) {
   if (i1 - i0 == ldc) {
-    const size_t n = ldc * (j1 - j0), i = scan_part(kt, max, C + j0 * ldc, n);
+    const size_t n = ldc * (j1 - j0), i = dn_kernels_scan(kt, C + j0 * ldc, n, max);
     if (i < n) lower_to(first, j0 * ldc + i);
     return;
   }
   for (size_t j = j0; j < j1; j++) {
-    const size_t i = scan_part(kt, max, C + i0 + j * ldc, i1 - i0);
+    const size_t i = dn_kernels_scan(kt, C + i0 + j * ldc, i1 - i0, max);
     if (i < i1 - i0) { /* *max is +Inf now: the other columns cannot change it */
       lower_to(first, i0 + i + j * ldc);
       return;

@@ -144,6 +144,9 @@ void dn_sgemm_small_scalar_16(size_t k, float alpha, const float *Ap, const floa
 size_t dn_kernels_first_nonfinite(const dn_kernel_table *kt, const float *x, size_t n);
 /* *max = the larger of *max and v (both >= 0, +Inf allowed), atomically (__atomic). */
 void dn_kernels_raise_max(float *max, float v);
+/* dn_kernels_first_nonfinite that also raises *max (if not NULL) to x's absmax, in the
+ * same one read (absmax is +Inf exactly when there is an Inf/NaN): the gradient scans. */
+size_t dn_kernels_scan(const dn_kernel_table *kt, const float *x, size_t n, float *max);
 
 /* ---- pre-packed op(A) and the fused epilogue ---- */
 

@@ -51,10 +51,7 @@ typedef struct scan_job {
 
 static void scan_range(void *ctx, size_t i0, size_t i1) {
   scan_job *job = ctx;
-  const float a = job->kt->absmax(i1 - i0, job->g + i0);
-  dn_kernels_raise_max(job->absmax, a);
-  if (a != INFINITY) return;
-  const size_t i = i0 + dn_first_nonfinite(job->g + i0, i1 - i0);
+  const size_t i = i0 + dn_kernels_scan(job->kt, job->g + i0, i1 - i0, job->absmax);
   if (i == i1) return;
   size_t seen = atomic_load(&job->first_bad);
   while (i < seen && !atomic_compare_exchange_weak(&job->first_bad, &seen, i)) {
@@ -129,9 +126,7 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
     if (l2) {
       check_layer_grads(net, kt, l);
     } else {
-      const float db_max = kt->absmax(rows, net->db[l]);
-      dn_kernels_raise_max(&net->grad_absmax, db_max);
-      const size_t db_bad = db_max == INFINITY ? dn_first_nonfinite(net->db[l], rows) : rows;
+      const size_t db_bad = dn_kernels_scan(kt, net->db[l], rows, &net->grad_absmax);
       note_bad_grad(net, l, dW_bad != SIZE_MAX ? dW_bad : db_bad < rows ? rows * cols + db_bad
                                                                          : SIZE_MAX);
     }

@@ -131,7 +131,7 @@ static bool update_surely_finite(const update_job *j, double G, double S) {
 }
 
 /* The absmax of the parameters and the optimizer state, read afresh. */
-static float state_absmax(const dn_net *net, const dn_kernel_table *kt) {
+static float read_state_absmax(const dn_net *net, const dn_kernel_table *kt) {
   float S = kt->absmax(net->n_params, net->params);
   if (net->opt_m) S = fmaxf(S, kt->absmax(net->n_params, net->opt_m));
   if (net->opt_v) S = fmaxf(S, kt->absmax(net->n_params, net->opt_v));
@@ -232,7 +232,7 @@ dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
     job.eps = (float)(opts->epsilon * c2);
   }
   if (!net->state_absmax_known) {
-    net->state_absmax = state_absmax(net, kt);
+    net->state_absmax = read_state_absmax(net, kt);
     net->state_absmax_known = true;
   }
   if (!update_surely_finite(&job, net->grad_absmax, net->state_absmax)) {
