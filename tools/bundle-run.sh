@@ -7,7 +7,7 @@
 #
 # Environment: BUNDLE_THREADS (thread counts to sweep, default 1,2,4,8,... up to the cores),
 # BUNDLE_GEMM_FILTER (regex of gemm shapes, default the m256 MLP shapes and two squares),
-# BUNDLE_STEPS ("tests peak gemm train breakdown pytorch", the default: all),
+# BUNDLE_STEPS ("tests peak smt gemm train breakdown pytorch", the default: all),
 # BUNDLE_MIN_TIME (default 0.02), BUNDLE_REPETITIONS (default 3).
 # About 5 minutes on 16 cores. The peak step's one-thread FMA figure becomes
 # DEEPNET_BENCH_PEAK for the later suites (one basis for every % of peak). Each step has a time limit, and a failed step is reported
@@ -20,7 +20,7 @@ export LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 B=$here/bin
 t0=$(date +%s)
 say() { echo "[$(($(date +%s) - t0)) s] $*"; }
-steps=${BUNDLE_STEPS:-tests peak gemm train breakdown pytorch}
+steps=${BUNDLE_STEPS:-tests peak smt gemm train breakdown pytorch}
 want() { case " $steps " in *" $1 "*) return 0 ;; esac; return 1; }
 
 n=$(nproc)
@@ -80,6 +80,32 @@ if want peak; then
     export DEEPNET_BENCH_PEAK="$isa=$p1"
     echo "DEEPNET_BENCH_PEAK set by run.sh: $DEEPNET_BENCH_PEAK" >>"$out/system.txt"
   fi
+fi
+
+if want smt && [ "$n" -gt 1 ] && command -v taskset >/dev/null; then
+  # Which CPUs share one core's FMA units: a hypervisor may show SMT siblings (or vCPUs
+  # time-sliced on fewer physical cores) as separate one-thread cores, and then no code
+  # scales with the CPU count. The one-thread FMA loop on CPU 0 alone, then on CPU 0 and
+  # CPU j at once for every j: a pair sharing a core gets about half each. Last, one copy
+  # on every CPU at once: the machine's total FMA rate against n times one CPU's.
+  say "which CPUs share FMA units (the FMA loop pinned to CPU 0 and CPU j at once)"
+  fma_on() { DEEPNET_BENCH_THREADS=1 taskset -c "$1" "$B/bench-peak" \
+      --benchmark_filter="fma/-/$isa/$isa/threads:1\$" --benchmark_min_time=0.3 2>/dev/null |
+      sed -n 's/.*GFLOPS=\([0-9.]*\).*/\1/p'; }
+  {
+    echo "solo cpu0 $(fma_on 0)"
+    for j in $(seq 1 $((n - 1))); do
+      fma_on 0 >"$out/.smt0" & fma_on "$j" >"$out/.smtj"; wait
+      echo "pair cpu0+cpu$j $(cat "$out/.smt0") $(cat "$out/.smtj")"
+    done
+    for j in $(seq 0 $((n - 1))); do fma_on "$j" >"$out/.all$j" & done; wait
+    echo "all $n at once: $(cat "$out"/.all* | tr '\n' ' ')"
+    echo "sum $(cat "$out"/.all* | awk '{s += $1} END {printf "%.1f", s}')"
+    rm -f "$out"/.smt0 "$out"/.smtj "$out"/.all*
+    for c in /sys/devices/system/cpu/cpu[0-9]*/topology/thread_siblings_list; do
+      [ -r "$c" ] && echo "siblings $(basename "$(dirname "$(dirname "$c")")") $(cat "$c")"
+    done
+  } | tee "$out/smt.txt" | grep -v '^siblings' | sed 's/^/  /'
 fi
 
 if want gemm; then
