@@ -1,10 +1,16 @@
 /* Threading settings and the per-thread floating-point environment (FTZ/DAZ). */
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <strings.h>
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include <omp.h>
 #if defined(__x86_64__)
@@ -98,8 +104,8 @@ int dn_threads_for(size_t units, size_t min_units_per_thread) {
  * are done: each thread first works through its own contiguous share (the
  * NUMA-friendly layout), then takes chunks nobody has started, so a worker that
  * wakes late finds nothing left and the caller never waits for it. Idle workers
- * sleep on a condition variable: nothing spins after a call returns, unless the user
- * sets OMP_WAIT_POLICY=active (then they spin up to 2 ms for the next job first). The
+ * sleep: nothing spins after a call returns, unless the user sets
+ * OMP_WAIT_POLICY=active (then they spin up to 2 ms for the next job first). The
  * caller, once its own chunks are done, spins up to 50 us for the others' last chunks
  * (inside the call) before it sleeps. Results cannot depend on who ran a chunk: callers
  * guarantee chunk-independent bits. Measured, small net at batch 128, 2 threads on this
@@ -107,7 +113,25 @@ int dn_threads_for(size_t units, size_t min_units_per_thread) {
  * wake-up costs tens of microseconds here) and did not hurt with the other core busy
  * (2.05-2.15 vs 2.13-2.27 ms); the active policy another 5-8% idle, but with the other
  * core busy 3.4-3.8 ms against passive's 2.1 (a worker that spent its share of the core
- * spinning is preempted in the middle of a chunk), so it stays opt-in. */
+ * spinning is preempted in the middle of a chunk), so it stays opt-in.
+ *
+ * How a job reaches the workers without a lock: each worker sleeps on a word of its own
+ * (a futex on Linux), which the caller sets to the job's number and wakes only if the
+ * worker is asleep; a woken worker goes straight to its chunks. The first pool woke them
+ * with one condition-variable broadcast, after which the 15 workers of a 16-core machine
+ * queued for the pool's mutex one by one before starting (docs/benchmarks.md, "Session
+ * 9 on the 16-core machine"). The protocol, all atomics sequentially consistent:
+ * - the caller fills the job, publishes job_number then job_live = true, then sets each
+ *   needed worker's word (and wakes it if its `sleeping` flag is up);
+ * - a worker announces itself in pool_active before it checks that job_live is up and
+ *   job_number is the one it was woken for, so a worker woken for a job that has already
+ *   ended (the others did its chunks) never touches the job struct the caller is
+ *   refilling;
+ * - the caller, once every chunk is done, lowers job_live and then waits for pool_active
+ *   to reach 0: any worker it did not count will see job_live down and leave.
+ * Each wait ("sleeping" against the word, "caller_waiting" against the counts) raises its
+ * flag before its last check, and each waker changes the word before it reads the flag,
+ * so one of the two always sees the other. */
 
 enum { CHUNKS_PER_THREAD = 2, MAX_POOL_THREADS = 256 };
 /* How long the caller spins for the other threads' last chunks before sleeping (the
@@ -122,10 +146,35 @@ static inline void dn_cpu_relax(void) {
 #endif
 }
 
-/* pool.active, readable without the lock (the caller's spin). */
-static atomic_int pool_active;
-/* pool.generation, readable without the lock (the workers' spin). */
-static atomic_uint_fast64_t pool_generation;
+/* Sleeping on a word until it changes: futex on Linux; elsewhere one mutex and condition
+ * variable for all words (correct, slower: every wake-up wakes every sleeper). */
+#if defined(__linux__)
+static void word_wait(atomic_uint *word, unsigned expected) {
+  syscall(SYS_futex, (unsigned *)word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+static void word_wake(atomic_uint *word) {
+  syscall(SYS_futex, (unsigned *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+static void word_reset_after_fork(void) {}
+#else
+static pthread_mutex_t word_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t word_cv = PTHREAD_COND_INITIALIZER;
+static void word_wait(atomic_uint *word, unsigned expected) {
+  pthread_mutex_lock(&word_mu);
+  while (atomic_load(word) == expected) pthread_cond_wait(&word_cv, &word_mu);
+  pthread_mutex_unlock(&word_mu);
+}
+static void word_wake(atomic_uint *word) {
+  (void)word;
+  pthread_mutex_lock(&word_mu);
+  pthread_cond_broadcast(&word_cv);
+  pthread_mutex_unlock(&word_mu);
+}
+static void word_reset_after_fork(void) {
+  pthread_mutex_init(&word_mu, NULL);
+  pthread_cond_init(&word_cv, NULL);
+}
+#endif
 
 /* How long an idle worker spins for the next job before it sleeps: 0 unless the user asks
  * for OpenMP's active wait policy (OMP_WAIT_POLICY=active), since by default nothing may
@@ -168,19 +217,33 @@ typedef struct pool_job {
   int flush; /* the caller's FTZ/DAZ setting */
 } pool_job;
 
-static struct {
-  pthread_mutex_t mu;       /* guards the fields below and the condition variables */
-  pthread_cond_t wake, done;
-  pthread_mutex_t submit;   /* one job at a time; a busy pool means "run inline" */
-  int workers;              /* started so far */
-  uint64_t generation;      /* bumped for every job */
-  pool_job *job;
-  bool job_finished;        /* its last chunk is done */
-  int active;               /* workers inside work_on for the current job */
-} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-          PTHREAD_MUTEX_INITIALIZER, 0, 0, NULL, false, 0};
+/* One per worker, each on its own cache line: the caller writes a worker's word when it
+ * hands it a job, and nothing else shares the line. */
+typedef struct worker_slot {
+  _Alignas(64) atomic_uint word; /* the number of the last job this worker was handed */
+  atomic_int sleeping;           /* 1 while it waits (or is about to) on word */
+} worker_slot;
+
+static pthread_mutex_t pool_submit = PTHREAD_MUTEX_INITIALIZER; /* one job at a time; a busy
+                                                                  * pool means "run inline" */
+static int pool_workers;               /* started so far (guarded by pool_submit) */
+static pool_job pool_the_job;          /* the job; written by the pool_submit holder */
+static worker_slot pool_slots[MAX_POOL_THREADS];
+static atomic_uint pool_job_number;    /* the number of the job in pool_the_job */
+static atomic_bool pool_job_live;      /* up from publication until its chunks are done */
+static atomic_int pool_active;         /* workers between announcing and leaving a job */
+static _Alignas(64) atomic_uint pool_join_word; /* bumped to wake a sleeping caller */
+static atomic_int pool_caller_waiting; /* 1 while the caller waits (or is about to) */
 
 static _Thread_local bool in_pool_worker;
+
+/* Wake the caller if it sleeps in wait_for_caller's condition (which just became true). */
+static void notify_caller(void) {
+  if (atomic_load(&pool_caller_waiting)) {
+    atomic_fetch_add(&pool_join_word, 1);
+    word_wake(&pool_join_word);
+  }
+}
 
 /* Where chunk c of a phase begins: chunks differ by at most one grain, so the threads'
  * shares do too (uniform chunks rounded up to the grain left the last share short: 22
@@ -222,12 +285,7 @@ static void work_on(pool_job *job, int t) {
       share *s = &ph->shares[(t + k) % job->threads];
       for (size_t c; (c = atomic_fetch_add(&s->next, 1)) < s->end;) {
         run_chunk(ph, c);
-        if (atomic_fetch_sub(&ph->chunks_left, 1) == 1 && last_phase) {
-          pthread_mutex_lock(&pool.mu);
-          pool.job_finished = true;
-          pthread_cond_signal(&pool.done);
-          pthread_mutex_unlock(&pool.mu);
-        }
+        if (atomic_fetch_sub(&ph->chunks_left, 1) == 1 && last_phase) notify_caller();
       }
     }
   }
@@ -237,43 +295,44 @@ static void work_on(pool_job *job, int t) {
 
 static void *worker_main(void *arg) {
   const int t = (int)(intptr_t)arg; /* 1.. (the caller is thread 0) */
+  worker_slot *me = &pool_slots[t];
   in_pool_worker = true;
   pthread_setname_np(pthread_self(), "dn-worker"); /* for top, perf and gdb; may fail */
-  uint64_t seen = 0;
-  pthread_mutex_lock(&pool.mu);
+  unsigned seen = 0; /* job numbers start at 1 (and skip 0 when they wrap) */
   for (;;) {
-    const long long spin_ns = dn_worker_spin_ns();
-    if (spin_ns > 0 && pool.generation == seen) {
-      pthread_mutex_unlock(&pool.mu);
-      const double until = dn_now_s() + (double)spin_ns * 1e-9;
-      for (unsigned k = 1; atomic_load(&pool_generation) == seen; k++) {
-        dn_cpu_relax();
-        if (k % 256 == 0 && dn_now_s() > until) break;
+    unsigned number = atomic_load(&me->word);
+    if (number == seen) {
+      const long long spin_ns = dn_worker_spin_ns();
+      if (spin_ns > 0) {
+        const double until = dn_now_s() + (double)spin_ns * 1e-9;
+        for (unsigned k = 1; (number = atomic_load(&me->word)) == seen; k++) {
+          dn_cpu_relax();
+          if (k % 256 == 0 && dn_now_s() > until) break;
+        }
       }
-      pthread_mutex_lock(&pool.mu);
+      if (number == seen) {
+        atomic_store(&me->sleeping, 1);
+        while ((number = atomic_load(&me->word)) == seen) word_wait(&me->word, seen);
+        atomic_store(&me->sleeping, 0);
+      }
     }
-    while (pool.generation == seen) pthread_cond_wait(&pool.wake, &pool.mu);
-    seen = pool.generation;
-    pool_job *job = pool.job;
-    /* A worker that wakes after the job is done must not touch it: the caller
-     * may already be filling the same struct with the next job. */
-    if (!job || pool.job_finished || t >= job->threads) continue;
-    pool.active++;
+    seen = number;
     atomic_fetch_add(&pool_active, 1);
-    pthread_mutex_unlock(&pool.mu);
-    dn_bind_worker((size_t)t, (size_t)job->threads);
-    work_on(job, t);
-    pthread_mutex_lock(&pool.mu);
-    atomic_fetch_sub(&pool_active, 1);
-    if (--pool.active == 0 && pool.job_finished) pthread_cond_signal(&pool.done);
+    /* Still the job this worker was handed? If not (it ended before this worker got
+     * here), the struct may already hold the next one, which this worker was not handed. */
+    if (atomic_load(&pool_job_live) && atomic_load(&pool_job_number) == number) {
+      dn_bind_worker((size_t)t, (size_t)pool_the_job.threads);
+      work_on(&pool_the_job, t);
+    }
+    if (atomic_fetch_sub(&pool_active, 1) == 1) notify_caller();
   }
   return NULL;
 }
 
 /* Start workers up to `wanted` (the caller is one of the threads). Returns how
- * many threads can take part, the caller included. */
+ * many threads can take part, the caller included. Called with pool_submit held. */
 static int ensure_workers(int wanted) {
-  while (pool.workers + 1 < wanted) {
+  while (pool_workers + 1 < wanted) {
     pthread_t tid;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -284,25 +343,27 @@ static int ensure_workers(int wanted) {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    const int rc = pthread_create(&tid, &attr, worker_main, (void *)(intptr_t)(pool.workers + 1));
+    const int rc = pthread_create(&tid, &attr, worker_main, (void *)(intptr_t)(pool_workers + 1));
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     if (rc != 0) break; /* out of threads: run with what there is */
-    pool.workers++;
+    pool_workers++;
   }
-  return pool.workers + 1 < wanted ? pool.workers + 1 : wanted;
+  return pool_workers + 1 < wanted ? pool_workers + 1 : wanted;
 }
 
 /* After fork() only the calling thread exists in the child: forget the workers. */
 static void forget_workers_in_child(void) {
-  pthread_mutex_init(&pool.mu, NULL);
-  pthread_mutex_init(&pool.submit, NULL);
-  pthread_cond_init(&pool.wake, NULL);
-  pthread_cond_init(&pool.done, NULL);
-  pool.workers = 0;
-  pool.job = NULL;
-  pool.active = 0;
+  pthread_mutex_init(&pool_submit, NULL);
+  word_reset_after_fork();
+  pool_workers = 0;
+  for (int t = 0; t < MAX_POOL_THREADS; t++) {
+    atomic_store(&pool_slots[t].word, 0);
+    atomic_store(&pool_slots[t].sleeping, 0);
+  }
+  atomic_store(&pool_job_live, false);
   atomic_store(&pool_active, 0);
+  atomic_store(&pool_caller_waiting, 0);
 }
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void register_atfork(void) { pthread_atfork(NULL, NULL, forget_workers_in_child); }
@@ -326,6 +387,29 @@ static void share_out(pool_phase *ph, const dn_phase *spec, int threads) {
   atomic_store(&ph->chunks_left, ph->chunks);
 }
 
+static bool last_chunk_done(const pool_phase *last) { return atomic_load(&last->chunks_left) == 0; }
+
+/* The caller's wait for the workers: until every chunk of the last phase is done (last
+ * != NULL), or until no worker is inside the job (last == NULL). Spins up to JOIN_SPIN_NS
+ * (the last chunks are usually a few microseconds from done, less than a futex wake-up
+ * on a VM), then sleeps until a worker's notify_caller. */
+static void wait_for_workers(const pool_phase *last) {
+#define JOIN_DONE() (last ? last_chunk_done(last) : atomic_load(&pool_active) == 0)
+  const double spin_until = dn_now_s() + JOIN_SPIN_NS * 1e-9;
+  for (unsigned k = 1; !JOIN_DONE(); k++) {
+    dn_cpu_relax();
+    if (k % 64 == 0 && dn_now_s() > spin_until) break;
+  }
+  while (!JOIN_DONE()) {
+    const unsigned seen = atomic_load(&pool_join_word);
+    atomic_store(&pool_caller_waiting, 1);
+    if (JOIN_DONE()) break;
+    word_wait(&pool_join_word, seen);
+  }
+  atomic_store(&pool_caller_waiting, 0);
+#undef JOIN_DONE
+}
+
 void dn_parallel_phases(int threads, const dn_phase *first, const dn_phase *second) {
   const dn_phase *specs[2];
   int phases = 0;
@@ -334,7 +418,6 @@ void dn_parallel_phases(int threads, const dn_phase *first, const dn_phase *seco
   if (phases == 0) return;
   if (threads > MAX_POOL_THREADS) threads = MAX_POOL_THREADS;
   if (threads < 1) threads = 1;
-  static pool_job job; /* guarded by pool.submit once taken */
   size_t most = 0; /* no more threads than the most grains in a phase */
   for (int p = 0; p < phases; p++) {
     const size_t grain = specs[p]->grain ? specs[p]->grain : 1;
@@ -342,7 +425,7 @@ void dn_parallel_phases(int threads, const dn_phase *first, const dn_phase *seco
     if (units > most) most = units;
   }
   if ((size_t)threads > most) threads = (int)most;
-  if (threads <= 1 || in_pool_worker || pthread_mutex_trylock(&pool.submit) != 0) {
+  if (threads <= 1 || in_pool_worker || pthread_mutex_trylock(&pool_submit) != 0) {
     /* One thread, or nested, or another caller holds the pool: in order, inline, in the
      * same floating-point state as pool threads would use. */
     dn_fpenv env;
@@ -352,39 +435,31 @@ void dn_parallel_phases(int threads, const dn_phase *first, const dn_phase *seco
     return;
   }
   pthread_once(&atfork_once, register_atfork);
-  pthread_mutex_lock(&pool.mu);
   threads = ensure_workers(threads);
-  pthread_mutex_unlock(&pool.mu);
 
-  job.phases = phases;
-  job.threads = threads;
-  job.flush = dn_get_flush_denormals();
-  for (int p = 0; p < phases; p++) share_out(&job.phase[p], specs[p], threads);
-  pool_phase *last = &job.phase[phases - 1];
+  pool_job *job = &pool_the_job;
+  job->phases = phases;
+  job->threads = threads;
+  job->flush = dn_get_flush_denormals();
+  for (int p = 0; p < phases; p++) share_out(&job->phase[p], specs[p], threads);
+  pool_phase *last = &job->phase[phases - 1];
 
-  pthread_mutex_lock(&pool.mu);
-  pool.job = &job;
-  pool.job_finished = false;
-  pool.generation++;
-  atomic_store(&pool_generation, pool.generation);
-  pthread_cond_broadcast(&pool.wake);
-  pthread_mutex_unlock(&pool.mu);
-
-  work_on(&job, 0); /* the caller works too (it is not pinned: it is the user's thread) */
-
-  /* The last chunks are usually a few microseconds from done on the other threads: wait
-   * for them spinning, within this call, for up to JOIN_SPIN_NS before sleeping (a futex
-   * wake-up costs tens of microseconds on a VM, more than a whole chunk of small work). */
-  const double spin_until = dn_now_s() + JOIN_SPIN_NS * 1e-9;
-  for (unsigned k = 1; atomic_load(&last->chunks_left) > 0 || atomic_load(&pool_active) > 0; k++) {
-    dn_cpu_relax();
-    if (k % 64 == 0 && dn_now_s() > spin_until) break;
+  unsigned number = atomic_load(&pool_job_number) + 1;
+  if (number == 0) number = 1; /* 0 is what a new worker has seen */
+  atomic_store(&pool_job_number, number);
+  atomic_store(&pool_job_live, true);
+  for (int t = 1; t < threads; t++) {
+    worker_slot *w = &pool_slots[t];
+    atomic_store(&w->word, number);
+    if (atomic_load(&w->sleeping)) word_wake(&w->word);
   }
-  pthread_mutex_lock(&pool.mu);
-  while (!pool.job_finished || pool.active > 0) pthread_cond_wait(&pool.done, &pool.mu);
-  pool.job = NULL;
-  pthread_mutex_unlock(&pool.mu);
-  pthread_mutex_unlock(&pool.submit);
+
+  work_on(job, 0); /* the caller works too (it is not pinned: it is the user's thread) */
+
+  wait_for_workers(last);               /* every chunk done */
+  atomic_store(&pool_job_live, false);  /* no worker joins from here on... */
+  wait_for_workers(NULL);               /* ...and the ones inside leave */
+  pthread_mutex_unlock(&pool_submit);
 }
 
 void dn_parallel_for(size_t n, size_t grain, int threads, dn_range_fn fn, void *ctx) {
