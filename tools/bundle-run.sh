@@ -7,7 +7,7 @@
 #
 # Environment: BUNDLE_THREADS (thread counts to sweep, default 1,2,4,8,... up to the cores),
 # BUNDLE_GEMM_FILTER (regex of gemm shapes, default the m256 MLP shapes and two squares),
-# BUNDLE_STEPS ("tests peak smt gemm train breakdown pytorch", the default: all),
+# BUNDLE_STEPS ("tests peak smt pool gemm train breakdown pytorch", the default: all),
 # BUNDLE_MIN_TIME (default 0.02), BUNDLE_REPETITIONS (default 3).
 # About 5 minutes on 16 cores. The peak step's one-thread FMA figure becomes
 # DEEPNET_BENCH_PEAK for the later suites (one basis for every % of peak). Each step has a time limit, and a failed step is reported
@@ -20,7 +20,7 @@ export LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 B=$here/bin
 t0=$(date +%s)
 say() { echo "[$(($(date +%s) - t0)) s] $*"; }
-steps=${BUNDLE_STEPS:-tests peak smt gemm train breakdown pytorch}
+steps=${BUNDLE_STEPS:-tests peak smt pool gemm train breakdown pytorch}
 want() { case " $steps " in *" $1 "*) return 0 ;; esac; return 1; }
 
 n=$(nproc)
@@ -106,6 +106,15 @@ if want smt && [ "$n" -gt 1 ] && command -v taskset >/dev/null; then
       [ -r "$c" ] && echo "siblings $(basename "$(dirname "$(dirname "$c")")") $(cat "$c")"
     done
   } | tee "$out/smt.txt" | grep -v '^siblings' | sed 's/^/  /'
+fi
+
+if want pool; then
+  # What one dispatch to the worker pool costs at each thread count: jobs of two chunks
+  # per thread, each chunk 5 or 20 us of work (ideal: 10 and 40 us a job).
+  say "pool round trip (deepnet-pool-latency)"
+  for w in 5000 20000; do
+    timeout 60 "$B/deepnet-pool-latency" "$T" 1500 "$w"
+  done 2>&1 | tee "$out/pool.txt" | sed 's/^/  /'
 fi
 
 if want gemm; then
