@@ -312,6 +312,29 @@ void dn_gemm_plan_cut(const dn_kernel_table *kt, char transb, size_t M, size_t N
   *grid_cols = t / best_rows;
 }
 
+/* How many grid blocks a threaded GEMM's cut gives each thread: 4 while every block still
+ * holds GEMM_MIN_MACS_PER_BLOCK multiply-adds, else 2, else 1. More blocks than threads
+ * let the pool's chunk taking even out threads that run at different speeds: on a lent
+ * 16-vCPU machine a few vCPUs ran the FMA loop at half speed at any moment (other guests),
+ * and one block per thread made every GEMM wait for the slowest. Four blocks per thread
+ * there: NN 4096-4096 m256 0.97-1.08k -> 1.17-1.26k GFLOP/s, sq2048 0.80-1.08k ->
+ * 1.24-1.47k, NN 1024-1024 m256 0.64-0.84k -> 0.90-1.04k; but NN 784-512 and 512-256 m256
+ * (3-6 M multiply-adds a block at 16 threads) ran 5-25% slower with smaller blocks, whose
+ * operand footprint grows against their work (docs/benchmarks.md, session 9). A 1-D cut
+ * (the dW GEMMs) gets as many chunks a thread from the pool. */
+#define GEMM_MIN_MACS_PER_BLOCK ((size_t)1 << 22)
+/* At 2 threads on the 2-core VM four blocks a thread made no difference beyond the noise
+ * (dn_sgemm at 49 shapes, two alternating runs: geometric mean 0.97x with the shapes it
+ * does not touch moving as much), so it starts where it was measured to help. */
+#define GEMM_MIN_THREADS_FOR_BLOCKS 4
+size_t dn_gemm_blocks_per_thread(size_t macs, int threads) {
+  if (threads < GEMM_MIN_THREADS_FOR_BLOCKS) return 1;
+  const size_t t = (size_t)threads;
+  for (size_t k = 4; k > 1; k /= 2)
+    if (macs / (t * k) >= GEMM_MIN_MACS_PER_BLOCK) return k;
+  return 1;
+}
+
 /* Runs the product; returns the threads, and in *rows x *cols how C was cut. */
 static int gemm_parallel(const gemm_job *job, size_t *cut_rows, size_t *cut_cols) {
   size_t macs = job->M * job->N;
@@ -319,7 +342,9 @@ static int gemm_parallel(const gemm_job *job, size_t *cut_rows, size_t *cut_cols
   const int threads = dn_threads_for(macs, GEMM_MIN_MACS_PER_THREAD);
   gemm_job j = *job;
   size_t rows, cols;
-  dn_gemm_plan_cut(j.kt, j.transb, j.M, j.N, j.ep && j.ep->row_acc, j.packedA || j.copies, threads,
+  const size_t per_thread = dn_gemm_blocks_per_thread(macs, threads);
+  const int blocks = threads > 1 ? threads * (int)per_thread : 1;
+  dn_gemm_plan_cut(j.kt, j.transb, j.M, j.N, j.ep && j.ep->row_acc, j.packedA || j.copies, blocks,
                    &rows, &cols);
   /* A 1-D cut goes through the pool's own balanced chunks of whole tiles. */
   j.split_rows = cols == 1;
@@ -329,10 +354,12 @@ static int gemm_parallel(const gemm_job *job, size_t *cut_rows, size_t *cut_cols
   }
   const dn_phase pack = threads > 1 ? shared_operand_phase(&j) : (dn_phase){0};
   const dn_phase product =
-      j.grid_rows ? (dn_phase){.n = rows * cols, .grain = 1, .fn = gemm_grid_block, .ctx = &j}
+      j.grid_rows ? (dn_phase){.n = rows * cols, .grain = 1, .fn = gemm_grid_block, .ctx = &j,
+                               .chunks_per_thread = per_thread}
                   : (dn_phase){.n = j.split_rows ? j.M : j.N,
                                .grain = j.split_rows ? j.kt->mr : j.kt->nr,
-                               .fn = gemm_block, .ctx = &j};
+                               .fn = gemm_block, .ctx = &j,
+                               .chunks_per_thread = per_thread > 2 ? per_thread : 0};
   dn_parallel_phases(threads, &pack, &product);
   *cut_rows = rows;
   *cut_cols = cols;

@@ -98,13 +98,16 @@ void dn_gemm_run_packed(const char *what, size_t layer, const dn_kernel_table *k
                         size_t M, size_t N, size_t K, float alpha, const float *const *packedA,
                         size_t copies, char transb, const float *B, size_t ldb, float beta,
                         float *C, size_t ldc, const dn_gemm_epilogue *ep);
-/* How `threads` threads cut an M x N product C = op(A) op(B) for kt: a grid_rows x
- * grid_cols grid of blocks of whole micro-tiles (grid_rows * grid_cols == threads; one of
- * them 1 for a 1-D cut). rows_only: only rows may be cut (an epilogue that sums along
- * rows); a_prepacked: op(A) comes packed (dn_gemm_run_packed). Only transb 'N' products
- * are cut in 2-D (dispatch.c says why). */
+/* Grid blocks per thread for a threaded GEMM of `macs` multiply-adds (1, 2 or 4). */
+size_t dn_gemm_blocks_per_thread(size_t macs, int threads);
+/* How an M x N product C = op(A) op(B) for kt is cut into `blocks` blocks (threads times
+ * dn_gemm_blocks_per_thread): a grid_rows x grid_cols grid of blocks of whole micro-tiles
+ * (grid_rows * grid_cols == blocks; one of them 1 for a 1-D cut, which the pool then
+ * deals out in its own chunks). rows_only: only rows may be cut (an epilogue that sums
+ * along rows); a_prepacked: op(A) comes packed (dn_gemm_run_packed). Only transb 'N'
+ * products are cut in 2-D (dispatch.c says why). */
 void dn_gemm_plan_cut(const dn_kernel_table *kt, char transb, size_t M, size_t N, bool rows_only,
-                      bool a_prepacked, int threads, size_t *grid_rows, size_t *grid_cols);
+                      bool a_prepacked, int blocks, size_t *grid_rows, size_t *grid_cols);
 /* Elementwise work fn over [0, n) in grain blocks on as many threads as `elems`
  * elements justify, timed and logged like dn_gemm_run when DEEPNET_VERBOSE=1. */
 void dn_elementwise_run(const char *what, size_t layer, size_t elems, size_t n, size_t grain,
@@ -138,6 +141,7 @@ typedef struct dn_phase {
   size_t n, grain;
   dn_range_fn fn;
   void *ctx;
+  size_t chunks_per_thread; /* how finely the pool deals [0, n) out; 0: its default (2) */
 } dn_phase;
 void dn_parallel_phases(int threads, const dn_phase *first, const dn_phase *second);
 /* Tests only: split every pass over the configured threads whatever its size (one unit

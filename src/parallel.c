@@ -368,15 +368,17 @@ static void forget_workers_in_child(void) {
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void register_atfork(void) { pthread_atfork(NULL, NULL, forget_workers_in_child); }
 
-/* The phase in about CHUNKS_PER_THREAD chunks per thread, each whole grains (the last may
- * end short at n), split into threads contiguous shares. */
+/* The phase in about CHUNKS_PER_THREAD chunks per thread (or the phase's own
+ * chunks_per_thread), each whole grains (the last may end short at n), split into threads
+ * contiguous shares. */
 static void share_out(pool_phase *ph, const dn_phase *spec, int threads) {
   ph->fn = spec->fn;
   ph->ctx = spec->ctx;
   ph->n = spec->n;
   ph->grain = spec->grain ? spec->grain : 1;
   ph->units = (spec->n + ph->grain - 1) / ph->grain;
-  const size_t most = (size_t)threads * CHUNKS_PER_THREAD;
+  const size_t per_thread = spec->chunks_per_thread ? spec->chunks_per_thread : CHUNKS_PER_THREAD;
+  const size_t most = (size_t)threads * per_thread;
   ph->chunks = ph->units < most ? ph->units : most;
   for (int t = 0; t < threads; t++) {
     size_t b, e;

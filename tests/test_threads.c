@@ -241,6 +241,25 @@ static void sgemm_bitwise_for_any_thread_count(size_t Ms, size_t Ns, size_t Ks) 
   free(Cn);
 }
 
+/* From 4 threads, a GEMM large enough gives each thread 2 or 4 blocks (so the pool can
+ * move work from a slow thread to a fast one), never blocks under 4 M multiply-adds. A
+ * 515 x 509 x 523 product (edge tiles both ways) is cut in 4 blocks a thread at 4 and 7
+ * threads and 2 at 16: the bits are still a one-thread run's, for every transpose. */
+Test(threads, large_gemms_cut_in_several_blocks_per_thread_are_bitwise_a_one_thread_run) {
+  cr_expect_eq(dn_gemm_blocks_per_thread((size_t)4096 * 4096 * 256, 2), 1);
+  cr_expect_eq(dn_gemm_blocks_per_thread((size_t)4096 * 4096 * 256, 16), 4);
+  cr_expect_eq(dn_gemm_blocks_per_thread((size_t)512 * 256 * 784, 16), 1);
+  cr_expect_eq(dn_gemm_blocks_per_thread((size_t)515 * 509 * 523, 4), 4);
+  cr_expect_eq(dn_gemm_blocks_per_thread((size_t)515 * 509 * 523, 7), 4);
+  cr_expect_eq(dn_gemm_blocks_per_thread((size_t)515 * 509 * 523, 16), 2);
+  for (int t = 4; t <= 64; t++) { /* no block under the minimum, whatever the count */
+    const size_t macs = (size_t)1000 * 1000 * 100;
+    const size_t k = dn_gemm_blocks_per_thread(macs, t);
+    cr_expect(k == 1 || macs / ((size_t)t * k) >= ((size_t)1 << 22), "%d threads: %zu blocks", t, k);
+  }
+  sgemm_bitwise_for_any_thread_count(515, 509, 523);
+}
+
 /* Many threads on a C of few tile columns cut it in a grid of blocks (both operands
  * packed once and shared) when op(B) is not transposed; 2 threads, a transposed B and a
  * row-summing epilogue keep a 1-D cut. Each block is whole micro-tiles, so the bits are a
