@@ -103,7 +103,8 @@ int dn_threads_for(size_t units, size_t min_units_per_thread) {
  * slower than 1 with the other core busy). Here the region ends when its chunks
  * are done: each thread first works through its own contiguous share (the
  * NUMA-friendly layout), then takes chunks nobody has started, so a worker that
- * wakes late finds nothing left and the caller never waits for it. Idle workers
+ * wakes late finds nothing left and leaves at once: the caller waits for chunks that
+ * are running, never for a thread that has not started one. Idle workers
  * sleep: nothing spins after a call returns, unless the user sets
  * OMP_WAIT_POLICY=active (then they spin up to 2 ms for the next job first). The
  * caller, once its own chunks are done, spins up to 50 us for the others' last chunks
@@ -133,7 +134,7 @@ int dn_threads_for(size_t units, size_t min_units_per_thread) {
  * flag before its last check, and each waker changes the word before it reads the flag,
  * so one of the two always sees the other. */
 
-enum { CHUNKS_PER_THREAD = 2, MAX_POOL_THREADS = 256 };
+enum { CHUNKS_PER_THREAD = 2, MAX_CHUNKS_PER_THREAD = 64, MAX_POOL_THREADS = 256 };
 /* How long the caller spins for the other threads' last chunks before sleeping (the
  * chunks are a few microseconds from done; a sleep costs a futex wake-up). */
 #define JOIN_SPIN_NS 50000
@@ -156,7 +157,9 @@ static void word_wake(atomic_uint *word) {
   syscall(SYS_futex, (unsigned *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 static void word_reset_after_fork(void) {}
+#define WORD_WAKE_IS_PER_WORD 1
 #else
+#define WORD_WAKE_IS_PER_WORD 0 /* word_wake wakes every sleeper */
 static pthread_mutex_t word_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t word_cv = PTHREAD_COND_INITIALIZER;
 static void word_wait(atomic_uint *word, unsigned expected) {
@@ -237,7 +240,7 @@ static atomic_int pool_caller_waiting; /* 1 while the caller waits (or is about 
 
 static _Thread_local bool in_pool_worker;
 
-/* Wake the caller if it sleeps in wait_for_caller's condition (which just became true). */
+/* Wake the caller if it sleeps in wait_for_workers (whose condition just became true). */
 static void notify_caller(void) {
   if (atomic_load(&pool_caller_waiting)) {
     atomic_fetch_add(&pool_join_word, 1);
@@ -307,7 +310,10 @@ static void *worker_main(void *arg) {
         const double until = dn_now_s() + (double)spin_ns * 1e-9;
         for (unsigned k = 1; (number = atomic_load(&me->word)) == seen; k++) {
           dn_cpu_relax();
-          if (k % 256 == 0 && dn_now_s() > until) break;
+          if (k % 256 == 0) {
+            if (dn_now_s() > until) break;
+            sched_yield(); /* more threads than cores: let the one that has work run */
+          }
         }
       }
       if (number == seen) {
@@ -332,6 +338,7 @@ static void *worker_main(void *arg) {
 /* Start workers up to `wanted` (the caller is one of the threads). Returns how
  * many threads can take part, the caller included. Called with pool_submit held. */
 static int ensure_workers(int wanted) {
+  (void)dn_worker_spin_ns(); /* read OMP_WAIT_POLICY here, on the caller's thread, not in a worker */
   while (pool_workers + 1 < wanted) {
     pthread_t tid;
     pthread_attr_t attr;
@@ -377,7 +384,8 @@ static void share_out(pool_phase *ph, const dn_phase *spec, int threads) {
   ph->n = spec->n;
   ph->grain = spec->grain ? spec->grain : 1;
   ph->units = (spec->n + ph->grain - 1) / ph->grain;
-  const size_t per_thread = spec->chunks_per_thread ? spec->chunks_per_thread : CHUNKS_PER_THREAD;
+  size_t per_thread = spec->chunks_per_thread ? spec->chunks_per_thread : CHUNKS_PER_THREAD;
+  if (per_thread > MAX_CHUNKS_PER_THREAD) per_thread = MAX_CHUNKS_PER_THREAD;
   const size_t most = (size_t)threads * per_thread;
   ph->chunks = ph->units < most ? ph->units : most;
   for (int t = 0; t < threads; t++) {
@@ -450,11 +458,16 @@ void dn_parallel_phases(int threads, const dn_phase *first, const dn_phase *seco
   if (number == 0) number = 1; /* 0 is what a new worker has seen */
   atomic_store(&pool_job_number, number);
   atomic_store(&pool_job_live, true);
+  bool asleep = false;
   for (int t = 1; t < threads; t++) {
     worker_slot *w = &pool_slots[t];
     atomic_store(&w->word, number);
-    if (atomic_load(&w->sleeping)) word_wake(&w->word);
+    if (atomic_load(&w->sleeping)) {
+      asleep = true;
+      if (WORD_WAKE_IS_PER_WORD) word_wake(&w->word);
+    }
   }
+  if (asleep && !WORD_WAKE_IS_PER_WORD) word_wake(&pool_slots[1].word); /* one broadcast */
 
   work_on(job, 0); /* the caller works too (it is not pinned: it is the user's thread) */
 
