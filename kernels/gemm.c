@@ -48,6 +48,11 @@ static void read_caches(void) {
   hwloc_topology_destroy(topo);
 }
 
+size_t dn_gemm_l2_bytes(void) {
+  pthread_once(&caches_once, read_caches);
+  return caches.l2;
+}
+
 /* ---- blocking ---- */
 
 typedef struct blocking {

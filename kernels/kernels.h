@@ -227,6 +227,8 @@ float *dn_gemm_thread_buffer(int slot, size_t floats);
  * general path packs B (dn_gemm_packs_b: false on the small-M path, which reads B in place). */
 bool dn_gemm_packs_b(const dn_kernel_table *kt, size_t M);
 size_t dn_gemm_packed_b_floats(const dn_kernel_table *kt, size_t N, size_t K);
+/* This core's share of its L2 cache in bytes (hwloc; 1 MiB when unknown). */
+size_t dn_gemm_l2_bytes(void);
 /* Columns [n_begin, n_end) (n_begin a multiple of NR, n_end too unless it is N); with
  * nonfinite not NULL, set *nonfinite when any of them holds an Inf or NaN (as b_nonfinite). */
 void dn_gemm_pack_b_cols(const dn_kernel_table *kt, char transb, size_t N, size_t K,

@@ -271,13 +271,25 @@ static void gemm_grid_block(void *ctx, size_t begin, size_t end) {
  * prefers by 3-5% for 784-512 and 512-256 m256 ran 4-8% slower than the column cut. */
 #define GRID_SHARED_B_PHASE 1.15
 
+/* Without a pre-packed op(A) every cut packs one operand in a shared phase first: a column
+ * cut op(A) (a plain copy), a cut of the rows op(B) (a transposing pack, which every thread
+ * of a row then reads whole, half of it from where another core wrote it). Once that packed
+ * op(B) outgrows half a core's L2, the rows cost this factor more. Fitted at 2 threads
+ * (dn_sgemm NN and TN, rows against columns forced, alternating runs): the column cut was
+ * 3-13% faster on 784-512 m512 (packed B 1.6 MB), sq1024 and sq2048, the row cut 8% faster
+ * on 512-256 m256 (0.5 MB, where the plain costs differ by 2.5%) and faster wherever N is
+ * under half of M (m128, m256, 4096 m512), about even on 1024-1024 m512. */
+#define GRID_SHARED_B_PACK 1.04
+
 static double grid_cost(const dn_kernel_table *kt, size_t M, size_t N, bool a_prepacked,
-                        size_t rows, size_t cols) {
+                        bool big_shared_b, size_t rows, size_t cols) {
   const size_t r = ((M + kt->mr - 1) / kt->mr + rows - 1) / rows * kt->mr;
   const size_t c = ((N + kt->nr - 1) / kt->nr + cols - 1) / cols * kt->nr;
   const double R = (double)(r < M ? r : M), C = (double)(c < N ? c : N);
   const double cost = R * C + GRID_FOOTPRINT_WEIGHT * (R + C);
-  return a_prepacked && rows > 1 ? cost * GRID_SHARED_B_PHASE : cost;
+  if (rows == 1) return cost;
+  if (a_prepacked) return cost * GRID_SHARED_B_PHASE;
+  return big_shared_b ? cost * GRID_SHARED_B_PACK : cost;
 }
 
 /* Threads cut C by whole micro-tiles, so no tile is shared and dn_gemm_range's
@@ -295,16 +307,20 @@ static double grid_cost(const dn_kernel_table *kt, size_t M, size_t N, bool a_pr
  * 1.08x with rows instead of columns). Row blocks are multiples of MR, hence of a packed
  * op(A)'s panel width (small_mr panels only for M <= small_mr < MR: never cut). An
  * epilogue summing rows (row_acc) keeps each row's chain on one thread: only rows are cut. */
-void dn_gemm_plan_cut(const dn_kernel_table *kt, char transb, size_t M, size_t N, bool rows_only,
-                      bool a_prepacked, int threads, size_t *grid_rows, size_t *grid_cols) {
+void dn_gemm_plan_cut(const dn_kernel_table *kt, char transb, size_t M, size_t N, size_t K,
+                      bool rows_only, bool a_prepacked, int threads, size_t *grid_rows,
+                      size_t *grid_cols) {
   const size_t t = threads > 1 ? (size_t)threads : 1;
   const size_t row_tiles = (M + kt->mr - 1) / kt->mr, col_tiles = (N + kt->nr - 1) / kt->nr;
   size_t best_rows = M / kt->mr > N / kt->nr || rows_only ? t : 1;
   if (t > 1 && !rows_only && transb == 'N') {
-    double best = grid_cost(kt, M, N, a_prepacked, best_rows, t / best_rows);
+    size_t b_bytes = 0;
+    const bool big_shared_b = !dn_mul_ok(N, K, &b_bytes) || !dn_mul_ok(b_bytes, sizeof(float), &b_bytes) ||
+                              b_bytes > dn_gemm_l2_bytes() / 2;
+    double best = grid_cost(kt, M, N, a_prepacked, big_shared_b, best_rows, t / best_rows);
     for (size_t rows = 1; rows <= t; rows++) {
       if (t % rows || rows > row_tiles || t / rows > col_tiles) continue;
-      const double c = grid_cost(kt, M, N, a_prepacked, rows, t / rows);
+      const double c = grid_cost(kt, M, N, a_prepacked, big_shared_b, rows, t / rows);
       if (c < best) best = c, best_rows = rows;
     }
   }
@@ -344,8 +360,8 @@ static int gemm_parallel(const gemm_job *job, size_t *cut_rows, size_t *cut_cols
   size_t rows, cols;
   const size_t per_thread = dn_gemm_blocks_per_thread(macs, threads);
   const int blocks = threads > 1 ? threads * (int)per_thread : 1;
-  dn_gemm_plan_cut(j.kt, j.transb, j.M, j.N, j.ep && j.ep->row_acc, j.packedA || j.copies, blocks,
-                   &rows, &cols);
+  dn_gemm_plan_cut(j.kt, j.transb, j.M, j.N, j.K, j.ep && j.ep->row_acc, j.packedA || j.copies,
+                   blocks, &rows, &cols);
   /* A 1-D cut goes through the pool's own balanced chunks of whole tiles. */
   j.split_rows = cols == 1;
   if (rows > 1 && cols > 1) {

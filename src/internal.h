@@ -104,10 +104,12 @@ size_t dn_gemm_blocks_per_thread(size_t macs, int threads);
  * dn_gemm_blocks_per_thread): a grid_rows x grid_cols grid of blocks of whole micro-tiles
  * (grid_rows * grid_cols == blocks; one of them 1 for a 1-D cut, which the pool then
  * deals out in its own chunks). rows_only: only rows may be cut (an epilogue that sums
- * along rows); a_prepacked: op(A) comes packed (dn_gemm_run_packed). Only transb 'N'
- * products are cut in 2-D (dispatch.c says why). */
-void dn_gemm_plan_cut(const dn_kernel_table *kt, char transb, size_t M, size_t N, bool rows_only,
-                      bool a_prepacked, int blocks, size_t *grid_rows, size_t *grid_cols);
+ * along rows); a_prepacked: op(A) comes packed (dn_gemm_run_packed); K sizes the packed
+ * op(B) a cut of the rows shares. Only transb 'N' products are cut in 2-D (dispatch.c says
+ * why). */
+void dn_gemm_plan_cut(const dn_kernel_table *kt, char transb, size_t M, size_t N, size_t K,
+                      bool rows_only, bool a_prepacked, int blocks, size_t *grid_rows,
+                      size_t *grid_cols);
 /* Elementwise work fn over [0, n) in grain blocks on as many threads as `elems`
  * elements justify, timed and logged like dn_gemm_run when DEEPNET_VERBOSE=1. */
 void dn_elementwise_run(const char *what, size_t layer, size_t elems, size_t n, size_t grain,

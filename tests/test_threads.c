@@ -268,25 +268,31 @@ Test(threads, sgemm_cut_in_a_2d_grid_is_bitwise_a_one_thread_run) {
   const dn_kernel_table *kt = dn_kernels();
   size_t rows, cols;
   if (kt->isa == DN_ISA_AVX512) { /* the cost model's figures are for 32 x 12 tiles */
-    dn_gemm_plan_cut(kt, 'N', 256, 256, false, false, 4, &rows, &cols);
+    dn_gemm_plan_cut(kt, 'N', 256, 256, 256, false, false, 4, &rows, &cols);
     cr_expect(rows == 2 && cols == 2, "4 threads on 256 x 256: %zu x %zu", rows, cols);
-    dn_gemm_plan_cut(kt, 'N', 512, 256, false, false, 16, &rows, &cols);
+    dn_gemm_plan_cut(kt, 'N', 512, 256, 256, false, false, 16, &rows, &cols);
     cr_expect(rows > 1 && cols > 1, "16 threads on 512 x 256: %zu x %zu", rows, cols);
-    dn_gemm_plan_cut(kt, 'N', 512, 256, false, true, 16, &rows, &cols);
+    dn_gemm_plan_cut(kt, 'N', 512, 256, 256, false, true, 16, &rows, &cols);
     cr_expect(rows > 1 && cols > 1, "16 threads, A pre-packed: %zu x %zu", rows, cols);
     /* Pre-packed A at 2 threads: the column cut, which needs no shared packing phase. */
-    dn_gemm_plan_cut(kt, 'N', 512, 256, false, true, 2, &rows, &cols);
+    dn_gemm_plan_cut(kt, 'N', 512, 256, 256, false, true, 2, &rows, &cols);
     cr_expect(rows == 1 && cols == 2, "2 threads, A pre-packed: %zu x %zu", rows, cols);
+    /* A square C at 2 threads: rows while the op(B) a row cut shares fits in half an L2
+     * (K = 64: 128 KiB), columns once it does not (K = 10^5: 200 MB). */
+    dn_gemm_plan_cut(kt, 'N', 512, 512, 64, false, false, 2, &rows, &cols);
+    cr_expect(rows == 2 && cols == 1, "512 x 512, small B: %zu x %zu", rows, cols);
+    dn_gemm_plan_cut(kt, 'N', 512, 512, 100000, false, false, 2, &rows, &cols);
+    cr_expect(rows == 1 && cols == 2, "512 x 512, B over L2: %zu x %zu", rows, cols);
   }
-  dn_gemm_plan_cut(kt, 'T', 512, 256, false, false, 16, &rows, &cols);
+  dn_gemm_plan_cut(kt, 'T', 512, 256, 256, false, false, 16, &rows, &cols);
   cr_expect(rows == 1 || cols == 1, "B transposed: a 1-D cut, not %zu x %zu", rows, cols);
   for (int t = 2; t <= 16; t++) {
-    dn_gemm_plan_cut(kt, 'N', 300, 260, false, false, t, &rows, &cols);
+    dn_gemm_plan_cut(kt, 'N', 300, 260, 256, false, false, t, &rows, &cols);
     cr_expect(rows * cols == (size_t)t, "%d threads: %zu x %zu blocks", t, rows, cols);
-    dn_gemm_plan_cut(kt, 'N', 300, 260, true, false, t, &rows, &cols);
+    dn_gemm_plan_cut(kt, 'N', 300, 260, 256, true, false, t, &rows, &cols);
     cr_expect(rows == (size_t)t && cols == 1, "rows only, %d threads: %zu x %zu", t, rows, cols);
   }
-  dn_gemm_plan_cut(kt, 'N', 512, 256, false, false, 2, &rows, &cols);
+  dn_gemm_plan_cut(kt, 'N', 512, 256, 256, false, false, 2, &rows, &cols);
   cr_expect(rows == 1 || cols == 1, "2 threads: a 1-D cut, not %zu x %zu", rows, cols);
   /* Shapes whose 4-, 6-, 8- and 16-thread cuts are grids on AVX-512 (and some on the other
    * ISAs), with edge tiles on both sides in the second; split_everything makes every
