@@ -258,8 +258,13 @@ def main():
     if not d["rows"]:
         sys.exit(f"bench-report.py: no benchmark results in {args.folder}")
     parts = ["# deepnet benchmark report", ""]
+    rounds = max((r.get("rounds", 1) for r in d["rows"].values()), default=1)
+    how = ("medians of the repetitions" if rounds == 1 else
+           f"medians of the repetitions, then of {rounds} rounds of separate processes "
+           "(the libraries taking turns) for the gemm suite; `~` there marks a spread over "
+           "10% between rounds or repetitions")
     if args.command:
-        parts += [f"Produced by `{args.command}`; medians of the repetitions.", ""]
+        parts += [f"Produced by `{args.command}`; {how}.", ""]
     parts += ["## Machine", "", machine(d), ""]
     plots = sorted(f for f in os.listdir(args.folder) if f.endswith(".png"))
     for sec in (peak_section, gemm_section, scaling_section, layer_section, act_section,

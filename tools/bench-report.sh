@@ -15,6 +15,8 @@
 #   BENCH_BUILD_DIR=build-bench
 #   BENCH_GIT_REV=...        the revision to record when the tree is an export without .git
 #   BENCH_GEMM_SEPARATE=0|1  each gemm library in its own process (default: 1 with 8+ CPUs)
+#   BENCH_GEMM_ROUNDS=N      run the gemm processes N times, alternating (default 1); the
+#                            report takes each figure's median over the rounds
 #   DEEPNET_BENCH_ISAS, DEEPNET_BENCH_THREADS   restrict the sweeps (see docs/benchmarks.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,26 +79,38 @@ start=$(date +%s)
 # gemm suite runs each library in its own process (gemm-<lib>.json; the report merges them).
 cpus=$(nproc 2>/dev/null || echo 1)
 separate=${BENCH_GEMM_SEPARATE:-$([ "$cpus" -ge 8 ] && echo 1 || echo 0)}
+rounds=${BENCH_GEMM_ROUNDS:-1}
+case "$rounds" in '' | *[!0-9]* | 0) die "BENCH_GEMM_ROUNDS must be a positive integer, not '$rounds'" ;; esac
 for s in $suites; do
   echo "bench-report: suite $s ($(($(date +%s) - start)) s so far)"
   args=(--benchmark_min_time="$min_time" --benchmark_repetitions="$reps"
         --benchmark_report_aggregates_only=true --benchmark_out_format=json)
-  if [ "$s" = gemm ] && [ "$separate" = 1 ]; then
-    for lib in deepnet openblas onednn; do
-      filter="/$lib/"
-      [ -n "${BENCH_FILTER:-}" ] && filter="(${BENCH_FILTER}).*/$lib/|/$lib/.*(${BENCH_FILTER})"
-      "$build/bench/bench-$s" "${args[@]}" --benchmark_filter="$filter" \
-        --benchmark_out="$out/$s-$lib.json" >"$out/$s-$lib.txt" 2>&1 ||
-        die "bench-$s ($lib) failed; see $out/$s-$lib.txt"
-      # The first process's measured FMA peaks serve the others, so every % of peak in
-      # the report has one basis (each process would otherwise measure its own).
-      if [ "$lib" = deepnet ] && [ -z "${DEEPNET_BENCH_PEAK:-}" ]; then
-        peaks=$("$py" -c 'import json,sys
+  if [ "$s" = gemm ] && { [ "$separate" = 1 ] || [ "$rounds" -gt 1 ]; }; then
+    # Rounds: the machine's speed drifts by 5-10% between two processes a minute apart
+    # (docs/benchmarks.md, "Noise"), so a ratio of two libraries from one process each is
+    # mostly that drift; with N rounds each library runs N times, the libraries taking
+    # turns, and the report takes the median of each figure (files gemm[-lib]-rK.json).
+    libs="deepnet openblas onednn"; [ "$separate" = 1 ] || libs=all
+    for round in $(seq 1 "$rounds"); do
+      for lib in $libs; do
+        tag=$s; [ "$lib" = all ] || tag=$tag-$lib
+        [ "$rounds" -gt 1 ] && tag=$tag-r$round
+        filter="/$lib/"
+        [ -n "${BENCH_FILTER:-}" ] && filter="(${BENCH_FILTER}).*/$lib/|/$lib/.*(${BENCH_FILTER})"
+        [ "$lib" = all ] && filter=${BENCH_FILTER:-.}
+        "$build/bench/bench-$s" "${args[@]}" --benchmark_filter="$filter" \
+          --benchmark_out="$out/$tag.json" >"$out/$tag.txt" 2>&1 ||
+          die "bench-$s ($lib) failed; see $out/$tag.txt"
+        # The first process's measured FMA peaks serve the others, so every % of peak in
+        # the report has one basis (each process would otherwise measure its own).
+        if [ -z "${DEEPNET_BENCH_PEAK:-}" ]; then
+          peaks=$("$py" -c 'import json,sys
 c = json.load(open(sys.argv[1])).get("context", {})
 print(",".join(k[len("peak_gflops_"):-3] + "=" + str(v) for k, v in sorted(c.items())
-               if k.startswith("peak_gflops_") and k.endswith("_1t")))' "$out/$s-$lib.json")
-        [ -n "$peaks" ] && export DEEPNET_BENCH_PEAK=$peaks
-      fi
+               if k.startswith("peak_gflops_") and k.endswith("_1t")))' "$out/$tag.json")
+          [ -n "$peaks" ] && export DEEPNET_BENCH_PEAK=$peaks
+        fi
+      done
     done
     continue
   fi
@@ -116,6 +130,6 @@ echo "bench-report: suites took $(($(date +%s) - start)) s"
 # ---- report and plots ---------------------------------------------------------
 cmd="tools/bench-report.sh $*"
 "$py" tools/plot_bench.py "$out" || die "tools/plot_bench.py failed (python3-matplotlib installed?)"
-"$py" tools/bench-report.py "$out" --command "BENCH_MIN_TIME=$min_time BENCH_REPETITIONS=$reps $cmd" \
+"$py" tools/bench-report.py "$out" --command "BENCH_MIN_TIME=$min_time BENCH_REPETITIONS=$reps BENCH_GEMM_ROUNDS=$rounds $cmd" \
   >"$out/report.md" || die "tools/bench-report.py failed"
 echo "bench-report: done: $out/report.md, $(cd "$out" && ls ./*.png 2>/dev/null | wc -l) plots"

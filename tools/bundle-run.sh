@@ -8,7 +8,8 @@
 # Environment: BUNDLE_THREADS (thread counts to sweep, default 1,2,4,8,... up to the cores),
 # BUNDLE_GEMM_FILTER (regex of gemm shapes, default the m256 MLP shapes and two squares),
 # BUNDLE_STEPS ("tests peak smt pool gemm train breakdown pytorch", the default: all),
-# BUNDLE_MIN_TIME (default 0.02), BUNDLE_REPETITIONS (default 3).
+# BUNDLE_MIN_TIME (default 0.02), BUNDLE_REPETITIONS (default 3), BUNDLE_GEMM_ROUNDS (default 1:
+# with N, each gemm library runs N times, the libraries taking turns).
 # About 5 minutes on 16 cores. The peak step's one-thread FMA figure becomes
 # DEEPNET_BENCH_PEAK for the later suites (one basis for every % of peak). Each step has a time limit, and a failed step is reported
 # and skipped, so one slow step cannot lose the others' results.
@@ -133,13 +134,17 @@ if want gemm; then
   fi
   # Each library in its own process: a library's idle threads (OpenBLAS spins after a
   # call, OpenMP may) would otherwise take cores from the next one measured.
+  # BUNDLE_GEMM_ROUNDS=N: each library N times, taking turns (the report takes medians).
   shapes=${BUNDLE_GEMM_FILTER:-(m256|sq1024|sq2048)}
-  for lib in "deepnet/$isa" openblas onednn; do
-    name=${lib%%/*}
-    say "gemm $name"
-    timeout 300 "$B/bench-gemm" "${common[@]}" --benchmark_filter="$shapes.*/$lib/" \
-      --benchmark_out="$out/gemm-$name.json" >"$out/gemm-$name.txt" 2>&1 ||
-      echo "  bench-gemm ($name) failed or timed out: $out/gemm-$name.txt"
+  rounds=${BUNDLE_GEMM_ROUNDS:-1}
+  for round in $(seq 1 "$rounds"); do
+    for lib in "deepnet/$isa" openblas onednn; do
+      name=${lib%%/*}; [ "$rounds" -gt 1 ] && name=$name-r$round
+      say "gemm $name"
+      timeout 300 "$B/bench-gemm" "${common[@]}" --benchmark_filter="$shapes.*/$lib/" \
+        --benchmark_out="$out/gemm-$name.json" >"$out/gemm-$name.txt" 2>&1 ||
+        echo "  bench-gemm ($name) failed or timed out: $out/gemm-$name.txt"
+    done
   done
 fi
 

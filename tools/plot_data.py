@@ -66,7 +66,12 @@ def load_json(path):
             errors.append((run_name, b.get("error_message", "")))
             continue
         if b.get("run_type") == "aggregate":
-            aggregates.setdefault(run_name, {})[b.get("aggregate_name")] = _numbers(b, "/real_time" in run_name)
+            nums = _numbers(b, "/real_time" in run_name)
+            if b.get("aggregate_name") == "cv" and "time_s" in nums:
+                # A cv aggregate's times are already fractions (aggregate_unit
+                # "percentage"), not durations in time_unit: undo the unit scaling.
+                nums["time_s"] /= _UNIT_S.get(b.get("time_unit", "ns"), 1e-9)
+            aggregates.setdefault(run_name, {})[b.get("aggregate_name")] = nums
         else:
             groups.setdefault(run_name, []).append(_numbers(b, "/real_time" in run_name))
     rows = []
@@ -95,13 +100,34 @@ def load_json(path):
     return context, rows, errors
 
 
+def merge_rounds(found):
+    """One Row from the same benchmark measured in several processes (rounds): the median
+    of each figure over the rounds; cv becomes the larger of the rounds' own cv and the
+    spread of their times (what a ratio between two libraries has to beat)."""
+    row = Row({k: found[0][k] for k in ("suite", "op", "shape", "lib", "isa", "threads", "name")})
+    numeric = set().union(*(set(k for k, v in r.items() if isinstance(v, float)) for r in found))
+    for k in numeric - {"cv", "reps"}:
+        values = [r[k] for r in found if isinstance(r.get(k), float)]
+        if values:
+            row[k] = statistics.median(values)
+    times = [r["time_s"] for r in found if r.get("time_s")]
+    spread = statistics.stdev(times) / statistics.mean(times) if len(times) > 1 else None
+    cvs = [r["cv"] for r in found if r.get("cv") is not None] + ([spread] if spread is not None else [])
+    row["cv"] = max(cvs) if cvs else None
+    row["reps"] = sum(r.get("reps") or 1 for r in found)
+    row["rounds"] = len(found)
+    return row
+
+
 def load_folder(folder):
     """{'context': merged contexts, 'rows': {name: Row}, 'errors': [...], 'suites': [...],
     'pytorch': parsed pytorch.json or None, 'system': system.txt lines}."""
     context, rows, errors, suites = {}, {}, [], []
+    runs = {}  # benchmark name -> its Row from every file that has it
     for s in SUITES:
         # A suite is one file, or several run apart (tools/bundle-run.sh runs each library
-        # of the gemm suite in its own process: gemm-deepnet.json, gemm-openblas.json, ...).
+        # of the gemm suite in its own process: gemm-deepnet.json, gemm-openblas.json, ...;
+        # BENCH_GEMM_ROUNDS=N runs them N times: gemm-deepnet-r1.json, ...).
         paths = [p for p in [os.path.join(folder, s + ".json")] if os.path.exists(p)]
         paths += sorted(glob.glob(os.path.join(folder, s + "-*.json")))
         for p in paths:
@@ -109,10 +135,12 @@ def load_folder(folder):
             for k, v in c.items():
                 context.setdefault(k, v)
             for row in r:
-                rows[row.key] = row
+                runs.setdefault(row.key, []).append(row)
             errors += e
         if paths:
             suites.append(s)
+    for key, found in runs.items():
+        rows[key] = found[0] if len(found) == 1 else merge_rounds(found)
     pytorch = None
     p = os.path.join(folder, "pytorch.json")
     if os.path.exists(p):
