@@ -205,6 +205,46 @@ Test(threads, a_whole_training_run_is_bitwise_identical_for_1_2_3_4_7_and_16_thr
   dn_set_split_everything(false);
 }
 
+/* Training steps on layers large enough that 4 and 7 threads cut their GEMMs into several
+ * blocks a thread (dn_gemm_blocks_per_thread: 520 x 516 x 256 is 69 M multiply-adds), with
+ * the forward's bias and relu applied per block, dA_prev's dZ and db per row block, dW's
+ * finiteness scan per block: W[1] and W[2] after three Adam steps are bitwise the one-thread
+ * ones. */
+Test(threads, steps_on_gemms_cut_in_several_blocks_a_thread_are_bitwise_a_one_thread_run) {
+  static const size_t dims[] = {516, 520, 520, 10};
+  static const dn_act acts[] = {DN_ACT_RELU, DN_ACT_RELU, DN_ACT_SOFTMAX};
+  enum { M = 256 };
+  cr_assert_geq(dn_gemm_blocks_per_thread((size_t)520 * 516 * M, 4), 2);
+  float *X = tu_random(516 * M, 0, 1, 21), *Y = malloc(10 * M * sizeof *Y);
+  tu_fill_one_hot(Y, 10, M, 22);
+  static float ref[2][520 * 520], got[2][520 * 520];
+  const int counts[] = {1, 4, 7};
+  for (int c = 0; c < 3; c++) {
+    cr_assert_eq(dn_set_num_threads(counts[c]), DN_OK);
+    dn_net *net;
+    cr_assert_eq(dn_net_create(&net, 3, dims, acts, DN_LOSS_CCE), DN_OK);
+    cr_assert_eq(dn_net_init(net, 7), DN_OK);
+    dn_train_opts o;
+    dn_train_opts_default(&o);
+    for (int step = 0; step < 3; step++) {
+      cr_assert_eq(dn_net_forward(net, X, M, NULL), DN_OK, "%s", dn_last_error());
+      cr_assert_eq(dn_net_backward(net, Y, NULL), DN_OK, "%s", dn_last_error());
+      cr_assert_eq(dn_net_step(net, &o), DN_OK, "%s", dn_last_error());
+    }
+    float *dst = c == 0 ? ref[0] : got[0];
+    cr_assert_eq(dn_net_get_layer(net, 1, dst, NULL), DN_OK);
+    cr_assert_eq(dn_net_get_layer(net, 2, c == 0 ? ref[1] : got[1], NULL), DN_OK);
+    if (c > 0) {
+      cr_expect(memcmp(ref[0], got[0], 520 * 516 * sizeof(float)) == 0, "W[1] differs with %d threads", counts[c]);
+      cr_expect(memcmp(ref[1], got[1], 520 * 520 * sizeof(float)) == 0, "W[2] differs with %d threads", counts[c]);
+    }
+    dn_net_free(net);
+  }
+  dn_set_num_threads(0);
+  free(X);
+  free(Y);
+}
+
 static void sgemm_bitwise_for_any_thread_count(size_t Ms, size_t Ns, size_t Ks);
 
 Test(threads, sgemm_is_bitwise_identical_for_any_thread_count_and_transpose) {
