@@ -345,23 +345,42 @@ void dn_gemm_plan_cut(const dn_kernel_table *kt, char transb, size_t M, size_t N
 #define GEMM_MIN_THREADS_FOR_BLOCKS 4
 size_t dn_gemm_blocks_per_thread(size_t macs, int threads) {
   if (threads < GEMM_MIN_THREADS_FOR_BLOCKS) return 1;
-  const size_t t = (size_t)threads;
+  const size_t t = (size_t)(threads < DN_MAX_PLAN_THREADS ? threads : DN_MAX_PLAN_THREADS);
   for (size_t k = 4; k > 1; k /= 2)
     if (macs / (t * k) >= GEMM_MIN_MACS_PER_BLOCK) return k;
   return 1;
 }
 
 /* Runs the product; returns the threads, and in *rows x *cols how C was cut. */
+size_t dn_gemm_plan(const dn_kernel_table *kt, char transb, size_t M, size_t N, size_t K,
+                    bool rows_only, bool a_prepacked, int threads, size_t *grid_rows,
+                    size_t *grid_cols) {
+  size_t macs = M * N;
+  if (!dn_mul_ok(macs, K, &macs)) macs = SIZE_MAX;
+  const size_t t = threads > 1 ? (size_t)(threads < DN_MAX_PLAN_THREADS ? threads : DN_MAX_PLAN_THREADS) : 1;
+  const size_t row_tiles = (M + kt->mr - 1) / kt->mr, col_tiles = (N + kt->nr - 1) / kt->nr;
+  for (size_t per_thread = dn_gemm_blocks_per_thread(macs, (int)t);; per_thread /= 2) {
+    const size_t blocks = t * per_thread;
+    dn_gemm_plan_cut(kt, transb, M, N, K, rows_only, a_prepacked, (int)blocks, grid_rows, grid_cols);
+    /* More blocks a thread only where the cut really has them: a C few tiles wide or tall
+     * may have no grid of that many blocks, and its 1-D fallback would leave threads idle
+     * that the one-block plan kept busy (64 x 128 at 16 threads: a 2 x 8 grid, but 11
+     * column tiles for 32 blocks). */
+    const size_t units = *grid_rows > 1 && *grid_cols > 1 ? *grid_rows * *grid_cols
+                         : *grid_cols == 1                 ? row_tiles
+                                                           : col_tiles;
+    if (per_thread <= 1 || units >= blocks) return per_thread;
+  }
+}
+
 static int gemm_parallel(const gemm_job *job, size_t *cut_rows, size_t *cut_cols) {
   size_t macs = job->M * job->N;
   if (!dn_mul_ok(macs, job->K, &macs)) macs = SIZE_MAX;
   const int threads = dn_threads_for(macs, GEMM_MIN_MACS_PER_THREAD);
   gemm_job j = *job;
   size_t rows, cols;
-  const size_t per_thread = dn_gemm_blocks_per_thread(macs, threads);
-  const int blocks = threads > 1 ? threads * (int)per_thread : 1;
-  dn_gemm_plan_cut(j.kt, j.transb, j.M, j.N, j.K, j.ep && j.ep->row_acc, j.packedA || j.copies,
-                   blocks, &rows, &cols);
+  const size_t per_thread = dn_gemm_plan(j.kt, j.transb, j.M, j.N, j.K, j.ep && j.ep->row_acc,
+                                         j.packedA || j.copies, threads, &rows, &cols);
   /* A 1-D cut goes through the pool's own balanced chunks of whole tiles. */
   j.split_rows = cols == 1;
   if (rows > 1 && cols > 1) {

@@ -100,6 +100,14 @@ void dn_gemm_run_packed(const char *what, size_t layer, const dn_kernel_table *k
                         float *C, size_t ldc, const dn_gemm_epilogue *ep);
 /* Grid blocks per thread for a threaded GEMM of `macs` multiply-adds (1, 2 or 4). */
 size_t dn_gemm_blocks_per_thread(size_t macs, int threads);
+/* Thread counts beyond this plan as this many (the pool has no more threads than that). */
+enum { DN_MAX_PLAN_THREADS = 256 };
+/* The whole plan of a threaded GEMM, as dn_gemm_run uses it: the cut (dn_gemm_plan_cut
+ * for threads x blocks a thread) and the blocks a thread it returns, lowered from
+ * dn_gemm_blocks_per_thread until the cut has that many blocks (or tiles, for a 1-D cut). */
+size_t dn_gemm_plan(const dn_kernel_table *kt, char transb, size_t M, size_t N, size_t K,
+                    bool rows_only, bool a_prepacked, int threads, size_t *grid_rows,
+                    size_t *grid_cols);
 /* How an M x N product C = op(A) op(B) for kt is cut into `blocks` blocks (threads times
  * dn_gemm_blocks_per_thread): a grid_rows x grid_cols grid of blocks of whole micro-tiles
  * (grid_rows * grid_cols == blocks; one of them 1 for a 1-D cut, which the pool then

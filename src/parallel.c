@@ -134,7 +134,7 @@ int dn_threads_for(size_t units, size_t min_units_per_thread) {
  * flag before its last check, and each waker changes the word before it reads the flag,
  * so one of the two always sees the other. */
 
-enum { CHUNKS_PER_THREAD = 2, MAX_CHUNKS_PER_THREAD = 64, MAX_POOL_THREADS = 256 };
+enum { CHUNKS_PER_THREAD = 2, MAX_CHUNKS_PER_THREAD = 64, MAX_POOL_THREADS = DN_MAX_PLAN_THREADS };
 /* How long the caller spins for the other threads' last chunks before sleeping (the
  * chunks are a few microseconds from done; a sleep costs a futex wake-up). */
 #define JOIN_SPIN_NS 50000

@@ -298,6 +298,33 @@ Test(threads, large_gemms_cut_in_several_blocks_per_thread_are_bitwise_a_one_thr
     cr_expect(k == 1 || macs / ((size_t)t * k) >= ((size_t)1 << 22), "%d threads: %zu blocks", t, k);
   }
   sgemm_bitwise_for_any_thread_count(515, 509, 523);
+  /* The plan dn_gemm_run uses: the blocks a thread are real blocks (or tiles of a 1-D cut),
+   * and no plan engages fewer threads than the one-block plan did (64 x 128 x 16384 at 16
+   * threads was a 2 x 8 grid; 32 blocks would have fallen back to 11 column tiles). */
+  const dn_kernel_table *kt = dn_kernels();
+  const size_t dims[] = {32, 48, 64, 96, 128, 256, 515, 1024, 4096};
+  for (size_t a = 0; a < 9; a++)
+    for (size_t b = 0; b < 9; b++)
+      for (int t = 4; t <= 64; t *= 2) {
+        const size_t M = dims[a], N = dims[b], K = 16384;
+        const size_t row_tiles = (M + kt->mr - 1) / kt->mr, col_tiles = (N + kt->nr - 1) / kt->nr;
+        size_t rows, cols, rows1, cols1;
+        const size_t k = dn_gemm_plan(kt, 'N', M, N, K, false, false, t, &rows, &cols);
+        dn_gemm_plan_cut(kt, 'N', M, N, K, false, false, t, &rows1, &cols1);
+        const size_t units = rows > 1 && cols > 1 ? rows * cols : cols == 1 ? row_tiles : col_tiles;
+        const size_t units1 = rows1 > 1 && cols1 > 1 ? rows1 * cols1 : cols1 == 1 ? row_tiles : col_tiles;
+        cr_expect(k >= 1 && k <= 4 && (k == 1 || units >= (size_t)t * k),
+                  "%zu x %zu, %d threads: %zu a thread but %zu units", M, N, t, k, units);
+        const size_t busy = units < (size_t)t ? units : (size_t)t, busy1 = units1 < (size_t)t ? units1 : (size_t)t;
+        cr_expect(busy >= busy1, "%zu x %zu, %d threads: %zu threads busy, %zu with one block each",
+                  M, N, t, busy, busy1);
+      }
+  if (kt->isa == DN_ISA_AVX512) {
+    size_t rows, cols;
+    cr_expect_eq(dn_gemm_plan(kt, 'N', 256, 4096, 4096, false, false, 16, &rows, &cols), 4);
+    cr_expect_eq(rows * cols, 64, "4096 x 256 (NN 4096-4096 m256) at 16 threads: %zu x %zu", rows, cols);
+    cr_expect_eq(dn_gemm_plan(kt, 'N', 64, 128, 16384, false, false, 16, &rows, &cols), 1);
+  }
 }
 
 /* Many threads on a C of few tile columns cut it in a grid of blocks (both operands
@@ -511,6 +538,18 @@ static void log_chunk(void *ctx, size_t b, size_t e) {
   if (k < 64) log->begin[k] = b, log->end[k] = e;
 }
 
+/* A phase may ask for more chunks a thread (the large GEMMs' blocks): it gets them. */
+Test(threads, a_phase_gets_the_chunks_a_thread_it_asks_for) {
+  for (int threads = 2; threads <= 8; threads++)
+    for (size_t per = 1; per <= 8; per *= 2) {
+      static chunk_log log;
+      memset(&log, 0, sizeof log);
+      const dn_phase only = {.n = 1000, .grain = 1, .fn = log_chunk, .ctx = &log, .chunks_per_thread = per};
+      dn_parallel_phases(threads, &only, NULL);
+      cr_expect_eq(atomic_load(&log.count), (size_t)threads * per, "%d threads, %zu a thread", threads, per);
+    }
+}
+
 /* Chunks are whole grains (but the last, cut at n) and differ by at most one grain, so two
  * threads' shares of 22 micro-panels are 11 + 11, not 12 + 10 (uniform chunks rounded up to
  * the grain left the last share short). */
@@ -537,6 +576,7 @@ Test(threads, a_jobs_chunks_are_whole_grains_and_differ_by_at_most_one) {
           hi = in_grains > hi ? in_grains : hi;
         }
         cr_expect_eq(covered, n, "%d threads, grain %zu, n %zu", threads, grain, n);
+        cr_expect(count <= (size_t)threads * 2, "%d threads: %zu chunks by default", threads, count);
         cr_expect(hi - lo <= 1, "%d threads, grain %zu, n %zu: chunks of %zu and %zu grains",
                   threads, grain, n, lo, hi);
       }

@@ -80,11 +80,14 @@ start=$(date +%s)
 cpus=$(nproc 2>/dev/null || echo 1)
 separate=${BENCH_GEMM_SEPARATE:-$([ "$cpus" -ge 8 ] && echo 1 || echo 0)}
 rounds=${BENCH_GEMM_ROUNDS:-1}
-case "$rounds" in '' | *[!0-9]* | 0) die "BENCH_GEMM_ROUNDS must be a positive integer, not '$rounds'" ;; esac
+case "$rounds" in '' | *[!0-9]* | 0*) die "BENCH_GEMM_ROUNDS must be a positive integer, not '$rounds'" ;; esac
 for s in $suites; do
   echo "bench-report: suite $s ($(($(date +%s) - start)) s so far)"
   args=(--benchmark_min_time="$min_time" --benchmark_repetitions="$reps"
         --benchmark_report_aggregates_only=true --benchmark_out_format=json)
+  # A folder measured before keeps its files: the report would merge an old gemm run's
+  # files with this one's as if they were rounds of one measurement.
+  [ "$s" = gemm ] && rm -f "$out"/gemm.json "$out"/gemm.txt "$out"/gemm-*.json "$out"/gemm-*.txt
   if [ "$s" = gemm ] && { [ "$separate" = 1 ] || [ "$rounds" -gt 1 ]; }; then
     # Rounds: the machine's speed drifts by 5-10% between two processes a minute apart
     # (docs/benchmarks.md, "Noise"), so a ratio of two libraries from one process each is

@@ -137,6 +137,11 @@ if want gemm; then
   # BUNDLE_GEMM_ROUNDS=N: each library N times, taking turns (the report takes medians).
   shapes=${BUNDLE_GEMM_FILTER:-(m256|sq1024|sq2048)}
   rounds=${BUNDLE_GEMM_ROUNDS:-1}
+  case "$rounds" in '' | *[!0-9]* | 0*)
+    echo "  BUNDLE_GEMM_ROUNDS must be a positive integer, not '$rounds': one round"; rounds=1 ;;
+  esac
+  # Files of an earlier run into the same folder would be merged as extra rounds.
+  rm -f "$out"/gemm-*.json "$out"/gemm-*.txt
   for round in $(seq 1 "$rounds"); do
     for lib in "deepnet/$isa" openblas onednn; do
       name=${lib%%/*}; [ "$rounds" -gt 1 ] && name=$name-r$round
