@@ -2,7 +2,7 @@
 # One command for a benchmark report of this machine: builds the bench suites if
 # needed (release, build-bench/), runs them, and writes a report folder with the
 # JSON, system facts, report.md (deepnet vs OpenBLAS vs oneDNN, % of measured peak)
-# and PNG plots. About 5-8 minutes on a 2-core machine with the defaults.
+# and PNG plots. About 8-10 minutes on a 2-core machine with the defaults.
 #
 #   tools/bench-report.sh [OUTDIR]            default OUTDIR: reports/<date>-<host>
 #
@@ -14,8 +14,8 @@
 #   BENCH_PYTORCH=1          also run tools/pytorch_compare.py (adds ~3 minutes)
 #   BENCH_BUILD_DIR=build-bench
 #   BENCH_GIT_REV=...        the revision to record when the tree is an export without .git
-#   BENCH_GEMM_SEPARATE=0|1  each gemm library in its own process (default: 1 with 8+ CPUs)
-#   BENCH_GEMM_ROUNDS=N      run the gemm processes N times, alternating (default 1); the
+#   BENCH_GEMM_SEPARATE=0|1  each gemm library in its own process (default 1)
+#   BENCH_GEMM_ROUNDS=N      run the gemm processes N times, alternating (default 3); the
 #                            report takes each figure's median over the rounds
 #   DEEPNET_BENCH_ISAS, DEEPNET_BENCH_THREADS   restrict the sweeps (see docs/benchmarks.md)
 set -euo pipefail
@@ -78,8 +78,11 @@ start=$(date +%s)
 # 16-core machine oneDNN fell to 0-67 GFLOP/s at 12-16 threads after OpenBLAS): there the
 # gemm suite runs each library in its own process (gemm-<lib>.json; the report merges them).
 cpus=$(nproc 2>/dev/null || echo 1)
-separate=${BENCH_GEMM_SEPARATE:-$([ "$cpus" -ge 8 ] && echo 1 || echo 0)}
-rounds=${BENCH_GEMM_ROUNDS:-1}
+# Each library in its own process by default, on 2 cores too: there OpenBLAS's threads,
+# spinning after its calls, cost deepnet's 2-thread runs in the same process (session 9:
+# 43 of 49 shapes ahead of OpenBLAS in one process, 46 of 49 in separate ones, 3 rounds).
+separate=${BENCH_GEMM_SEPARATE:-1}
+rounds=${BENCH_GEMM_ROUNDS:-3}
 case "$rounds" in '' | *[!0-9]* | 0*) die "BENCH_GEMM_ROUNDS must be a positive integer, not '$rounds'" ;; esac
 for s in $suites; do
   echo "bench-report: suite $s ($(($(date +%s) - start)) s so far)"
