@@ -100,7 +100,7 @@ if want smt && [ "$n" -gt 1 ] && command -v taskset >/dev/null; then
       echo "pair cpu0+cpu$j $(cat "$out/.smt0") $(cat "$out/.smtj")"
     done
     for j in $(seq 0 $((n - 1))); do fma_on "$j" >"$out/.all$j" & done; wait
-    echo "all $n at once: $(cat "$out"/.all* | tr '\n' ' ')"
+    echo "all $n at once: $(for j in $(seq 0 $((n - 1))); do printf 'cpu%s %s  ' "$j" "$(cat "$out/.all$j")"; done)"
     echo "sum $(cat "$out"/.all* | awk '{s += $1} END {printf "%.1f", s}')"
     rm -f "$out"/.smt0 "$out"/.smtj "$out"/.all*
     for c in /sys/devices/system/cpu/cpu[0-9]*/topology/thread_siblings_list; do
