@@ -179,5 +179,8 @@ dn_status dn_net_backward(dn_net *net, const float *Y, float *cost) {
                    "(call dn_net_forward first; dn_net_predict does not keep one)");
   dn_status s = dn_check_finite(Y, net->n[net->L] * net->m, "dn_net_backward: Y");
   if (s) return s;
-  return dn_backward_pass(net, Y, cost);
+  dn_call_enter();
+  s = dn_backward_pass(net, Y, cost);
+  dn_call_leave();
+  return s;
 }

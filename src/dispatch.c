@@ -343,7 +343,30 @@ void dn_gemm_plan_cut(const dn_kernel_table *kt, char transb, size_t M, size_t N
  * (dn_sgemm at 49 shapes, two alternating runs: geometric mean 0.97x with the shapes it
  * does not touch moving as much), so it starts where it was measured to help. */
 #define GEMM_MIN_THREADS_FOR_BLOCKS 4
+/* DEEPNET_GEMM_BLOCKS=k (1..16) replaces the rule at 2 threads and more: a knob for
+ * measuring another machine's balance without a rebuild (docs/benchmarks.md). Read once;
+ * 0 when unset or not a number in range. dn_gemm_plan still lowers k where the cut lacks
+ * that many blocks. */
+#define MAX_BLOCKS_PER_THREAD 16
+static size_t blocks_per_thread_override(void) {
+  static atomic_int cached = -1;
+  int k = atomic_load(&cached);
+  if (k >= 0) return (size_t)k;
+  const char *env = getenv("DEEPNET_GEMM_BLOCKS");
+  k = 0;
+  if (env && *env) {
+    char *end;
+    const long v = strtol(env, &end, 10);
+    if (*end == '\0' && v >= 1 && v <= MAX_BLOCKS_PER_THREAD) k = (int)v;
+  }
+  atomic_store(&cached, k);
+  return (size_t)k;
+}
+
 size_t dn_gemm_blocks_per_thread(size_t macs, int threads) {
+  if (threads < 2) return 1;
+  const size_t forced = blocks_per_thread_override();
+  if (forced) return forced;
   if (threads < GEMM_MIN_THREADS_FOR_BLOCKS) return 1;
   const size_t t = (size_t)(threads < DN_MAX_PLAN_THREADS ? threads : DN_MAX_PLAN_THREADS);
   for (size_t k = 4; k > 1; k /= 2)
@@ -387,7 +410,10 @@ static int gemm_parallel(const gemm_job *job, size_t *cut_rows, size_t *cut_cols
     j.grid_rows = rows;
     j.grid_cols = cols;
   }
-  const dn_phase pack = threads > 1 ? shared_operand_phase(&j) : (dn_phase){0};
+  dn_phase pack = threads > 1 ? shared_operand_phase(&j) : (dn_phase){0};
+  /* The product waits for the last packing chunk: deal the packing as finely as the
+   * product, so a thread on a slow vCPU holds up no more of it. */
+  pack.chunks_per_thread = per_thread > 2 ? per_thread : 0;
   const dn_phase product =
       j.grid_rows ? (dn_phase){.n = rows * cols, .grain = 1, .fn = gemm_grid_block, .ctx = &j,
                                .chunks_per_thread = per_thread}

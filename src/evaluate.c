@@ -30,11 +30,13 @@ static dn_status for_each_chunk(dn_net *net, const float *X, size_t m, const cha
   char what[64];
   snprintf(what, sizeof what, "%s: X", fn);
   dn_status s = dn_check_finite(X, net->n[0] * m, what);
+  dn_call_enter();
   for (size_t start = 0; !s && start < m; start += EVAL_CHUNK) {
     const size_t n = m - start < EVAL_CHUNK ? m - start : EVAL_CHUNK;
     s = dn_forward_pass(net, X + start * net->n[0], n, false, NULL);
     if (!s) s = visit(net, start, n, ctx);
   }
+  dn_call_leave();
   return s;
 }
 

@@ -132,7 +132,10 @@ static void copy_output(const dn_net *net, float *AL) {
 dn_status dn_net_forward(dn_net *net, const float *X, size_t m, float *AL) {
   dn_status s = check_input(net, X, m, "dn_net_forward");
   if (s) return s;
-  if ((s = dn_forward_pass(net, X, m, true, "dn_net_forward"))) return s;
+  dn_call_enter();
+  s = dn_forward_pass(net, X, m, true, "dn_net_forward");
+  dn_call_leave();
+  if (s) return s;
   copy_output(net, AL);
   return DN_OK;
 }
@@ -140,7 +143,10 @@ dn_status dn_net_forward(dn_net *net, const float *X, size_t m, float *AL) {
 dn_status dn_net_predict(dn_net *net, const float *X, size_t m, float *AL) {
   dn_status s = check_input(net, X, m, "dn_net_predict");
   if (s) return s;
-  if ((s = dn_forward_pass(net, X, m, false, "dn_net_predict"))) return s;
+  dn_call_enter();
+  s = dn_forward_pass(net, X, m, false, "dn_net_predict");
+  dn_call_leave();
+  if (s) return s;
   copy_output(net, AL);
   return DN_OK;
 }

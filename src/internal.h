@@ -161,6 +161,13 @@ void dn_set_split_everything(bool on);
 /* How long an idle pool worker spins for the next job before sleeping, in ns: 0 (sleep at
  * once) unless OMP_WAIT_POLICY=active (read once). */
 long long dn_worker_spin_ns(void);
+/* Call-scoped spinning: between dn_call_enter and dn_call_leave (a pass that runs several
+ * pool jobs in a row; calls nest and may come from several threads) an idle worker spins
+ * up to dn_call_spin_ns() for the next job (DEEPNET_CALL_SPIN_US, read once), and sleeps
+ * as soon as no call is open. */
+void dn_call_enter(void);
+void dn_call_leave(void);
+long long dn_call_spin_ns(void);
 
 /* ---- random numbers (rng.c) ---- */
 typedef struct dn_rng {

@@ -296,5 +296,8 @@ dn_status dn_net_step(dn_net *net, const dn_train_opts *opts) {
   if (s) return s;
   if (!net->have_grad)
     return dn_fail(DN_ERR_STATE, "dn_net_step: no gradients (call dn_net_backward first)");
-  return dn_optim_step(net, opts, opts->learning_rate);
+  dn_call_enter();
+  s = dn_optim_step(net, opts, opts->learning_rate);
+  dn_call_leave();
+  return s;
 }

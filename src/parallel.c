@@ -196,6 +196,35 @@ long long dn_worker_spin_ns(void) {
   return ns;
 }
 
+/* How long an idle worker spins for the next job while a deepnet call that runs several
+ * jobs in a row is in progress (a training pass: one or two GEMMs per layer and the
+ * elementwise passes between them), in ns; DEEPNET_CALL_SPIN_US, read once, default
+ * DEFAULT_CALL_SPIN_US. The call's next job then finds its workers awake instead of
+ * paying a futex wake-up per job, and once the call returns (dn_call_leave) they sleep
+ * at once, so nothing spins after a call. */
+#define DEFAULT_CALL_SPIN_US 0
+#define MAX_CALL_SPIN_US 100000 /* a tenth of a second: longer is a typo, not a setting */
+long long dn_call_spin_ns(void) {
+  static atomic_llong cached = -1;
+  long long ns = atomic_load(&cached);
+  if (ns >= 0) return ns;
+  long long us = DEFAULT_CALL_SPIN_US;
+  const char *env = getenv("DEEPNET_CALL_SPIN_US");
+  if (env && *env) {
+    char *end;
+    const long long v = strtoll(env, &end, 10);
+    if (*end == '\0' && v >= 0) us = v < MAX_CALL_SPIN_US ? v : MAX_CALL_SPIN_US;
+  }
+  ns = us * 1000;
+  atomic_store(&cached, ns);
+  return ns;
+}
+
+/* Calls in progress that asked for call-scoped spinning (any thread's). */
+static atomic_int pool_calls_open;
+void dn_call_enter(void) { atomic_fetch_add(&pool_calls_open, 1); }
+void dn_call_leave(void) { atomic_fetch_sub(&pool_calls_open, 1); }
+
 typedef struct share {
   atomic_size_t next; /* next chunk of this share to start */
   size_t end;         /* one past its last chunk */
@@ -305,11 +334,16 @@ static void *worker_main(void *arg) {
   for (;;) {
     unsigned number = atomic_load(&me->word);
     if (number == seen) {
-      const long long spin_ns = dn_worker_spin_ns();
+      /* The user's active policy spins whether or not a call is open; else spin only
+       * inside a call, and stop as soon as it returns. */
+      long long spin_ns = dn_worker_spin_ns();
+      const bool call_scoped = spin_ns == 0;
+      if (call_scoped) spin_ns = atomic_load(&pool_calls_open) > 0 ? dn_call_spin_ns() : 0;
       if (spin_ns > 0) {
         const double until = dn_now_s() + (double)spin_ns * 1e-9;
         for (unsigned k = 1; (number = atomic_load(&me->word)) == seen; k++) {
           dn_cpu_relax();
+          if (call_scoped && k % 16 == 0 && atomic_load(&pool_calls_open) == 0) break;
           if (k % 256 == 0) {
             if (dn_now_s() > until) break;
             sched_yield(); /* more threads than cores: let the one that has work run */
@@ -338,7 +372,10 @@ static void *worker_main(void *arg) {
 /* Start workers up to `wanted` (the caller is one of the threads). Returns how
  * many threads can take part, the caller included. Called with pool_submit held. */
 static int ensure_workers(int wanted) {
-  (void)dn_worker_spin_ns(); /* read OMP_WAIT_POLICY here, on the caller's thread, not in a worker */
+  /* Read OMP_WAIT_POLICY and DEEPNET_CALL_SPIN_US here, on the caller's thread, not in a
+   * worker (getenv is not safe against a setenv on another thread). */
+  (void)dn_worker_spin_ns();
+  (void)dn_call_spin_ns();
   while (pool_workers + 1 < wanted) {
     pthread_t tid;
     pthread_attr_t attr;

@@ -195,6 +195,7 @@ dn_status dn_net_train(dn_net *net, const float *X, const float *Y, size_t m,
   const size_t every = opts->checkpoint_every ? opts->checkpoint_every : 1;
 
   train_run run = {0};
+  bool call_open = false;
   size_t steps = 0; /* optimizer steps of this call */
   const float saved_l2 = net->l2_lambda, saved_keep = net->keep_prob;
   const uint64_t saved_seed = net->dropout_seed, saved_calls = net->dropout_calls;
@@ -208,6 +209,8 @@ dn_status dn_net_train(dn_net *net, const float *X, const float *Y, size_t m,
   net->dropout_calls = 0;
   if ((s = dn_net_reserve(net, batch))) goto done;
   commit(&run, net, opts);
+  dn_call_enter(); /* workers may spin between this run's jobs; left at done */
+  call_open = true;
 
   const double t_start = dn_now_s();
   bool stop = false;
@@ -258,6 +261,7 @@ dn_status dn_net_train(dn_net *net, const float *X, const float *Y, size_t m,
     }
   }
 done:
+  if (call_open) dn_call_leave();
   net->l2_lambda = saved_l2;
   net->keep_prob = saved_keep;
   net->dropout_seed = saved_seed;

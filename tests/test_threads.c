@@ -477,6 +477,63 @@ Test(threads, with_omp_wait_policy_active_idle_workers_spin_briefly_then_sleep) 
             idle * 1e3);
 }
 
+/* Call-scoped spinning (DEEPNET_CALL_SPIN_US): the workers may spin between the jobs of
+ * one training run, but stop when it returns. With a 100 ms spin allowed, a worker that
+ * ignored the end of the call would burn up to 100 ms of CPU in the idle 200 ms after it. */
+Test(threads, call_scoped_spinning_stops_when_the_call_returns) {
+  unsetenv("OMP_WAIT_POLICY");
+  setenv("DEEPNET_CALL_SPIN_US", "100000", 1);
+  cr_expect_eq(dn_call_spin_ns(), 100000000LL);
+  static const size_t dims[] = {64, 300, 10};
+  static const dn_act acts[] = {DN_ACT_RELU, DN_ACT_SOFTMAX};
+  enum { MT = 512 };
+  float *X = tu_random(64 * MT, 0, 1, 31), *Y = calloc(10 * MT, sizeof *Y);
+  cr_assert(X && Y);
+  for (size_t j = 0; j < MT; j++) Y[j * 10 + j % 10] = 1.0f;
+  dn_net *net;
+  cr_assert_eq(dn_net_create(&net, 2, dims, acts, DN_LOSS_CCE), DN_OK);
+  cr_assert_eq(dn_net_init(net, 3), DN_OK);
+  dn_set_split_everything(true); /* every pass goes through the pool */
+  cr_assert_eq(dn_set_num_threads(2), DN_OK);
+  dn_train_opts o;
+  dn_train_opts_default(&o);
+  o.epochs = 2;
+  o.batch_size = 64;
+  cr_assert_eq(dn_net_train(net, X, Y, MT, &o), DN_OK);
+  const double before = cpu_seconds();
+  usleep(200000);
+  const double idle = cpu_seconds() - before;
+  cr_expect(idle < 0.005, "%.1f ms of CPU in 200 ms after dn_net_train returned: a worker spins",
+            idle * 1e3);
+  dn_set_split_everything(false);
+  dn_set_num_threads(0);
+  dn_net_free(net);
+  free(X), free(Y);
+}
+
+Test(threads, call_spin_setting_is_read_in_microseconds_and_bounded) {
+  setenv("DEEPNET_CALL_SPIN_US", "50x", 1); /* not a number: the default */
+  cr_expect_eq(dn_call_spin_ns(), 0);
+}
+Test(threads, call_spin_setting_is_capped_at_a_tenth_of_a_second) {
+  setenv("DEEPNET_CALL_SPIN_US", "99999999", 1);
+  cr_expect_eq(dn_call_spin_ns(), 100000000LL);
+}
+
+/* DEEPNET_GEMM_BLOCKS forces the blocks a thread from 2 threads on (a tuning knob), and
+ * the bits stay a one-thread run's: 16 blocks a thread of a 515 x 509 x 523 product. */
+Test(threads, forced_blocks_a_thread_are_bitwise_a_one_thread_run) {
+  setenv("DEEPNET_GEMM_BLOCKS", "16", 1);
+  cr_expect_eq(dn_gemm_blocks_per_thread(1000, 2), 16);
+  cr_expect_eq(dn_gemm_blocks_per_thread(1000, 1), 1);
+  sgemm_bitwise_for_any_thread_count(515, 509, 523);
+}
+Test(threads, a_blocks_setting_out_of_range_keeps_the_rule) {
+  setenv("DEEPNET_GEMM_BLOCKS", "17", 1);
+  cr_expect_eq(dn_gemm_blocks_per_thread((size_t)4096 * 4096 * 256, 16), 4);
+  cr_expect_eq(dn_gemm_blocks_per_thread((size_t)4096 * 4096 * 256, 2), 1);
+}
+
 /* ---- two-phase pool jobs (dn_parallel_phases) ---- */
 
 enum { PHASE_N = 600 };
