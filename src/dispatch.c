@@ -328,16 +328,19 @@ void dn_gemm_plan_cut(const dn_kernel_table *kt, char transb, size_t M, size_t N
   *grid_cols = t / best_rows;
 }
 
-/* How many grid blocks a threaded GEMM's cut gives each thread: 4 while every block still
- * holds GEMM_MIN_MACS_PER_BLOCK multiply-adds, else 2, else 1. More blocks than threads
- * let the pool's chunk taking even out threads that run at different speeds: on a lent
- * 16-vCPU machine a few vCPUs ran the FMA loop at half speed at any moment (other guests),
- * and one block per thread made every GEMM wait for the slowest. Four blocks per thread
- * there: NN 4096-4096 m256 0.97-1.08k -> 1.17-1.26k GFLOP/s, sq2048 0.80-1.08k ->
- * 1.24-1.47k, NN 1024-1024 m256 0.64-0.84k -> 0.90-1.04k; but NN 784-512 and 512-256 m256
- * (3-6 M multiply-adds a block at 16 threads) ran 5-25% slower with smaller blocks, whose
- * operand footprint grows against their work (docs/benchmarks.md, session 9). A 1-D cut
- * (the dW GEMMs) gets as many chunks a thread from the pool. */
+/* How many grid blocks a threaded GEMM's cut gives each thread: the most of 16, 8, 4, 2
+ * for which every block still holds GEMM_MIN_MACS_PER_BLOCK multiply-adds, else 1. More
+ * blocks than threads let the pool's chunk taking even out threads that run at different
+ * speeds: on a lent 16-vCPU machine a few vCPUs ran the FMA loop at half speed at any
+ * moment (other guests), and one block per thread made every GEMM wait for the slowest.
+ * Four blocks per thread there (session 9): NN 4096-4096 m256 0.97-1.08k -> 1.17-1.26k
+ * GFLOP/s, sq2048 0.80-1.08k -> 1.24-1.47k, NN 1024-1024 m256 0.64-0.84k -> 0.90-1.04k;
+ * sixteen against four (session 10, three alternating rounds): the 4096 and square
+ * products another 4-19% (TN 4096 m256 1.08k -> 1.23k, sq2048 1.16k -> 1.32k); but NN
+ * 784-512 and 512-256 m256 (3-6 M multiply-adds a block at 16 threads) ran 5-25% slower
+ * with smaller blocks, whose operand footprint grows against their work
+ * (docs/benchmarks.md). A 1-D cut (the dW GEMMs) gets as many chunks a thread from the
+ * pool. */
 #define GEMM_MIN_MACS_PER_BLOCK ((size_t)1 << 22)
 /* At 2 threads on the 2-core VM four blocks a thread made no difference beyond the noise
  * (dn_sgemm at 49 shapes, two alternating runs: geometric mean 0.97x with the shapes it
@@ -369,7 +372,7 @@ size_t dn_gemm_blocks_per_thread(size_t macs, int threads) {
   if (forced) return forced;
   if (threads < GEMM_MIN_THREADS_FOR_BLOCKS) return 1;
   const size_t t = (size_t)(threads < DN_MAX_PLAN_THREADS ? threads : DN_MAX_PLAN_THREADS);
-  for (size_t k = 4; k > 1; k /= 2)
+  for (size_t k = MAX_BLOCKS_PER_THREAD; k > 1; k /= 2)
     if (macs / (t * k) >= GEMM_MIN_MACS_PER_BLOCK) return k;
   return 1;
 }

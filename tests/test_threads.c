@@ -281,15 +281,17 @@ static void sgemm_bitwise_for_any_thread_count(size_t Ms, size_t Ns, size_t Ks) 
   free(Cn);
 }
 
-/* From 4 threads, a GEMM large enough gives each thread 2 or 4 blocks (so the pool can
+/* From 4 threads, a GEMM large enough gives each thread 2 to 16 blocks (so the pool can
  * move work from a slow thread to a fast one), never blocks under 4 M multiply-adds. A
- * 515 x 509 x 523 product (edge tiles both ways) is cut in 4 blocks a thread at 4 and 7
- * threads and 2 at 16: the bits are still a one-thread run's, for every transpose. */
+ * 515 x 509 x 523 product (edge tiles both ways) is cut in 8 blocks a thread at 4
+ * threads, 4 at 7 and 2 at 16: the bits are still a one-thread run's, for every transpose. */
 Test(threads, large_gemms_cut_in_several_blocks_per_thread_are_bitwise_a_one_thread_run) {
+  unsetenv("DEEPNET_GEMM_BLOCKS"); /* the rule, not a forced count */
   cr_expect_eq(dn_gemm_blocks_per_thread((size_t)4096 * 4096 * 256, 2), 1);
-  cr_expect_eq(dn_gemm_blocks_per_thread((size_t)4096 * 4096 * 256, 16), 4);
+  cr_expect_eq(dn_gemm_blocks_per_thread((size_t)4096 * 4096 * 256, 16), 16);
+  cr_expect_eq(dn_gemm_blocks_per_thread((size_t)1024 * 1024 * 256, 16), 4);
   cr_expect_eq(dn_gemm_blocks_per_thread((size_t)512 * 256 * 784, 16), 1);
-  cr_expect_eq(dn_gemm_blocks_per_thread((size_t)515 * 509 * 523, 4), 4);
+  cr_expect_eq(dn_gemm_blocks_per_thread((size_t)515 * 509 * 523, 4), 8);
   cr_expect_eq(dn_gemm_blocks_per_thread((size_t)515 * 509 * 523, 7), 4);
   cr_expect_eq(dn_gemm_blocks_per_thread((size_t)515 * 509 * 523, 16), 2);
   for (int t = 4; t <= 64; t++) { /* no block under the minimum, whatever the count */
@@ -313,7 +315,7 @@ Test(threads, large_gemms_cut_in_several_blocks_per_thread_are_bitwise_a_one_thr
         dn_gemm_plan_cut(kt, 'N', M, N, K, false, false, t, &rows1, &cols1);
         const size_t units = rows > 1 && cols > 1 ? rows * cols : cols == 1 ? row_tiles : col_tiles;
         const size_t units1 = rows1 > 1 && cols1 > 1 ? rows1 * cols1 : cols1 == 1 ? row_tiles : col_tiles;
-        cr_expect(k >= 1 && k <= 4 && (k == 1 || units >= (size_t)t * k),
+        cr_expect(k >= 1 && k <= 16 && (k == 1 || units >= (size_t)t * k),
                   "%zu x %zu, %d threads: %zu a thread but %zu units", M, N, t, k, units);
         const size_t busy = units < (size_t)t ? units : (size_t)t, busy1 = units1 < (size_t)t ? units1 : (size_t)t;
         cr_expect(busy >= busy1, "%zu x %zu, %d threads: %zu threads busy, %zu with one block each",
@@ -321,8 +323,8 @@ Test(threads, large_gemms_cut_in_several_blocks_per_thread_are_bitwise_a_one_thr
       }
   if (kt->isa == DN_ISA_AVX512) {
     size_t rows, cols;
-    cr_expect_eq(dn_gemm_plan(kt, 'N', 256, 4096, 4096, false, false, 16, &rows, &cols), 4);
-    cr_expect_eq(rows * cols, 64, "4096 x 256 (NN 4096-4096 m256) at 16 threads: %zu x %zu", rows, cols);
+    cr_expect_eq(dn_gemm_plan(kt, 'N', 256, 4096, 4096, false, false, 16, &rows, &cols), 16);
+    cr_expect_eq(rows * cols, 256, "256 x 4096 x 4096 at 16 threads: %zu x %zu", rows, cols);
     cr_expect_eq(dn_gemm_plan(kt, 'N', 64, 128, 16384, false, false, 16, &rows, &cols), 1);
   }
 }
