@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <time.h>
 #if defined(__linux__)
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -198,17 +199,24 @@ long long dn_worker_spin_ns(void) {
 
 /* How long an idle worker spins for the next job while a deepnet call that runs several
  * jobs in a row is in progress (a training pass: one or two GEMMs per layer and the
- * elementwise passes between them), in ns; DEEPNET_CALL_SPIN_US, read once, default
- * DEFAULT_CALL_SPIN_US. The call's next job then finds its workers awake instead of
- * paying a futex wake-up per job, and once the call returns (dn_call_leave) they sleep
- * at once, so nothing spins after a call. */
-#define DEFAULT_CALL_SPIN_US 0
+ * elementwise passes between them), in ns. The call's next job then finds its workers
+ * awake instead of paying a futex wake-up per job (tens of microseconds on a VM, and the
+ * caller wakes the workers one by one), and once the call returns (dn_call_leave) they
+ * sleep at once, so nothing spins after a call. DEEPNET_CALL_SPIN_US sets it (0 turns it
+ * off); else OMP_WAIT_POLICY=passive means 0 and anything else DEFAULT_CALL_SPIN_US. Read
+ * once. Measured (docs/benchmarks.md, session 10; training step, batch 256, 0 against
+ * 300 us): 16 threads on a lent 16-vCPU machine +8-18% idle and +20-40% with 4 or 8 of
+ * its CPUs busy, 8 threads +19%; 2 threads on the 2-core VM +1-5% idle, and with the
+ * other core busy -15% until a worker that finds itself preempted while spinning backs
+ * off (worker_main), then +3%. */
+#define DEFAULT_CALL_SPIN_US 300
 #define MAX_CALL_SPIN_US 100000 /* a tenth of a second: longer is a typo, not a setting */
 long long dn_call_spin_ns(void) {
   static atomic_llong cached = -1;
   long long ns = atomic_load(&cached);
   if (ns >= 0) return ns;
-  long long us = DEFAULT_CALL_SPIN_US;
+  const char *policy = getenv("OMP_WAIT_POLICY");
+  long long us = policy && strcasecmp(policy, "passive") == 0 ? 0 : DEFAULT_CALL_SPIN_US;
   const char *env = getenv("DEEPNET_CALL_SPIN_US");
   if (env && *env) {
     char *end;
@@ -325,12 +333,29 @@ static void work_on(pool_job *job, int t) {
   dn_fpenv_leave(&env);
 }
 
+/* This thread's CPU time, in seconds (0 where the clock is missing). */
+static double thread_cpu_s(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0.0;
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* A call-scoped spin that got less than this share of its wall time on the CPU was
+ * preempted: another runnable thread shares this worker's core. Then the worker does not
+ * spin for CALL_SPIN_BACKOFF_S (it sleeps at once, as without the setting), so that it
+ * leaves the core to the other thread instead of taking turns with it. Measured on the
+ * 2-core VM with the other core busy: spinning there cost 15% of the two-thread step. */
+#define CALL_SPIN_MIN_CPU_SHARE 0.5
+#define CALL_SPIN_BACKOFF_S 0.1
+#define CALL_SPIN_JUDGE_AFTER_S 20e-6 /* shorter spins say nothing about preemption */
+
 static void *worker_main(void *arg) {
   const int t = (int)(intptr_t)arg; /* 1.. (the caller is thread 0) */
   worker_slot *me = &pool_slots[t];
   in_pool_worker = true;
   pthread_setname_np(pthread_self(), "dn-worker"); /* for top, perf and gdb; may fail */
   unsigned seen = 0; /* job numbers start at 1 (and skip 0 when they wrap) */
+  double calm_until = 0.0; /* no call-scoped spinning before this (CALL_SPIN_BACKOFF_S) */
   for (;;) {
     unsigned number = atomic_load(&me->word);
     if (number == seen) {
@@ -338,9 +363,14 @@ static void *worker_main(void *arg) {
        * inside a call, and stop as soon as it returns. */
       long long spin_ns = dn_worker_spin_ns();
       const bool call_scoped = spin_ns == 0;
-      if (call_scoped) spin_ns = atomic_load(&pool_calls_open) > 0 ? dn_call_spin_ns() : 0;
+      double start = 0.0, cpu_start = 0.0;
+      if (call_scoped) {
+        spin_ns = atomic_load(&pool_calls_open) > 0 ? dn_call_spin_ns() : 0;
+        if (spin_ns > 0 && (start = dn_now_s()) < calm_until) spin_ns = 0;
+        if (spin_ns > 0) cpu_start = thread_cpu_s();
+      }
       if (spin_ns > 0) {
-        const double until = dn_now_s() + (double)spin_ns * 1e-9;
+        const double until = (call_scoped ? start : dn_now_s()) + (double)spin_ns * 1e-9;
         for (unsigned k = 1; (number = atomic_load(&me->word)) == seen; k++) {
           dn_cpu_relax();
           if (call_scoped && k % 16 == 0 && atomic_load(&pool_calls_open) == 0) break;
@@ -348,6 +378,11 @@ static void *worker_main(void *arg) {
             if (dn_now_s() > until) break;
             sched_yield(); /* more threads than cores: let the one that has work run */
           }
+        }
+        if (call_scoped) {
+          const double now = dn_now_s(), wall = now - start;
+          if (wall > CALL_SPIN_JUDGE_AFTER_S && thread_cpu_s() - cpu_start < CALL_SPIN_MIN_CPU_SHARE * wall)
+            calm_until = now + CALL_SPIN_BACKOFF_S;
         }
       }
       if (number == seen) {

@@ -513,8 +513,19 @@ Test(threads, call_scoped_spinning_stops_when_the_call_returns) {
   free(X), free(Y);
 }
 
-Test(threads, call_spin_setting_is_read_in_microseconds_and_bounded) {
-  setenv("DEEPNET_CALL_SPIN_US", "50x", 1); /* not a number: the default */
+Test(threads, call_spin_setting_is_read_in_microseconds) {
+  setenv("DEEPNET_CALL_SPIN_US", "50", 1);
+  setenv("OMP_WAIT_POLICY", "passive", 1); /* the explicit setting wins */
+  cr_expect_eq(dn_call_spin_ns(), 50000);
+}
+Test(threads, a_call_spin_setting_that_is_not_a_number_keeps_the_default) {
+  unsetenv("OMP_WAIT_POLICY");
+  setenv("DEEPNET_CALL_SPIN_US", "50x", 1);
+  cr_expect_eq(dn_call_spin_ns(), 300000);
+}
+Test(threads, omp_wait_policy_passive_turns_call_spinning_off) {
+  unsetenv("DEEPNET_CALL_SPIN_US");
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
   cr_expect_eq(dn_call_spin_ns(), 0);
 }
 Test(threads, call_spin_setting_is_capped_at_a_tenth_of_a_second) {
