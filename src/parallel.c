@@ -6,9 +6,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <strings.h>
-#include <time.h>
 #if defined(__linux__)
 #include <linux/futex.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
@@ -333,21 +333,29 @@ static void work_on(pool_job *job, int t) {
   dn_fpenv_leave(&env);
 }
 
-/* This thread's CPU time, in seconds (0 where the clock is missing). */
-static double thread_cpu_s(void) {
-  struct timespec ts;
-  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0.0;
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+/* How often the scheduler has taken the CPU from this thread while it could still run
+ * (involuntary context switches; -1 where unknown). Steal time, the hypervisor running
+ * another guest on this vCPU, does not count: only another runnable thread of this
+ * machine on the same CPU does. */
+static long involuntary_switches(void) {
+#if defined(__linux__)
+  struct rusage ru;
+  return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : -1;
+#else
+  return -1;
+#endif
 }
 
-/* A call-scoped spin that got less than this share of its wall time on the CPU was
- * preempted: another runnable thread shares this worker's core. Then the worker does not
- * spin for CALL_SPIN_BACKOFF_S (it sleeps at once, as without the setting), so that it
- * leaves the core to the other thread instead of taking turns with it. Measured on the
- * 2-core VM with the other core busy: spinning there cost 15% of the two-thread step. */
-#define CALL_SPIN_MIN_CPU_SHARE 0.5
-#define CALL_SPIN_BACKOFF_S 0.1
-#define CALL_SPIN_JUDGE_AFTER_S 20e-6 /* shorter spins say nothing about preemption */
+/* A call-scoped spin during which the scheduler switched this worker out for another
+ * runnable thread shows the worker shares its CPU: then it does not spin for
+ * CALL_SPIN_BACKOFF_S (it sleeps at once, as without the setting) and leaves the CPU to
+ * the other thread instead of taking turns with it. Measured: on the 2-core VM with an
+ * unpinned busy process beside a 2-thread step, spinning cost 15% and the back-off
+ * recovered it (+3% over no spin). A first form judged by the spin's share of CPU time
+ * instead, which steal time (a vCPU the host runs at half speed) also lowers: on the lent
+ * 16-vCPU machine it backed off where no other thread ran and lost all of the spin's gain
+ * (docs/benchmarks.md, session 10). */
+#define CALL_SPIN_BACKOFF_S 0.05
 
 static void *worker_main(void *arg) {
   const int t = (int)(intptr_t)arg; /* 1.. (the caller is thread 0) */
@@ -363,11 +371,12 @@ static void *worker_main(void *arg) {
        * inside a call, and stop as soon as it returns. */
       long long spin_ns = dn_worker_spin_ns();
       const bool call_scoped = spin_ns == 0;
-      double start = 0.0, cpu_start = 0.0;
+      double start = 0.0;
+      long switches = -1;
       if (call_scoped) {
         spin_ns = atomic_load(&pool_calls_open) > 0 ? dn_call_spin_ns() : 0;
         if (spin_ns > 0 && (start = dn_now_s()) < calm_until) spin_ns = 0;
-        if (spin_ns > 0) cpu_start = thread_cpu_s();
+        if (spin_ns > 0) switches = involuntary_switches();
       }
       if (spin_ns > 0) {
         const double until = (call_scoped ? start : dn_now_s()) + (double)spin_ns * 1e-9;
@@ -379,11 +388,8 @@ static void *worker_main(void *arg) {
             sched_yield(); /* more threads than cores: let the one that has work run */
           }
         }
-        if (call_scoped) {
-          const double now = dn_now_s(), wall = now - start;
-          if (wall > CALL_SPIN_JUDGE_AFTER_S && thread_cpu_s() - cpu_start < CALL_SPIN_MIN_CPU_SHARE * wall)
-            calm_until = now + CALL_SPIN_BACKOFF_S;
-        }
+        if (call_scoped && switches >= 0 && involuntary_switches() > switches)
+          calm_until = dn_now_s() + CALL_SPIN_BACKOFF_S;
       }
       if (number == seen) {
         atomic_store(&me->sleeping, 1);

@@ -282,16 +282,20 @@ static void sgemm_bitwise_for_any_thread_count(size_t Ms, size_t Ns, size_t Ks) 
 }
 
 /* From 4 threads, a GEMM large enough gives each thread 2 to 16 blocks (so the pool can
- * move work from a slow thread to a fast one), never blocks under 4 M multiply-adds. A
- * 515 x 509 x 523 product (edge tiles both ways) is cut in 8 blocks a thread at 4
- * threads, 4 at 7 and 2 at 16: the bits are still a one-thread run's, for every transpose. */
+ * move work from a slow thread to a fast one; no more than the threads), never blocks under
+ * 4 M multiply-adds. A 515 x 509 x 523 product (edge tiles both ways) is cut in 4 blocks a
+ * thread at 4 and 7 threads and 2 at 16: the bits are still a one-thread run's, for every
+ * transpose. */
 Test(threads, large_gemms_cut_in_several_blocks_per_thread_are_bitwise_a_one_thread_run) {
   unsetenv("DEEPNET_GEMM_BLOCKS"); /* the rule, not a forced count */
   cr_expect_eq(dn_gemm_blocks_per_thread((size_t)4096 * 4096 * 256, 2), 1);
   cr_expect_eq(dn_gemm_blocks_per_thread((size_t)4096 * 4096 * 256, 16), 16);
   cr_expect_eq(dn_gemm_blocks_per_thread((size_t)1024 * 1024 * 256, 16), 4);
   cr_expect_eq(dn_gemm_blocks_per_thread((size_t)512 * 256 * 784, 16), 1);
-  cr_expect_eq(dn_gemm_blocks_per_thread((size_t)515 * 509 * 523, 4), 8);
+  cr_expect_eq(dn_gemm_blocks_per_thread((size_t)4096 * 4096 * 256, 4), 4);
+  cr_expect_eq(dn_gemm_blocks_per_thread((size_t)4096 * 4096 * 256, 8), 8);
+  cr_expect_eq(dn_gemm_blocks_per_thread((size_t)4096 * 4096 * 256, 15), 8);
+  cr_expect_eq(dn_gemm_blocks_per_thread((size_t)515 * 509 * 523, 4), 4);
   cr_expect_eq(dn_gemm_blocks_per_thread((size_t)515 * 509 * 523, 7), 4);
   cr_expect_eq(dn_gemm_blocks_per_thread((size_t)515 * 509 * 523, 16), 2);
   for (int t = 4; t <= 64; t++) { /* no block under the minimum, whatever the count */
