@@ -163,11 +163,12 @@ void dn_set_split_everything(bool on);
 long long dn_worker_spin_ns(void);
 /* Call-scoped spinning: between dn_call_enter and dn_call_leave (a pass that runs several
  * pool jobs in a row; calls nest and may come from several threads) an idle worker spins
- * up to dn_call_spin_ns() for the next job (DEEPNET_CALL_SPIN_US, read once), and sleeps
- * as soon as no call is open. */
+ * up to dn_call_spin_ns(threads of its last job) for the next job, and sleeps as soon as
+ * no call is open. By default 300 us from 8 threads, none below or under
+ * OMP_WAIT_POLICY=passive; DEEPNET_CALL_SPIN_US sets it for any count (read once). */
 void dn_call_enter(void);
 void dn_call_leave(void);
-long long dn_call_spin_ns(void);
+long long dn_call_spin_ns(int threads);
 
 /* ---- random numbers (rng.c) ---- */
 typedef struct dn_rng {

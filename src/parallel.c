@@ -8,7 +8,6 @@
 #include <strings.h>
 #if defined(__linux__)
 #include <linux/futex.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
@@ -199,33 +198,42 @@ long long dn_worker_spin_ns(void) {
 
 /* How long an idle worker spins for the next job while a deepnet call that runs several
  * jobs in a row is in progress (a training pass: one or two GEMMs per layer and the
- * elementwise passes between them), in ns. The call's next job then finds its workers
- * awake instead of paying a futex wake-up per job (tens of microseconds on a VM, and the
- * caller wakes the workers one by one), and once the call returns (dn_call_leave) they
- * sleep at once, so nothing spins after a call. DEEPNET_CALL_SPIN_US sets it (0 turns it
- * off); else OMP_WAIT_POLICY=passive means 0 and anything else DEFAULT_CALL_SPIN_US. Read
- * once. Measured (docs/benchmarks.md, session 10; training step, batch 256, 0 against
- * 300 us): 16 threads on a lent 16-vCPU machine +8-18% idle and +20-40% with 4 or 8 of
- * its CPUs busy, 8 threads +19%; 2 threads on the 2-core VM +1-5% idle, and with the
- * other core busy -15% until a worker that finds itself preempted while spinning backs
- * off (worker_main), then +3%. */
+ * elementwise passes between them), in ns, after a job of `threads` threads. The call's
+ * next job then finds its workers awake instead of paying a futex wake-up per job (tens of
+ * microseconds on a VM, and the caller wakes the workers one by one); once the call
+ * returns (dn_call_leave) they sleep at once, so nothing spins after a call.
+ * DEEPNET_CALL_SPIN_US sets it for any thread count (0 turns it off); else
+ * OMP_WAIT_POLICY=passive means 0, and otherwise it is DEFAULT_CALL_SPIN_US from
+ * CALL_SPIN_MIN_THREADS threads and 0 below. Read once. Measured (docs/benchmarks.md,
+ * session 10; training step at batch 256, 300 us against none, alternating): 16 threads
+ * on a lent 16-vCPU machine +15-30% idle and with 4 or 8 of its CPUs busy, two threads
+ * pinned to two of its CPUs unchanged; but 2 threads on the 2-core VM with another
+ * process busy 16-20% slower (a spinning worker takes turns with the caller's serial
+ * work), +2-5% idle. A worker that stopped spinning for 50 ms after being switched out
+ * while it spun cut that loss to 3-9% but lost most of the 16-thread gain, so the
+ * default is by thread count instead. */
 #define DEFAULT_CALL_SPIN_US 300
+#define CALL_SPIN_MIN_THREADS 8
 #define MAX_CALL_SPIN_US 100000 /* a tenth of a second: longer is a typo, not a setting */
-long long dn_call_spin_ns(void) {
-  static atomic_llong cached = -1;
-  long long ns = atomic_load(&cached);
-  if (ns >= 0) return ns;
-  const char *policy = getenv("OMP_WAIT_POLICY");
-  long long us = policy && strcasecmp(policy, "passive") == 0 ? 0 : DEFAULT_CALL_SPIN_US;
-  const char *env = getenv("DEEPNET_CALL_SPIN_US");
-  if (env && *env) {
-    char *end;
-    const long long v = strtoll(env, &end, 10);
-    if (*end == '\0' && v >= 0) us = v < MAX_CALL_SPIN_US ? v : MAX_CALL_SPIN_US;
+long long dn_call_spin_ns(int threads) {
+  static atomic_llong cached = -2; /* -2: not read yet; -1: no explicit setting */
+  static atomic_bool passive;
+  long long explicit_us = atomic_load(&cached);
+  if (explicit_us == -2) {
+    const char *policy = getenv("OMP_WAIT_POLICY");
+    atomic_store(&passive, policy && strcasecmp(policy, "passive") == 0);
+    explicit_us = -1;
+    const char *env = getenv("DEEPNET_CALL_SPIN_US");
+    if (env && *env) {
+      char *end;
+      const long long v = strtoll(env, &end, 10);
+      if (*end == '\0' && v >= 0) explicit_us = v < MAX_CALL_SPIN_US ? v : MAX_CALL_SPIN_US;
+    }
+    atomic_store(&cached, explicit_us);
   }
-  ns = us * 1000;
-  atomic_store(&cached, ns);
-  return ns;
+  if (explicit_us >= 0) return explicit_us * 1000;
+  if (atomic_load(&passive) || threads < CALL_SPIN_MIN_THREADS) return 0;
+  return (long long)DEFAULT_CALL_SPIN_US * 1000;
 }
 
 /* Calls in progress that asked for call-scoped spinning (any thread's). */
@@ -333,37 +341,13 @@ static void work_on(pool_job *job, int t) {
   dn_fpenv_leave(&env);
 }
 
-/* How often the scheduler has taken the CPU from this thread while it could still run
- * (involuntary context switches; -1 where unknown). Steal time, the hypervisor running
- * another guest on this vCPU, does not count: only another runnable thread of this
- * machine on the same CPU does. */
-static long involuntary_switches(void) {
-#if defined(__linux__)
-  struct rusage ru;
-  return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : -1;
-#else
-  return -1;
-#endif
-}
-
-/* A call-scoped spin during which the scheduler switched this worker out for another
- * runnable thread shows the worker shares its CPU: then it does not spin for
- * CALL_SPIN_BACKOFF_S (it sleeps at once, as without the setting) and leaves the CPU to
- * the other thread instead of taking turns with it. Measured: on the 2-core VM with an
- * unpinned busy process beside a 2-thread step, spinning cost 15% and the back-off
- * recovered it (+3% over no spin). A first form judged by the spin's share of CPU time
- * instead, which steal time (a vCPU the host runs at half speed) also lowers: on the lent
- * 16-vCPU machine it backed off where no other thread ran and lost all of the spin's gain
- * (docs/benchmarks.md, session 10). */
-#define CALL_SPIN_BACKOFF_S 0.05
-
 static void *worker_main(void *arg) {
   const int t = (int)(intptr_t)arg; /* 1.. (the caller is thread 0) */
   worker_slot *me = &pool_slots[t];
   in_pool_worker = true;
   pthread_setname_np(pthread_self(), "dn-worker"); /* for top, perf and gdb; may fail */
   unsigned seen = 0; /* job numbers start at 1 (and skip 0 when they wrap) */
-  double calm_until = 0.0; /* no call-scoped spinning before this (CALL_SPIN_BACKOFF_S) */
+  int last_threads = 1; /* the thread count of the last job this worker took part in */
   for (;;) {
     unsigned number = atomic_load(&me->word);
     if (number == seen) {
@@ -371,15 +355,9 @@ static void *worker_main(void *arg) {
        * inside a call, and stop as soon as it returns. */
       long long spin_ns = dn_worker_spin_ns();
       const bool call_scoped = spin_ns == 0;
-      double start = 0.0;
-      long switches = -1;
-      if (call_scoped) {
-        spin_ns = atomic_load(&pool_calls_open) > 0 ? dn_call_spin_ns() : 0;
-        if (spin_ns > 0 && (start = dn_now_s()) < calm_until) spin_ns = 0;
-        if (spin_ns > 0) switches = involuntary_switches();
-      }
+      if (call_scoped) spin_ns = atomic_load(&pool_calls_open) > 0 ? dn_call_spin_ns(last_threads) : 0;
       if (spin_ns > 0) {
-        const double until = (call_scoped ? start : dn_now_s()) + (double)spin_ns * 1e-9;
+        const double until = dn_now_s() + (double)spin_ns * 1e-9;
         for (unsigned k = 1; (number = atomic_load(&me->word)) == seen; k++) {
           dn_cpu_relax();
           if (call_scoped && k % 16 == 0 && atomic_load(&pool_calls_open) == 0) break;
@@ -388,8 +366,6 @@ static void *worker_main(void *arg) {
             sched_yield(); /* more threads than cores: let the one that has work run */
           }
         }
-        if (call_scoped && switches >= 0 && involuntary_switches() > switches)
-          calm_until = dn_now_s() + CALL_SPIN_BACKOFF_S;
       }
       if (number == seen) {
         atomic_store(&me->sleeping, 1);
@@ -402,6 +378,7 @@ static void *worker_main(void *arg) {
     /* Still the job this worker was handed? If not (it ended before this worker got
      * here), the struct may already hold the next one, which this worker was not handed. */
     if (atomic_load(&pool_job_live) && atomic_load(&pool_job_number) == number) {
+      last_threads = pool_the_job.threads; /* read while counted in pool_active */
       dn_bind_worker((size_t)t, (size_t)pool_the_job.threads);
       work_on(&pool_the_job, t);
     }
@@ -416,7 +393,7 @@ static int ensure_workers(int wanted) {
   /* Read OMP_WAIT_POLICY and DEEPNET_CALL_SPIN_US here, on the caller's thread, not in a
    * worker (getenv is not safe against a setenv on another thread). */
   (void)dn_worker_spin_ns();
-  (void)dn_call_spin_ns();
+  (void)dn_call_spin_ns(1);
   while (pool_workers + 1 < wanted) {
     pthread_t tid;
     pthread_attr_t attr;

@@ -489,7 +489,7 @@ Test(threads, with_omp_wait_policy_active_idle_workers_spin_briefly_then_sleep) 
 Test(threads, call_scoped_spinning_stops_when_the_call_returns) {
   unsetenv("OMP_WAIT_POLICY");
   setenv("DEEPNET_CALL_SPIN_US", "100000", 1);
-  cr_expect_eq(dn_call_spin_ns(), 100000000LL);
+  cr_expect_eq(dn_call_spin_ns(2), 100000000LL);
   static const size_t dims[] = {64, 300, 10};
   static const dn_act acts[] = {DN_ACT_RELU, DN_ACT_SOFTMAX};
   enum { MT = 512 };
@@ -517,24 +517,28 @@ Test(threads, call_scoped_spinning_stops_when_the_call_returns) {
   free(X), free(Y);
 }
 
-Test(threads, call_spin_setting_is_read_in_microseconds) {
+Test(threads, call_spin_setting_is_read_in_microseconds_for_any_thread_count) {
   setenv("DEEPNET_CALL_SPIN_US", "50", 1);
   setenv("OMP_WAIT_POLICY", "passive", 1); /* the explicit setting wins */
-  cr_expect_eq(dn_call_spin_ns(), 50000);
+  cr_expect_eq(dn_call_spin_ns(2), 50000);
+  cr_expect_eq(dn_call_spin_ns(16), 50000);
 }
-Test(threads, a_call_spin_setting_that_is_not_a_number_keeps_the_default) {
+Test(threads, by_default_workers_spin_in_a_call_from_8_threads) {
   unsetenv("OMP_WAIT_POLICY");
-  setenv("DEEPNET_CALL_SPIN_US", "50x", 1);
-  cr_expect_eq(dn_call_spin_ns(), 300000);
+  setenv("DEEPNET_CALL_SPIN_US", "50x", 1); /* not a number: the default */
+  cr_expect_eq(dn_call_spin_ns(2), 0);
+  cr_expect_eq(dn_call_spin_ns(7), 0);
+  cr_expect_eq(dn_call_spin_ns(8), 300000);
+  cr_expect_eq(dn_call_spin_ns(64), 300000);
 }
 Test(threads, omp_wait_policy_passive_turns_call_spinning_off) {
   unsetenv("DEEPNET_CALL_SPIN_US");
   setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-  cr_expect_eq(dn_call_spin_ns(), 0);
+  cr_expect_eq(dn_call_spin_ns(16), 0);
 }
 Test(threads, call_spin_setting_is_capped_at_a_tenth_of_a_second) {
   setenv("DEEPNET_CALL_SPIN_US", "99999999", 1);
-  cr_expect_eq(dn_call_spin_ns(), 100000000LL);
+  cr_expect_eq(dn_call_spin_ns(2), 100000000LL);
 }
 
 /* DEEPNET_GEMM_BLOCKS forces the blocks a thread from 2 threads on (a tuning knob), and
