@@ -169,6 +169,8 @@ long long dn_worker_spin_ns(void);
 void dn_call_enter(void);
 void dn_call_leave(void);
 long long dn_call_spin_ns(int threads);
+/* One line on what idle pool workers do, for `deepnet info`. */
+const char *dn_wait_describe(void);
 
 /* ---- random numbers (rng.c) ---- */
 typedef struct dn_rng {

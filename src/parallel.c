@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
 #if defined(__linux__)
@@ -234,6 +235,23 @@ long long dn_call_spin_ns(int threads) {
   if (explicit_us >= 0) return explicit_us * 1000;
   if (atomic_load(&passive) || threads < CALL_SPIN_MIN_THREADS) return 0;
   return (long long)DEFAULT_CALL_SPIN_US * 1000;
+}
+
+const char *dn_wait_describe(void) {
+  static char line[160];
+  const long long active_ns = dn_worker_spin_ns(), small = dn_call_spin_ns(1), many = dn_call_spin_ns(64);
+  if (active_ns > 0)
+    snprintf(line, sizeof line, "spin up to %lld us for the next job, then sleep (OMP_WAIT_POLICY=active)",
+             active_ns / 1000);
+  else if (small > 0)
+    snprintf(line, sizeof line, "spin up to %lld us between the jobs of a call, sleep once it returns "
+             "(DEEPNET_CALL_SPIN_US)", small / 1000);
+  else if (many > 0)
+    snprintf(line, sizeof line, "spin up to %lld us between the jobs of a call on %d+ threads, "
+             "sleep once it returns", many / 1000, CALL_SPIN_MIN_THREADS);
+  else
+    snprintf(line, sizeof line, "sleep as soon as their job is done");
+  return line;
 }
 
 /* Calls in progress that asked for call-scoped spinning (any thread's). */

@@ -536,6 +536,17 @@ Test(threads, omp_wait_policy_passive_turns_call_spinning_off) {
   setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
   cr_expect_eq(dn_call_spin_ns(16), 0);
 }
+Test(threads, deepnet_info_says_what_idle_workers_do) {
+  unsetenv("OMP_WAIT_POLICY");
+  unsetenv("DEEPNET_CALL_SPIN_US");
+  cr_expect(strstr(dn_wait_describe(), "300 us between the jobs of a call on 8+ threads"), "%s",
+            dn_wait_describe());
+}
+Test(threads, deepnet_info_says_when_idle_workers_never_spin) {
+  setenv("OMP_WAIT_POLICY", "passive", 1);
+  unsetenv("DEEPNET_CALL_SPIN_US");
+  cr_expect(strstr(dn_wait_describe(), "sleep as soon as"), "%s", dn_wait_describe());
+}
 Test(threads, call_spin_setting_is_capped_at_a_tenth_of_a_second) {
   setenv("DEEPNET_CALL_SPIN_US", "99999999", 1);
   cr_expect_eq(dn_call_spin_ns(2), 100000000LL);

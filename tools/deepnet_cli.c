@@ -130,6 +130,7 @@ static int run_info(const cli_config *cfg) {
                                          : "OpenMP default");
   printf("flush denormals  %s\n", dn_get_flush_denormals() ? "on (FTZ/DAZ inside deepnet's kernels)" : "off");
   printf("placement        %s\n", dn_placement_describe());
+  printf("idle workers     %s\n", dn_wait_describe());
   info_topology();
   return 0;
 }
