@@ -207,10 +207,10 @@ long long dn_worker_spin_ns(void) {
  * OMP_WAIT_POLICY=passive means 0, and otherwise it is DEFAULT_CALL_SPIN_US from
  * CALL_SPIN_MIN_THREADS threads and 0 below. Read once. Measured (docs/benchmarks.md,
  * session 10; training step at batch 256, 300 us against none, alternating): 16 threads
- * on a lent 16-vCPU machine +15-30% idle and with 4 or 8 of its CPUs busy, two threads
- * pinned to two of its CPUs unchanged; but 2 threads on the 2-core VM with another
- * process busy 16-20% slower (a spinning worker takes turns with the caller's serial
- * work), +2-5% idle. A worker that stopped spinning for 50 ms after being switched out
+ * on a lent 16-vCPU machine +3-25% idle and +6-60% (mostly 20-35%) with 4 or 8 of its
+ * CPUs busy, 8 threads +19%, two threads pinned to two of its CPUs unchanged; but 2
+ * threads on the 2-core VM with another process busy 16-20% slower (a spinning worker
+ * takes turns with the caller's serial work), +2-5% idle. A worker that stopped spinning for 50 ms after being switched out
  * while it spun cut that loss to 3-9% but lost most of the 16-thread gain, so the
  * default is by thread count instead. */
 #define DEFAULT_CALL_SPIN_US 300
