@@ -98,7 +98,8 @@ void dn_gemm_run_packed(const char *what, size_t layer, const dn_kernel_table *k
                         size_t M, size_t N, size_t K, float alpha, const float *const *packedA,
                         size_t copies, char transb, const float *B, size_t ldb, float beta,
                         float *C, size_t ldc, const dn_gemm_epilogue *ep);
-/* Grid blocks per thread for a threaded GEMM of `macs` multiply-adds (1, 2 or 4). */
+/* Grid blocks per thread for a threaded GEMM of `macs` multiply-adds (1 to 16;
+ * DEEPNET_GEMM_BLOCKS forces it from 2 threads on). */
 size_t dn_gemm_blocks_per_thread(size_t macs, int threads);
 /* Thread counts beyond this plan as this many (the pool has no more threads than that). */
 enum { DN_MAX_PLAN_THREADS = 256 };
@@ -164,11 +165,15 @@ long long dn_worker_spin_ns(void);
 /* Call-scoped spinning: between dn_call_enter and dn_call_leave (a pass that runs several
  * pool jobs in a row; calls nest and may come from several threads) an idle worker spins
  * up to dn_call_spin_ns(threads of its last job) for the next job, and sleeps as soon as
- * no call is open. By default 300 us from 8 threads, none below or under
+ * no call of any thread is open. Under OMP_WAIT_POLICY=active the 2 ms idle spin
+ * (dn_worker_spin_ns) applies instead. By default 300 us from 8 threads, none below or under
  * OMP_WAIT_POLICY=passive; DEEPNET_CALL_SPIN_US sets it for any count (read once). */
 void dn_call_enter(void);
 void dn_call_leave(void);
 long long dn_call_spin_ns(int threads);
+/* Tests: the calls open now, and how many call-scoped spins workers have started. */
+int dn_calls_open(void);
+unsigned long dn_call_spins(void);
 /* One line on what idle pool workers do, for `deepnet info`. */
 const char *dn_wait_describe(void);
 

@@ -106,8 +106,10 @@ int dn_threads_for(size_t units, size_t min_units_per_thread) {
  * NUMA-friendly layout), then takes chunks nobody has started, so a worker that
  * wakes late finds nothing left and leaves at once: the caller waits for chunks that
  * are running, never for a thread that has not started one. Idle workers
- * sleep: nothing spins after a call returns, unless the user sets
- * OMP_WAIT_POLICY=active (then they spin up to 2 ms for the next job first). The
+ * sleep: nothing spins once no deepnet call is open (in any thread), unless the user sets
+ * OMP_WAIT_POLICY=active (then they spin up to 2 ms for the next job first); while one
+ * is, workers of jobs of 8 threads or more spin up to 300 us for its next job
+ * (dn_call_spin_ns). The
  * caller, once its own chunks are done, spins up to 50 us for the others' last chunks
  * (inside the call) before it sleeps. Results cannot depend on who ran a chunk: callers
  * guarantee chunk-independent bits. Measured, small net at batch 128, 2 threads on this
@@ -202,7 +204,7 @@ long long dn_worker_spin_ns(void) {
  * elementwise passes between them), in ns, after a job of `threads` threads. The call's
  * next job then finds its workers awake instead of paying a futex wake-up per job (tens of
  * microseconds on a VM, and the caller wakes the workers one by one); once the call
- * returns (dn_call_leave) they sleep at once, so nothing spins after a call.
+ * returns (dn_call_leave) they sleep at once, unless another thread's call is still open.
  * DEEPNET_CALL_SPIN_US sets it for any thread count (0 turns it off); else
  * OMP_WAIT_POLICY=passive means 0, and otherwise it is DEFAULT_CALL_SPIN_US from
  * CALL_SPIN_MIN_THREADS threads and 0 below. Read once. Measured (docs/benchmarks.md,
@@ -215,7 +217,7 @@ long long dn_worker_spin_ns(void) {
  * default is by thread count instead. */
 #define DEFAULT_CALL_SPIN_US 300
 #define CALL_SPIN_MIN_THREADS 8
-#define MAX_CALL_SPIN_US 100000 /* a tenth of a second: longer is a typo, not a setting */
+#define MAX_CALL_SPIN_US 100000 /* longer settings are clamped to a tenth of a second */
 long long dn_call_spin_ns(int threads) {
   static atomic_llong cached = -2; /* -2: not read yet; -1: no explicit setting */
   static atomic_bool passive;
@@ -237,7 +239,7 @@ long long dn_call_spin_ns(int threads) {
   return (long long)DEFAULT_CALL_SPIN_US * 1000;
 }
 
-const char *dn_wait_describe(void) {
+const char *dn_wait_describe(void) { /* one static line: for the CLI, not thread-safe */
   static char line[160];
   const long long active_ns = dn_worker_spin_ns(), small = dn_call_spin_ns(1), many = dn_call_spin_ns(64);
   if (active_ns > 0)
@@ -254,10 +256,25 @@ const char *dn_wait_describe(void) {
   return line;
 }
 
-/* Calls in progress that asked for call-scoped spinning (any thread's). */
+/* Calls in progress (any thread's): workers spin between jobs while this is above 0.
+ * Each thread also counts its own, so that a child of fork() keeps exactly the calls of
+ * the thread that forked (the only one it has). */
 static atomic_int pool_calls_open;
-void dn_call_enter(void) { atomic_fetch_add(&pool_calls_open, 1); }
-void dn_call_leave(void) { atomic_fetch_sub(&pool_calls_open, 1); }
+static _Thread_local int calls_open_here;
+static atomic_ulong pool_call_spins; /* call-scoped spins started (tests) */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void register_atfork(void);
+void dn_call_enter(void) {
+  pthread_once(&atfork_once, register_atfork);
+  calls_open_here++;
+  atomic_fetch_add(&pool_calls_open, 1);
+}
+void dn_call_leave(void) {
+  calls_open_here--;
+  atomic_fetch_sub(&pool_calls_open, 1);
+}
+int dn_calls_open(void) { return atomic_load(&pool_calls_open); }
+unsigned long dn_call_spins(void) { return atomic_load(&pool_call_spins); }
 
 typedef struct share {
   atomic_size_t next; /* next chunk of this share to start */
@@ -375,10 +392,11 @@ static void *worker_main(void *arg) {
       const bool call_scoped = spin_ns == 0;
       if (call_scoped) spin_ns = atomic_load(&pool_calls_open) > 0 ? dn_call_spin_ns(last_threads) : 0;
       if (spin_ns > 0) {
+        if (call_scoped) atomic_fetch_add_explicit(&pool_call_spins, 1, memory_order_relaxed);
         const double until = dn_now_s() + (double)spin_ns * 1e-9;
         for (unsigned k = 1; (number = atomic_load(&me->word)) == seen; k++) {
           dn_cpu_relax();
-          if (call_scoped && k % 16 == 0 && atomic_load(&pool_calls_open) == 0) break;
+          if (call_scoped && k % 16 == 0 && atomic_load(&pool_calls_open) <= 0) break;
           if (k % 256 == 0) {
             if (dn_now_s() > until) break;
             sched_yield(); /* more threads than cores: let the one that has work run */
@@ -444,8 +462,9 @@ static void forget_workers_in_child(void) {
   atomic_store(&pool_job_live, false);
   atomic_store(&pool_active, 0);
   atomic_store(&pool_caller_waiting, 0);
+  /* The parent's other threads, and their open calls, do not exist here. */
+  atomic_store(&pool_calls_open, calls_open_here);
 }
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void register_atfork(void) { pthread_atfork(NULL, NULL, forget_workers_in_child); }
 
 /* The phase in about CHUNKS_PER_THREAD chunks per thread (or the phase's own

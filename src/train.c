@@ -249,7 +249,9 @@ dn_status dn_net_train(dn_net *net, const float *X, const float *Y, size_t m,
             .epoch_end = bi + 1 == batches,
             .samples_per_s = now > t_epoch ? (double)seen / (now - t_epoch) : 0.0,
             .elapsed_s = now - t_start, .learning_rate = lr};
+        dn_call_leave(); /* the user's code runs outside the call: no worker spins for it */
         stop = opts->progress(&p, opts->progress_user) != 0;
+        dn_call_enter();
       }
     }
     const bool epoch_done = bi == batches;

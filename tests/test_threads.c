@@ -8,11 +8,13 @@
 #include <float.h>
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "deepnet.h"
@@ -515,6 +517,108 @@ Test(threads, call_scoped_spinning_stops_when_the_call_returns) {
   dn_set_num_threads(0);
   dn_net_free(net);
   free(X), free(Y);
+}
+
+/* A short threaded training run (every pass split over 2 threads); returns its status. */
+static dn_status short_threaded_run(float learning_rate, dn_progress_fn progress, void *user) {
+  static const size_t dims[] = {64, 300, 10};
+  static const dn_act acts[] = {DN_ACT_RELU, DN_ACT_SOFTMAX};
+  enum { MT = 256 };
+  float *X = tu_random(64 * MT, 0, 1, 33), *Y = calloc(10 * MT, sizeof *Y);
+  cr_assert(X && Y);
+  for (size_t j = 0; j < MT; j++) Y[j * 10 + j % 10] = 1.0f;
+  dn_net *net;
+  cr_assert_eq(dn_net_create(&net, 2, dims, acts, DN_LOSS_CCE), DN_OK);
+  cr_assert_eq(dn_net_init(net, 3), DN_OK);
+  dn_set_split_everything(true);
+  cr_assert_eq(dn_set_num_threads(2), DN_OK);
+  dn_train_opts o;
+  dn_train_opts_default(&o);
+  o.epochs = 2;
+  o.batch_size = 32;
+  o.learning_rate = learning_rate;
+  o.progress = progress;
+  o.progress_user = user;
+  const dn_status s = dn_net_train(net, X, Y, MT, &o);
+  /* The other public calls that open a call: each closes it, whether it succeeds or not
+   * (after a diverged run the step and the cost may fail). */
+  float cost;
+  double acc;
+  uint32_t labels[MT];
+  const dn_status results[] = {dn_net_forward(net, X, MT, NULL), dn_net_backward(net, Y, &cost),
+                               dn_net_step(net, &o), dn_net_predict(net, X, MT, NULL),
+                               dn_net_classify(net, X, MT, labels), dn_net_accuracy(net, X, Y, MT, &acc),
+                               dn_net_cost(net, X, Y, MT, &cost)};
+  cr_expect_eq(dn_calls_open(), 0);
+  for (size_t i = 0; i < sizeof results / sizeof *results; i++)
+    if (s == DN_OK) cr_expect_eq(results[i], DN_OK, "call %zu: %s", i, dn_last_error());
+  dn_set_split_everything(false);
+  dn_set_num_threads(0);
+  dn_net_free(net);
+  free(X), free(Y);
+  return s;
+}
+
+static int calls_open_in_callback = -1;
+static int note_calls_open(const dn_progress *p, void *user) {
+  (void)p, (void)user;
+  if (dn_calls_open() != 0) calls_open_in_callback = dn_calls_open();
+  else if (calls_open_in_callback < 0) calls_open_in_callback = 0;
+  return 0;
+}
+
+/* Workers spin between the jobs of a call when asked to, and every public call closes
+ * what it opened, also when it fails (a diverging run) and around the user's progress
+ * callback, where no worker should spin. */
+Test(threads, workers_spin_inside_calls_and_every_call_closes) {
+  setenv("DEEPNET_CALL_SPIN_US", "1000", 1);
+  cr_expect_eq(short_threaded_run(0.01f, note_calls_open, NULL), DN_OK);
+  cr_expect_eq(calls_open_in_callback, 0, "%d calls open in the progress callback", calls_open_in_callback);
+  cr_expect_gt(dn_call_spins(), 0, "no worker spun between the jobs of a call");
+  cr_expect_eq(short_threaded_run(1e30f, NULL, NULL), DN_ERR_NUMERIC); /* diverges */
+  cr_expect_eq(dn_calls_open(), 0);
+}
+/* After fork() the child keeps the forking thread's open calls, not another thread's
+ * (which would keep its workers spinning after every job for good). */
+static pthread_barrier_t fork_barrier;
+static void *hold_a_call_open(void *arg) {
+  (void)arg;
+  dn_call_enter();
+  pthread_barrier_wait(&fork_barrier); /* open */
+  pthread_barrier_wait(&fork_barrier); /* the parent has forked */
+  dn_call_leave();
+  return NULL;
+}
+Test(threads, a_forked_child_keeps_only_the_forking_threads_calls) {
+  pthread_barrier_init(&fork_barrier, NULL, 2);
+  pthread_t other;
+  cr_assert_eq(pthread_create(&other, NULL, hold_a_call_open, NULL), 0);
+  pthread_barrier_wait(&fork_barrier);
+  dn_call_enter();
+  cr_expect_eq(dn_calls_open(), 2);
+  const pid_t pid = fork();
+  if (pid == 0) _exit(dn_calls_open() == 1 ? 0 : 10 + dn_calls_open());
+  int status = -1;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child saw %d calls open",
+            WIFEXITED(status) ? WEXITSTATUS(status) - 10 : -1);
+  dn_call_leave();
+  pthread_barrier_wait(&fork_barrier);
+  pthread_join(other, NULL);
+  cr_expect_eq(dn_calls_open(), 0);
+  pthread_barrier_destroy(&fork_barrier);
+}
+
+Test(threads, by_default_two_threads_never_spin_in_a_call) {
+  unsetenv("DEEPNET_CALL_SPIN_US");
+  unsetenv("OMP_WAIT_POLICY");
+  cr_expect_eq(short_threaded_run(0.01f, NULL, NULL), DN_OK);
+  cr_expect_eq(dn_call_spins(), 0);
+}
+Test(threads, a_call_spin_of_0_turns_spinning_off) {
+  setenv("DEEPNET_CALL_SPIN_US", "0", 1);
+  cr_expect_eq(short_threaded_run(0.01f, NULL, NULL), DN_OK);
+  cr_expect_eq(dn_call_spins(), 0);
 }
 
 Test(threads, call_spin_setting_is_read_in_microseconds_for_any_thread_count) {
