@@ -171,6 +171,22 @@ long long dn_worker_spin_ns(void);
 void dn_call_enter(void);
 void dn_call_leave(void);
 long long dn_call_spin_ns(int threads);
+/* Where a threaded job's time goes, per thread (bench/gemm_trace.c): between
+ * dn_pool_trace_begin and dn_pool_trace_end every pool job adds its wall time (publish to
+ * the last chunk done, as its caller sees it) and each thread its busy time in chunks, its
+ * chunk count and, for each job it ran a chunk of, the delay from the job's publication
+ * to its first chunk. Thread 0 is the caller. One tracer at a time; costs one relaxed
+ * load per chunk when off. */
+typedef struct dn_pool_trace {
+  size_t jobs;
+  double wall_s;
+  struct {
+    double busy_s, delay_s;
+    size_t chunks, jobs;
+  } thread[DN_MAX_PLAN_THREADS];
+} dn_pool_trace;
+void dn_pool_trace_begin(dn_pool_trace *trace);
+void dn_pool_trace_end(void);
 /* Tests: the calls open now, and how many call-scoped spins workers have started. */
 int dn_calls_open(void);
 unsigned long dn_call_spins(void);

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 #if defined(__linux__)
 #include <linux/futex.h>
@@ -298,6 +299,8 @@ typedef struct pool_job {
   int phases;
   int threads;
   int flush; /* the caller's FTZ/DAZ setting */
+  dn_pool_trace *trace; /* where this job's threads add their times, or NULL */
+  double t0;            /* when it was published (traced jobs) */
 } pool_job;
 
 /* One per worker, each on its own cache line: the caller writes a worker's word when it
@@ -341,6 +344,29 @@ static void run_chunk(pool_phase *ph, size_t c) {
   ph->fn(ph->ctx, chunk_begin(ph, c), chunk_begin(ph, c + 1));
 }
 
+/* The tracer (dn_pool_trace_begin): read by the caller when it fills a job. */
+static dn_pool_trace *_Atomic pool_trace;
+void dn_pool_trace_begin(dn_pool_trace *trace) {
+  memset(trace, 0, sizeof *trace);
+  atomic_store(&pool_trace, trace);
+}
+void dn_pool_trace_end(void) { atomic_store(&pool_trace, NULL); }
+
+/* run_chunk, timed into thread t's slot of a traced job (each thread writes only its own;
+ * the caller reads them once every worker has left the job). */
+static void run_chunk_traced(pool_job *job, pool_phase *ph, size_t c, int t, bool *first) {
+  const double a = dn_now_s();
+  run_chunk(ph, c);
+  const double b = dn_now_s();
+  if (*first) {
+    job->trace->thread[t].delay_s += a - job->t0;
+    job->trace->thread[t].jobs++;
+    *first = false;
+  }
+  job->trace->thread[t].busy_s += b - a;
+  job->trace->thread[t].chunks++;
+}
+
 /* Between the phases: every chunk of the first is claimed (this thread took what was
  * left), so wait only for the ones running on other threads, spinning (inside the call),
  * then yielding the core if one of them is slow (its thread preempted). */
@@ -360,6 +386,7 @@ static void work_on(pool_job *job, int t) {
    * reads: the node it works for, where dn_bind_worker pins it. */
   const size_t node_before = dn_thread_node();
   dn_set_thread_node(dn_node_of_thread((size_t)t, (size_t)job->threads, dn_topology()->numa_nodes));
+  bool first_chunk = true;
   for (int p = 0; p < job->phases; p++) {
     pool_phase *ph = &job->phase[p];
     if (p > 0) wait_for_phase(&job->phase[p - 1]);
@@ -367,7 +394,10 @@ static void work_on(pool_job *job, int t) {
     for (int k = 0; k < job->threads; k++) {
       share *s = &ph->shares[(t + k) % job->threads];
       for (size_t c; (c = atomic_fetch_add(&s->next, 1)) < s->end;) {
-        run_chunk(ph, c);
+        if (job->trace)
+          run_chunk_traced(job, ph, c, t, &first_chunk);
+        else
+          run_chunk(ph, c);
         if (atomic_fetch_sub(&ph->chunks_left, 1) == 1 && last_phase) notify_caller();
       }
     }
@@ -387,7 +417,7 @@ static void *worker_main(void *arg) {
     unsigned number = atomic_load(&me->word);
     if (number == seen) {
       /* The user's active policy spins whether or not a call is open; else spin only
-       * inside a call, and stop as soon as it returns. */
+       * while a call (of any thread) is open, and stop as soon as none is. */
       long long spin_ns = dn_worker_spin_ns();
       const bool call_scoped = spin_ns == 0;
       if (call_scoped) spin_ns = atomic_load(&pool_calls_open) > 0 ? dn_call_spin_ns(last_threads) : 0;
@@ -543,7 +573,9 @@ void dn_parallel_phases(int threads, const dn_phase *first, const dn_phase *seco
   job->phases = phases;
   job->threads = threads;
   job->flush = dn_get_flush_denormals();
+  job->trace = atomic_load(&pool_trace);
   for (int p = 0; p < phases; p++) share_out(&job->phase[p], specs[p], threads);
+  if (job->trace) job->t0 = dn_now_s();
   pool_phase *last = &job->phase[phases - 1];
 
   unsigned number = atomic_load(&pool_job_number) + 1;
@@ -564,8 +596,13 @@ void dn_parallel_phases(int threads, const dn_phase *first, const dn_phase *seco
   work_on(job, 0); /* the caller works too (it is not pinned: it is the user's thread) */
 
   wait_for_workers(last);               /* every chunk done */
+  const double done = job->trace ? dn_now_s() : 0.0;
   atomic_store(&pool_job_live, false);  /* no worker joins from here on... */
   wait_for_workers(NULL);               /* ...and the ones inside leave */
+  if (job->trace) {
+    job->trace->jobs++;
+    job->trace->wall_s += done - job->t0;
+  }
   pthread_mutex_unlock(&pool_submit);
 }
 

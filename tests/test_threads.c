@@ -724,6 +724,40 @@ Test(threads, a_phase_gets_the_chunks_a_thread_it_asks_for) {
     }
 }
 
+/* The pool's trace (bench/gemm_trace.c) counts every chunk of a traced job once, on the
+ * thread that ran it, with its busy time inside the job's wall time, and stops counting at
+ * dn_pool_trace_end. */
+Test(threads, a_traced_job_accounts_for_every_chunk) {
+  static dn_pool_trace trace;
+  static chunk_log log;
+  for (int threads = 2; threads <= 4; threads++) {
+    memset(&log, 0, sizeof log);
+    dn_pool_trace_begin(&trace);
+    const dn_phase first = {.n = 1000, .grain = 1, .fn = log_chunk, .ctx = &log, .chunks_per_thread = 4};
+    const dn_phase second = {.n = 500, .grain = 1, .fn = log_chunk, .ctx = &log};
+    dn_parallel_phases(threads, &first, &second);
+    dn_pool_trace_end();
+    size_t chunks = 0, jobs_run = 0;
+    double busy = 0;
+    for (int t = 0; t < DN_MAX_PLAN_THREADS; t++) {
+      chunks += trace.thread[t].chunks;
+      jobs_run += trace.thread[t].jobs;
+      busy += trace.thread[t].busy_s;
+      cr_expect(t < threads || trace.thread[t].chunks == 0, "thread %d of %d ran a chunk", t, threads);
+      cr_expect(trace.thread[t].busy_s <= trace.wall_s, "thread %d busy longer than the job", t);
+      cr_expect(trace.thread[t].delay_s >= 0);
+    }
+    cr_expect_eq(trace.jobs, 1);
+    cr_expect_eq(chunks, (size_t)threads * 4 + (size_t)threads * 2, "%d threads", threads);
+    cr_expect_eq(chunks, atomic_load(&log.count));
+    cr_expect(jobs_run >= 1 && jobs_run <= (size_t)threads);
+    cr_expect(busy > 0 && trace.wall_s > 0);
+    const size_t before = trace.jobs;
+    dn_parallel_phases(threads, &first, NULL); /* after the end: not counted */
+    cr_expect_eq(trace.jobs, before);
+  }
+}
+
 /* Chunks are whole grains (but the last, cut at n) and differ by at most one grain, so two
  * threads' shares of 22 micro-panels are 11 + 11, not 12 + 10 (uniform chunks rounded up to
  * the grain left the last share short). */

@@ -30,7 +30,7 @@ fi
 ninja -C "$build" >/dev/null || die "build failed: ninja -C $build"
 
 bins=(bench/bench-peak bench/bench-gemm bench/bench-train bench/bench-layer
-      bench/deepnet-train-bench bench/deepnet-step-breakdown bench/deepnet-pool-latency tools/deepnet
+      bench/deepnet-train-bench bench/deepnet-step-breakdown bench/deepnet-pool-latency bench/deepnet-gemm-trace tools/deepnet
       tests/test_threads tests/test_numa tests/test_train tests/test_gradcheck tests/test_gemm
       tests/threads_stress)
 stage=$(mktemp -d)

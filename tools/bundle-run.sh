@@ -7,7 +7,7 @@
 #
 # Environment: BUNDLE_THREADS (thread counts to sweep, default 1,2,4,8,... up to the cores),
 # BUNDLE_GEMM_FILTER (regex of gemm shapes, default the m256 MLP shapes and two squares),
-# BUNDLE_STEPS ("tests peak smt pool gemm train breakdown pytorch", the default: all),
+# BUNDLE_STEPS ("tests peak smt pool trace gemm train breakdown pytorch", the default: all),
 # BUNDLE_MIN_TIME (default 0.02), BUNDLE_REPETITIONS (default 3), BUNDLE_GEMM_ROUNDS (default 1:
 # with N, each gemm library runs N times, the libraries taking turns).
 # About 5 minutes on 16 cores. The peak step's one-thread FMA figure becomes
@@ -21,7 +21,7 @@ export LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 B=$here/bin
 t0=$(date +%s)
 say() { echo "[$(($(date +%s) - t0)) s] $*"; }
-steps=${BUNDLE_STEPS:-tests peak smt pool gemm train breakdown pytorch}
+steps=${BUNDLE_STEPS:-tests peak smt pool trace gemm train breakdown pytorch}
 want() { case " $steps " in *" $1 "*) return 0 ;; esac; return 1; }
 
 n=$(nproc)
@@ -116,6 +116,16 @@ if want pool; then
   for w in 5000 20000; do
     timeout 60 "$B/deepnet-pool-latency" "$T" 1500 "$w"
   done 2>&1 | tee "$out/pool.txt" | sed 's/^/  /'
+fi
+
+if want trace; then
+  # Where a threaded GEMM's time goes at the most threads: per-thread chunks, busy share,
+  # start delay and time per chunk, against the same product on one thread
+  # (deepnet-gemm-trace; docs/benchmarks.md, "Reading a trace").
+  say "threaded GEMM trace at $n threads (deepnet-gemm-trace)"
+  for shape in "4096 256 4096 8 NN" "4096 256 4096 8 TN" "2048 2048 2048 5 NN" "1024 512 1024 20 NN"; do
+    timeout 60 "$B/deepnet-gemm-trace" "$n" $shape
+  done 2>&1 | tee "$out/trace.txt" | grep -E "GFLOP/s|per call" | sed 's/^/  /'
 fi
 
 if want gemm; then
