@@ -360,7 +360,11 @@ static size_t blocks_per_thread_override(void) {
   if (env && *env) {
     char *end;
     const long v = strtol(env, &end, 10);
-    if (*end == '\0' && v >= 1 && v <= MAX_BLOCKS_PER_THREAD) k = (int)v;
+    if (*end == '\0' && v >= 1 && v <= MAX_BLOCKS_PER_THREAD)
+      k = (int)v;
+    else
+      fprintf(stderr, "deepnet: DEEPNET_GEMM_BLOCKS=%s is not a number of blocks from 1 to %d; "
+              "using the built-in rule\n", env, MAX_BLOCKS_PER_THREAD);
   }
   atomic_store(&cached, k);
   return (size_t)k;

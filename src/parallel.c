@@ -231,7 +231,11 @@ long long dn_call_spin_ns(int threads) {
     if (env && *env) {
       char *end;
       const long long v = strtoll(env, &end, 10);
-      if (*end == '\0' && v >= 0) explicit_us = v < MAX_CALL_SPIN_US ? v : MAX_CALL_SPIN_US;
+      if (*end == '\0' && v >= 0)
+        explicit_us = v < MAX_CALL_SPIN_US ? v : MAX_CALL_SPIN_US;
+      else
+        fprintf(stderr, "deepnet: DEEPNET_CALL_SPIN_US=%s is not a number of microseconds; using "
+                "the default\n", env);
     }
     atomic_store(&cached, explicit_us);
   }

@@ -1,6 +1,7 @@
 /* Results are bitwise the same for any thread count, and deepnet never
  * oversubscribes inside a caller's parallel region. */
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <dirent.h>
 #include <fenv.h>
 #include <signal.h>
@@ -608,10 +609,12 @@ Test(threads, call_spin_setting_is_read_in_microseconds_for_any_thread_count) {
   cr_expect_eq(dn_call_spin_ns(2), 50000);
   cr_expect_eq(dn_call_spin_ns(16), 50000);
 }
-Test(threads, by_default_workers_spin_in_a_call_from_8_threads) {
+Test(threads, by_default_workers_spin_in_a_call_from_8_threads, .init = cr_redirect_stderr) {
   unsetenv("OMP_WAIT_POLICY");
-  setenv("DEEPNET_CALL_SPIN_US", "50x", 1); /* not a number: the default */
+  setenv("DEEPNET_CALL_SPIN_US", "50x", 1); /* not a number: the default, with a warning */
   cr_expect_eq(dn_call_spin_ns(2), 0);
+  fflush(stderr);
+  cr_expect_stderr_eq_str("deepnet: DEEPNET_CALL_SPIN_US=50x is not a number of microseconds; using the default\n");
   cr_expect_eq(dn_call_spin_ns(7), 0);
   cr_expect_eq(dn_call_spin_ns(8), 300000);
   cr_expect_eq(dn_call_spin_ns(64), 300000);
@@ -645,10 +648,13 @@ Test(threads, forced_blocks_a_thread_are_bitwise_a_one_thread_run) {
   cr_expect_eq(dn_gemm_blocks_per_thread(1000, 1), 1);
   sgemm_bitwise_for_any_thread_count(515, 509, 523);
 }
-Test(threads, a_blocks_setting_out_of_range_keeps_the_rule) {
+Test(threads, a_blocks_setting_out_of_range_keeps_the_rule, .init = cr_redirect_stderr) {
   setenv("DEEPNET_GEMM_BLOCKS", "17", 1);
   cr_expect_eq(dn_gemm_blocks_per_thread((size_t)4096 * 4096 * 256, 16), 16);
   cr_expect_eq(dn_gemm_blocks_per_thread((size_t)4096 * 4096 * 256, 2), 1);
+  fflush(stderr);
+  cr_expect_stderr_eq_str("deepnet: DEEPNET_GEMM_BLOCKS=17 is not a number of blocks from 1 to 16; "
+                          "using the built-in rule\n");
 }
 
 /* ---- two-phase pool jobs (dn_parallel_phases) ---- */
