@@ -387,7 +387,6 @@ size_t dn_gemm_blocks_per_thread(size_t macs, int threads) {
   return 1;
 }
 
-/* Runs the product; returns the threads, and in *rows x *cols how C was cut. */
 size_t dn_gemm_plan(const dn_kernel_table *kt, char transb, size_t M, size_t N, size_t K,
                     bool rows_only, bool a_prepacked, int threads, size_t *grid_rows,
                     size_t *grid_cols) {
@@ -409,6 +408,7 @@ size_t dn_gemm_plan(const dn_kernel_table *kt, char transb, size_t M, size_t N, 
   }
 }
 
+/* Runs the product; returns the threads, and in *rows x *cols how C was cut. */
 static int gemm_parallel(const gemm_job *job, size_t *cut_rows, size_t *cut_cols) {
   size_t macs = job->M * job->N;
   if (!dn_mul_ok(macs, job->K, &macs)) macs = SIZE_MAX;

@@ -213,9 +213,9 @@ long long dn_worker_spin_ns(void) {
  * on a lent 16-vCPU machine +3-25% idle and +6-60% (mostly 20-35%) with 4 or 8 of its
  * CPUs busy, 8 threads +19%, two threads pinned to two of its CPUs unchanged; but 2
  * threads on the 2-core VM with another process busy 16-20% slower (a spinning worker
- * takes turns with the caller's serial work), +2-5% idle. A worker that stopped spinning for 50 ms after being switched out
- * while it spun cut that loss to 3-9% but lost most of the 16-thread gain, so the
- * default is by thread count instead. */
+ * takes turns with the caller's serial work), +2-5% idle. A worker that stopped spinning
+ * for 50 ms after being switched out while it spun cut that loss to 3-9% but lost most of
+ * the 16-thread gain, so the default is by thread count instead. */
 #define DEFAULT_CALL_SPIN_US 300
 #define CALL_SPIN_MIN_THREADS 8
 #define MAX_CALL_SPIN_US 100000 /* longer settings are clamped to a tenth of a second */
@@ -251,11 +251,11 @@ const char *dn_wait_describe(void) { /* one static line: for the CLI, not thread
     snprintf(line, sizeof line, "spin up to %lld us for the next job, then sleep (OMP_WAIT_POLICY=active)",
              active_ns / 1000);
   else if (small > 0)
-    snprintf(line, sizeof line, "spin up to %lld us between the jobs of a call, sleep once it returns "
+    snprintf(line, sizeof line, "spin up to %lld us between the jobs of a call, sleep when no call is open "
              "(DEEPNET_CALL_SPIN_US)", small / 1000);
   else if (many > 0)
     snprintf(line, sizeof line, "spin up to %lld us between the jobs of a call on %d+ threads, "
-             "sleep once it returns", many / 1000, CALL_SPIN_MIN_THREADS);
+             "sleep when no call is open", many / 1000, CALL_SPIN_MIN_THREADS);
   else
     snprintf(line, sizeof line, "sleep as soon as their job is done");
   return line;

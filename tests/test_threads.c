@@ -627,7 +627,7 @@ Test(threads, omp_wait_policy_passive_turns_call_spinning_off) {
 Test(threads, deepnet_info_says_what_idle_workers_do) {
   unsetenv("OMP_WAIT_POLICY");
   unsetenv("DEEPNET_CALL_SPIN_US");
-  cr_expect(strstr(dn_wait_describe(), "300 us between the jobs of a call on 8+ threads"), "%s",
+  cr_expect(strstr(dn_wait_describe(), "300 us between the jobs of a call on 8+ threads, sleep when no call is open"), "%s",
             dn_wait_describe());
 }
 Test(threads, deepnet_info_says_when_idle_workers_never_spin) {
