@@ -40,6 +40,19 @@ typedef void (*dn_sgemm_small_fn)(size_t k, float alpha, const float *Ap, const 
                                   size_t rsb, size_t csb, float beta, float *C, size_t ldc,
                                   size_t m_lo, size_t m_hi, size_t n);
 
+/* AMX (x86, built with DN_HAVE_AMX): whether this CPU, its OS and this process can run
+ * tile instructions (asks Linux for the tile state once), and the GEMM through them:
+ * C(rows [m0, m1) x columns [n0, n1)) = alpha op(A) op(B) + beta C, fp32 products from
+ * bf16 pieces (kernels/x86/sgemm_amx.c says why that is an fp32 GEMM). Returns false,
+ * having written nothing, when AMX is not available, memory runs out, or an operand in
+ * the range is not 0 or of magnitude in [2^-50, 2^50] (Inf, NaN, tiny or huge values):
+ * the caller then takes the FMA path. Each element of C is computed the same way
+ * whatever the range, so ranges split any way give the same bits. */
+bool dn_amx_available(void);
+bool dn_sgemm_amx_range(char transa, char transb, size_t M, size_t N, size_t K, float alpha,
+                        const float *A, size_t lda, const float *B, size_t ldb, float beta,
+                        float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1);
+
 /* Elementwise activation kernels over n contiguous floats. */
 typedef void (*dn_act_fwd_fn)(size_t n, const float *Z, float *A);
 /* dZ = dA * g'(Z); A = g(Z) is passed too, since several derivatives are cheaper from it. */

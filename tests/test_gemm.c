@@ -885,3 +885,102 @@ Test(gemm, hidden_layers_compute_a_in_place_and_keep_no_z) {
   dn_isa_set(dn_isa_detected());
   free(X);
 }
+
+/* ---- AMX: fp32 products from bf16 pieces (kernels/x86/sgemm_amx.c) ---- */
+
+#ifdef DN_HAVE_AMX
+static void amx_or_skip(void) {
+  if (!dn_amx_available()) cr_skip_test("AMX (tiles, bf16) is not available here");
+}
+
+/* One case through dn_sgemm_amx_range over the whole of C; returns the failures. */
+static size_t run_amx_case(const gemm_case *c, uint64_t seed) {
+  operands o;
+  operands_make(&o, c, seed);
+  const bool ran = dn_sgemm_amx_range(c->ta, c->tb, c->M, c->N, c->K, c->alpha, o.A, o.lda, o.B,
+                                      o.ldb, c->beta, o.C, o.ldc, 0, c->M, 0, c->N);
+  cr_expect(ran, "dn_sgemm_amx_range refused %c%c M=%zu N=%zu K=%zu", c->ta, c->tb, c->M, c->N, c->K);
+  const size_t bad = ran ? check(c, &o, "amx") : 1;
+  operands_free(&o);
+  return bad;
+}
+
+Test(gemm, amx_matches_reference_within_bound,
+     .description = "AMX bf16x6: every tail of the 32 x 32 block and of the 32-deep k step, all "
+                    "transposes, alpha and beta, padded and misaligned operands, within the fp32 bound") {
+  amx_or_skip();
+  static const size_t dims[] = {1, 15, 16, 17, 31, 32, 33, 50, 65};
+  static const size_t depths[] = {1, 2, 31, 32, 33, 100, 785};
+  static const char trans[][2] = {{'N', 'N'}, {'N', 'T'}, {'T', 'N'}, {'T', 'T'}};
+  size_t bad = 0, n = 0;
+  for (size_t t = 0; t < 4; t++)
+    for (size_t a = 0; a < sizeof dims / sizeof *dims; a++)
+      for (size_t b = 0; b < sizeof dims / sizeof *dims; b += 2)
+        for (size_t d = 0; d < sizeof depths / sizeof *depths; d++, n++) {
+          const gemm_case c = {trans[t][0], trans[t][1], dims[a], dims[b], depths[d],
+                               n % 3 ? 1.0f : -0.75f, n % 2 ? 1.5f : 0.0f, n % 4 ? 0 : 3, n % 5 == 1};
+          bad += run_amx_case(&c, 4000 + n);
+        }
+  cr_expect_eq(bad, 0, "%zu of %zu cases out of bound", bad, n);
+}
+
+Test(gemm, amx_ranges_bitwise, .description = "AMX: C computed in row and column pieces is bitwise the whole") {
+  amx_or_skip();
+  const gemm_case c = {'N', 'T', 77, 70, 129, 1.0f, 0.0f, 2, 0};
+  operands o;
+  operands_make(&o, &c, 77);
+  float *whole = malloc(o.ldc * c.N * sizeof(float));
+  cr_assert(whole);
+  cr_assert(dn_sgemm_amx_range(c.ta, c.tb, c.M, c.N, c.K, 1.0f, o.A, o.lda, o.B, o.ldb, 0.0f,
+                               whole, o.ldc, 0, c.M, 0, c.N));
+  static const size_t cuts[][2] = {{5, 40}, {32, 64}, {1, 69}, {45, 3}};
+  for (size_t q = 0; q < 4; q++) {
+    const size_t mc = cuts[q][0], nc = cuts[q][1];
+    const size_t r[3] = {0, mc, c.M}, s[3] = {0, nc, c.N};
+    for (size_t i = 0; i < 2; i++)
+      for (size_t j = 0; j < 2; j++)
+        cr_assert(dn_sgemm_amx_range(c.ta, c.tb, c.M, c.N, c.K, 1.0f, o.A, o.lda, o.B, o.ldb,
+                                     0.0f, o.C, o.ldc, r[i], r[i + 1], s[j], s[j + 1]));
+    for (size_t j = 0; j < c.N; j++)
+      cr_assert_eq(memcmp(o.C + j * o.ldc, whole + j * o.ldc, c.M * sizeof(float)), 0,
+                   "cut %zu: column %zu differs", q, j);
+  }
+  free(whole);
+  operands_free(&o);
+}
+
+Test(gemm, amx_refuses_what_it_cannot_split,
+     .description = "AMX: an Inf, a NaN, a denormal, a tiny or a huge operand makes it refuse "
+                    "without writing C; zeros and the range's ends are taken") {
+  amx_or_skip();
+  static const float refused[] = {INFINITY, -INFINITY, NAN, 1e-40f, 0x1p-51f, -0x1p-60f, 0x1p51f, 3e38f};
+  static const float taken[] = {0.0f, -0.0f, 0x1p-50f, -0x1p50f};
+  const gemm_case c = {'N', 'N', 40, 20, 50, 1.0f, 1.0f, 0, 0};
+  for (size_t side = 0; side < 2; side++) {
+    for (size_t v = 0; v < sizeof refused / sizeof *refused; v++) {
+      operands o;
+      operands_make(&o, &c, 90 + v);
+      (side ? o.B : o.A)[7 + 3 * o.lda] = refused[v];
+      float *before = malloc(o.ldc * c.N * sizeof(float));
+      cr_assert(before);
+      memcpy(before, o.C, o.ldc * c.N * sizeof(float));
+      cr_expect(!dn_sgemm_amx_range(c.ta, c.tb, c.M, c.N, c.K, 1.0f, o.A, o.lda, o.B, o.ldb, 1.0f,
+                                    o.C, o.ldc, 0, c.M, 0, c.N),
+                "took %g in %s", (double)refused[v], side ? "B" : "A");
+      cr_expect_eq(memcmp(o.C, before, o.ldc * c.N * sizeof(float)), 0, "wrote C after refusing");
+      free(before);
+      operands_free(&o);
+    }
+    for (size_t v = 0; v < sizeof taken / sizeof *taken; v++) {
+      operands o;
+      operands_make(&o, &c, 190 + v);
+      (side ? o.B : o.A)[7 + 3 * o.lda] = taken[v];
+      cr_expect(dn_sgemm_amx_range(c.ta, c.tb, c.M, c.N, c.K, 1.0f, o.A, o.lda, o.B, o.ldb, 1.0f,
+                                   o.C, o.ldc, 0, c.M, 0, c.N),
+                "refused %g in %s", (double)taken[v], side ? "B" : "A");
+      cr_expect_eq(check(&c, &o, "amx"), 0);
+      operands_free(&o);
+    }
+  }
+}
+#endif
