@@ -43,11 +43,13 @@ typedef void (*dn_sgemm_small_fn)(size_t k, float alpha, const float *Ap, const 
 /* AMX (x86, built with DN_HAVE_AMX): whether this CPU, its OS and this process can run
  * tile instructions (asks Linux for the tile state once), and the GEMM through them:
  * C(rows [m0, m1) x columns [n0, n1)) = alpha op(A) op(B) + beta C, fp32 products from
- * bf16 pieces (kernels/x86/sgemm_amx.c says why that is an fp32 GEMM). Returns false,
- * having written nothing, when AMX is not available, memory runs out, or an operand in
- * the range is not 0 or of magnitude in [2^-50, 2^50] (Inf, NaN, tiny or huge values):
- * the caller then takes the FMA path. Each element of C is computed the same way
- * whatever the range, so ranges split any way give the same bits. */
+ * bf16 pieces (kernels/x86/sgemm_amx.c says why that is an fp32 GEMM). Returns false when
+ * AMX is not available, memory runs out, or an operand in the range is not 0 or of
+ * magnitude in [2^-50, 2^50] (Inf, NaN, tiny or huge values): the caller then takes the
+ * FMA path. A refusal leaves C as it was when beta != 0; with beta == 0 part of the range
+ * may hold AMX results, which the FMA path (beta 0: C never read) overwrites. Nothing
+ * outside the range is ever written. Each element of C is computed the same way whatever
+ * the range, so ranges split any way give the same bits. */
 bool dn_amx_available(void);
 bool dn_sgemm_amx_range(char transa, char transb, size_t M, size_t N, size_t K, float alpha,
                         const float *A, size_t lda, const float *B, size_t ldb, float beta,

@@ -951,7 +951,8 @@ Test(gemm, amx_ranges_bitwise, .description = "AMX: C computed in row and column
 
 Test(gemm, amx_refuses_what_it_cannot_split,
      .description = "AMX: an Inf, a NaN, a denormal, a tiny or a huge operand makes it refuse "
-                    "without writing C; zeros and the range's ends are taken") {
+                    "(with beta != 0 without writing C, with beta 0 never outside it); zeros and "
+                    "the range's ends are taken") {
   amx_or_skip();
   static const float refused[] = {INFINITY, -INFINITY, NAN, 1e-40f, 0x1p-51f, -0x1p-60f, 0x1p51f, 3e38f};
   static const float taken[] = {0.0f, -0.0f, 0x1p-50f, -0x1p50f};
@@ -971,6 +972,19 @@ Test(gemm, amx_refuses_what_it_cannot_split,
       free(before);
       operands_free(&o);
     }
+    /* beta 0: the refusal may come after blocks were stored; the caller's FMA path then
+     * overwrites the range, and nothing outside it was touched (the canaries). */
+    const gemm_case c0 = {'N', 'N', 40, 200, 50, 1.0f, 0.0f, 0, 0};
+    operands o0;
+    operands_make(&o0, &c0, 80 + side);
+    (side ? o0.B : o0.A)[(side ? 3 : 39) + (side ? 190 : 49) * (side ? o0.ldb : o0.lda)] = NAN;
+    cr_expect(!dn_sgemm_amx_range(c0.ta, c0.tb, c0.M, c0.N, c0.K, 1.0f, o0.A, o0.lda, o0.B, o0.ldb,
+                                  0.0f, o0.C, o0.ldc, 0, c0.M, 0, c0.N), "took a NaN with beta 0");
+    (side ? o0.B : o0.A)[(side ? 3 : 39) + (side ? 190 : 49) * (side ? o0.ldb : o0.lda)] = 0.5f;
+    dn_gemm(dn_kernels(), c0.ta, c0.tb, c0.M, c0.N, c0.K, 1.0f, o0.A, o0.lda, o0.B, o0.ldb, 0.0f,
+            o0.C, o0.ldc);
+    cr_expect_eq(check(&c0, &o0, "fma after an amx refusal"), 0);
+    operands_free(&o0);
     for (size_t v = 0; v < sizeof taken / sizeof *taken; v++) {
       operands o;
       operands_make(&o, &c, 190 + v);

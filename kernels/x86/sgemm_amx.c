@@ -13,8 +13,10 @@
  *
  * The split needs every piece to be a normal bf16 and no piece product to underflow: the
  * inputs must be 0 or of magnitude in [2^-50, 2^50]. An operand outside that (Inf, NaN,
- * denormals, tiny or huge values) makes dn_sgemm_amx_range return false before it writes
- * anything, and the caller computes that product on the FMA path.
+ * denormals, tiny or huge values) makes dn_sgemm_amx_range return false, and the caller
+ * computes that product on the FMA path: with beta != 0 before anything of C is written
+ * (the result is buffered), with beta == 0 possibly after some blocks were stored, which
+ * the FMA path overwrites without reading them.
  *
  * Layouts (one array per piece). Tile roles: the accumulator tile holds 16 rows i of C by
  * 16 columns n, so the "A" tile operand is op(A) (rows i, 32 consecutive k: 64 bytes a
@@ -70,75 +72,122 @@ bool dn_amx_available(void) {
   return amx_ok;
 }
 
-/* ---- splitting fp32 into bf16 pieces ---- */
+/* ---- splitting fp32 into bf16 pieces ----
+ * In integer arithmetic on the fp32 bits: x0 = x rounded to 8 significant bits (to nearest,
+ * ties to even: add 0x7FFF plus the lowest kept bit, clear the low half), r = x - x0 (exact),
+ * x1 = r rounded the same way, x2 = r - x1 (exact, at most 8 significant bits). Each piece
+ * is an fp32 value whose low 16 bits are zero: its bf16 is its high half, which
+ * vpermt2w gathers from two vectors at a time. The range check keeps the largest
+ * |x| bits and the smallest |x| bits - 1 (unsigned: zeros wrap to the top and drop out). */
 
-static inline __m512 bf16_to_ps(__m256bh h) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)h), 16));
+typedef struct range {
+  __m512i min_less1, max; /* per lane: min(|x| bits - 1), max(|x| bits) */
+} range;
+
+static inline __m512 round_bf16(__m512 x) {
+  const __m512i b = _mm512_castps_si512(x);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
+  const __m512i up = _mm512_add_epi32(_mm512_add_epi32(b, _mm512_set1_epi32(0x7FFF)), lsb);
+  return _mm512_castsi512_ps(_mm512_and_si512(up, _mm512_set1_epi32((int)0xFFFF0000u)));
 }
 
-/* The three pieces of 16 floats; bad |= lanes outside {0} U [2^-50, 2^50] (or NaN). */
-static inline void split3(__m512 v, __m256bh p[PIECES], __mmask16 *bad) {
-  const __m512 a = _mm512_abs_ps(v);
-  const __mmask16 in_range = _mm512_cmp_ps_mask(a, _mm512_set1_ps(0x1p-50f), _CMP_GE_OQ) &
-                             _mm512_cmp_ps_mask(a, _mm512_set1_ps(0x1p50f), _CMP_LE_OQ);
-  const __mmask16 zero = _mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_EQ_OQ);
-  *bad |= (__mmask16) ~(in_range | zero);
-  p[0] = _mm512_cvtneps_pbh(v);
-  const __m512 r1 = _mm512_sub_ps(v, bf16_to_ps(p[0]));
-  p[1] = _mm512_cvtneps_pbh(r1);
-  p[2] = _mm512_cvtneps_pbh(_mm512_sub_ps(r1, bf16_to_ps(p[1])));
+static inline void split3(__m512 x, __m512 p[PIECES], range *rg) {
+  const __m512i mag = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7FFFFFFF));
+  rg->min_less1 = _mm512_min_epu32(rg->min_less1, _mm512_sub_epi32(mag, _mm512_set1_epi32(1)));
+  rg->max = _mm512_max_epu32(rg->max, mag);
+  p[0] = round_bf16(x);
+  const __m512 r = _mm512_sub_ps(x, p[0]);
+  p[1] = round_bf16(r);
+  p[2] = _mm512_sub_ps(r, p[1]);
 }
 
-/* Rows of a 16-wide fp32 panel: line p holds 16 consecutive rows at one depth. */
-static void panel16(bool contiguous_rows, const float *X, size_t ld, size_t r0, size_t rows,
-                    size_t p0, size_t kb, float *dst) {
-  if (rows == 0) { /* a block's padding past the last row */
+/* The bf16 (high halves) of lo's 16 floats, then hi's: 32 in order. */
+static inline __m512i high_halves(__m512 lo, __m512 hi) {
+  static const uint16_t odd[32] = {1,  3,  5,  7,  9,  11, 13, 15, 17, 19, 21,
+                                   23, 25, 27, 29, 31, 33, 35, 37, 39, 41, 43,
+                                   45, 47, 49, 51, 53, 55, 57, 59, 61, 63};
+  return _mm512_permutex2var_epi16(_mm512_castps_si512(lo), _mm512_loadu_si512(odd),
+                                   _mm512_castps_si512(hi));
+}
+
+/* The bf16 of lane j of a and of b side by side (a VNNI row: pairs of k per column). */
+static inline __m512i interleave_high_halves(__m512 a, __m512 b) {
+  static const uint16_t pairs[32] = {1,  33, 3,  35, 5,  37, 7,  39, 9,  41, 11,
+                                     43, 13, 45, 15, 47, 17, 49, 19, 51, 21, 53,
+                                     23, 55, 25, 57, 27, 59, 29, 61, 31, 63};
+  return _mm512_permutex2var_epi16(_mm512_castps_si512(a), _mm512_loadu_si512(pairs),
+                                   _mm512_castps_si512(b));
+}
+
+static inline __mmask16 first16(size_t n) {
+  return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+}
+
+/* A source operand S seen as S(r, k): k_contiguous means S(r, k) = S[k + r ld], else
+ * S[r + k ld]. */
+typedef struct source {
+  const float *S;
+  size_t ld;
+  bool k_contiguous;
+} source;
+
+/* 32 lines of depth [k0, k0 + kb) x 16 r of S (r from r0, live of them), zero-padded: line
+ * p, lane j = S(r0 + j, k0 + p). */
+static void lines_of(const source *src, size_t r0, size_t live, size_t k0, size_t kb,
+                     float *dst) {
+  if (live == 0) {
     memset(dst, 0, KSTEP * 16 * sizeof(float));
     return;
   }
-  if (contiguous_rows) dn_sgemm_pack_n_avx512(kb, rows, 16, X + r0 + p0 * ld, ld, dst);
-  else dn_sgemm_pack_t_avx512(kb, rows, 16, X + p0 + r0 * ld, ld, dst);
+  if (src->k_contiguous) dn_sgemm_pack_t_avx512(kb, live, 16, src->S + k0 + r0 * src->ld, src->ld, dst);
+  else dn_sgemm_pack_n_avx512(kb, live, 16, src->S + r0 + k0 * src->ld, src->ld, dst);
   memset(dst + kb * 16, 0, (KSTEP - kb) * 16 * sizeof(float));
 }
 
-/* X for rows [r0, r0 + rows) (at most 16) of op(A) at depths [p0, p0 + kb): row r of the
- * half-tile at out + r * 32 (bf16), per piece at stride piece_stride. */
-static void pack_x16(char transa, const float *A, size_t lda, size_t r0, size_t rows, size_t p0,
-                     size_t kb, uint16_t *out, size_t piece_stride, __mmask16 *bad) {
-  float line[KSTEP * 16] __attribute__((aligned(64)));
-  panel16(transa == 'N', A, lda, r0, rows, p0, kb, line);
-  for (size_t half = 0; half < 2; half++) {
-    __m512 v[16];
-    for (size_t p = 0; p < 16; p++) v[p] = _mm512_load_ps(line + (16 * half + p) * 16);
-    dn_transpose16_avx512(v); /* v[r] lane p = op(A)(r0 + r, p0 + 16 half + p) */
+/* Rows-side half-tile: 16 rows r of S (r from r0, live of them) x 32 k from k0 (kb of them),
+ * each row 32 bf16; per piece at stride piece_stride. */
+static void pack_rows16(const source *src, size_t r0, size_t live, size_t k0, size_t kb,
+                        uint16_t *out, size_t piece_stride, range *rg) {
+  __m512 v[2][16];
+  if (src->k_contiguous) { /* each row is already along k */
+    const __mmask16 m0 = first16(kb), m1 = first16(kb > 16 ? kb - 16 : 0);
     for (size_t r = 0; r < 16; r++) {
-      __m256bh pc[PIECES];
-      split3(v[r], pc, bad);
-      for (size_t q = 0; q < PIECES; q++)
-        _mm256_store_si256((__m256i *)(out + q * piece_stride + r * 32 + 16 * half), (__m256i)pc[q]);
+      const float *row = src->S + k0 + (r0 + r) * src->ld;
+      v[0][r] = r < live ? _mm512_maskz_loadu_ps(m0, row) : _mm512_setzero_ps();
+      v[1][r] = r < live ? _mm512_maskz_loadu_ps(m1, row + 16) : _mm512_setzero_ps();
     }
+  } else {
+    float lines[KSTEP * 16] __attribute__((aligned(64)));
+    lines_of(src, r0, live, k0, kb, lines);
+    for (size_t h = 0; h < 2; h++) {
+      for (size_t p = 0; p < 16; p++) v[h][p] = _mm512_load_ps(lines + (16 * h + p) * 16);
+      dn_transpose16_avx512(v[h]); /* v[h][r] lane p = S(r0 + r, k0 + 16 h + p) */
+    }
+  }
+  for (size_t r = 0; r < 16; r++) {
+    __m512 lo[PIECES], hi[PIECES];
+    split3(v[0][r], lo, rg);
+    split3(v[1][r], hi, rg);
+    for (size_t q = 0; q < PIECES; q++)
+      _mm512_store_si512(out + q * piece_stride + r * KSTEP, high_halves(lo[q], hi[q]));
   }
 }
 
-/* Y for columns [c0, c0 + cols) (at most 16) of op(B) at depths [p0, p0 + kb): 16 k pairs
- * x 16 columns x 2 at out, per piece at stride piece_stride. */
-static void pack_y16(char transb, const float *B, size_t ldb, size_t c0, size_t cols, size_t p0,
-                     size_t kb, uint16_t *out, size_t piece_stride, __mmask16 *bad) {
-  float line[KSTEP * 16] __attribute__((aligned(64)));
-  /* op(B)^T's rows are op(B)'s columns: contiguous when B is transposed */
-  panel16(transb == 'T', B, ldb, c0, cols, p0, kb, line);
-  static const uint16_t interleave[32] = {0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39,
-                                          8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
-  const __m512i idx = _mm512_loadu_si512(interleave);
+/* Pairs-side half-tile: 16 k pairs x 16 columns c of S (c from c0, live of them) x 2; per
+ * piece at stride piece_stride. */
+static void pack_pairs16(const source *src, size_t c0, size_t live, size_t k0, size_t kb,
+                         uint16_t *out, size_t piece_stride, range *rg) {
+  float lines[KSTEP * 16] __attribute__((aligned(64)));
+  const bool direct = !src->k_contiguous && live == 16 && kb == KSTEP;
+  if (!direct) lines_of(src, c0, live, k0, kb, lines);
   for (size_t kp = 0; kp < KSTEP / 2; kp++) {
-    __m256bh even[PIECES], odd[PIECES];
-    split3(_mm512_load_ps(line + (2 * kp) * 16), even, bad);
-    split3(_mm512_load_ps(line + (2 * kp + 1) * 16), odd, bad);
-    for (size_t q = 0; q < PIECES; q++) {
-      const __m512i e = _mm512_castsi256_si512((__m256i)even[q]);
-      const __m512i o = _mm512_castsi256_si512((__m256i)odd[q]);
-      _mm512_store_si512(out + q * piece_stride + kp * 32, _mm512_permutex2var_epi16(e, idx, o));
-    }
+    __m512 even[PIECES], odd[PIECES];
+    const float *e = direct ? src->S + c0 + (k0 + 2 * kp) * src->ld : lines + 2 * kp * 16;
+    const float *o = direct ? e + src->ld : e + 16;
+    split3(_mm512_loadu_ps(e), even, rg);
+    split3(_mm512_loadu_ps(o), odd, rg);
+    for (size_t q = 0; q < PIECES; q++)
+      _mm512_store_si512(out + q * piece_stride + kp * 32, interleave_high_halves(even[q], odd[q]));
   }
 }
 
@@ -150,25 +199,26 @@ typedef struct __attribute__((packed)) tile_config {
   uint8_t rows[16];
 } tile_config;
 
-/* 32 x 32 of C from X (one 32-row block, ks steps) and Y (one 32-column block): tiles 0-3
- * accumulate (rows 0-15 / 16-31 of the block x columns 0-15 / 16-31), 4-5 hold X's two
- * halves and 6-7 Y's. T receives the block row-major (row i, 32 columns n). */
-static void block32(size_t ks, const uint16_t *X, size_t x_piece, const uint16_t *Y,
-                    size_t y_piece, float *T) {
+/* A 32 x 32 block of the result from R (one 32-row block of the rows side, ks steps) and
+ * P (one 32-column block of the pairs side): tiles 0-3 accumulate (rows 0-15 / 16-31 x
+ * columns 0-15 / 16-31), 4-5 hold R's two halves and 6-7 P's. T receives the block
+ * (row-major, stride ldt floats). */
+static void block32(size_t ks, const uint16_t *R, size_t r_piece, const uint16_t *P,
+                    size_t p_piece, float *T, size_t ldt) {
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
   _tile_zero(3);
   for (size_t s = 0; s < ks; s++) {
-    const char *x = (const char *)(X + s * BLK * KSTEP), *y = (const char *)(Y + s * BLK * KSTEP);
+    const char *x = (const char *)(R + s * BLK * KSTEP), *y = (const char *)(P + s * BLK * KSTEP);
     size_t loaded_x = PIECES;
     for (size_t q = 0; q < 6; q++) {
       if (pair_x[q] != loaded_x) {
         loaded_x = pair_x[q];
-        _tile_loadd(4, x + loaded_x * x_piece * 2, 64);
-        _tile_loadd(5, x + loaded_x * x_piece * 2 + TILE_BYTES, 64);
+        _tile_loadd(4, x + loaded_x * r_piece * 2, 64);
+        _tile_loadd(5, x + loaded_x * r_piece * 2 + TILE_BYTES, 64);
       }
-      const char *yq = y + pair_y[q] * y_piece * 2;
+      const char *yq = y + pair_y[q] * p_piece * 2;
       _tile_loadd(6, yq, 64);
       _tile_loadd(7, yq + TILE_BYTES, 64);
       _tile_dpbf16ps(0, 4, 6);
@@ -177,34 +227,77 @@ static void block32(size_t ks, const uint16_t *X, size_t x_piece, const uint16_t
       _tile_dpbf16ps(3, 5, 7);
     }
   }
-  _tile_stored(0, T, BLK * 4);
-  _tile_stored(1, T + 16, BLK * 4);
-  _tile_stored(2, T + 16 * BLK, BLK * 4);
-  _tile_stored(3, T + 16 * BLK + 16, BLK * 4);
+  _tile_stored(0, T, ldt * 4);
+  _tile_stored(1, T + 16, ldt * 4);
+  _tile_stored(2, T + 16 * ldt, ldt * 4);
+  _tile_stored(3, T + 16 * ldt + 16, ldt * 4);
 }
 
-/* C(rows i0 + [0, m), columns n0 + [0, n)) = alpha T + beta C, T row-major 32 x 32. */
-static void store_block(const float *T, size_t m, size_t n, float alpha, float beta, float *C,
-                        size_t ldc) {
+/* C = alpha T + beta C where T's rows are C's columns (row t of T, at stride ldt, is
+ * column t of C): rows [0, m) of C, columns [0, n). beta == 0 never reads C. */
+static void store_columns(const float *T, size_t ldt, size_t m, size_t n, float alpha, float beta,
+                          float *C, size_t ldc) {
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-  for (size_t h = 0; 16 * h < m; h++) {
-    const size_t mh = m - 16 * h < 16 ? m - 16 * h : 16;
-    const __mmask16 rows = (__mmask16)(mh == 16 ? 0xFFFFu : (1u << mh) - 1u);
-    for (size_t g = 0; 16 * g < n; g++) {
-      __m512 v[16];
-      for (size_t r = 0; r < 16; r++) v[r] = _mm512_load_ps(T + (16 * h + r) * BLK + 16 * g);
-      dn_transpose16_avx512(v); /* v[c] = column 16 g + c, rows 16 h .. 16 h + 15 */
-      for (size_t c = 0; c < 16 && 16 * g + c < n; c++) {
-        float *col = C + 16 * h + (16 * g + c) * ldc;
-        __m512 r = alpha != 1.0f ? _mm512_mul_ps(va, v[c]) : v[c];
-        if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(rows, col), r);
-        _mm512_mask_storeu_ps(col, rows, r);
-      }
+  for (size_t t = 0; t < n; t++) {
+    float *col = C + t * ldc;
+    const float *row = T + t * ldt;
+    for (size_t i = 0; i < m; i += 16) {
+      const __mmask16 live = first16(m - i);
+      __m512 r = _mm512_load_ps(row + i);
+      if (alpha != 1.0f) r = _mm512_mul_ps(va, r);
+      if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(live, col + i), r);
+      _mm512_mask_storeu_ps(col + i, live, r);
     }
   }
 }
 
+/* The same where T's rows are C's rows (both operands transposed): 16 x 16 blocks are
+ * transposed on the way. */
+static void store_rows(const float *T, size_t ldt, size_t m, size_t n, float alpha, float beta,
+                       float *C, size_t ldc) {
+  float Tt[16 * 16] __attribute__((aligned(64)));
+  for (size_t i = 0; i < m; i += 16)
+    for (size_t j = 0; j < n; j += 16) {
+      __m512 v[16];
+      for (size_t r = 0; r < 16; r++) v[r] = _mm512_load_ps(T + (i + r) * ldt + j);
+      dn_transpose16_avx512(v); /* v[c] = column j + c of C, rows i .. i + 15 */
+      for (size_t c = 0; c < 16; c++) _mm512_store_ps(Tt + c * 16, v[c]);
+      store_columns(Tt, 16, m - i < 16 ? m - i : 16, n - j < 16 ? n - j : 16, alpha, beta,
+                    C + i + j * ldc, ldc);
+    }
+}
+
 static size_t up(size_t a, size_t b) { return (a + b - 1) / b * b; }
+
+/* Whether every value the range saw is 0 or of magnitude in [2^-50, 2^50]. */
+static bool range_ok(const range *rg) {
+  const uint32_t lo = _mm512_reduce_min_epu32(rg->min_less1), hi = _mm512_reduce_max_epu32(rg->max);
+  const uint32_t lo_ok = 0x26800000u - 1u /* 2^-50 */, hi_ok = 0x58800000u /* 2^50 */;
+  return lo >= lo_ok && hi <= hi_ok;
+}
+
+/* Blocks of the larger side packed together (their source read in runs of SUPER * 32
+ * floats where it is contiguous across blocks), then multiplied by every block of the
+ * smaller side, which is packed whole first and stays in L2. */
+enum { SUPER = 4 };
+
+/* Blocks [first_block, first_block + blocks) of one side, each block's ks steps contiguous
+ * (2 half-tiles a step). */
+static void pack_side(bool rows_side, const source *src, size_t n_live, size_t first_block,
+                      size_t blocks, size_t K, size_t ks, uint16_t *out, size_t piece_stride,
+                      range *rg) {
+  for (size_t s = 0; s < ks; s++) {
+    const size_t kb = K - s * KSTEP < KSTEP ? K - s * KSTEP : KSTEP;
+    for (size_t b = 0; b < blocks; b++)
+      for (size_t h = 0; h < 2; h++) {
+        const size_t r0 = (first_block + b) * BLK + 16 * h;
+        const size_t live = r0 < n_live ? (n_live - r0 < 16 ? n_live - r0 : 16) : 0;
+        uint16_t *o = out + ((b * ks + s) * 2 + h) * 16 * KSTEP;
+        if (rows_side) pack_rows16(src, r0, live, s * KSTEP, kb, o, piece_stride, rg);
+        else pack_pairs16(src, r0, live, s * KSTEP, kb, o, piece_stride, rg);
+      }
+  }
+}
 
 bool dn_sgemm_amx_range(char transa, char transb, size_t M, size_t N, size_t K, float alpha,
                         const float *A, size_t lda, const float *B, size_t ldb, float beta,
@@ -212,36 +305,35 @@ bool dn_sgemm_amx_range(char transa, char transb, size_t M, size_t N, size_t K, 
   (void)M;
   (void)N;
   if (!dn_amx_available() || m0 >= m1 || n0 >= n1 || K == 0) return false;
-  const size_t rows = m1 - m0, cols = n1 - n0, Kp = up(K, KSTEP), ks = Kp / KSTEP;
-  const size_t Mp = up(rows, BLK), Np = up(cols, BLK);
-  const size_t x_piece = Mp * Kp, y_piece = Np * Kp; /* bf16 per piece */
-  if (rows > SIZE_MAX / 4 || Kp > SIZE_MAX / 2 / (Mp + Np) / PIECES / 2) return false;
-  uint16_t *X = aligned_alloc(64, (x_piece + y_piece) * PIECES * sizeof(uint16_t));
-  if (!X) return false;
-  uint16_t *Y = X + x_piece * PIECES;
-  /* Split and lay out both operands first: an input outside the split's range is found
-   * before C is touched. */
-  __mmask16 bad = 0;
-  for (size_t ib = 0; ib < Mp; ib += BLK)
-    for (size_t s = 0; s < ks; s++) {
-      const size_t kb = K - s * KSTEP < KSTEP ? K - s * KSTEP : KSTEP;
-      uint16_t *out = X + (ib / BLK * ks + s) * BLK * KSTEP;
-      for (size_t half = 0; half < 2; half++) {
-        const size_t r0 = ib + 16 * half, live = r0 < rows ? (rows - r0 < 16 ? rows - r0 : 16) : 0;
-        pack_x16(transa, A, lda, m0 + r0, live, s * KSTEP, kb, out + half * 16 * KSTEP, x_piece, &bad);
-      }
-    }
-  for (size_t jb = 0; jb < Np; jb += BLK)
-    for (size_t s = 0; s < ks; s++) {
-      const size_t kb = K - s * KSTEP < KSTEP ? K - s * KSTEP : KSTEP;
-      uint16_t *out = Y + (jb / BLK * ks + s) * BLK * KSTEP;
-      for (size_t half = 0; half < 2; half++) {
-        const size_t c0 = jb + 16 * half, live = c0 < cols ? (cols - c0 < 16 ? cols - c0 : 16) : 0;
-        pack_y16(transb, B, ldb, n0 + c0, live, s * KSTEP, kb, out + half * 16 * KSTEP, y_piece, &bad);
-      }
-    }
-  if (bad) {
-    free(X);
+  /* Tile roles: the rows side (tiles 4-5, 32 consecutive k a row) is op(B), its rows being
+   * C's columns, so a result row is a column of C; op(A) is the pairs side. Only when both
+   * are transposed the roles swap (op(A) then lies along k; a result row is a row of C). */
+  const bool rows_are_columns = !(transa == 'T' && transb == 'T');
+  const source a_src = {transa == 'N' ? A + m0 : A + m0 * lda, lda, transa == 'T'};
+  const source b_src = {transb == 'N' ? B + n0 * ldb : B + n0, ldb, transb == 'N'};
+  const source rows_src = rows_are_columns ? b_src : a_src, pairs_src = rows_are_columns ? a_src : b_src;
+  const size_t n_rows = rows_are_columns ? n1 - n0 : m1 - m0, n_pairs = rows_are_columns ? m1 - m0 : n1 - n0;
+  const size_t Kp = up(K, KSTEP), ks = Kp / KSTEP, Rp = up(n_rows, BLK), Pp = up(n_pairs, BLK);
+  /* The larger side is packed a super-block at a time (outer), the smaller one whole. */
+  const bool rows_outer = Rp > Pp;
+  const size_t outer_p = rows_outer ? Rp : Pp, inner_p = rows_outer ? Pp : Rp;
+  /* With beta != 0, C may be written only once every operand passed the range check: the
+   * result goes to a buffer first. With beta == 0 a refusal after some blocks were stored
+   * is harmless: the caller's FMA path overwrites all of C without reading it. */
+  const bool buffered = beta != 0.0f;
+  if (Kp > SIZE_MAX / 8 / PIECES / (inner_p + SUPER * BLK) || Rp > SIZE_MAX / 8 / Pp) return false;
+  const size_t in_piece = inner_p * Kp, out_piece = SUPER * BLK * Kp; /* bf16 per piece */
+  const size_t bf16s = (in_piece + out_piece) * PIECES;
+  const size_t t_floats = buffered ? Rp * Pp : BLK * BLK;
+  uint16_t *In = aligned_alloc(64, bf16s * sizeof(uint16_t) + t_floats * sizeof(float));
+  if (!In) return false;
+  uint16_t *Out = In + in_piece * PIECES;
+  float *T = (float *)(In + bf16s);
+  range rg = {_mm512_set1_epi32(-1), _mm512_setzero_si512()};
+  pack_side(!rows_outer, rows_outer ? &pairs_src : &rows_src, rows_outer ? n_pairs : n_rows, 0,
+            inner_p / BLK, K, ks, In, in_piece, &rg);
+  if (!range_ok(&rg)) {
+    free(In);
     return false;
   }
   tile_config cfg;
@@ -252,14 +344,34 @@ bool dn_sgemm_amx_range(char transa, char transb, size_t M, size_t N, size_t K, 
     cfg.colsb[t] = 64;
   }
   _tile_loadconfig(&cfg);
-  float T[BLK * BLK] __attribute__((aligned(64)));
-  for (size_t ib = 0; ib < Mp; ib += BLK)
-    for (size_t jb = 0; jb < Np; jb += BLK) {
-      block32(ks, X + ib * Kp, x_piece, Y + jb * Kp, y_piece, T);
-      const size_t m = rows - ib < BLK ? rows - ib : BLK, n = cols - jb < BLK ? cols - jb : BLK;
-      store_block(T, m, n, alpha, beta, C + (m0 + ib) + (n0 + jb) * ldc, ldc);
-    }
+  for (size_t sb = 0; sb < outer_p / BLK; sb += SUPER) {
+    const size_t blocks = outer_p / BLK - sb < SUPER ? outer_p / BLK - sb : SUPER;
+    pack_side(rows_outer, rows_outer ? &rows_src : &pairs_src, rows_outer ? n_rows : n_pairs, sb,
+              blocks, K, ks, Out, out_piece, &rg);
+    for (size_t b = 0; b < blocks; b++)
+      for (size_t ib = 0; ib < inner_p; ib += BLK) {
+        const size_t rb = rows_outer ? (sb + b) * BLK : ib, pb = rows_outer ? ib : (sb + b) * BLK;
+        const uint16_t *Rb = rows_outer ? Out + b * BLK * Kp : In + ib * Kp;
+        const uint16_t *Pb = rows_outer ? In + ib * Kp : Out + b * BLK * Kp;
+        const size_t r_piece = rows_outer ? out_piece : in_piece, p_piece = rows_outer ? in_piece : out_piece;
+        if (buffered) {
+          block32(ks, Rb, r_piece, Pb, p_piece, T + rb * Pp + pb, Pp);
+          continue;
+        }
+        block32(ks, Rb, r_piece, Pb, p_piece, T, BLK);
+        const size_t nr = n_rows - rb < BLK ? n_rows - rb : BLK, np = n_pairs - pb < BLK ? n_pairs - pb : BLK;
+        if (rows_are_columns)
+          store_columns(T, BLK, np, nr, alpha, 0.0f, C + (m0 + pb) + (n0 + rb) * ldc, ldc);
+        else
+          store_rows(T, BLK, nr, np, alpha, 0.0f, C + (m0 + rb) + (n0 + pb) * ldc, ldc);
+      }
+  }
   _tile_release();
-  free(X);
-  return true;
+  const bool ok = range_ok(&rg);
+  if (ok && buffered && rows_are_columns)
+    store_columns(T, Pp, n_pairs, n_rows, alpha, beta, C + m0 + n0 * ldc, ldc);
+  else if (ok && buffered)
+    store_rows(T, Pp, n_rows, n_pairs, alpha, beta, C + m0 + n0 * ldc, ldc);
+  free(In);
+  return ok;
 }
