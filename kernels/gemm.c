@@ -539,6 +539,11 @@ void dn_gemm_range_prepacked(const dn_kernel_table *kt, char transa, char transb
            n_end, ep);
 }
 
+void dn_gemm_epilogue_range(const dn_kernel_table *kt, const dn_gemm_epilogue *ep, float *C,
+                            size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1) {
+  epilogue(kt, ep, C, ldc, m0, m1, n0, n1);
+}
+
 void dn_gemm(const dn_kernel_table *kt, char transa, char transb, size_t M, size_t N, size_t K,
              float alpha, const float *A, size_t lda, const float *B, size_t ldb, float beta,
              float *C, size_t ldc) {

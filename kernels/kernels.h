@@ -40,17 +40,30 @@ typedef void (*dn_sgemm_small_fn)(size_t k, float alpha, const float *Ap, const 
                                   size_t rsb, size_t csb, float beta, float *C, size_t ldc,
                                   size_t m_lo, size_t m_hi, size_t n);
 
-/* AMX (x86, built with DN_HAVE_AMX): whether this CPU, its OS and this process can run
- * tile instructions (asks Linux for the tile state once), and the GEMM through them:
- * C(rows [m0, m1) x columns [n0, n1)) = alpha op(A) op(B) + beta C, fp32 products from
- * bf16 pieces (kernels/x86/sgemm_amx.c says why that is an fp32 GEMM). Returns false when
- * AMX is not available, memory runs out, or an operand in the range is not 0 or of
- * magnitude in [2^-50, 2^50] (Inf, NaN, tiny or huge values): the caller then takes the
- * FMA path. A refusal leaves C as it was when beta != 0; with beta == 0 part of the range
- * may hold AMX results, which the FMA path (beta 0: C never read) overwrites. Nothing
- * outside the range is ever written. Each element of C is computed the same way whatever
- * the range, so ranges split any way give the same bits. */
+/* AMX (x86, built with DN_HAVE_AMX): fp32 GEMM on tiles from bf16 pieces
+ * (kernels/x86/sgemm_amx.c says why that is an fp32 GEMM: measured, more accurate than the
+ * FMA chain). dn_amx_available: this CPU, its OS and this process can run tile
+ * instructions (asks Linux for the tile state once).
+ * dn_sgemm_amx_compute: T = alpha op(A) op(B) + beta T over rows [m0, m1) x columns
+ * [n0, n1), T pointing at the range's first element, column-major with leading dimension
+ * ldt (T may be C itself; beta 0 never reads it). work holds dn_sgemm_amx_workspace(K,
+ * m1 - m0, n1 - n0) floats; NULL (no memory) takes a slow path with the same bits. Returns
+ * false when AMX is not available or an operand in the range is not 0 or of magnitude in
+ * [2^-50, 2^50] (Inf, NaN, tiny or huge values), T then partly written: that product must
+ * take the FMA path. dn_sgemm_amx_can_split says beforehand whether it will refuse. Each
+ * element is computed the same way whatever the range, so ranges split any way give the
+ * same bits. dn_sgemm_amx_store: C = alpha T + beta C over rows x cols (beta 0 never reads
+ * C), the same operations as compute's. dn_sgemm_amx_range: both, on a buffer of its own;
+ * false leaves C as it was. */
 bool dn_amx_available(void);
+size_t dn_sgemm_amx_workspace(size_t K, size_t rows, size_t cols); /* SIZE_MAX: overflows */
+bool dn_sgemm_amx_compute(char transa, char transb, size_t K, const float *A, size_t lda,
+                          const float *B, size_t ldb, size_t m0, size_t m1, size_t n0, size_t n1,
+                          float alpha, float beta, float *T, size_t ldt, float *work);
+bool dn_sgemm_amx_can_split(char transa, char transb, size_t K, const float *A, size_t lda,
+                            const float *B, size_t ldb, size_t m0, size_t m1, size_t n0, size_t n1);
+void dn_sgemm_amx_store(const float *T, size_t ldt, float alpha, float beta, float *C, size_t ldc,
+                        size_t rows, size_t cols);
 bool dn_sgemm_amx_range(char transa, char transb, size_t M, size_t N, size_t K, float alpha,
                         const float *A, size_t lda, const float *B, size_t ldb, float beta,
                         float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1);
@@ -199,6 +212,12 @@ typedef struct dn_gemm_epilogue {
    * the general path packs B (dn_gemm_packs_b); on the small-M path nothing is scanned. */
   bool *b_nonfinite;
 } dn_gemm_epilogue;
+
+/* The epilogue alone over rows [m0, m1) x columns [n0, n1) of a finished C, as the
+ * driver runs it after the product (its in-register form gives the same bits): for a
+ * product computed elsewhere (the AMX path). */
+void dn_gemm_epilogue_range(const dn_kernel_table *kt, const dn_gemm_epilogue *ep, float *C,
+                            size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1);
 
 /* op(A) (M x K) laid out exactly as the driver packs it, for every K block: block by block
  * (the same K blocking as dn_gemm), each a column of panels of w rows (w: the panel width

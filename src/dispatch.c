@@ -408,11 +408,165 @@ size_t dn_gemm_plan(const dn_kernel_table *kt, char transb, size_t M, size_t N, 
   }
 }
 
-/* Runs the product; returns the threads, and in *rows x *cols how C was cut. */
-static int gemm_parallel(const gemm_job *job, size_t *cut_rows, size_t *cut_cols) {
+/* ---- the AMX path: fp32 products from bf16 pieces on the tile unit ----
+ * (kernels/x86/sgemm_amx.c; docs/kernels.md "AMX"). Whether it runs is decided from the
+ * table, the global shape and DEEPNET_AMX alone, and every thread count and cut computes
+ * each element the same way, so results stay bitwise the same for any thread count. */
+
+/* DEEPNET_AMX=1 turns the path on where the CPU has it; off by default for now: with W
+ * split on every call, the training step is not faster yet (docs/kernels.md "AMX"). Read
+ * once, an invalid value warns. dn_amx_set_enabled overrides it (tests). */
+static atomic_int amx_switch = -1;
+
+bool dn_amx_enabled(void) {
+  int on = atomic_load(&amx_switch);
+  if (on < 0) {
+    const char *env = getenv("DEEPNET_AMX");
+    on = 0;
+    if (env && *env) {
+      if (strcmp(env, "1") == 0) on = 1;
+      else if (strcmp(env, "0") != 0)
+        fprintf(stderr, "deepnet: DEEPNET_AMX=%s is neither 0 nor 1; using the default (off)\n", env);
+    }
+    atomic_store(&amx_switch, on);
+  }
+#ifdef DN_HAVE_AMX
+  return on && dn_amx_available();
+#else
+  return false;
+#endif
+}
+
+void dn_amx_set_enabled(bool on) { atomic_store(&amx_switch, on ? 1 : 0); }
+
+bool dn_amx_can_run(void) {
+#ifdef DN_HAVE_AMX
+  return dn_amx_available();
+#else
+  return false;
+#endif
+}
+
+bool dn_amx_in_use(void) { return dn_kernels()->isa == DN_ISA_AVX512 && dn_amx_enabled(); }
+
+/* Where the tile path is faster than the FMA kernels (docs/kernels.md "AMX", one thread):
+ * not for a K padded to 32 from a few (K = 10: 0.5x), and not where the smaller operand's
+ * pieces (6 bytes a value) outgrow L2, which they are read from once per block of the
+ * larger one (1024 x 1024 x 1024: 0.87x). Fixed sizes, never the cache sizes hwloc
+ * reports: the choice sets the bits of C. */
+#define AMX_MIN_K 64
+#define AMX_MIN_MN 32
+#define AMX_MAX_INNER_BYTES ((size_t)2 << 20)
+
+bool dn_gemm_uses_amx(const dn_kernel_table *kt, size_t M, size_t N, size_t K) {
+  if (kt->isa != DN_ISA_AVX512 || M < AMX_MIN_MN || N < AMX_MIN_MN || K < AMX_MIN_K ||
+      (kt->sgemm_small && M <= kt->small_mr) || !dn_amx_enabled())
+    return false;
+  const size_t inner = (M < N ? M : N) + 31, depth = K + 31;
+  return inner / 32 * 32 <= AMX_MAX_INNER_BYTES / 6 / (depth / 32 * 32);
+}
+
+typedef struct amx_job {
+  const gemm_job *g;
+  float *T;            /* M x N, leading dimension M: the products; or C itself (direct) */
+  bool direct;         /* no room for T: the operands were checked first, alpha and beta
+                        * applied as each block is stored into C */
+  atomic_bool refused; /* an operand the split cannot take: the FMA path */
+  bool split_rows;
+} amx_job;
+
+static void amx_range(const amx_job *a, size_t begin, size_t end, size_t *m0, size_t *m1,
+                      size_t *n0, size_t *n1) {
+  *m0 = a->split_rows ? begin : 0;
+  *m1 = a->split_rows ? end : a->g->M;
+  *n0 = a->split_rows ? 0 : begin;
+  *n1 = a->split_rows ? a->g->N : end;
+}
+
+static void amx_compute_block(void *ctx, size_t begin, size_t end) {
+  amx_job *a = ctx;
+  const gemm_job *g = a->g;
+  size_t m0, m1, n0, n1;
+  amx_range(a, begin, end, &m0, &m1, &n0, &n1);
+  if (atomic_load_explicit(&a->refused, memory_order_relaxed)) return;
+#ifdef DN_HAVE_AMX
+  /* No workspace: the kernel's stack path, the same bits. */
+  const size_t work_floats = dn_sgemm_amx_workspace(g->K, m1 - m0, n1 - n0);
+  float *work = work_floats == SIZE_MAX ? NULL : dn_gemm_thread_buffer(DN_BUF_PANELS, work_floats);
+  const size_t ldt = a->direct ? g->ldc : g->M;
+  if (dn_sgemm_amx_compute(g->transa, g->transb, g->K, g->A, g->lda, g->B, g->ldb, m0, m1, n0, n1,
+                           a->direct ? g->alpha : 1.0f, a->direct ? g->beta : 0.0f,
+                           a->T + m0 + n0 * ldt, ldt, work))
+    return;
+#endif
+  atomic_store(&a->refused, true);
+}
+
+/* After every block was computed: C = alpha T + beta C (unless direct) and the epilogue,
+ * or, if anything was refused, the FMA path over the whole of C (each thread its blocks). */
+static void amx_finish_block(void *ctx, size_t begin, size_t end) {
+  amx_job *a = ctx;
+  const gemm_job *g = a->g;
+  size_t m0, m1, n0, n1;
+  amx_range(a, begin, end, &m0, &m1, &n0, &n1);
+  if (atomic_load_explicit(&a->refused, memory_order_relaxed)) {
+    multiply_block(g, m0, m1, n0, n1);
+    return;
+  }
+#ifdef DN_HAVE_AMX
+  if (!a->direct)
+    dn_sgemm_amx_store(a->T + m0 + n0 * g->M, g->M, g->alpha, g->beta, g->C + m0 + n0 * g->ldc,
+                       g->ldc, m1 - m0, n1 - n0);
+#endif
+  dn_gemm_epilogue_range(g->kt, g->ep, g->C, g->ldc, m0, m1, n0, n1);
+}
+
+/* The product on the tile unit over `threads` threads: C cut along its larger dimension
+ * (each thread then splits its share of the larger operand and the whole smaller one),
+ * by rows when the epilogue sums rows. The products go to T (the calling thread's shared
+ * buffer) so that a refusal anywhere leaves C untouched for the FMA path; without room
+ * for T, the operands are checked first and the blocks go straight to C. Returns false
+ * (nothing done) when the operands cannot be split: the FMA path. */
+static bool amx_parallel(const gemm_job *g, int threads, bool *refused) {
+  amx_job a = {.g = g, .split_rows = (g->ep && g->ep->row_acc) || g->M >= g->N};
+  a.T = dn_gemm_thread_buffer(DN_BUF_SHARED, g->M * g->N); /* M x N x K passed dn_mul_ok */
+#ifdef DN_HAVE_AMX
+  if (!a.T) {
+    if (!dn_sgemm_amx_can_split(g->transa, g->transb, g->K, g->A, g->lda, g->B, g->ldb, 0, g->M,
+                                0, g->N))
+      return false;
+    a.T = g->C;
+    a.direct = true;
+  }
+#endif
+  atomic_init(&a.refused, false);
+  const size_t n = a.split_rows ? g->M : g->N;
+  const dn_phase compute = {.n = n, .grain = 32, .fn = amx_compute_block, .ctx = &a,
+                            .chunks_per_thread = 1};
+  const dn_phase finish = {.n = n, .grain = 32, .fn = amx_finish_block, .ctx = &a,
+                           .chunks_per_thread = 1};
+  dn_parallel_phases(threads, &compute, &finish);
+  *refused = atomic_load(&a.refused);
+  return true;
+}
+
+/* Runs the product; returns the threads, and in *rows x *cols how C was cut; *kernel names
+ * what multiplied. */
+static int gemm_parallel(const gemm_job *job, size_t *cut_rows, size_t *cut_cols,
+                         const char **kernel) {
   size_t macs = job->M * job->N;
   if (!dn_mul_ok(macs, job->K, &macs)) macs = SIZE_MAX;
   const int threads = dn_threads_for(macs, GEMM_MIN_MACS_PER_THREAD);
+  *kernel = dn_gemm_kernel_name(job->kt, job->M);
+  if (job->A && dn_gemm_uses_amx(job->kt, job->M, job->N, job->K)) {
+    bool refused;
+    if (amx_parallel(job, threads, &refused)) {
+      *kernel = refused ? "dn_sgemm_amx_bf16x6 (refused: the FMA kernels)" : "dn_sgemm_amx_bf16x6";
+      *cut_rows = *cut_cols = 1;
+      return threads;
+    }
+    *kernel = "dn_sgemm_amx_bf16x6 (refused: the FMA kernels)";
+  }
   gemm_job j = *job;
   size_t rows, cols;
   const size_t per_thread = dn_gemm_plan(j.kt, j.transb, j.M, j.N, j.K, j.ep && j.ep->row_acc,
@@ -442,18 +596,19 @@ static int gemm_parallel(const gemm_job *job, size_t *cut_rows, size_t *cut_cols
 
 static void gemm_logged(const char *what, size_t layer, const gemm_job *job) {
   size_t rows, cols;
+  const char *kernel;
   if (!verbose) {
-    gemm_parallel(job, &rows, &cols);
+    gemm_parallel(job, &rows, &cols, &kernel);
     return;
   }
   const double t0 = dn_now_s();
-  const int threads = gemm_parallel(job, &rows, &cols);
+  const int threads = gemm_parallel(job, &rows, &cols, &kernel);
   const double dt = dn_now_s() - t0;
   char cut[48] = "";
   if (threads > 1) snprintf(cut, sizeof cut, " (cut %zux%zu)", rows, cols);
   fprintf(stderr, "deepnet: layer %zu %-10s sgemm %c%c%s %s M=%zu N=%zu K=%zu threads=%d%s %.3f ms %.1f GFLOP/s\n",
           layer, what, job->transa, job->transb, job->packedA || job->copies ? " (A pre-packed)" : "",
-          dn_gemm_kernel_name(job->kt, job->M), job->M, job->N, job->K, threads, cut, dt * 1e3,
+          kernel, job->M, job->N, job->K, threads, cut, dt * 1e3,
           dt > 0 ? 2.0 * (double)job->M * (double)job->N * (double)job->K / dt * 1e-9 : 0.0);
 }
 

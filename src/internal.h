@@ -300,6 +300,15 @@ dn_status dn_net_pack_weights(dn_net *net, const dn_kernel_table *kt, int which,
  * once, in parallel. Measured (docs/kernels.md): one thread gains (deep net -8%, AVX2 -10%),
  * two threads split both ways (deep net -4%, small net at batch 128 +4%): so one. */
 enum { DN_UNPACKED_W_MAX_THREADS = 1 };
+/* The AMX path (src/dispatch.c): DEEPNET_AMX and the CPU allow it (dn_amx_enabled), the
+ * active table is AVX-512's and so GEMMs of suitable shapes take it (dn_amx_in_use), and
+ * whether one of M x N x K does (dn_gemm_uses_amx: only GEMMs given op(A) unpacked).
+ * dn_amx_set_enabled overrides DEEPNET_AMX (tests). */
+bool dn_amx_enabled(void);
+bool dn_amx_in_use(void);
+void dn_amx_set_enabled(bool on);
+bool dn_amx_can_run(void); /* built with AMX, and the CPU, OS and process allow tiles */
+bool dn_gemm_uses_amx(const dn_kernel_table *kt, size_t M, size_t N, size_t K);
 /* Whether a pass (training or not) reads W unpacked now. Inference always reads the
  * copies: W does not change between calls, so they are packed once. */
 bool dn_training_reads_w_unpacked(bool training);

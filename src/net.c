@@ -321,7 +321,9 @@ static float **alloc_copy(const dn_net *net, const dn_kernel_table *kt, int whic
 }
 
 bool dn_training_reads_w_unpacked(bool training) {
-  return training && dn_get_num_threads() <= DN_UNPACKED_W_MAX_THREADS;
+  /* The AMX path splits W itself: every pass, at any thread count, reads W as it is (the
+   * FMA kernels' packed copies would give other bits). */
+  return dn_amx_in_use() || (training && dn_get_num_threads() <= DN_UNPACKED_W_MAX_THREADS);
 }
 
 dn_status dn_net_pack_weights(dn_net *net, const dn_kernel_table *kt, int which, bool training) {

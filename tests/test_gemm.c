@@ -949,10 +949,37 @@ Test(gemm, amx_ranges_bitwise, .description = "AMX: C computed in row and column
   operands_free(&o);
 }
 
+Test(gemm, amx_without_workspace_gives_the_same_bits,
+     .description = "AMX: the no-memory path (one k step packed at a time on the stack) is "
+                    "bitwise the packed path, alpha and beta applied in place, every transpose") {
+  amx_or_skip();
+  static const char trans[][2] = {{'N', 'N'}, {'N', 'T'}, {'T', 'N'}, {'T', 'T'}};
+  for (size_t t = 0; t < 4; t++) {
+    const gemm_case c = {trans[t][0], trans[t][1], 70, 45, 131, -1.25f, 0.5f, 3, 0};
+    operands o;
+    operands_make(&o, &c, 300 + t);
+    float *C2 = malloc(o.ldc * c.N * sizeof(float));
+    float *work = malloc(dn_sgemm_amx_workspace(c.K, c.M, c.N) * sizeof(float));
+    cr_assert(C2 && work);
+    memcpy(C2, o.C, o.ldc * c.N * sizeof(float));
+    cr_assert(dn_sgemm_amx_compute(c.ta, c.tb, c.K, o.A, o.lda, o.B, o.ldb, 0, c.M, 0, c.N,
+                                   c.alpha, c.beta, o.C, o.ldc, work));
+    cr_assert(dn_sgemm_amx_compute(c.ta, c.tb, c.K, o.A, o.lda, o.B, o.ldb, 0, c.M, 0, c.N,
+                                   c.alpha, c.beta, C2, o.ldc, NULL));
+    cr_expect_eq(memcmp(o.C, C2, o.ldc * c.N * sizeof(float)), 0, "%c%c differs", c.ta, c.tb);
+    cr_expect_eq(check(&c, &o, "amx packed"), 0);
+    cr_expect(dn_sgemm_amx_can_split(c.ta, c.tb, c.K, o.A, o.lda, o.B, o.ldb, 0, c.M, 0, c.N));
+    o.B[o.ldb * 2 + 1] = 1e-20f;
+    cr_expect(!dn_sgemm_amx_can_split(c.ta, c.tb, c.K, o.A, o.lda, o.B, o.ldb, 0, c.M, 0, c.N));
+    free(work);
+    free(C2);
+    operands_free(&o);
+  }
+}
+
 Test(gemm, amx_refuses_what_it_cannot_split,
      .description = "AMX: an Inf, a NaN, a denormal, a tiny or a huge operand makes it refuse "
-                    "(with beta != 0 without writing C, with beta 0 never outside it); zeros and "
-                    "the range's ends are taken") {
+                    "without writing C; zeros and the range's ends are taken") {
   amx_or_skip();
   static const float refused[] = {INFINITY, -INFINITY, NAN, 1e-40f, 0x1p-51f, -0x1p-60f, 0x1p51f, 3e38f};
   static const float taken[] = {0.0f, -0.0f, 0x1p-50f, -0x1p50f};
@@ -972,8 +999,7 @@ Test(gemm, amx_refuses_what_it_cannot_split,
       free(before);
       operands_free(&o);
     }
-    /* beta 0: the refusal may come after blocks were stored; the caller's FMA path then
-     * overwrites the range, and nothing outside it was touched (the canaries). */
+    /* beta 0, the bad value in the side packed last: refused; the FMA path then gives C. */
     const gemm_case c0 = {'N', 'N', 40, 200, 50, 1.0f, 0.0f, 0, 0};
     operands o0;
     operands_make(&o0, &c0, 80 + side);

@@ -26,6 +26,7 @@
  * GEMMs split, the small ones and most elementwise passes do not at these sizes) and with
  * dn_set_split_everything, which splits every GEMM and elementwise pass (dZ, db, softmax,
  * dropout, the optimizer's units) over the threads. */
+static void sgemm_bitwise_for_any_thread_count(size_t Ms, size_t Ns, size_t Ks, bool tiny);
 static const size_t DIMS[] = {300, 257, 129, 10};
 static const dn_act ACTS[] = {DN_ACT_RELU, DN_ACT_TANH, DN_ACT_SOFTMAX};
 enum { M = 203, NP = 257 * 300 + 257 + 129 * 257 + 129 + 10 * 129 + 10 };
@@ -139,8 +140,9 @@ Test(threads, the_callers_rounding_mode_and_flush_setting_do_not_change_any_thre
 Test(threads, pool_workers_block_signals) {
   cr_assert_eq(dn_set_num_threads(3), DN_OK);
   dn_set_split_everything(true);
-  float A[64 * 64] = {0}, C[64 * 64];
-  cr_assert_eq(dn_sgemm('N', 'N', 64, 64, 64, 1.0f, A, 64, A, 64, 0.0f, C, 64), DN_OK);
+  /* 96: three blocks of 32 rows, so the AMX path, where it runs, also uses three threads */
+  float A[96 * 96] = {0}, C[96 * 96];
+  cr_assert_eq(dn_sgemm('N', 'N', 96, 96, 96, 1.0f, A, 96, A, 96, 0.0f, C, 96), DN_OK);
   dn_set_split_everything(false);
   dn_set_num_threads(0);
   char path[300], line[256];
@@ -208,6 +210,36 @@ Test(threads, a_whole_training_run_is_bitwise_identical_for_1_2_3_4_7_and_16_thr
   dn_set_split_everything(false);
 }
 
+/* The AMX path (DEEPNET_AMX=1, where the CPU has tiles): a whole training run and every
+ * transpose of dn_sgemm are bitwise the same for any thread count too, both with operands
+ * it takes and with one it refuses (a 1e-30 in B: the FMA kernels then compute C, the
+ * same for every thread count). Its bits differ from the FMA kernels', which shows it ran. */
+Test(threads, the_amx_path_is_bitwise_identical_for_any_thread_count) {
+  if (!dn_amx_can_run()) cr_skip_test("AMX (tiles, bf16) is not available here");
+  static float fma[257 * 300], ref[257 * 300], got[257 * 300];
+  dn_amx_set_enabled(false);
+  train_with(1, fma);
+  dn_amx_set_enabled(true);
+  cr_assert(dn_gemm_uses_amx(dn_kernels(), 257, 128, 300), "the forward of layer 1 takes AMX");
+  train_with(1, ref);
+  cr_expect(memcmp(ref, fma, sizeof ref) != 0, "AMX gave the FMA kernels' bits: did it run?");
+  int counts[16];
+  const int ncounts = tu_thread_counts(counts, 16);
+  for (int split = 0; split < 2; split++) {
+    dn_set_split_everything(split);
+    for (int i = 0; i < ncounts; i++) {
+      train_with(counts[i], got);
+      cr_expect(memcmp(ref, got, sizeof ref) == 0, "AMX: W[1] differs with %d threads%s",
+                counts[i], split ? ", all split" : "");
+    }
+  }
+  dn_set_split_everything(false);
+  const size_t shapes[2][3] = {{157, 211, 301}, {611, 53, 419}};
+  for (int k = 0; k < 2; k++) sgemm_bitwise_for_any_thread_count(shapes[k][0], shapes[k][1], shapes[k][2], false);
+  sgemm_bitwise_for_any_thread_count(157, 211, 301, true);
+  dn_amx_set_enabled(false);
+}
+
 /* Training steps on layers large enough that 4 and 7 threads cut their GEMMs into several
  * blocks a thread (dn_gemm_blocks_per_thread: 520 x 516 x 256 is 69 M multiply-adds), with
  * the forward's bias and relu applied per block, dA_prev's dZ and db per row block, dW's
@@ -248,18 +280,20 @@ Test(threads, steps_on_gemms_cut_in_several_blocks_a_thread_are_bitwise_a_one_th
   free(Y);
 }
 
-static void sgemm_bitwise_for_any_thread_count(size_t Ms, size_t Ns, size_t Ks);
+static void sgemm_bitwise_for_any_thread_count(size_t Ms, size_t Ns, size_t Ks, bool tiny);
 
 Test(threads, sgemm_is_bitwise_identical_for_any_thread_count_and_transpose) {
   /* Wide C (threads split columns, op(A) packed once and shared) and tall C (rows split,
    * op(B) shared). */
   const size_t shapes[2][3] = {{157, 211, 301}, {611, 53, 419}};
   for (int s = 0; s < 2; s++)
-    sgemm_bitwise_for_any_thread_count(shapes[s][0], shapes[s][1], shapes[s][2]);
+    sgemm_bitwise_for_any_thread_count(shapes[s][0], shapes[s][1], shapes[s][2], false);
 }
 
-static void sgemm_bitwise_for_any_thread_count(size_t Ms, size_t Ns, size_t Ks) {
+/* tiny: one value of B is 1e-30, which the AMX path refuses (the FMA kernels take over). */
+static void sgemm_bitwise_for_any_thread_count(size_t Ms, size_t Ns, size_t Ks, bool tiny) {
   float *A = tu_random(Ms * Ks, -1, 1, 1), *B = tu_random(Ks * Ns, -1, 1, 2);
+  if (tiny) B[Ks * Ns - 5] = 1e-30f;
   float *C1 = malloc(Ms * Ns * sizeof *C1), *Cn = malloc(Ms * Ns * sizeof *Cn);
   const char tr[2] = {'N', 'T'};
   for (int ta = 0; ta < 2; ta++)
@@ -306,7 +340,7 @@ Test(threads, large_gemms_cut_in_several_blocks_per_thread_are_bitwise_a_one_thr
     const size_t k = dn_gemm_blocks_per_thread(macs, t);
     cr_expect(k == 1 || macs / ((size_t)t * k) >= ((size_t)1 << 22), "%d threads: %zu blocks", t, k);
   }
-  sgemm_bitwise_for_any_thread_count(515, 509, 523);
+  sgemm_bitwise_for_any_thread_count(515, 509, 523, false);
   /* The plan dn_gemm_run uses: the blocks a thread are real blocks (or tiles of a 1-D cut),
    * and no plan engages fewer threads than the one-block plan did (64 x 128 x 16384 at 16
    * threads was a 2 x 8 grid; 32 blocks would have fallen back to 11 column tiles). */
@@ -374,8 +408,8 @@ Test(threads, sgemm_cut_in_a_2d_grid_is_bitwise_a_one_thread_run) {
    * ISAs), with edge tiles on both sides in the second; split_everything makes every
    * count really run (the second is too small for more than 4 threads otherwise). */
   dn_set_split_everything(true);
-  sgemm_bitwise_for_any_thread_count(256, 256, 300);
-  sgemm_bitwise_for_any_thread_count(250, 253, 77);
+  sgemm_bitwise_for_any_thread_count(256, 256, 300, false);
+  sgemm_bitwise_for_any_thread_count(250, 253, 77, false);
   for (int i = 0; i < 2; i++) {
     const size_t M = i ? 250 : 256, N = i ? 253 : 256, K = i ? 77 : 300;
     float *A = tu_random(M * K, -1, 1, 5), *B = tu_random(K * N, -1, 1, 6);
@@ -646,7 +680,7 @@ Test(threads, forced_blocks_a_thread_are_bitwise_a_one_thread_run) {
   setenv("DEEPNET_GEMM_BLOCKS", "16", 1);
   cr_expect_eq(dn_gemm_blocks_per_thread(1000, 2), 16);
   cr_expect_eq(dn_gemm_blocks_per_thread(1000, 1), 1);
-  sgemm_bitwise_for_any_thread_count(515, 509, 523);
+  sgemm_bitwise_for_any_thread_count(515, 509, 523, false);
 }
 Test(threads, a_blocks_setting_out_of_range_keeps_the_rule, .init = cr_redirect_stderr) {
   setenv("DEEPNET_GEMM_BLOCKS", "17", 1);

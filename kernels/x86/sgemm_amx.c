@@ -14,9 +14,8 @@
  * The split needs every piece to be a normal bf16 and no piece product to underflow: the
  * inputs must be 0 or of magnitude in [2^-50, 2^50]. An operand outside that (Inf, NaN,
  * denormals, tiny or huge values) makes dn_sgemm_amx_range return false, and the caller
- * computes that product on the FMA path: with beta != 0 before anything of C is written
- * (the result is buffered), with beta == 0 possibly after some blocks were stored, which
- * the FMA path overwrites without reading them.
+ * computes that product on the FMA path (the result goes to a buffer T first, so C is
+ * written only by a product that passed).
  *
  * Layouts (one array per piece). Tile roles: the accumulator tile holds 16 rows i of C by
  * 16 columns n, so the "A" tile operand is op(A) (rows i, 32 consecutive k: 64 bytes a
@@ -169,7 +168,7 @@ static void pack_rows16(const source *src, size_t r0, size_t live, size_t k0, si
     split3(v[0][r], lo, rg);
     split3(v[1][r], hi, rg);
     for (size_t q = 0; q < PIECES; q++)
-      _mm512_store_si512(out + q * piece_stride + r * KSTEP, high_halves(lo[q], hi[q]));
+      _mm512_storeu_si512(out + q * piece_stride + r * KSTEP, high_halves(lo[q], hi[q]));
   }
 }
 
@@ -187,7 +186,7 @@ static void pack_pairs16(const source *src, size_t c0, size_t live, size_t k0, s
     split3(_mm512_loadu_ps(e), even, rg);
     split3(_mm512_loadu_ps(o), odd, rg);
     for (size_t q = 0; q < PIECES; q++)
-      _mm512_store_si512(out + q * piece_stride + kp * 32, interleave_high_halves(even[q], odd[q]));
+      _mm512_storeu_si512(out + q * piece_stride + kp * 32, interleave_high_halves(even[q], odd[q]));
   }
 }
 
@@ -199,38 +198,52 @@ typedef struct __attribute__((packed)) tile_config {
   uint8_t rows[16];
 } tile_config;
 
-/* A 32 x 32 block of the result from R (one 32-row block of the rows side, ks steps) and
- * P (one 32-column block of the pairs side): tiles 0-3 accumulate (rows 0-15 / 16-31 x
- * columns 0-15 / 16-31), 4-5 hold R's two halves and 6-7 P's. T receives the block
- * (row-major, stride ldt floats). */
-static void block32(size_t ks, const uint16_t *R, size_t r_piece, const uint16_t *P,
-                    size_t p_piece, float *T, size_t ldt) {
+/* A 32 x 32 block of the result accumulates in tiles 0-3 (rows 0-15 / 16-31 x columns
+ * 0-15 / 16-31) over the k steps, each step one call of tiles_step on the rows side's two
+ * half-tiles R (tiles 4-5) and the pairs side's P (tiles 6-7), every piece at its stride
+ * (bf16). The tiles stay in the unit between calls, so the steps may come from whole
+ * packed operands or from one step packed at a time: the same instructions, the same bits. */
+static inline void tiles_zero(void) {
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
   _tile_zero(3);
-  for (size_t s = 0; s < ks; s++) {
-    const char *x = (const char *)(R + s * BLK * KSTEP), *y = (const char *)(P + s * BLK * KSTEP);
-    size_t loaded_x = PIECES;
-    for (size_t q = 0; q < 6; q++) {
-      if (pair_x[q] != loaded_x) {
-        loaded_x = pair_x[q];
-        _tile_loadd(4, x + loaded_x * r_piece * 2, 64);
-        _tile_loadd(5, x + loaded_x * r_piece * 2 + TILE_BYTES, 64);
-      }
-      const char *yq = y + pair_y[q] * p_piece * 2;
-      _tile_loadd(6, yq, 64);
-      _tile_loadd(7, yq + TILE_BYTES, 64);
-      _tile_dpbf16ps(0, 4, 6);
-      _tile_dpbf16ps(1, 4, 7);
-      _tile_dpbf16ps(2, 5, 6);
-      _tile_dpbf16ps(3, 5, 7);
+}
+
+static inline void tiles_step(const uint16_t *R, size_t r_piece, const uint16_t *P, size_t p_piece) {
+  const char *x = (const char *)R, *y = (const char *)P;
+  size_t loaded_x = PIECES;
+  for (size_t q = 0; q < 6; q++) {
+    if (pair_x[q] != loaded_x) {
+      loaded_x = pair_x[q];
+      _tile_loadd(4, x + loaded_x * r_piece * 2, 64);
+      _tile_loadd(5, x + loaded_x * r_piece * 2 + TILE_BYTES, 64);
     }
+    const char *yq = y + pair_y[q] * p_piece * 2;
+    _tile_loadd(6, yq, 64);
+    _tile_loadd(7, yq + TILE_BYTES, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
   }
+}
+
+/* The block, row-major into T (stride ldt floats). */
+static inline void tiles_store(float *T, size_t ldt) {
   _tile_stored(0, T, ldt * 4);
   _tile_stored(1, T + 16, ldt * 4);
   _tile_stored(2, T + 16 * ldt, ldt * 4);
   _tile_stored(3, T + 16 * ldt + 16, ldt * 4);
+}
+
+/* From whole packed blocks: R (ks steps of the rows side) and P (of the pairs side). */
+static void block32(size_t ks, const uint16_t *R, size_t r_piece, const uint16_t *P,
+                    size_t p_piece, float *T, size_t ldt) {
+  tiles_zero();
+  for (size_t s = 0; s < ks; s++)
+    tiles_step(R + s * BLK * KSTEP, r_piece, P + s * BLK * KSTEP, p_piece);
+  tiles_store(T, ldt);
 }
 
 /* C = alpha T + beta C where T's rows are C's columns (row t of T, at stride ldt, is
@@ -243,7 +256,7 @@ static void store_columns(const float *T, size_t ldt, size_t m, size_t n, float 
     const float *row = T + t * ldt;
     for (size_t i = 0; i < m; i += 16) {
       const __mmask16 live = first16(m - i);
-      __m512 r = _mm512_load_ps(row + i);
+      __m512 r = _mm512_maskz_loadu_ps(live, row + i);
       if (alpha != 1.0f) r = _mm512_mul_ps(va, r);
       if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(live, col + i), r);
       _mm512_mask_storeu_ps(col + i, live, r);
@@ -299,43 +312,51 @@ static void pack_side(bool rows_side, const source *src, size_t n_live, size_t f
   }
 }
 
-bool dn_sgemm_amx_range(char transa, char transb, size_t M, size_t N, size_t K, float alpha,
-                        const float *A, size_t lda, const float *B, size_t ldb, float beta,
-                        float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1) {
-  (void)M;
-  (void)N;
-  if (!dn_amx_available() || m0 >= m1 || n0 >= n1 || K == 0) return false;
+size_t dn_sgemm_amx_workspace(size_t K, size_t rows, size_t cols) {
+  const size_t Kp = up(K, KSTEP), Rp = up(rows, BLK), Pp = up(cols, BLK);
+  const size_t inner = Rp < Pp ? Rp : Pp;
+  if (Kp > SIZE_MAX / 8 / PIECES / (inner + SUPER * BLK)) return SIZE_MAX;
+  return (inner + SUPER * BLK) * Kp * PIECES / 2; /* floats holding the bf16 pieces */
+}
+
+typedef struct amx_call {
+  bool rows_are_columns;
+  source rows_src, pairs_src;
+  size_t n_rows, n_pairs, K, Kp, ks;
+  float alpha, beta;
+  float *T;
+  size_t ldt;
+} amx_call;
+
+static amx_call call_of(char transa, char transb, size_t K, const float *A, size_t lda,
+                        const float *B, size_t ldb, size_t m0, size_t m1, size_t n0, size_t n1,
+                        float alpha, float beta, float *T, size_t ldt) {
   /* Tile roles: the rows side (tiles 4-5, 32 consecutive k a row) is op(B), its rows being
    * C's columns, so a result row is a column of C; op(A) is the pairs side. Only when both
    * are transposed the roles swap (op(A) then lies along k; a result row is a row of C). */
-  const bool rows_are_columns = !(transa == 'T' && transb == 'T');
+  amx_call c = {.rows_are_columns = !(transa == 'T' && transb == 'T'), .K = K,
+                .Kp = up(K, KSTEP), .alpha = alpha, .beta = beta, .T = T, .ldt = ldt};
+  c.ks = c.Kp / KSTEP;
   const source a_src = {transa == 'N' ? A + m0 : A + m0 * lda, lda, transa == 'T'};
   const source b_src = {transb == 'N' ? B + n0 * ldb : B + n0, ldb, transb == 'N'};
-  const source rows_src = rows_are_columns ? b_src : a_src, pairs_src = rows_are_columns ? a_src : b_src;
-  const size_t n_rows = rows_are_columns ? n1 - n0 : m1 - m0, n_pairs = rows_are_columns ? m1 - m0 : n1 - n0;
-  const size_t Kp = up(K, KSTEP), ks = Kp / KSTEP, Rp = up(n_rows, BLK), Pp = up(n_pairs, BLK);
-  /* The larger side is packed a super-block at a time (outer), the smaller one whole. */
-  const bool rows_outer = Rp > Pp;
-  const size_t outer_p = rows_outer ? Rp : Pp, inner_p = rows_outer ? Pp : Rp;
-  /* With beta != 0, C may be written only once every operand passed the range check: the
-   * result goes to a buffer first. With beta == 0 a refusal after some blocks were stored
-   * is harmless: the caller's FMA path overwrites all of C without reading it. */
-  const bool buffered = beta != 0.0f;
-  if (Kp > SIZE_MAX / 8 / PIECES / (inner_p + SUPER * BLK) || Rp > SIZE_MAX / 8 / Pp) return false;
-  const size_t in_piece = inner_p * Kp, out_piece = SUPER * BLK * Kp; /* bf16 per piece */
-  const size_t bf16s = (in_piece + out_piece) * PIECES;
-  const size_t t_floats = buffered ? Rp * Pp : BLK * BLK;
-  uint16_t *In = aligned_alloc(64, bf16s * sizeof(uint16_t) + t_floats * sizeof(float));
-  if (!In) return false;
-  uint16_t *Out = In + in_piece * PIECES;
-  float *T = (float *)(In + bf16s);
-  range rg = {_mm512_set1_epi32(-1), _mm512_setzero_si512()};
-  pack_side(!rows_outer, rows_outer ? &pairs_src : &rows_src, rows_outer ? n_pairs : n_rows, 0,
-            inner_p / BLK, K, ks, In, in_piece, &rg);
-  if (!range_ok(&rg)) {
-    free(In);
-    return false;
-  }
+  c.rows_src = c.rows_are_columns ? b_src : a_src;
+  c.pairs_src = c.rows_are_columns ? a_src : b_src;
+  c.n_rows = c.rows_are_columns ? n1 - n0 : m1 - m0;
+  c.n_pairs = c.rows_are_columns ? m1 - m0 : n1 - n0;
+  return c;
+}
+
+/* T (or C) = alpha * the block + beta * what it holds, for result block (rb, pb). */
+static void store_result(const amx_call *c, const float *blk, size_t rb, size_t pb) {
+  const size_t nr = c->n_rows - rb < BLK ? c->n_rows - rb : BLK;
+  const size_t np = c->n_pairs - pb < BLK ? c->n_pairs - pb : BLK;
+  if (c->rows_are_columns)
+    store_columns(blk, BLK, np, nr, c->alpha, c->beta, c->T + pb + rb * c->ldt, c->ldt);
+  else
+    store_rows(blk, BLK, nr, np, c->alpha, c->beta, c->T + rb + pb * c->ldt, c->ldt);
+}
+
+static void load_tile_config(void) {
   tile_config cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.palette = 1;
@@ -344,34 +365,125 @@ bool dn_sgemm_amx_range(char transa, char transb, size_t M, size_t N, size_t K, 
     cfg.colsb[t] = 64;
   }
   _tile_loadconfig(&cfg);
+}
+
+/* With the workspace: the smaller side packed whole, the larger a super-block at a time. */
+static bool compute_packed(const amx_call *c, uint16_t *work) {
+  const size_t Rp = up(c->n_rows, BLK), Pp = up(c->n_pairs, BLK), Kp = c->Kp, ks = c->ks;
+  const bool rows_outer = Rp > Pp;
+  const size_t outer_p = rows_outer ? Rp : Pp, inner_p = rows_outer ? Pp : Rp;
+  const size_t in_piece = inner_p * Kp, out_piece = SUPER * BLK * Kp; /* bf16 per piece */
+  uint16_t *In = work, *Out = In + in_piece * PIECES;
+  range rg = {_mm512_set1_epi32(-1), _mm512_setzero_si512()};
+  pack_side(!rows_outer, rows_outer ? &c->pairs_src : &c->rows_src,
+            rows_outer ? c->n_pairs : c->n_rows, 0, inner_p / BLK, c->K, ks, In, in_piece, &rg);
+  if (!range_ok(&rg)) return false;
+  load_tile_config();
+  float blk[BLK * BLK] __attribute__((aligned(64)));
   for (size_t sb = 0; sb < outer_p / BLK; sb += SUPER) {
     const size_t blocks = outer_p / BLK - sb < SUPER ? outer_p / BLK - sb : SUPER;
-    pack_side(rows_outer, rows_outer ? &rows_src : &pairs_src, rows_outer ? n_rows : n_pairs, sb,
-              blocks, K, ks, Out, out_piece, &rg);
+    pack_side(rows_outer, rows_outer ? &c->rows_src : &c->pairs_src,
+              rows_outer ? c->n_rows : c->n_pairs, sb, blocks, c->K, ks, Out, out_piece, &rg);
     for (size_t b = 0; b < blocks; b++)
       for (size_t ib = 0; ib < inner_p; ib += BLK) {
         const size_t rb = rows_outer ? (sb + b) * BLK : ib, pb = rows_outer ? ib : (sb + b) * BLK;
         const uint16_t *Rb = rows_outer ? Out + b * BLK * Kp : In + ib * Kp;
         const uint16_t *Pb = rows_outer ? In + ib * Kp : Out + b * BLK * Kp;
-        const size_t r_piece = rows_outer ? out_piece : in_piece, p_piece = rows_outer ? in_piece : out_piece;
-        if (buffered) {
-          block32(ks, Rb, r_piece, Pb, p_piece, T + rb * Pp + pb, Pp);
-          continue;
-        }
-        block32(ks, Rb, r_piece, Pb, p_piece, T, BLK);
-        const size_t nr = n_rows - rb < BLK ? n_rows - rb : BLK, np = n_pairs - pb < BLK ? n_pairs - pb : BLK;
-        if (rows_are_columns)
-          store_columns(T, BLK, np, nr, alpha, 0.0f, C + (m0 + pb) + (n0 + rb) * ldc, ldc);
-        else
-          store_rows(T, BLK, nr, np, alpha, 0.0f, C + (m0 + rb) + (n0 + pb) * ldc, ldc);
+        block32(ks, Rb, rows_outer ? out_piece : in_piece, Pb, rows_outer ? in_piece : out_piece,
+                blk, BLK);
+        store_result(c, blk, rb, pb);
       }
   }
   _tile_release();
-  const bool ok = range_ok(&rg);
-  if (ok && buffered && rows_are_columns)
-    store_columns(T, Pp, n_pairs, n_rows, alpha, beta, C + m0 + n0 * ldc, ldc);
-  else if (ok && buffered)
-    store_rows(T, Pp, n_rows, n_pairs, alpha, beta, C + m0 + n0 * ldc, ldc);
-  free(In);
+  return range_ok(&rg);
+}
+
+/* Without one (no memory): each block packs one k step of each side at a time on the stack
+ * and feeds the tiles the same steps in the same order: slow, the same bits. */
+static bool compute_on_stack(const amx_call *c) {
+  uint16_t x[PIECES * BLK * KSTEP] __attribute__((aligned(64)));
+  uint16_t y[PIECES * BLK * KSTEP] __attribute__((aligned(64)));
+  float blk[BLK * BLK] __attribute__((aligned(64)));
+  range rg = {_mm512_set1_epi32(-1), _mm512_setzero_si512()};
+  load_tile_config();
+  for (size_t rb = 0; rb < c->n_rows; rb += BLK)
+    for (size_t pb = 0; pb < c->n_pairs; pb += BLK) {
+      tiles_zero();
+      for (size_t s = 0; s < c->ks; s++) {
+        const size_t kb = c->K - s * KSTEP < KSTEP ? c->K - s * KSTEP : KSTEP;
+        for (size_t h = 0; h < 2; h++) {
+          const size_t r0 = rb + 16 * h, c0 = pb + 16 * h;
+          const size_t rlive = r0 < c->n_rows ? (c->n_rows - r0 < 16 ? c->n_rows - r0 : 16) : 0;
+          const size_t clive = c0 < c->n_pairs ? (c->n_pairs - c0 < 16 ? c->n_pairs - c0 : 16) : 0;
+          pack_rows16(&c->rows_src, r0, rlive, s * KSTEP, kb, x + h * 16 * KSTEP, BLK * KSTEP, &rg);
+          pack_pairs16(&c->pairs_src, c0, clive, s * KSTEP, kb, y + h * 16 * KSTEP, BLK * KSTEP, &rg);
+        }
+        tiles_step(x, BLK * KSTEP, y, BLK * KSTEP);
+      }
+      tiles_store(blk, BLK);
+      store_result(c, blk, rb, pb);
+    }
+  _tile_release();
+  return range_ok(&rg);
+}
+
+bool dn_sgemm_amx_compute(char transa, char transb, size_t K, const float *A, size_t lda,
+                          const float *B, size_t ldb, size_t m0, size_t m1, size_t n0, size_t n1,
+                          float alpha, float beta, float *T, size_t ldt, float *work) {
+  if (!dn_amx_available() || m0 >= m1 || n0 >= n1 || K == 0) return false;
+  const amx_call c = call_of(transa, transb, K, A, lda, B, ldb, m0, m1, n0, n1, alpha, beta, T, ldt);
+  return work ? compute_packed(&c, (uint16_t *)work) : compute_on_stack(&c);
+}
+
+/* The range check alone over columns of rows contiguous floats at stride ld. */
+static void scan_range(const float *S, size_t ld, size_t rows, size_t cols, range *rg) {
+  for (size_t j = 0; j < cols; j++)
+    for (size_t i = 0; i < rows; i += 16) {
+      const __m512 v = _mm512_maskz_loadu_ps(first16(rows - i), S + i + j * ld);
+      const __m512i mag = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7FFFFFFF));
+      rg->min_less1 = _mm512_min_epu32(rg->min_less1, _mm512_sub_epi32(mag, _mm512_set1_epi32(1)));
+      rg->max = _mm512_max_epu32(rg->max, mag);
+    }
+}
+
+bool dn_sgemm_amx_can_split(char transa, char transb, size_t K, const float *A, size_t lda,
+                            const float *B, size_t ldb, size_t m0, size_t m1, size_t n0, size_t n1) {
+  range rg = {_mm512_set1_epi32(-1), _mm512_setzero_si512()};
+  if (transa == 'N') scan_range(A + m0, lda, m1 - m0, K, &rg);
+  else scan_range(A + m0 * lda, lda, K, m1 - m0, &rg);
+  if (transb == 'N') scan_range(B + n0 * ldb, ldb, K, n1 - n0, &rg);
+  else scan_range(B + n0, ldb, n1 - n0, K, &rg);
+  return range_ok(&rg);
+}
+
+bool dn_sgemm_amx_range(char transa, char transb, size_t M, size_t N, size_t K, float alpha,
+                        const float *A, size_t lda, const float *B, size_t ldb, float beta,
+                        float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1) {
+  (void)M;
+  (void)N;
+  if (m0 >= m1 || n0 >= n1) return false;
+  const size_t rows = m1 - m0, cols = n1 - n0, work = dn_sgemm_amx_workspace(K, rows, cols);
+  if (work == SIZE_MAX || rows > SIZE_MAX / sizeof(float) / cols ||
+      work > SIZE_MAX / sizeof(float) - rows * cols)
+    return false;
+  float *T = aligned_alloc(64, up((work + rows * cols) * sizeof(float), 64));
+  if (!T) return false;
+  const bool ok = dn_sgemm_amx_compute(transa, transb, K, A, lda, B, ldb, m0, m1, n0, n1, 1.0f,
+                                       0.0f, T, rows, T + rows * cols);
+  if (ok) dn_sgemm_amx_store(T, rows, alpha, beta, C + m0 + n0 * ldc, ldc, rows, cols);
+  free(T);
   return ok;
+}
+
+void dn_sgemm_amx_store(const float *T, size_t ldt, float alpha, float beta, float *C, size_t ldc,
+                        size_t rows, size_t cols) {
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  for (size_t j = 0; j < cols; j++)
+    for (size_t i = 0; i < rows; i += 16) {
+      const __mmask16 live = first16(rows - i);
+      __m512 r = _mm512_maskz_loadu_ps(live, T + i + j * ldt);
+      if (alpha != 1.0f) r = _mm512_mul_ps(va, r);
+      if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(live, C + i + j * ldc), r);
+      _mm512_mask_storeu_ps(C + i + j * ldc, live, r);
+    }
 }
