@@ -529,7 +529,10 @@ static void amx_finish_block(void *ctx, size_t begin, size_t end) {
  * (nothing done) when the operands cannot be split: the FMA path. */
 static bool amx_parallel(const gemm_job *g, int threads, bool *refused) {
   amx_job a = {.g = g, .split_rows = (g->ep && g->ep->row_acc) || g->M >= g->N};
-  a.T = dn_gemm_thread_buffer(DN_BUF_SHARED, g->M * g->N); /* M x N x K passed dn_mul_ok */
+  /* Operands smaller than C (dW = dZ A_prev^T, K = the batch): checking them first costs
+   * less than the round trip of C through T. M x N x K passed dn_mul_ok. */
+  const bool check_first = g->M * g->K + g->K * g->N <= 2 * g->M * g->N;
+  a.T = check_first ? NULL : dn_gemm_thread_buffer(DN_BUF_SHARED, g->M * g->N);
 #ifdef DN_HAVE_AMX
   if (!a.T) {
     if (!dn_sgemm_amx_can_split(g->transa, g->transb, g->K, g->A, g->lda, g->B, g->ldb, 0, g->M,
