@@ -5,6 +5,12 @@
 #include <omp.h>
 #include <unistd.h>
 
+// The AMX switch (src/internal.h, which is C only): the suites link the static library.
+extern "C" {
+bool dn_amx_can_run(void);
+void dn_amx_set_enabled(bool on);
+}
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -133,6 +139,17 @@ std::vector<int> threads() {
   return list;
 }
 
+std::vector<KernelSet> kernel_sets() {
+  std::vector<KernelSet> sets;
+  for (dn_isa isa : isas()) sets.push_back({isa, false, dn_isa_name(isa)});
+  const char *env = std::getenv("DEEPNET_BENCH_ISAS");
+  const std::vector<std::string> wanted = env ? split(env) : std::vector<std::string>{};
+  const bool named = wanted.empty() || std::find(wanted.begin(), wanted.end(), "amx") != wanted.end();
+  if (named && dn_amx_can_run() && dn_isa_detected() == DN_ISA_AVX512)
+    sets.push_back({DN_ISA_AVX512, true, "amx"});
+  return sets;
+}
+
 dn_isa best_isa() {
   const auto l = isas();
   return l.empty() ? DN_ISA_SCALAR : l.back();
@@ -210,11 +227,12 @@ void set_flop_counters(benchmark::State &st, double flops_per_iter, double peak_
   if (peak_gflops > 0) st.counters["pct_peak"] = per_second(flops_per_iter * 1e-9 / peak_gflops * 100.0);
 }
 
-bool use(benchmark::State &st, dn_isa isa, int threads) {
+bool use(benchmark::State &st, dn_isa isa, int threads, bool amx) {
   if (dn_isa_set(isa) != DN_OK || dn_set_num_threads(threads) != DN_OK) {
     st.SkipWithError(dn_last_error());
     return false;
   }
+  dn_amx_set_enabled(amx);
   omp_set_num_threads(threads);
   st.counters["threads"] = threads;
   return true;

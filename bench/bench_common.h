@@ -70,9 +70,19 @@ benchmark::internal::Benchmark *clock_for(benchmark::internal::Benchmark *b, int
 // Sets GFLOP/s, pct_peak (against peak_gflops) and the shape counters.
 void set_flop_counters(benchmark::State &st, double flops_per_iter, double peak_gflops);
 
-// Makes every later deepnet call use isa and threads; false (and the state
-// skipped with a message) if the library refuses.
-bool use(benchmark::State &st, dn_isa isa, int threads);
+// Makes every later deepnet call use isa and threads, with the AMX GEMM path on or off;
+// false (and the state skipped with a message) if the library refuses.
+bool use(benchmark::State &st, dn_isa isa, int threads, bool amx = false);
+
+// The kernel sets a suite sweeps: each ISA of isas() (its FMA kernels alone, the AMX path
+// off), then "amx" (avx512 with the AMX GEMM path on) where the CPU has tiles and
+// DEEPNET_BENCH_ISAS, if set, names it.
+struct KernelSet {
+  dn_isa isa;
+  bool amx;
+  std::string name;
+};
+std::vector<KernelSet> kernel_sets();
 
 // "a/b/c" from the parts: benchmark names are suite/op/shape/lib/isa/threads:N so the
 // report scripts can split them (see tools/bench-report.py).

@@ -102,8 +102,8 @@ void set_lib_threads(Lib lib, int threads) {
   (void)threads;
 }
 
-void run(benchmark::State &st, Lib lib, dn_isa isa, int threads, Shape s) {
-  if (!bench::use(st, isa, threads)) return;
+void run(benchmark::State &st, Lib lib, dn_isa isa, bool amx, int threads, Shape s) {
+  if (!bench::use(st, isa, threads, amx)) return;
   set_lib_threads(lib, threads);
   bench::Buffer A(s.M * s.K, -1, 1, 1), B(s.K * s.N, -1, 1, 2), C(s.M * s.N, 0, 0, 3);
   if (!call(lib, s, A.data(), B.data(), C.data())) {
@@ -146,17 +146,17 @@ void register_all() {
 #endif
   for (const Shape &s : shapes()) {
     for (int t : bench::threads()) {
-      for (dn_isa isa : bench::isas()) {
-        if (isa == DN_ISA_SCALAR && too_big_for_scalar(s)) continue;
+      for (const bench::KernelSet &ks : bench::kernel_sets()) {
+        if (ks.isa == DN_ISA_SCALAR && too_big_for_scalar(s)) continue;
         bench::clock_for(benchmark::RegisterBenchmark(
-            bench::name({"gemm", s.op, s.label, "deepnet", dn_isa_name(isa), "threads:" + std::to_string(t)}).c_str(),
-            run, Lib::deepnet, isa, t, s), t)
+            bench::name({"gemm", s.op, s.label, "deepnet", ks.name, "threads:" + std::to_string(t)}).c_str(),
+            run, Lib::deepnet, ks.isa, ks.amx, t, s), t)
             ->Unit(benchmark::kMicrosecond);
       }
       for (Lib lib : refs)
         bench::clock_for(benchmark::RegisterBenchmark(
             bench::name({"gemm", s.op, s.label, lib_name(lib), "own", "threads:" + std::to_string(t)}).c_str(),
-            run, lib, bench::best_isa(), t, s), t)
+            run, lib, bench::best_isa(), false, t, s), t)
             ->Unit(benchmark::kMicrosecond);
     }
   }

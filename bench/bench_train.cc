@@ -32,9 +32,9 @@ std::string dims_name(const std::vector<std::size_t> &dims) {
   return s;
 }
 
-void run(benchmark::State &st, dn_isa isa, int threads, std::vector<std::size_t> dims,
+void run(benchmark::State &st, dn_isa isa, bool amx, int threads, std::vector<std::size_t> dims,
          std::size_t batch, bool epoch) {
-  if (!bench::use(st, isa, threads)) return;
+  if (!bench::use(st, isa, threads, amx)) return;
   const std::size_t L = dims.size() - 1, n0 = dims[0], nL = dims[L];
   std::vector<dn_act> acts(L, DN_ACT_RELU);
   acts[L - 1] = DN_ACT_SOFTMAX;
@@ -85,15 +85,15 @@ void register_all() {
   for (const auto &dims : nets)
     for (std::size_t batch : {128, 256})
       for (int t : bench::threads())
-        for (dn_isa isa : bench::isas())
+        for (const bench::KernelSet &ks : bench::kernel_sets())
           for (bool epoch : {false, true}) {
             // Epochs at the batch only, and not scalar (minutes each): steps cover the rest.
-            if (epoch && (isa == DN_ISA_SCALAR || batch != 128)) continue;
+            if (epoch && (ks.isa == DN_ISA_SCALAR || batch != 128)) continue;
             bench::clock_for(benchmark::RegisterBenchmark(
                 bench::name({"train", epoch ? "epoch" + std::to_string(kEpochM) : "step",
                              dims_name(dims) + "_m" + std::to_string(batch), "deepnet",
-                             dn_isa_name(isa), "threads:" + std::to_string(t)}).c_str(),
-                run, isa, t, dims, batch, epoch), t)
+                             ks.name, "threads:" + std::to_string(t)}).c_str(),
+                run, ks.isa, ks.amx, t, dims, batch, epoch), t)
                 ->Unit(benchmark::kMillisecond);
           }
 }

@@ -413,20 +413,20 @@ size_t dn_gemm_plan(const dn_kernel_table *kt, char transb, size_t M, size_t N, 
  * table, the global shape and DEEPNET_AMX alone, and every thread count and cut computes
  * each element the same way, so results stay bitwise the same for any thread count. */
 
-/* DEEPNET_AMX=1 turns the path on where the CPU has it; off by default for now: with W
- * split on every call, the training step is not faster yet (docs/kernels.md "AMX"). Read
- * once, an invalid value warns. dn_amx_set_enabled overrides it (tests). */
+/* On by default where the CPU, the OS and the build allow tiles; DEEPNET_AMX=0 turns it
+ * off (the FMA kernels everywhere). Read once, an invalid value warns.
+ * dn_amx_set_enabled overrides it (tests, the bench suites' kernel sets). */
 static atomic_int amx_switch = -1;
 
 bool dn_amx_enabled(void) {
   int on = atomic_load(&amx_switch);
   if (on < 0) {
     const char *env = getenv("DEEPNET_AMX");
-    on = 0;
+    on = 1;
     if (env && *env) {
-      if (strcmp(env, "1") == 0) on = 1;
-      else if (strcmp(env, "0") != 0)
-        fprintf(stderr, "deepnet: DEEPNET_AMX=%s is neither 0 nor 1; using the default (off)\n", env);
+      if (strcmp(env, "0") == 0) on = 0;
+      else if (strcmp(env, "1") != 0)
+        fprintf(stderr, "deepnet: DEEPNET_AMX=%s is neither 0 nor 1; using the default (on)\n", env);
     }
     atomic_store(&amx_switch, on);
   }

@@ -124,9 +124,9 @@ static int run_info(const cli_config *cfg) {
   else if (isa_env && *isa_env)
     printf(" (DEEPNET_ISA=%s)", isa_env);
   printf("\ngemm kernel      %s, %zux%zu micro-tile\n", kt->sgemm_ukr_name, kt->mr, kt->nr);
-  printf("amx gemm         %s\n", dn_amx_in_use()      ? "on (DEEPNET_AMX=1: fp32 products from bf16 pieces on tiles)"
+  printf("amx gemm         %s\n", dn_amx_in_use()      ? "on (fp32 products from bf16 pieces on tiles; DEEPNET_AMX=0 turns it off)"
                                : dn_amx_enabled()     ? "off (the active ISA is not avx512)"
-                               : dn_amx_can_run()     ? "off (DEEPNET_AMX=1 turns it on)"
+                               : dn_amx_can_run()     ? "off (DEEPNET_AMX=0)"
                                                       : "not available on this CPU/OS/build");
   printf("threads          %d (%s)\n", dn_get_num_threads(),
          cfg->threads > 0                ? "--threads"

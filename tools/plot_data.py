@@ -172,7 +172,7 @@ def select(rows, **want):
     return out
 
 
-ISA_ORDER = ("scalar", "neon", "avx2", "avx512")
+ISA_ORDER = ("scalar", "neon", "avx2", "avx512", "amx")
 
 
 def isa_rank(isa):
