@@ -14,9 +14,9 @@ struct Net {
   ~Net() { dn_net_free(p); }
 };
 
-void run(benchmark::State &st, dn_isa isa, int threads, std::size_t n0, std::size_t n1,
+void run(benchmark::State &st, dn_isa isa, bool amx, int threads, std::size_t n0, std::size_t n1,
          std::size_t m, bool backward) {
-  if (!bench::use(st, isa, threads)) return;
+  if (!bench::use(st, isa, threads, amx)) return;
   const std::size_t dims[] = {n0, n1, 1};
   const dn_act acts[] = {DN_ACT_RELU, DN_ACT_LINEAR};
   Net net;
@@ -48,14 +48,14 @@ void register_all() {
   for (const auto &ly : layers)
     for (std::size_t m : {128, 256})
       for (int t : bench::threads())
-        for (dn_isa isa : bench::isas()) {
-          if (isa == DN_ISA_SCALAR && (double)ly[0] * ly[1] * m > 1024.0 * 1024 * 1024) continue;
+        for (const bench::KernelSet &ks : bench::kernel_sets()) {
+          if (ks.isa == DN_ISA_SCALAR && (double)ly[0] * ly[1] * m > 1024.0 * 1024 * 1024) continue;
           const std::string shape = std::to_string(ly[0]) + "-" + std::to_string(ly[1]) + "_m" + std::to_string(m);
           for (bool bwd : {false, true})
             bench::clock_for(benchmark::RegisterBenchmark(
-                bench::name({"layer", bwd ? "bwd" : "fwd", shape, "deepnet", dn_isa_name(isa),
+                bench::name({"layer", bwd ? "bwd" : "fwd", shape, "deepnet", ks.name,
                              "threads:" + std::to_string(t)}).c_str(),
-                run, isa, t, ly[0], ly[1], m, bwd), t)
+                run, ks.isa, ks.amx, t, ly[0], ly[1], m, bwd), t)
                 ->Unit(benchmark::kMicrosecond);
         }
 }

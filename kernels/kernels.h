@@ -64,6 +64,12 @@ bool dn_sgemm_amx_can_split(char transa, char transb, size_t K, const float *A, 
                             const float *B, size_t ldb, size_t m0, size_t m1, size_t n0, size_t n1);
 void dn_sgemm_amx_store(const float *T, size_t ldt, float alpha, float beta, float *C, size_t ldc,
                         size_t rows, size_t cols);
+/* The store with the forward layer's epilogue: C = g(alpha T + beta C + bias[i]) for g
+ * linear, relu or leaky relu, bitwise dn_sgemm_amx_store, bias_add, act_fwd (bias points
+ * at the rows' first bias). */
+void dn_sgemm_amx_store_bias_act(const float *T, size_t ldt, float alpha, float beta, float *C,
+                                 size_t ldc, size_t rows, size_t cols, const float *bias,
+                                 dn_act act);
 bool dn_sgemm_amx_range(char transa, char transb, size_t M, size_t N, size_t K, float alpha,
                         const float *A, size_t lda, const float *B, size_t ldb, float beta,
                         float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1);

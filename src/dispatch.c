@@ -514,6 +514,20 @@ static void amx_finish_block(void *ctx, size_t begin, size_t end) {
     return;
   }
 #ifdef DN_HAVE_AMX
+  const dn_gemm_epilogue *ep = g->ep;
+  /* The forward layer's bias and activation in the store's pass (as the FMA kernels apply
+   * them in registers): the same bits as the epilogue's own pass after it. */
+  const bool fuse = !a->direct && ep && ep->bias && !ep->grad_of && !ep->row_acc &&
+                    !ep->first_nonfinite &&
+                    (!ep->out || (ep->out == g->C && (ep->act == DN_ACT_LINEAR ||
+                                                      ep->act == DN_ACT_RELU ||
+                                                      ep->act == DN_ACT_LEAKY_RELU)));
+  if (fuse) {
+    dn_sgemm_amx_store_bias_act(a->T + m0 + n0 * g->M, g->M, g->alpha, g->beta,
+                                g->C + m0 + n0 * g->ldc, g->ldc, m1 - m0, n1 - n0, ep->bias + m0,
+                                ep->out ? ep->act : DN_ACT_LINEAR);
+    return;
+  }
   if (!a->direct)
     dn_sgemm_amx_store(a->T + m0 + n0 * g->M, g->M, g->alpha, g->beta, g->C + m0 + n0 * g->ldc,
                        g->ldc, m1 - m0, n1 - n0);

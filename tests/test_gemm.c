@@ -977,6 +977,33 @@ Test(gemm, amx_without_workspace_gives_the_same_bits,
   }
 }
 
+Test(gemm, amx_store_with_bias_and_activation_is_bitwise_the_separate_passes,
+     .description = "AMX: the store that adds the bias and applies relu, leaky relu or nothing "
+                    "is bitwise dn_sgemm_amx_store, bias_add, act_fwd (AVX-512 table)") {
+  amx_or_skip();
+  const dn_kernel_table *kt = table_or_skip(DN_ISA_AVX512);
+  enum { R = 37, NC = 9, LD = 41 };
+  float *T = tu_random(LD * NC, -2, 2, 5), *C0 = tu_random(LD * NC, -2, 2, 6);
+  float *bias = tu_random(R, -1, 1, 7), got[LD * NC], want[LD * NC];
+  static const dn_act acts[] = {DN_ACT_LINEAR, DN_ACT_RELU, DN_ACT_LEAKY_RELU};
+  static const float ab[][2] = {{1.0f, 0.0f}, {-0.5f, 1.25f}};
+  for (size_t a = 0; a < 3; a++)
+    for (size_t v = 0; v < 2; v++) {
+      memcpy(got, C0, sizeof got);
+      memcpy(want, C0, sizeof want);
+      dn_sgemm_amx_store_bias_act(T, LD, ab[v][0], ab[v][1], got, LD, R, NC, bias, acts[a]);
+      dn_sgemm_amx_store(T, LD, ab[v][0], ab[v][1], want, LD, R, NC);
+      for (size_t j = 0; j < NC; j++) {
+        kt->bias_add(R, 1, bias, want + j * LD);
+        if (acts[a] != DN_ACT_LINEAR) kt->act_fwd[acts[a]](R, want + j * LD, want + j * LD);
+      }
+      cr_expect_eq(memcmp(got, want, sizeof got), 0, "act %d, alpha %g", (int)acts[a], (double)ab[v][0]);
+    }
+  free(T);
+  free(C0);
+  free(bias);
+}
+
 Test(gemm, amx_refuses_what_it_cannot_split,
      .description = "AMX: an Inf, a NaN, a denormal, a tiny or a huge operand makes it refuse "
                     "without writing C; zeros and the range's ends are taken") {

@@ -34,6 +34,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "x86/act_inline_avx512.h"
 #include "x86/x86.h"
 
 enum { BLK = 32, KSTEP = 32, PIECES = 3, TILE_BYTES = 1024 };
@@ -476,6 +477,24 @@ bool dn_sgemm_amx_range(char transa, char transb, size_t M, size_t N, size_t K, 
   if (ok) dn_sgemm_amx_store(T, rows, alpha, beta, C + m0 + n0 * ldc, ldc, rows, cols);
   free(T);
   return ok;
+}
+
+void dn_sgemm_amx_store_bias_act(const float *T, size_t ldt, float alpha, float beta, float *C,
+                                 size_t ldc, size_t rows, size_t cols, const float *bias,
+                                 dn_act act) {
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  for (size_t j = 0; j < cols; j++)
+    for (size_t i = 0; i < rows; i += 16) {
+      const __mmask16 live = first16(rows - i);
+      __m512 r = _mm512_maskz_loadu_ps(live, T + i + j * ldt);
+      if (alpha != 1.0f) r = _mm512_mul_ps(va, r);
+      if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(live, C + i + j * ldc), r);
+      /* C + b, then g: bias_add's and act_fwd's operations, in their order */
+      r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(live, bias + i));
+      if (act == DN_ACT_RELU) r = dn_relu_avx512(r);
+      else if (act == DN_ACT_LEAKY_RELU) r = dn_leaky_relu_avx512(r);
+      _mm512_mask_storeu_ps(C + i + j * ldc, live, r);
+    }
 }
 
 void dn_sgemm_amx_store(const float *T, size_t ldt, float alpha, float beta, float *C, size_t ldc,
