@@ -1004,6 +1004,32 @@ Test(gemm, amx_store_with_bias_and_activation_is_bitwise_the_separate_passes,
   free(bias);
 }
 
+Test(gemm, amx_k_blocks_give_the_bits_of_one_block,
+     .description = "AMX: a product whose smaller side is cut into K blocks (accumulators stored "
+                    "and reloaded between them) is bitwise the stack path, which never cuts K") {
+  amx_or_skip();
+  static const char trans[][2] = {{'N', 'N'}, {'T', 'N'}};
+  for (size_t t = 0; t < 2; t++) {
+    const gemm_case c = {trans[t][0], trans[t][1], 1000, 960, 300, 1.0f, 0.0f, 0, 0};
+    operands o;
+    operands_make(&o, &c, 500 + t);
+    float *C2 = malloc(o.ldc * c.N * sizeof(float));
+    const size_t floats = dn_sgemm_amx_workspace(c.K, c.M, c.N);
+    float *work = malloc(floats * sizeof(float));
+    cr_assert(C2 && work);
+    cr_assert(floats > 960 * 1000, "the workspace holds no accumulators: K is not cut");
+    cr_assert(dn_sgemm_amx_compute(c.ta, c.tb, c.K, o.A, o.lda, o.B, o.ldb, 0, c.M, 0, c.N,
+                                   1.0f, 0.0f, o.C, o.ldc, work));
+    cr_assert(dn_sgemm_amx_compute(c.ta, c.tb, c.K, o.A, o.lda, o.B, o.ldb, 0, c.M, 0, c.N,
+                                   1.0f, 0.0f, C2, o.ldc, NULL));
+    cr_expect_eq(memcmp(o.C, C2, o.ldc * c.N * sizeof(float)), 0, "%c%c differs", c.ta, c.tb);
+    cr_expect_eq(check(&c, &o, "amx, K blocks"), 0);
+    free(work);
+    free(C2);
+    operands_free(&o);
+  }
+}
+
 Test(gemm, amx_refuses_what_it_cannot_split,
      .description = "AMX: an Inf, a NaN, a denormal, a tiny or a huge operand makes it refuse "
                     "without writing C; zeros and the range's ends are taken") {

@@ -238,15 +238,6 @@ static inline void tiles_store(float *T, size_t ldt) {
   _tile_stored(3, T + 16 * ldt + 16, ldt * 4);
 }
 
-/* From whole packed blocks: R (ks steps of the rows side) and P (of the pairs side). */
-static void block32(size_t ks, const uint16_t *R, size_t r_piece, const uint16_t *P,
-                    size_t p_piece, float *T, size_t ldt) {
-  tiles_zero();
-  for (size_t s = 0; s < ks; s++)
-    tiles_step(R + s * BLK * KSTEP, r_piece, P + s * BLK * KSTEP, p_piece);
-  tiles_store(T, ldt);
-}
-
 /* C = alpha T + beta C where T's rows are C's columns (row t of T, at stride ldt, is
  * column t of C): rows [0, m) of C, columns [0, n). beta == 0 never reads C. */
 static void store_columns(const float *T, size_t ldt, size_t m, size_t n, float alpha, float beta,
@@ -295,31 +286,47 @@ static bool range_ok(const range *rg) {
  * smaller side, which is packed whole first and stays in L2. */
 enum { SUPER = 4 };
 
-/* Blocks [first_block, first_block + blocks) of one side, each block's ks steps contiguous
- * (2 half-tiles a step). */
+/* Blocks [first_block, first_block + blocks) of one side at k steps [s0, s1), each block's
+ * steps contiguous (2 half-tiles a step). */
 static void pack_side(bool rows_side, const source *src, size_t n_live, size_t first_block,
-                      size_t blocks, size_t K, size_t ks, uint16_t *out, size_t piece_stride,
-                      range *rg) {
-  for (size_t s = 0; s < ks; s++) {
+                      size_t blocks, size_t K, size_t s0, size_t s1, uint16_t *out,
+                      size_t piece_stride, range *rg) {
+  for (size_t s = s0; s < s1; s++) {
     const size_t kb = K - s * KSTEP < KSTEP ? K - s * KSTEP : KSTEP;
     for (size_t b = 0; b < blocks; b++)
       for (size_t h = 0; h < 2; h++) {
         const size_t r0 = (first_block + b) * BLK + 16 * h;
         const size_t live = r0 < n_live ? (n_live - r0 < 16 ? n_live - r0 : 16) : 0;
-        uint16_t *o = out + ((b * ks + s) * 2 + h) * 16 * KSTEP;
+        uint16_t *o = out + ((b * (s1 - s0) + (s - s0)) * 2 + h) * 16 * KSTEP;
         if (rows_side) pack_rows16(src, r0, live, s * KSTEP, kb, o, piece_stride, rg);
         else pack_pairs16(src, r0, live, s * KSTEP, kb, o, piece_stride, rg);
       }
   }
 }
 
+/* K is cut into blocks of whole k steps so that the smaller side's pieces of one block stay
+ * under this (in L2 while every block of the larger side is multiplied by them); between K
+ * blocks each 32 x 32 block's accumulators go to memory and come back as they were (fp32
+ * tiles stored and loaded exactly), so the cut never changes a bit of C. */
+#define INNER_BYTES ((size_t)1 << 20)
+
+static size_t steps_per_k_block(size_t inner_p, size_t ks) {
+  const size_t per_step = inner_p * KSTEP * PIECES * sizeof(uint16_t);
+  const size_t steps = INNER_BYTES / per_step;
+  return steps == 0 ? 1 : steps < ks ? steps : ks;
+}
+
 size_t dn_sgemm_amx_workspace(size_t K, size_t rows, size_t cols) {
   const size_t Kp = up(K, KSTEP), Rp = up(rows, BLK), Pp = up(cols, BLK);
-  const size_t inner = Rp < Pp ? Rp : Pp;
-  if (Kp > SIZE_MAX / 8 / PIECES / (inner + SUPER * BLK)) return SIZE_MAX;
-  /* floats holding the bf16 pieces, and 16 to align them to a cache line: a tile row
-   * that straddles two lines costs two accesses (measured: 0.8x on NN 512 x 128 x 784) */
-  return (inner + SUPER * BLK) * Kp * PIECES / 2 + 16;
+  const size_t inner = Rp < Pp ? Rp : Pp, outer = Rp < Pp ? Pp : Rp;
+  if (Kp > SIZE_MAX / 8 / PIECES / (inner + SUPER * BLK) || inner > SIZE_MAX / 8 / outer)
+    return SIZE_MAX;
+  const size_t kcp = steps_per_k_block(inner, Kp / KSTEP) * KSTEP;
+  /* the bf16 pieces of one K block of both sides (as floats), the accumulators carried
+   * between K blocks when there are several, and 16 to align them to a cache line: a tile
+   * row that straddles two lines costs two accesses (measured: 0.8x on NN 512 x 128 x 784) */
+  const size_t partials = kcp < Kp ? inner * outer : 0;
+  return (inner + SUPER * BLK) * kcp * PIECES / 2 + partials + 16;
 }
 
 typedef struct amx_call {
@@ -370,32 +377,62 @@ static void load_tile_config(void) {
   _tile_loadconfig(&cfg);
 }
 
-/* With the workspace: the smaller side packed whole, the larger a super-block at a time. */
+static inline void tiles_load(const float *T, size_t ldt) {
+  _tile_loadd(0, T, ldt * 4);
+  _tile_loadd(1, T + 16, ldt * 4);
+  _tile_loadd(2, T + 16 * ldt, ldt * 4);
+  _tile_loadd(3, T + 16 * ldt + 16, ldt * 4);
+}
+
+/* With the workspace: per K block, the smaller side packed whole, the larger a super-block
+ * at a time. */
 static bool compute_packed(const amx_call *c, uint16_t *work) {
-  const size_t Rp = up(c->n_rows, BLK), Pp = up(c->n_pairs, BLK), Kp = c->Kp, ks = c->ks;
+  const size_t Rp = up(c->n_rows, BLK), Pp = up(c->n_pairs, BLK), ks = c->ks;
   const bool rows_outer = Rp > Pp;
   const size_t outer_p = rows_outer ? Rp : Pp, inner_p = rows_outer ? Pp : Rp;
-  const size_t in_piece = inner_p * Kp, out_piece = SUPER * BLK * Kp; /* bf16 per piece */
+  const size_t kc_steps = steps_per_k_block(inner_p, ks), kcp = kc_steps * KSTEP;
+  const size_t in_piece = inner_p * kcp, out_piece = SUPER * BLK * kcp; /* bf16 per piece */
   uint16_t *In = work, *Out = In + in_piece * PIECES;
+  float *partials = (float *)(Out + out_piece * PIECES); /* 64-byte aligned: kcp % 32 == 0 */
+  const source *in_src = rows_outer ? &c->pairs_src : &c->rows_src;
+  const source *out_src = rows_outer ? &c->rows_src : &c->pairs_src;
+  const size_t in_live = rows_outer ? c->n_pairs : c->n_rows;
+  const size_t out_live = rows_outer ? c->n_rows : c->n_pairs;
   range rg = {_mm512_set1_epi32(-1), _mm512_setzero_si512()};
-  pack_side(!rows_outer, rows_outer ? &c->pairs_src : &c->rows_src,
-            rows_outer ? c->n_pairs : c->n_rows, 0, inner_p / BLK, c->K, ks, In, in_piece, &rg);
-  if (!range_ok(&rg)) return false;
-  load_tile_config();
   float blk[BLK * BLK] __attribute__((aligned(64)));
-  for (size_t sb = 0; sb < outer_p / BLK; sb += SUPER) {
-    const size_t blocks = outer_p / BLK - sb < SUPER ? outer_p / BLK - sb : SUPER;
-    pack_side(rows_outer, rows_outer ? &c->rows_src : &c->pairs_src,
-              rows_outer ? c->n_rows : c->n_pairs, sb, blocks, c->K, ks, Out, out_piece, &rg);
-    for (size_t b = 0; b < blocks; b++)
-      for (size_t ib = 0; ib < inner_p; ib += BLK) {
-        const size_t rb = rows_outer ? (sb + b) * BLK : ib, pb = rows_outer ? ib : (sb + b) * BLK;
-        const uint16_t *Rb = rows_outer ? Out + b * BLK * Kp : In + ib * Kp;
-        const uint16_t *Pb = rows_outer ? In + ib * Kp : Out + b * BLK * Kp;
-        block32(ks, Rb, rows_outer ? out_piece : in_piece, Pb, rows_outer ? in_piece : out_piece,
-                blk, BLK);
-        store_result(c, blk, rb, pb);
-      }
+  bool configured = false;
+  for (size_t s0 = 0; s0 < ks; s0 += kc_steps) {
+    const size_t s1 = s0 + kc_steps < ks ? s0 + kc_steps : ks, steps = s1 - s0;
+    const bool first = s0 == 0, last = s1 == ks;
+    pack_side(!rows_outer, in_src, in_live, 0, inner_p / BLK, c->K, s0, s1, In, in_piece, &rg);
+    if (first && !range_ok(&rg)) return false;
+    if (!configured) {
+      load_tile_config();
+      configured = true;
+    }
+    for (size_t sb = 0; sb < outer_p / BLK; sb += SUPER) {
+      const size_t blocks = outer_p / BLK - sb < SUPER ? outer_p / BLK - sb : SUPER;
+      pack_side(rows_outer, out_src, out_live, sb, blocks, c->K, s0, s1, Out, out_piece, &rg);
+      for (size_t b = 0; b < blocks; b++)
+        for (size_t ib = 0; ib < inner_p; ib += BLK) {
+          const size_t rb = rows_outer ? (sb + b) * BLK : ib, pb = rows_outer ? ib : (sb + b) * BLK;
+          const uint16_t *Rb = rows_outer ? Out + b * BLK * kcp : In + ib * kcp;
+          const uint16_t *Pb = rows_outer ? In + ib * kcp : Out + b * BLK * kcp;
+          const size_t r_piece = rows_outer ? out_piece : in_piece;
+          const size_t p_piece = rows_outer ? in_piece : out_piece;
+          float *acc = partials + ((rb / BLK) * (Pp / BLK) + pb / BLK) * BLK * BLK;
+          if (first) tiles_zero();
+          else tiles_load(acc, BLK);
+          for (size_t s = 0; s < steps; s++)
+            tiles_step(Rb + s * BLK * KSTEP, r_piece, Pb + s * BLK * KSTEP, p_piece);
+          if (last) {
+            tiles_store(blk, BLK);
+            store_result(c, blk, rb, pb);
+          } else {
+            tiles_store(acc, BLK);
+          }
+        }
+    }
   }
   _tile_release();
   return range_ok(&rg);
