@@ -416,8 +416,10 @@ static bool compute_packed(const amx_call *c, uint16_t *work) {
       for (size_t b = 0; b < blocks; b++)
         for (size_t ib = 0; ib < inner_p; ib += BLK) {
           const size_t rb = rows_outer ? (sb + b) * BLK : ib, pb = rows_outer ? ib : (sb + b) * BLK;
-          const uint16_t *Rb = rows_outer ? Out + b * BLK * kcp : In + ib * kcp;
-          const uint16_t *Pb = rows_outer ? In + ib * kcp : Out + b * BLK * kcp;
+          /* pack_side lays each block's `steps` steps out contiguously */
+          const size_t kb_floats = steps * KSTEP;
+          const uint16_t *Rb = rows_outer ? Out + b * BLK * kb_floats : In + ib * kb_floats;
+          const uint16_t *Pb = rows_outer ? In + ib * kb_floats : Out + b * BLK * kb_floats;
           const size_t r_piece = rows_outer ? out_piece : in_piece;
           const size_t p_piece = rows_outer ? in_piece : out_piece;
           float *acc = partials + ((rb / BLK) * (Pp / BLK) + pb / BLK) * BLK * BLK;
