@@ -450,20 +450,15 @@ bool dn_amx_can_run(void) {
 bool dn_amx_in_use(void) { return dn_kernels()->isa == DN_ISA_AVX512 && dn_amx_enabled(); }
 
 /* Where the tile path is faster than the FMA kernels (docs/kernels.md "AMX", one thread):
- * not for a K padded to 32 from a few (K = 10: 0.5x), and not where the smaller operand's
- * pieces (6 bytes a value) outgrow L2, which they are read from once per block of the
- * larger one (1024 x 1024 x 1024: 0.87x). Fixed sizes, never the cache sizes hwloc
- * reports: the choice sets the bits of C. */
+ * not for a K padded to 32 from a few (K = 10: 0.5x), nor for a C under 32 rows or
+ * columns. Fixed sizes, never the cache sizes hwloc reports: the choice sets the bits of C
+ * (the kernel's own blocking, which may follow the caches, does not). */
 #define AMX_MIN_K 64
 #define AMX_MIN_MN 32
-#define AMX_MAX_INNER_BYTES ((size_t)2 << 20)
 
 bool dn_gemm_uses_amx(const dn_kernel_table *kt, size_t M, size_t N, size_t K) {
-  if (kt->isa != DN_ISA_AVX512 || M < AMX_MIN_MN || N < AMX_MIN_MN || K < AMX_MIN_K ||
-      (kt->sgemm_small && M <= kt->small_mr) || !dn_amx_enabled())
-    return false;
-  const size_t inner = (M < N ? M : N) + 31, depth = K + 31;
-  return inner / 32 * 32 <= AMX_MAX_INNER_BYTES / 6 / (depth / 32 * 32);
+  return kt->isa == DN_ISA_AVX512 && M >= AMX_MIN_MN && N >= AMX_MIN_MN && K >= AMX_MIN_K &&
+         !(kt->sgemm_small && M <= kt->small_mr) && dn_amx_enabled();
 }
 
 typedef struct amx_job {

@@ -1006,18 +1006,24 @@ Test(gemm, amx_store_with_bias_and_activation_is_bitwise_the_separate_passes,
 
 Test(gemm, amx_k_blocks_give_the_bits_of_one_block,
      .description = "AMX: a product whose smaller side is cut into K blocks (accumulators stored "
-                    "and reloaded between them) is bitwise the stack path, which never cuts K") {
+                    "and reloaded between them) or into chunks is bitwise the stack path, which "
+                    "cuts neither") {
   amx_or_skip();
-  static const char trans[][2] = {{'N', 'N'}, {'T', 'N'}};
-  for (size_t t = 0; t < 2; t++) {
-    const gemm_case c = {trans[t][0], trans[t][1], 1001, 963, 350, 1.0f, 0.0f, 0, 0}; /* 11 k steps: 5, 5, 1 */
+  /* 1001 x 963 x 350: 11 k steps in K blocks of 5, 5, 1; 2048 x 1100 x 256: the smaller
+   * side in two chunks, K whole (plan_blocking's cost model picks each) */
+  static const gemm_case cases[] = {{'N', 'N', 1001, 963, 350, 1.0f, 0.0f, 0, 0},
+                                    {'T', 'N', 1001, 963, 350, 1.0f, 0.0f, 0, 0},
+                                    {'N', 'T', 2048, 1100, 256, 1.0f, 0.0f, 0, 0}};
+  for (size_t t = 0; t < 3; t++) {
+    const gemm_case c = cases[t];
     operands o;
     operands_make(&o, &c, 500 + t);
     float *C2 = malloc(o.ldc * c.N * sizeof(float));
     const size_t floats = dn_sgemm_amx_workspace(c.K, c.M, c.N);
     float *work = malloc(floats * sizeof(float));
     cr_assert(C2 && work);
-    cr_assert(floats > 963 * 1001, "the workspace holds no accumulators: K is not cut");
+    if (t < 2) cr_assert(floats > 963 * 1001, "the workspace holds no accumulators: K is not cut");
+    else cr_assert(floats < 1100 * 2048, "K is cut: the chunks are not tested");
     cr_assert(dn_sgemm_amx_compute(c.ta, c.tb, c.K, o.A, o.lda, o.B, o.ldb, 0, c.M, 0, c.N,
                                    1.0f, 0.0f, o.C, o.ldc, work));
     cr_assert(dn_sgemm_amx_compute(c.ta, c.tb, c.K, o.A, o.lda, o.B, o.ldb, 0, c.M, 0, c.N,

@@ -304,16 +304,40 @@ static void pack_side(bool rows_side, const source *src, size_t n_live, size_t f
   }
 }
 
-/* K is cut into blocks of whole k steps so that the smaller side's pieces of one block stay
- * under this (in L2 while every block of the larger side is multiplied by them); between K
- * blocks each 32 x 32 block's accumulators go to memory and come back as they were (fp32
- * tiles stored and loaded exactly), so the cut never changes a bit of C. */
+/* Blocking of the smaller ("inner") side: a chunk of ic of its rows and a K block of
+ * `steps` k steps, whose pieces stay under INNER_BYTES (in L2 while every block of the
+ * larger side is multiplied by them). Two ways to get there, chosen by a cost model in
+ * cycles: narrower chunks (each re-packs the whole larger side, ~1.3 cycles a value) or
+ * shorter K blocks (each stores and reloads the accumulators of every 32 x 32 block, 8
+ * bytes a result, ~0.4 cycles). Neither changes a bit of C: a chunk is a set of whole
+ * blocks, and between K blocks each block's fp32 accumulators are stored and loaded back
+ * exactly. */
 #define INNER_BYTES ((size_t)1 << 20)
 
-static size_t steps_per_k_block(size_t inner_p, size_t ks) {
-  const size_t per_step = inner_p * KSTEP * PIECES * sizeof(uint16_t);
-  const size_t steps = INNER_BYTES / per_step;
+typedef struct blocking {
+  size_t ic, steps; /* inner chunk (a multiple of 32), k steps per K block */
+} blocking;
+
+static size_t steps_for(size_t ic, size_t ks) {
+  const size_t steps = INNER_BYTES / (ic * KSTEP * PIECES * sizeof(uint16_t));
   return steps == 0 ? 1 : steps < ks ? steps : ks;
+}
+
+static blocking plan_blocking(size_t inner_p, size_t outer_p, size_t ks) {
+  blocking best = {inner_p, steps_for(inner_p, ks)};
+  double best_cost = -1.0;
+  for (size_t ic = inner_p;; ic = up(ic / 2, BLK)) {
+    const size_t steps = steps_for(ic, ks);
+    const double chunks = (double)((inner_p + ic - 1) / ic), kblocks = (double)((ks + steps - 1) / steps);
+    const double cost = (chunks - 1.0) * (double)outer_p * (double)(ks * KSTEP) * 1.3 +
+                        (kblocks - 1.0) * (double)inner_p * (double)outer_p * 0.4;
+    if (best_cost < 0.0 || cost < best_cost) {
+      best = (blocking){ic, steps};
+      best_cost = cost;
+    }
+    if (ic <= 8 * BLK) break;
+  }
+  return best;
 }
 
 size_t dn_sgemm_amx_workspace(size_t K, size_t rows, size_t cols) {
@@ -321,12 +345,14 @@ size_t dn_sgemm_amx_workspace(size_t K, size_t rows, size_t cols) {
   const size_t inner = Rp < Pp ? Rp : Pp, outer = Rp < Pp ? Pp : Rp;
   if (Kp > SIZE_MAX / 8 / PIECES / (inner + SUPER * BLK) || inner > SIZE_MAX / 8 / outer)
     return SIZE_MAX;
-  const size_t kcp = steps_per_k_block(inner, Kp / KSTEP) * KSTEP;
-  /* the bf16 pieces of one K block of both sides (as floats), the accumulators carried
-   * between K blocks when there are several, and 16 to align them to a cache line: a tile
-   * row that straddles two lines costs two accesses (measured: 0.8x on NN 512 x 128 x 784) */
+  const blocking bl = plan_blocking(inner, outer, Kp / KSTEP);
+  const size_t kcp = bl.steps * KSTEP;
+  /* the bf16 pieces of one K block of an inner chunk and of an outer super-block (as
+   * floats), the accumulators carried between K blocks when there are several, and 16 to
+   * align them to a cache line: a tile row that straddles two lines costs two accesses
+   * (measured: 0.8x on NN 512 x 128 x 784) */
   const size_t partials = kcp < Kp ? inner * outer : 0;
-  return (inner + SUPER * BLK) * kcp * PIECES / 2 + partials + 16;
+  return (bl.ic + SUPER * BLK) * kcp * PIECES / 2 + partials + 16;
 }
 
 typedef struct amx_call {
@@ -384,14 +410,15 @@ static inline void tiles_load(const float *T, size_t ldt) {
   _tile_loadd(3, T + 16 * ldt + 16, ldt * 4);
 }
 
-/* With the workspace: per K block, the smaller side packed whole, the larger a super-block
- * at a time. */
+/* With the workspace: per K block and chunk of the smaller side, that chunk packed, then
+ * the larger side a super-block at a time. */
 static bool compute_packed(const amx_call *c, uint16_t *work) {
   const size_t Rp = up(c->n_rows, BLK), Pp = up(c->n_pairs, BLK), ks = c->ks;
   const bool rows_outer = Rp > Pp;
   const size_t outer_p = rows_outer ? Rp : Pp, inner_p = rows_outer ? Pp : Rp;
-  const size_t kc_steps = steps_per_k_block(inner_p, ks), kcp = kc_steps * KSTEP;
-  const size_t in_piece = inner_p * kcp, out_piece = SUPER * BLK * kcp; /* bf16 per piece */
+  const blocking bl = plan_blocking(inner_p, outer_p, ks);
+  const size_t kcp = bl.steps * KSTEP;
+  const size_t in_piece = bl.ic * kcp, out_piece = SUPER * BLK * kcp; /* bf16 per piece */
   uint16_t *In = work, *Out = In + in_piece * PIECES;
   float *partials = (float *)(Out + out_piece * PIECES); /* 64-byte aligned: kcp % 32 == 0 */
   const source *in_src = rows_outer ? &c->pairs_src : &c->rows_src;
@@ -401,39 +428,42 @@ static bool compute_packed(const amx_call *c, uint16_t *work) {
   range rg = {_mm512_set1_epi32(-1), _mm512_setzero_si512()};
   float blk[BLK * BLK] __attribute__((aligned(64)));
   bool configured = false;
-  for (size_t s0 = 0; s0 < ks; s0 += kc_steps) {
-    const size_t s1 = s0 + kc_steps < ks ? s0 + kc_steps : ks, steps = s1 - s0;
+  for (size_t s0 = 0; s0 < ks; s0 += bl.steps) {
+    const size_t s1 = s0 + bl.steps < ks ? s0 + bl.steps : ks, steps = s1 - s0;
+    const size_t kb_floats = steps * KSTEP; /* pack_side lays each block's steps out contiguously */
     const bool first = s0 == 0, last = s1 == ks;
-    pack_side(!rows_outer, in_src, in_live, 0, inner_p / BLK, c->K, s0, s1, In, in_piece, &rg);
-    if (first && !range_ok(&rg)) return false;
-    if (!configured) {
-      load_tile_config();
-      configured = true;
-    }
-    for (size_t sb = 0; sb < outer_p / BLK; sb += SUPER) {
-      const size_t blocks = outer_p / BLK - sb < SUPER ? outer_p / BLK - sb : SUPER;
-      pack_side(rows_outer, out_src, out_live, sb, blocks, c->K, s0, s1, Out, out_piece, &rg);
-      for (size_t b = 0; b < blocks; b++)
-        for (size_t ib = 0; ib < inner_p; ib += BLK) {
-          const size_t rb = rows_outer ? (sb + b) * BLK : ib, pb = rows_outer ? ib : (sb + b) * BLK;
-          /* pack_side lays each block's `steps` steps out contiguously */
-          const size_t kb_floats = steps * KSTEP;
-          const uint16_t *Rb = rows_outer ? Out + b * BLK * kb_floats : In + ib * kb_floats;
-          const uint16_t *Pb = rows_outer ? In + ib * kb_floats : Out + b * BLK * kb_floats;
-          const size_t r_piece = rows_outer ? out_piece : in_piece;
-          const size_t p_piece = rows_outer ? in_piece : out_piece;
-          float *acc = partials + ((rb / BLK) * (Pp / BLK) + pb / BLK) * BLK * BLK;
-          if (first) tiles_zero();
-          else tiles_load(acc, BLK);
-          for (size_t s = 0; s < steps; s++)
-            tiles_step(Rb + s * BLK * KSTEP, r_piece, Pb + s * BLK * KSTEP, p_piece);
-          if (last) {
-            tiles_store(blk, BLK);
-            store_result(c, blk, rb, pb);
-          } else {
-            tiles_store(acc, BLK);
+    for (size_t c0 = 0; c0 < inner_p; c0 += bl.ic) {
+      const size_t ic = inner_p - c0 < bl.ic ? inner_p - c0 : bl.ic;
+      pack_side(!rows_outer, in_src, in_live, c0 / BLK, ic / BLK, c->K, s0, s1, In, in_piece, &rg);
+      if (first && c0 == 0 && !range_ok(&rg)) return false;
+      if (!configured) {
+        load_tile_config();
+        configured = true;
+      }
+      for (size_t sb = 0; sb < outer_p / BLK; sb += SUPER) {
+        const size_t blocks = outer_p / BLK - sb < SUPER ? outer_p / BLK - sb : SUPER;
+        pack_side(rows_outer, out_src, out_live, sb, blocks, c->K, s0, s1, Out, out_piece, &rg);
+        for (size_t b = 0; b < blocks; b++)
+          for (size_t ib = 0; ib < ic; ib += BLK) {
+            const size_t ob = (sb + b) * BLK, nb = c0 + ib; /* outer and inner block */
+            const size_t rb = rows_outer ? ob : nb, pb = rows_outer ? nb : ob;
+            const uint16_t *Ob = Out + b * BLK * kb_floats, *Ib = In + ib * kb_floats;
+            const uint16_t *Rb = rows_outer ? Ob : Ib, *Pb = rows_outer ? Ib : Ob;
+            const size_t r_piece = rows_outer ? out_piece : in_piece;
+            const size_t p_piece = rows_outer ? in_piece : out_piece;
+            float *acc = partials + ((rb / BLK) * (Pp / BLK) + pb / BLK) * BLK * BLK;
+            if (first) tiles_zero();
+            else tiles_load(acc, BLK);
+            for (size_t s = 0; s < steps; s++)
+              tiles_step(Rb + s * BLK * KSTEP, r_piece, Pb + s * BLK * KSTEP, p_piece);
+            if (last) {
+              tiles_store(blk, BLK);
+              store_result(c, blk, rb, pb);
+            } else {
+              tiles_store(acc, BLK);
+            }
           }
-        }
+      }
     }
   }
   _tile_release();
