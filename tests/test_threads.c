@@ -194,20 +194,27 @@ static void train_with(int threads, float *W1) {
   dn_set_num_threads(0);
 }
 
-Test(threads, a_whole_training_run_is_bitwise_identical_for_1_2_3_4_7_and_16_threads) {
-  static float ref[257 * 300], got[257 * 300];
-  train_with(1, ref);
+/* train_with at every tested thread count, each split as usual and split everywhere, gives
+ * W[1] bitwise ref. */
+static void expect_training_bitwise(const float *ref, const char *what) {
+  static float got[257 * 300];
   int counts[16];
   const int ncounts = tu_thread_counts(counts, 16);
   for (int split = 0; split < 2; split++) {
     dn_set_split_everything(split);
     for (int i = 0; i < ncounts; i++) {
       train_with(counts[i], got);
-      cr_expect(memcmp(ref, got, sizeof ref) == 0, "W[1] after training differs with %d threads%s",
-                counts[i], split ? ", all split" : "");
+      cr_expect(memcmp(ref, got, sizeof got) == 0, "%sW[1] after training differs with %d threads%s",
+                what, counts[i], split ? ", all split" : "");
     }
   }
   dn_set_split_everything(false);
+}
+
+Test(threads, a_whole_training_run_is_bitwise_identical_for_1_2_3_4_7_and_16_threads) {
+  static float ref[257 * 300];
+  train_with(1, ref);
+  expect_training_bitwise(ref, "");
 }
 
 /* The AMX path (DEEPNET_AMX=1, where the CPU has tiles): a whole training run and every
@@ -216,24 +223,14 @@ Test(threads, a_whole_training_run_is_bitwise_identical_for_1_2_3_4_7_and_16_thr
  * same for every thread count). Its bits differ from the FMA kernels', which shows it ran. */
 Test(threads, the_amx_path_is_bitwise_identical_for_any_thread_count) {
   if (!dn_amx_can_run()) cr_skip_test("AMX (tiles, bf16) is not available here");
-  static float fma[257 * 300], ref[257 * 300], got[257 * 300];
+  static float fma[257 * 300], ref[257 * 300];
   dn_amx_set_enabled(false);
   train_with(1, fma);
   dn_amx_set_enabled(true);
   cr_assert(dn_gemm_uses_amx(dn_kernels(), 257, 128, 300), "the forward of layer 1 takes AMX");
   train_with(1, ref);
   cr_expect(memcmp(ref, fma, sizeof ref) != 0, "AMX gave the FMA kernels' bits: did it run?");
-  int counts[16];
-  const int ncounts = tu_thread_counts(counts, 16);
-  for (int split = 0; split < 2; split++) {
-    dn_set_split_everything(split);
-    for (int i = 0; i < ncounts; i++) {
-      train_with(counts[i], got);
-      cr_expect(memcmp(ref, got, sizeof ref) == 0, "AMX: W[1] differs with %d threads%s",
-                counts[i], split ? ", all split" : "");
-    }
-  }
-  dn_set_split_everything(false);
+  expect_training_bitwise(ref, "AMX: ");
   const size_t shapes[2][3] = {{157, 211, 301}, {611, 53, 419}};
   for (int k = 0; k < 2; k++) sgemm_bitwise_for_any_thread_count(shapes[k][0], shapes[k][1], shapes[k][2], false);
   sgemm_bitwise_for_any_thread_count(157, 211, 301, true);

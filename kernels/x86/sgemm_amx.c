@@ -548,9 +548,9 @@ bool dn_sgemm_amx_range(char transa, char transb, size_t M, size_t N, size_t K, 
   return ok;
 }
 
-void dn_sgemm_amx_store_bias_act(const float *T, size_t ldt, float alpha, float beta, float *C,
-                                 size_t ldc, size_t rows, size_t cols, const float *bias,
-                                 dn_act act) {
+/* C = g(alpha T + beta C + bias[i]) over rows x cols; no bias: the plain store. */
+static void store_to(const float *T, size_t ldt, float alpha, float beta, float *C, size_t ldc,
+                     size_t rows, size_t cols, const float *bias, dn_act act) {
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
   for (size_t j = 0; j < cols; j++)
     for (size_t i = 0; i < rows; i += 16) {
@@ -558,23 +558,22 @@ void dn_sgemm_amx_store_bias_act(const float *T, size_t ldt, float alpha, float 
       __m512 r = _mm512_maskz_loadu_ps(live, T + i + j * ldt);
       if (alpha != 1.0f) r = _mm512_mul_ps(va, r);
       if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(live, C + i + j * ldc), r);
-      /* C + b, then g: bias_add's and act_fwd's operations, in their order */
-      r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(live, bias + i));
-      if (act == DN_ACT_RELU) r = dn_relu_avx512(r);
-      else if (act == DN_ACT_LEAKY_RELU) r = dn_leaky_relu_avx512(r);
+      if (bias) { /* C + b, then g: bias_add's and act_fwd's operations, in their order */
+        r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(live, bias + i));
+        if (act == DN_ACT_RELU) r = dn_relu_avx512(r);
+        else if (act == DN_ACT_LEAKY_RELU) r = dn_leaky_relu_avx512(r);
+      }
       _mm512_mask_storeu_ps(C + i + j * ldc, live, r);
     }
 }
 
+void dn_sgemm_amx_store_bias_act(const float *T, size_t ldt, float alpha, float beta, float *C,
+                                 size_t ldc, size_t rows, size_t cols, const float *bias,
+                                 dn_act act) {
+  store_to(T, ldt, alpha, beta, C, ldc, rows, cols, bias, act);
+}
+
 void dn_sgemm_amx_store(const float *T, size_t ldt, float alpha, float beta, float *C, size_t ldc,
                         size_t rows, size_t cols) {
-  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-  for (size_t j = 0; j < cols; j++)
-    for (size_t i = 0; i < rows; i += 16) {
-      const __mmask16 live = first16(rows - i);
-      __m512 r = _mm512_maskz_loadu_ps(live, T + i + j * ldt);
-      if (alpha != 1.0f) r = _mm512_mul_ps(va, r);
-      if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(live, C + i + j * ldc), r);
-      _mm512_mask_storeu_ps(C + i + j * ldc, live, r);
-    }
+  store_to(T, ldt, alpha, beta, C, ldc, rows, cols, NULL, DN_ACT_LINEAR);
 }
