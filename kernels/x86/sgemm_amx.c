@@ -101,21 +101,17 @@ static inline void split3(__m512 x, __m512 p[PIECES], range *rg) {
   p[2] = _mm512_sub_ps(r, p[1]);
 }
 
-/* The bf16 (high halves) of lo's 16 floats, then hi's: 32 in order. */
-static inline __m512i high_halves(__m512 lo, __m512 hi) {
-  static const uint16_t odd[32] = {1,  3,  5,  7,  9,  11, 13, 15, 17, 19, 21,
-                                   23, 25, 27, 29, 31, 33, 35, 37, 39, 41, 43,
-                                   45, 47, 49, 51, 53, 55, 57, 59, 61, 63};
-  return _mm512_permutex2var_epi16(_mm512_castps_si512(lo), _mm512_loadu_si512(odd),
-                                   _mm512_castps_si512(hi));
-}
+/* 32 bf16 picked from the high halves of a's and b's floats: word w of the result is
+ * 16-bit word idx[w] of a (0-31) then b (32-63), whose odd words are the high halves. */
+static const uint16_t in_order[32] = {1,  3,  5,  7,  9,  11, 13, 15, 17, 19, 21,
+                                      23, 25, 27, 29, 31, 33, 35, 37, 39, 41, 43,
+                                      45, 47, 49, 51, 53, 55, 57, 59, 61, 63};
+static const uint16_t side_by_side[32] = {1,  33, 3,  35, 5,  37, 7,  39, 9,  41, 11,
+                                          43, 13, 45, 15, 47, 17, 49, 19, 51, 21, 53,
+                                          23, 55, 25, 57, 27, 59, 29, 61, 31, 63};
 
-/* The bf16 of lane j of a and of b side by side (a VNNI row: pairs of k per column). */
-static inline __m512i interleave_high_halves(__m512 a, __m512 b) {
-  static const uint16_t pairs[32] = {1,  33, 3,  35, 5,  37, 7,  39, 9,  41, 11,
-                                     43, 13, 45, 15, 47, 17, 49, 19, 51, 21, 53,
-                                     23, 55, 25, 57, 27, 59, 29, 61, 31, 63};
-  return _mm512_permutex2var_epi16(_mm512_castps_si512(a), _mm512_loadu_si512(pairs),
+static inline __m512i high_halves(__m512 a, const uint16_t idx[32], __m512 b) {
+  return _mm512_permutex2var_epi16(_mm512_castps_si512(a), _mm512_loadu_si512(idx),
                                    _mm512_castps_si512(b));
 }
 
@@ -169,7 +165,7 @@ static void pack_rows16(const source *src, size_t r0, size_t live, size_t k0, si
     split3(v[0][r], lo, rg);
     split3(v[1][r], hi, rg);
     for (size_t q = 0; q < PIECES; q++)
-      _mm512_storeu_si512(out + q * piece_stride + r * KSTEP, high_halves(lo[q], hi[q]));
+      _mm512_storeu_si512(out + q * piece_stride + r * KSTEP, high_halves(lo[q], in_order, hi[q]));
   }
 }
 
@@ -187,7 +183,7 @@ static void pack_pairs16(const source *src, size_t c0, size_t live, size_t k0, s
     split3(_mm512_loadu_ps(e), even, rg);
     split3(_mm512_loadu_ps(o), odd, rg);
     for (size_t q = 0; q < PIECES; q++)
-      _mm512_storeu_si512(out + q * piece_stride + kp * 32, interleave_high_halves(even[q], odd[q]));
+      _mm512_storeu_si512(out + q * piece_stride + kp * 32, high_halves(even[q], side_by_side, odd[q]));
   }
 }
 
