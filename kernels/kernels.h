@@ -60,6 +60,19 @@ size_t dn_sgemm_amx_workspace(size_t K, size_t rows, size_t cols); /* SIZE_MAX: 
 bool dn_sgemm_amx_compute(char transa, char transb, size_t K, const float *A, size_t lda,
                           const float *B, size_t ldb, size_t m0, size_t m1, size_t n0, size_t n1,
                           float alpha, float beta, float *T, size_t ldt, float *work);
+/* op(B) packed once for every thread of a product cut by rows: dn_sgemm_amx_pack_b lays out
+ * its columns [n_begin, n_end) (n_begin a multiple of 32) in dst, which holds
+ * dn_sgemm_amx_packed_b_bf16(K, N) bf16, and says whether they are all splittable;
+ * dn_sgemm_amx_compute_packed_b is dn_sgemm_amx_compute reading op(B) from there (when not
+ * both operands are transposed and n0 is a multiple of 32; else, or without work, it packs
+ * op(B) itself): the same bits. */
+size_t dn_sgemm_amx_packed_b_bf16(size_t K, size_t N); /* SIZE_MAX: overflows */
+bool dn_sgemm_amx_pack_b(char transb, size_t K, const float *B, size_t ldb, size_t N,
+                         size_t n_begin, size_t n_end, uint16_t *dst);
+bool dn_sgemm_amx_compute_packed_b(char transa, char transb, size_t K, const float *A, size_t lda,
+                                   const float *B, size_t ldb, const uint16_t *packedB, size_t N,
+                                   size_t m0, size_t m1, size_t n0, size_t n1, float alpha,
+                                   float beta, float *T, size_t ldt, float *work);
 bool dn_sgemm_amx_can_split(char transa, char transb, size_t K, const float *A, size_t lda,
                             const float *B, size_t ldb, size_t m0, size_t m1, size_t n0, size_t n1);
 void dn_sgemm_amx_store(const float *T, size_t ldt, float alpha, float beta, float *C, size_t ldc,
@@ -257,7 +270,7 @@ void dn_gemm_range_packed(const dn_kernel_table *kt, size_t M, size_t N, size_t 
 /* A 64-byte aligned buffer of at least floats floats, one per calling thread and slot,
  * grown on demand and kept between calls (so packing does not map and fault in fresh
  * pages every call); freed when the thread ends. NULL when out of memory. */
-enum { DN_BUF_PANELS, DN_BUF_SHARED, DN_BUF_SLOTS };
+enum { DN_BUF_PANELS, DN_BUF_SHARED, DN_BUF_AMX_B, DN_BUF_SLOTS }; /* AMX_B: op(B) in bf16 pieces */
 float *dn_gemm_thread_buffer(int slot, size_t floats);
 
 /* op(B) (K x N) laid out as the driver packs it: K block after K block, each a row of

@@ -1036,6 +1036,50 @@ Test(gemm, amx_k_blocks_give_the_bits_of_one_block,
   }
 }
 
+Test(gemm, amx_with_op_b_packed_once_gives_the_same_bits,
+     .description = "AMX: row blocks computed from op(B) packed once (as threads share it) are "
+                    "bitwise the product packing op(B) itself, NN, NT and TN, alpha and beta; "
+                    "the shared packing reports an operand it cannot split") {
+  amx_or_skip();
+  static const char trans[][2] = {{'N', 'N'}, {'N', 'T'}, {'T', 'N'}};
+  for (size_t t = 0; t < 3; t++) {
+    const gemm_case c = {trans[t][0], trans[t][1], 150, 77, 333, 0.5f, -1.5f, 2, 0};
+    operands o;
+    operands_make(&o, &c, 700 + t);
+    float *C2 = malloc(o.ldc * c.N * sizeof(float));
+    float *work = malloc(dn_sgemm_amx_workspace(c.K, c.M, c.N) * sizeof(float));
+    uint16_t *pb = malloc(dn_sgemm_amx_packed_b_bf16(c.K, c.N) * sizeof(uint16_t));
+    cr_assert(C2 && work && pb);
+    memcpy(C2, o.C, o.ldc * c.N * sizeof(float));
+    cr_assert(dn_sgemm_amx_pack_b(c.tb, c.K, o.B, o.ldb, c.N, 0, 64, pb));
+    cr_assert(dn_sgemm_amx_pack_b(c.tb, c.K, o.B, o.ldb, c.N, 64, c.N, pb));
+    cr_assert(dn_sgemm_amx_compute(c.ta, c.tb, c.K, o.A, o.lda, o.B, o.ldb, 0, c.M, 0, c.N,
+                                   c.alpha, c.beta, o.C, o.ldc, work));
+    /* rows [0, 32): op(B) the larger (outer) side; [32, 150): the smaller (inner) one */
+    const size_t cut[] = {0, 32, c.M};
+    for (size_t k = 0; k < 2; k++)
+      cr_assert(dn_sgemm_amx_compute_packed_b(c.ta, c.tb, c.K, o.A, o.lda, o.B, o.ldb, pb, c.N,
+                                              cut[k], cut[k + 1], 0, c.N, c.alpha, c.beta,
+                                              C2 + cut[k], o.ldc, work));
+    cr_expect_eq(memcmp(o.C, C2, o.ldc * c.N * sizeof(float)), 0, "%c%c differs", c.ta, c.tb);
+    /* columns [32, N) from the same packing: its blocks from the second on */
+    memcpy(C2, o.C0, o.ldc * c.N * sizeof(float)); /* C as it was before the product */
+    cr_assert(dn_sgemm_amx_compute_packed_b(c.ta, c.tb, c.K, o.A, o.lda, o.B, o.ldb, pb, c.N, 0,
+                                            c.M, 32, c.N, c.alpha, c.beta, C2 + 32 * o.ldc,
+                                            o.ldc, work));
+    for (size_t j = 32; j < c.N; j++)
+      cr_expect_eq(memcmp(o.C + j * o.ldc, C2 + j * o.ldc, c.M * sizeof(float)), 0,
+                   "%c%c column %zu differs", c.ta, c.tb, j);
+    cr_expect_eq(check(&c, &o, "amx, op(B) packed once"), 0);
+    o.B[3] = INFINITY;
+    cr_expect(!dn_sgemm_amx_pack_b(c.tb, c.K, o.B, o.ldb, c.N, 0, c.N, pb), "took an Inf");
+    free(pb);
+    free(work);
+    free(C2);
+    operands_free(&o);
+  }
+}
+
 Test(gemm, amx_refuses_what_it_cannot_split,
      .description = "AMX: an Inf, a NaN, a denormal, a tiny or a huge operand makes it refuse "
                     "without writing C; zeros and the range's ends are taken") {

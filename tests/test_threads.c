@@ -234,6 +234,9 @@ Test(threads, the_amx_path_is_bitwise_identical_for_any_thread_count) {
   const size_t shapes[2][3] = {{157, 211, 301}, {611, 53, 419}};
   for (int k = 0; k < 2; k++) sgemm_bitwise_for_any_thread_count(shapes[k][0], shapes[k][1], shapes[k][2], false);
   sgemm_bitwise_for_any_thread_count(157, 211, 301, true);
+  /* operands smaller than C, rows cut: op(B) packed once over the threads */
+  sgemm_bitwise_for_any_thread_count(300, 256, 200, false);
+  sgemm_bitwise_for_any_thread_count(300, 256, 200, true);
   dn_amx_set_enabled(false);
 }
 

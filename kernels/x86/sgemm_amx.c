@@ -354,6 +354,11 @@ size_t dn_sgemm_amx_workspace(size_t K, size_t rows, size_t cols) {
 typedef struct amx_call {
   bool rows_are_columns;
   source rows_src, pairs_src;
+  /* op(B), the rows side, packed beforehand over the whole product (dn_sgemm_amx_pack_b),
+   * or NULL: its blocks from rows_block0 on, each with all its k steps, pieces at
+   * rows_piece bf16 apart */
+  const uint16_t *rows_packed;
+  size_t rows_piece, rows_block0;
   size_t n_rows, n_pairs, K, Kp, ks;
   float alpha, beta;
   float *T;
@@ -432,7 +437,8 @@ static bool compute_packed(const amx_call *c, uint16_t *work) {
     const bool first = s0 == 0, last = s1 == ks;
     for (size_t c0 = 0; c0 < inner_p; c0 += bl.ic) {
       const size_t ic = inner_p - c0 < bl.ic ? inner_p - c0 : bl.ic;
-      pack_side(!rows_outer, in_src, in_live, c0 / BLK, ic / BLK, c->K, s0, s1, In, in_piece, &rg);
+      if (!(c->rows_packed && !rows_outer))
+        pack_side(!rows_outer, in_src, in_live, c0 / BLK, ic / BLK, c->K, s0, s1, In, in_piece, &rg);
       if (first && c0 == 0 && !range_ok(&rg)) return false;
       if (!configured) {
         load_tile_config();
@@ -440,15 +446,20 @@ static bool compute_packed(const amx_call *c, uint16_t *work) {
       }
       for (size_t sb = 0; sb < outer_p / BLK; sb += SUPER) {
         const size_t blocks = outer_p / BLK - sb < SUPER ? outer_p / BLK - sb : SUPER;
-        pack_side(rows_outer, out_src, out_live, sb, blocks, c->K, s0, s1, Out, out_piece, &rg);
+        if (!(c->rows_packed && rows_outer))
+          pack_side(rows_outer, out_src, out_live, sb, blocks, c->K, s0, s1, Out, out_piece, &rg);
         for (size_t b = 0; b < blocks; b++)
           for (size_t ib = 0; ib < ic; ib += BLK) {
             const size_t ob = (sb + b) * BLK, nb = c0 + ib; /* outer and inner block */
             const size_t rb = rows_outer ? ob : nb, pb = rows_outer ? nb : ob;
             const uint16_t *Ob = Out + b * BLK * kb_floats, *Ib = In + ib * kb_floats;
             const uint16_t *Rb = rows_outer ? Ob : Ib, *Pb = rows_outer ? Ib : Ob;
-            const size_t r_piece = rows_outer ? out_piece : in_piece;
+            size_t r_piece = rows_outer ? out_piece : in_piece;
             const size_t p_piece = rows_outer ? in_piece : out_piece;
+            if (c->rows_packed) { /* the rows side's block rb, from step s0 */
+              Rb = c->rows_packed + (c->rows_block0 + rb / BLK) * BLK * c->Kp + s0 * BLK * KSTEP;
+              r_piece = c->rows_piece;
+            }
             float *acc = partials + ((rb / BLK) * (Pp / BLK) + pb / BLK) * BLK * BLK;
             if (first) tiles_zero();
             else tiles_load(acc, BLK);
@@ -500,9 +511,39 @@ static bool compute_on_stack(const amx_call *c) {
 bool dn_sgemm_amx_compute(char transa, char transb, size_t K, const float *A, size_t lda,
                           const float *B, size_t ldb, size_t m0, size_t m1, size_t n0, size_t n1,
                           float alpha, float beta, float *T, size_t ldt, float *work) {
+  return dn_sgemm_amx_compute_packed_b(transa, transb, K, A, lda, B, ldb, NULL, 0, m0, m1, n0,
+                                       n1, alpha, beta, T, ldt, work);
+}
+
+size_t dn_sgemm_amx_packed_b_bf16(size_t K, size_t N) {
+  const size_t Kp = up(K, KSTEP), Np = up(N, BLK);
+  if (Kp > SIZE_MAX / 4 / PIECES / Np) return SIZE_MAX;
+  return Np * Kp * PIECES;
+}
+
+bool dn_sgemm_amx_pack_b(char transb, size_t K, const float *B, size_t ldb, size_t N,
+                         size_t n_begin, size_t n_end, uint16_t *dst) {
+  const size_t Kp = up(K, KSTEP), piece = up(N, BLK) * Kp;
+  const source b_src = {B, ldb, transb == 'N'};
+  range rg = {_mm512_set1_epi32(-1), _mm512_setzero_si512()};
+  const size_t b0 = n_begin / BLK, b1 = (n_end + BLK - 1) / BLK;
+  if (b0 < b1)
+    pack_side(true, &b_src, N, b0, b1 - b0, K, 0, Kp / KSTEP, dst + b0 * BLK * Kp, piece, &rg);
+  return range_ok(&rg);
+}
+
+bool dn_sgemm_amx_compute_packed_b(char transa, char transb, size_t K, const float *A, size_t lda,
+                                   const float *B, size_t ldb, const uint16_t *packedB, size_t N,
+                                   size_t m0, size_t m1, size_t n0, size_t n1, float alpha,
+                                   float beta, float *T, size_t ldt, float *work) {
   if (!dn_amx_available() || m0 >= m1 || n0 >= n1 || K == 0) return false;
-  const amx_call c = call_of(transa, transb, K, A, lda, B, ldb, m0, m1, n0, n1, alpha, beta, T, ldt);
-  if (!work) return compute_on_stack(&c);
+  amx_call c = call_of(transa, transb, K, A, lda, B, ldb, m0, m1, n0, n1, alpha, beta, T, ldt);
+  if (!work) return compute_on_stack(&c); /* packs op(B) itself: the same bits */
+  if (packedB && c.rows_are_columns && n0 % BLK == 0) {
+    c.rows_packed = packedB;
+    c.rows_piece = up(N, BLK) * c.Kp;
+    c.rows_block0 = n0 / BLK;
+  }
   return compute_packed(&c, (uint16_t *)(((uintptr_t)work + 63) & ~(uintptr_t)63));
 }
 
