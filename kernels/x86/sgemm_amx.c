@@ -13,19 +13,19 @@
  *
  * The split needs every piece to be a normal bf16 and no piece product to underflow: the
  * inputs must be 0 or of magnitude in [2^-50, 2^50]. An operand outside that (Inf, NaN,
- * denormals, tiny or huge values) makes dn_sgemm_amx_range return false, and the caller
- * computes that product on the FMA path (the result goes to a buffer T first, so C is
- * written only by a product that passed).
+ * denormals, tiny or huge values) makes the product refused (false), and the caller
+ * computes it on the FMA path; the dispatcher (src/dispatch.c) writes C only from a
+ * product that passed: through a buffer, or after checking the operands first.
  *
- * Layouts (one array per piece). Tile roles: the accumulator tile holds 16 rows i of C by
- * 16 columns n, so the "A" tile operand is op(A) (rows i, 32 consecutive k: 64 bytes a
- * row) and the "B" operand is op(B) in pairs of k (rows: k pairs; 16 columns n of two
- * bf16 each). C's column-major layout is reached by transposing each 16 x 16 result.
- *   X[piece]: for each 32-row block of op(A) and each step of 32 k, 32 rows x 32 bf16.
- *   Y[piece]: for each 32-column block of op(B) and each step of 32 k, two 16-column
- *             halves of 16 k pairs x 16 columns x 2 bf16.
- * K is padded with zeros to a multiple of 32 and M, N to multiples of 32: padding adds
- * exact zeros (the operands are finite), and padded rows and columns are never stored. */
+ * Layouts (one array per piece). The accumulator tiles hold 16 x 16 fp32; the "rows"
+ * operand (tiles 4-5) is 16 rows of 32 consecutive k (64 bytes a row), the "pairs" operand
+ * (tiles 6-7) 16 k pairs x 16 columns x 2 bf16 (VNNI). The rows side is op(B), whose rows
+ * are C's columns, so a result row is a column of C, and the pairs side op(A); only when
+ * both are transposed do the roles swap (each 16 x 16 result is then transposed on its
+ * way to C). Each side is laid out per 32-wide block and step of 32 k: two 16-wide
+ * half-tiles of 1 KiB. K is padded with zeros to a multiple of 32 and M, N to multiples
+ * of 32: padding adds exact zeros (the operands are finite), and padded rows and columns
+ * are never stored. */
 #include <cpuid.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -39,8 +39,8 @@
 
 enum { BLK = 32, KSTEP = 32, PIECES = 3, TILE_BYTES = 1024 };
 
-/* Pieces x (of op(A)) and y (of op(B)) multiplied, in this order at every k step: the six
- * products of pieces whose orders add up to at most 2. */
+/* Pieces x (of the rows side) and y (of the pairs side) multiplied, in this order at every
+ * k step: the six products of pieces whose orders add up to at most 2. */
 static const uint8_t pair_x[6] = {0, 0, 0, 1, 1, 2}, pair_y[6] = {0, 1, 2, 0, 1, 0};
 
 /* ---- availability: CPUID, the OS's XSAVE state and the process's permission ---- */
