@@ -474,8 +474,9 @@ typedef struct amx_job {
   uint16_t *packedB;   /* op(B) packed once for all the threads (a row cut), or NULL */
   size_t b_units;      /* the first phase's units: op(B)'s 32-column blocks, then A's rows */
   float *T;            /* M x N, leading dimension M: the products; or C itself (direct) */
-  bool direct;         /* no room for T: the operands were checked first, alpha and beta
-                        * applied as each block is stored into C */
+  bool direct;         /* T is C: the operands were checked first (they are smaller than
+                        * C, or there is no room for T), alpha and beta applied as each
+                        * block is stored */
   atomic_bool refused; /* an operand the split cannot take: the FMA path */
   bool split_rows;
 } amx_job;
