@@ -309,8 +309,10 @@ bool dn_amx_in_use(void);
 void dn_amx_set_enabled(bool on);
 bool dn_amx_can_run(void); /* built with AMX, and the CPU, OS and process allow tiles */
 bool dn_gemm_uses_amx(const dn_kernel_table *kt, size_t M, size_t N, size_t K);
-/* Whether a pass (training or not) reads W unpacked now. Inference always reads the
- * copies: W does not change between calls, so they are packed once. */
+/* Whether a pass (training or not) reads W unpacked now. With the FMA kernels inference
+ * always reads the copies (W does not change between calls, so they are packed once);
+ * while the AMX path is in use every pass reads W itself (it splits W into its own
+ * pieces, and the copies' bits would differ). */
 bool dn_training_reads_w_unpacked(bool training);
 /* Check an l in 1..L. */
 dn_status dn_net_check_layer(const dn_net *net, size_t l);
