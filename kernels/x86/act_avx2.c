@@ -250,7 +250,6 @@ INLINE void softmax_cols_across(size_t rows, size_t cols, const float *Z, float 
     _mm_prefetch((const char *)(A + PREFETCH_AHEAD + i), _MM_HINT_T0);
   }
   const size_t upper = rows > V ? rows - V : 0; /* rows in the second vector, < V */
-  const vmask lo_mask = rows >= V ? ALL : tail_mask(rows), hi_mask = tail_mask(upper);
   const __m256i col_start = _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0),
                                                _mm256_set1_epi32((int)rows));
   const vf live_cols = _mm256_castsi256_ps(cols >= V ? ALL : tail_mask(cols));
@@ -278,11 +277,8 @@ INLINE void softmax_cols_across(size_t rows, size_t cols, const float *Z, float 
   if (upper) dn_transpose8_avx2(r + V);
 #pragma GCC unroll 8
   for (size_t c = 0; c < V && c < cols; c++) {
-    if (rows >= V)
-      _mm256_storeu_ps(A + c * rows, r[c]);
-    else
-      _mm256_maskstore_ps(A + c * rows, lo_mask, r[c]);
-    if (upper) _mm256_maskstore_ps(A + c * rows + V, hi_mask, r[V + c]);
+    dn_store_first_avx2(A + c * rows, r[c], rows); /* plain stores: see its comment */
+    if (upper) dn_store_first_avx2(A + c * rows + V, r[V + c], upper);
   }
 }
 

@@ -12,13 +12,9 @@ static inline __m256i lanes(size_t r) {
   return _mm256_loadu_si256((const __m256i *)(ones_then_zeros + 8 - r));
 }
 
-/* Eight floats of dst, or its first n < 8 without touching the rest. */
-static inline void store_n(float *dst, __m256 v, size_t n) {
-  if (n == 8)
-    _mm256_storeu_ps(dst, v);
-  else
-    _mm256_maskstore_ps(dst, lanes(n), v);
-}
+/* Eight floats of dst, or its first n < 8 without touching the rest (the 6-wide panels
+ * of op(B) for the 16x6 tile end every line so). */
+static inline void store_n(float *dst, __m256 v, size_t n) { dn_store_first_avx2(dst, v, n); }
 
 void dn_sgemm_pack_n_avx2(size_t k, size_t r, size_t w, const float *src, size_t ld, float *dst) {
   for (size_t p = 0; p < k; p++, src += ld, dst += w)

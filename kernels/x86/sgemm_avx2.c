@@ -11,19 +11,32 @@ static inline __m256i row_mask(size_t r) {
   return _mm256_loadu_si256((const __m256i *)(ones_then_zeros + 8 - r));
 }
 
-/* One column of the tile: alpha * acc + beta * C, masked to the live rows; beta == 0
- * never reads C. */
+/* Lanes that are not a prefix of the vector (the small-M kernel on a row range
+ * starting inside it): stored through the mask. */
+#define NOT_A_PREFIX ((size_t)-1)
+
+/* One column of the tile: alpha * acc + beta * C for its live rows, the first m0 of
+ * rows 0-7 and m1 of rows 8-15 (NOT_A_PREFIX: the lanes of k0 / k1 instead); beta == 0
+ * never reads C. Full vectors load and store plainly, a prefix is stored in pieces
+ * (dn_store_first_avx2), only other lane sets through vmaskmovps. */
 static inline __attribute__((always_inline)) void store_col(float *c, __m256 r0, __m256 r1,
                                                             __m256 va, __m256 vb, bool read_c,
-                                                            __m256i k0, __m256i k1) {
+                                                            size_t m0, size_t m1, __m256i k0,
+                                                            __m256i k1) {
   r0 = _mm256_mul_ps(va, r0);
   r1 = _mm256_mul_ps(va, r1);
   if (read_c) {
-    r0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c, k0), r0);
-    r1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c + 8, k1), r1);
+    r0 = _mm256_fmadd_ps(vb, m0 == 8 ? _mm256_loadu_ps(c) : _mm256_maskload_ps(c, k0), r0);
+    r1 = _mm256_fmadd_ps(vb, m1 == 8 ? _mm256_loadu_ps(c + 8) : _mm256_maskload_ps(c + 8, k1), r1);
   }
-  _mm256_maskstore_ps(c, k0, r0);
-  _mm256_maskstore_ps(c + 8, k1, r1);
+  if (m0 <= 8)
+    dn_store_first_avx2(c, r0, m0);
+  else
+    _mm256_maskstore_ps(c, k0, r0);
+  if (m1 <= 8)
+    dn_store_first_avx2(c + 8, r1, m1);
+  else
+    _mm256_maskstore_ps(c + 8, k1, r1);
 }
 
 /* An edge tile: NC (2, 4 or 6) columns and one or two ymm of rows (constants after
@@ -56,7 +69,7 @@ static inline __attribute__((always_inline)) void edge_tile(size_t k, float alph
   const bool read_c = beta != 0.0f;
 #pragma GCC unroll 6
   for (size_t j = 0; j < NC; j++)
-    if (n > j) store_col(C + j * ldc, c0[j], c1[j], va, vb, read_c, k0, k1);
+    if (n > j) store_col(C + j * ldc, c0[j], c1[j], va, vb, read_c, m0, m1, k0, k1);
 }
 
 /* Columns of the unpacked op(A) = A are read this many k steps ahead by the fused
@@ -121,7 +134,7 @@ static inline __attribute__((always_inline)) void full_tile(size_t k, float alph
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
   const bool read_c = beta != 0.0f;
 #define DN_STORE(j) \
-  if (n > j) store_col(C + j * ldc, c0_##j, c1_##j, va, vb, read_c, k0, k1)
+  if (n > j) store_col(C + j * ldc, c0_##j, c1_##j, va, vb, read_c, m0, m1, k0, k1)
   DN_STORE(0); DN_STORE(1); DN_STORE(2); DN_STORE(3); DN_STORE(4); DN_STORE(5);
 #undef DN_STORE
 }
@@ -163,14 +176,21 @@ static inline __m256i rows_between(size_t lo, size_t hi, size_t o) {
   return _mm256_andnot_si256(row_mask(a), row_mask(b));
 }
 
+/* The same lanes as a prefix length for store_col: 0..8, or NOT_A_PREFIX. */
+static inline size_t prefix_rows(size_t lo, size_t hi, size_t o) {
+  const size_t a = lo > o ? (lo - o < 8 ? lo - o : 8) : 0, b = hi > o ? (hi - o < 8 ? hi - o : 8) : 0;
+  return a == 0 || a >= b ? (a >= b ? 0 : b) : NOT_A_PREFIX;
+}
+
 /* NC (a constant after inlining) columns of the small-M kernel: two ymm of A per k, op(B)
  * broadcast from where it lies. Per element the same chain, alpha and beta steps as
  * dn_sgemm_ukr_avx2_16x6, so the bits match the general path's. */
 static inline __attribute__((always_inline)) void small_cols(size_t k, float alpha,
                                                              const float *Ap, const float *B,
                                                              size_t rsb, size_t csb, float beta,
-                                                             float *C, size_t ldc, __m256i k0,
-                                                             __m256i k1, size_t NC) {
+                                                             float *C, size_t ldc, size_t m0,
+                                                             size_t m1, __m256i k0, __m256i k1,
+                                                             size_t NC) {
   __m256 acc0[SMALL_NR], acc1[SMALL_NR];
 #pragma GCC unroll 6
   for (size_t j = 0; j < NC; j++) acc0[j] = acc1[j] = _mm256_setzero_ps();
@@ -186,7 +206,7 @@ static inline __attribute__((always_inline)) void small_cols(size_t k, float alp
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
 #pragma GCC unroll 6
   for (size_t j = 0; j < NC; j++)
-    store_col(C + j * ldc, acc0[j], acc1[j], va, vb, beta != 0.0f, k0, k1);
+    store_col(C + j * ldc, acc0[j], acc1[j], va, vb, beta != 0.0f, m0, m1, k0, k1);
 }
 
 /* R (a constant after inlining, <= 6) rows x up to 8 columns when op(B)'s columns are
@@ -261,16 +281,17 @@ void dn_sgemm_small_avx2_16x6(size_t k, float alpha, const float *Ap, const floa
     return;
   }
   const __m256i k0 = rows_between(m_lo, m_hi, 0), k1 = rows_between(m_lo, m_hi, 8);
+  const size_t m0 = prefix_rows(m_lo, m_hi, 0), m1 = prefix_rows(m_lo, m_hi, 8);
   size_t j = 0;
   for (; j + SMALL_NR <= n; j += SMALL_NR)
-    small_cols(k, alpha, Ap, B + j * csb, rsb, csb, beta, C + j * ldc, ldc, k0, k1, SMALL_NR);
+    small_cols(k, alpha, Ap, B + j * csb, rsb, csb, beta, C + j * ldc, ldc, m0, m1, k0, k1, SMALL_NR);
   if (n - j >= 4) {
-    small_cols(k, alpha, Ap, B + j * csb, rsb, csb, beta, C + j * ldc, ldc, k0, k1, 4);
+    small_cols(k, alpha, Ap, B + j * csb, rsb, csb, beta, C + j * ldc, ldc, m0, m1, k0, k1, 4);
     j += 4;
   }
   if (n - j >= 2) {
-    small_cols(k, alpha, Ap, B + j * csb, rsb, csb, beta, C + j * ldc, ldc, k0, k1, 2);
+    small_cols(k, alpha, Ap, B + j * csb, rsb, csb, beta, C + j * ldc, ldc, m0, m1, k0, k1, 2);
     j += 2;
   }
-  if (n - j >= 1) small_cols(k, alpha, Ap, B + j * csb, rsb, csb, beta, C + j * ldc, ldc, k0, k1, 1);
+  if (n - j >= 1) small_cols(k, alpha, Ap, B + j * csb, rsb, csb, beta, C + j * ldc, ldc, m0, m1, k0, k1, 1);
 }

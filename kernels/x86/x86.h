@@ -37,6 +37,30 @@ void dn_sgemm_pack_n_avx512(size_t k, size_t r, size_t w, const float *src, size
 void dn_sgemm_pack_t_avx512(size_t k, size_t r, size_t w, const float *src, size_t ld, float *dst);
 
 /* For the x86 files (all built with at least AVX2). */
+
+/* The first n (0..8) floats of v to p with plain stores, the rest of p untouched: one
+ * vector store, or 4 + 2 + 1 pieces. Not vmaskmovps: with a memory destination it is
+ * microcoded on AMD Zen 2/3 (on a Zen 3 EPYC the 16x6 tile's 12 masked column stores made
+ * dn_sgemm TN 256-10, K = 10, slower than the scalar kernels: docs/kernels.md). */
+static inline void dn_store_first_avx2(float *p, __m256 v, size_t n) {
+  if (n >= 8) {
+    _mm256_storeu_ps(p, v);
+    return;
+  }
+  __m128 x = _mm256_castps256_ps128(v);
+  if (n & 4) {
+    _mm_storeu_ps(p, x);
+    p += 4;
+    x = _mm256_extractf128_ps(v, 1);
+  }
+  if (n & 2) {
+    _mm_storel_pi((__m64 *)(void *)p, x);
+    p += 2;
+    x = _mm_movehl_ps(x, x);
+  }
+  if (n & 1) _mm_store_ss(p, x);
+}
+
 /* In place: v[i][j] becomes v[j][i]. */
 /* C(i, c) = out[i * ld_out + c] (alpha * the chain, already) + beta * C(i, c) as one FMA,
  * for the R x n tile the small-M kernels leave transposed (rows i of out are C's rows):
