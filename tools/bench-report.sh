@@ -17,6 +17,11 @@
 #   BENCH_GEMM_SEPARATE=0|1  each gemm library in its own process (default 1)
 #   BENCH_GEMM_ROUNDS=N      run the gemm processes N times, alternating (default 3); the
 #                            report takes each figure's median over the rounds
+#   BENCH_INTERLEAVE=0|1     Google Benchmark's random interleaving of the repetitions
+#                            (default 0): on a shared host whose speed moves for minutes at
+#                            a time, a slow phase then falls on every library of the process
+#                            instead of on one; with BENCH_GEMM_SEPARATE=0 and one thread
+#                            the libraries compare inside one process (docs/benchmarks.md)
 #   DEEPNET_BENCH_ISAS, DEEPNET_BENCH_THREADS   restrict the sweeps (see docs/benchmarks.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,6 +93,7 @@ for s in $suites; do
   echo "bench-report: suite $s ($(($(date +%s) - start)) s so far)"
   args=(--benchmark_min_time="$min_time" --benchmark_repetitions="$reps"
         --benchmark_report_aggregates_only=true --benchmark_out_format=json)
+  [ "${BENCH_INTERLEAVE:-0}" = 1 ] && args+=(--benchmark_enable_random_interleaving=true)
   # A folder measured before keeps its files: the report would merge an old gemm run's
   # files with this one's as if they were rounds of one measurement.
   [ "$s" = gemm ] && rm -f "$out"/gemm.json "$out"/gemm.txt "$out"/gemm-*.json "$out"/gemm-*.txt
@@ -136,6 +142,11 @@ echo "bench-report: suites took $(($(date +%s) - start)) s"
 # ---- report and plots ---------------------------------------------------------
 cmd="tools/bench-report.sh $*"
 "$py" tools/plot_bench.py "$out" || die "tools/plot_bench.py failed (python3-matplotlib installed?)"
-"$py" tools/bench-report.py "$out" --command "BENCH_MIN_TIME=$min_time BENCH_REPETITIONS=$reps BENCH_GEMM_ROUNDS=$rounds $cmd" \
+settings="BENCH_MIN_TIME=$min_time BENCH_REPETITIONS=$reps BENCH_GEMM_ROUNDS=$rounds"
+[ "$separate" = 1 ] || settings="$settings BENCH_GEMM_SEPARATE=0"
+[ "${BENCH_INTERLEAVE:-0}" = 1 ] && settings="$settings BENCH_INTERLEAVE=1"
+[ -n "${DEEPNET_BENCH_THREADS:-}" ] && settings="$settings DEEPNET_BENCH_THREADS=$DEEPNET_BENCH_THREADS"
+[ -n "${DEEPNET_BENCH_ISAS:-}" ] && settings="$settings DEEPNET_BENCH_ISAS=$DEEPNET_BENCH_ISAS"
+"$py" tools/bench-report.py "$out" --command "$settings $cmd" \
   >"$out/report.md" || die "tools/bench-report.py failed"
 echo "bench-report: done: $out/report.md, $(cd "$out" && ls ./*.png 2>/dev/null | wc -l) plots"
