@@ -291,6 +291,75 @@ static inline __attribute__((always_inline)) void small_rows_n(size_t k, float a
   dn_small_store_rows(out[0], 8, R, n, beta, C, ldc);
 }
 
+/* R (a constant after inlining, <= 6) rows x up to 16 columns when op(B)'s rows are
+ * contiguous (csb == 1: the dW = dZ A_prev^T of a small output layer): each k step loads 16
+ * columns of op(B) as two vectors and multiplies them by R broadcasts of A, so every lane is
+ * a column of C, where small_cols fills 10 of its 16 rows for a 10-unit layer. 2R + 2 + 1 of
+ * the 16 ymm. Each C element is the general kernel's FMA chain over k in order, then alpha,
+ * then beta as one FMA, so the bits match; the rows are transposed into C's columns
+ * (dn_transpose8_avx2) at the end of the K block. The AVX-512 kernel's small_t at this width. */
+static inline __attribute__((always_inline)) void small_rows_t(size_t k, float alpha,
+                                                               const float *Ap, const float *B,
+                                                               size_t rsb, float beta, float *C,
+                                                               size_t ldc, size_t n, size_t R) {
+  __m256 acc0[6], acc1[6];
+#pragma GCC unroll 6
+  for (size_t i = 0; i < R; i++) acc0[i] = acc1[i] = _mm256_setzero_ps();
+  const size_t n0 = n < 8 ? n : 8, n1 = n > 8 ? n - 8 : 0;
+  const __m256i cols0 = row_mask(n0), cols1 = row_mask(n1);
+  const bool whole = n == 16;
+  for (size_t p = 0; p < k; p++, Ap += MR, B += rsb) {
+    const __m256 b0 = whole ? _mm256_loadu_ps(B) : _mm256_maskload_ps(B, cols0);
+    const __m256 b1 = whole ? _mm256_loadu_ps(B + 8) : _mm256_maskload_ps(B + 8, cols1);
+#pragma GCC unroll 6
+    for (size_t i = 0; i < R; i++) {
+      const __m256 a = _mm256_broadcast_ss(Ap + i);
+      acc0[i] = _mm256_fmadd_ps(a, b0, acc0[i]);
+      acc1[i] = _mm256_fmadd_ps(a, b1, acc1[i]);
+    }
+  }
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  const __m256i rows = row_mask(R);
+#pragma GCC unroll 2
+  for (size_t q = 0; q < 2; q++) { /* columns 8q .. 8q+7 */
+    if (8 * q >= n) break;
+    __m256 v[8];
+#pragma GCC unroll 8
+    for (size_t i = 0; i < 8; i++) v[i] = i < R ? _mm256_mul_ps(va, q ? acc1[i] : acc0[i]) : _mm256_setzero_ps();
+    dn_transpose8_avx2(v); /* v[c] lane i = row i of column 8q + c */
+    for (size_t c = 0; c < 8 && 8 * q + c < n; c++) {
+      float *col = C + (8 * q + c) * ldc;
+      __m256 r = v[c];
+      if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_maskload_ps(col, rows), r);
+      dn_store_first_avx2(col, r, R);
+    }
+  }
+}
+
+/* Rows [m_lo, m_hi) in groups of at most 6 (10 rows as 5 + 5) over blocks of 16 columns
+ * (op(B)'s rows contiguous). */
+static void small_t(size_t k, float alpha, const float *Ap, const float *B, size_t rsb, float beta,
+                    float *C, size_t ldc, size_t m_lo, size_t m_hi, size_t n) {
+  for (size_t j = 0; j < n; j += 16) {
+    const size_t nj = n - j < 16 ? n - j : 16;
+    for (size_t i = m_lo; i < m_hi;) {
+      const size_t left = m_hi - i;
+      const size_t R = left <= 6 ? left : left >= 12 ? 6 : (left + 1) / 2;
+      float *c = C + i + j * ldc;
+      const float *a = Ap + i, *b = B + j;
+      switch (R) {
+#define SMALL_T_CASE(r) \
+  case r: small_rows_t(k, alpha, a, b, rsb, beta, c, ldc, nj, r); break;
+        SMALL_T_CASE(1) SMALL_T_CASE(2) SMALL_T_CASE(3) SMALL_T_CASE(4) SMALL_T_CASE(5)
+        SMALL_T_CASE(6)
+#undef SMALL_T_CASE
+        default: break;
+      }
+      i += R;
+    }
+  }
+}
+
 /* Rows [m_lo, m_hi) in groups of at most 6 over blocks of 8 columns (op(B)'s columns
  * contiguous). */
 static void small_n(size_t k, float alpha, const float *Ap, const float *B, size_t ldb, float beta,
@@ -319,6 +388,10 @@ static void small_n(size_t k, float alpha, const float *Ap, const float *B, size
 void dn_sgemm_small_avx2_16x6(size_t k, float alpha, const float *Ap, const float *B, size_t rsb,
                               size_t csb, float beta, float *C, size_t ldc, size_t m_lo,
                               size_t m_hi, size_t n) {
+  if (csb == 1) { /* op(B)'s rows contiguous: vectors along N */
+    small_t(k, alpha, Ap, B, rsb, beta, C, ldc, m_lo, m_hi, n);
+    return;
+  }
   if (rsb == 1 && m_hi - m_lo <= 6) { /* one group: for 10 rows the two groups' transposes
                                         * cost more than the unused lanes (NN 256-10 60 -> 54
                                         * GFLOP/s); one row 2x faster */
