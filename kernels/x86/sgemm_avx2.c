@@ -291,6 +291,16 @@ static inline __attribute__((always_inline)) void small_rows_n(size_t k, float a
   dn_small_store_rows(out[0], 8, R, n, beta, C, ldc);
 }
 
+/* The cases 1..6 of a switch on a row count, each calling KERNEL(args..., r) with r a
+ * constant, so the small kernels inline with their row loops unrolled. */
+#define ROW_COUNT_CASES(KERNEL, ...)                                                     \
+  case 1: KERNEL(__VA_ARGS__, 1); break;                                                 \
+  case 2: KERNEL(__VA_ARGS__, 2); break;                                                 \
+  case 3: KERNEL(__VA_ARGS__, 3); break;                                                 \
+  case 4: KERNEL(__VA_ARGS__, 4); break;                                                 \
+  case 5: KERNEL(__VA_ARGS__, 5); break;                                                 \
+  case 6: KERNEL(__VA_ARGS__, 6); break;
+
 /* R (a constant after inlining, <= 6) rows x up to 16 columns when op(B)'s rows are
  * contiguous (csb == 1: the dW = dZ A_prev^T of a small output layer): each k step loads 16
  * columns of op(B) as two vectors and multiplies them by R broadcasts of A, so every lane is
@@ -348,11 +358,7 @@ static void small_t(size_t k, float alpha, const float *Ap, const float *B, size
       float *c = C + i + j * ldc;
       const float *a = Ap + i, *b = B + j;
       switch (R) {
-#define SMALL_T_CASE(r) \
-  case r: small_rows_t(k, alpha, a, b, rsb, beta, c, ldc, nj, r); break;
-        SMALL_T_CASE(1) SMALL_T_CASE(2) SMALL_T_CASE(3) SMALL_T_CASE(4) SMALL_T_CASE(5)
-        SMALL_T_CASE(6)
-#undef SMALL_T_CASE
+        ROW_COUNT_CASES(small_rows_t, k, alpha, a, b, rsb, beta, c, ldc, nj)
         default: break;
       }
       i += R;
@@ -371,11 +377,7 @@ static void small_n(size_t k, float alpha, const float *Ap, const float *B, size
       float *c = C + i + j * ldc;
       const float *a = Ap + i, *b = B + j * ldb;
       switch (rows) {
-#define SMALL_N_CASE(R) \
-  case R: small_rows_n(k, alpha, a, b, ldb, beta, c, ldc, nj, R); break;
-        SMALL_N_CASE(1) SMALL_N_CASE(2) SMALL_N_CASE(3) SMALL_N_CASE(4) SMALL_N_CASE(5)
-        SMALL_N_CASE(6)
-#undef SMALL_N_CASE
+        ROW_COUNT_CASES(small_rows_n, k, alpha, a, b, ldb, beta, c, ldc, nj)
         default: break;
       }
     }
@@ -383,8 +385,8 @@ static void small_n(size_t k, float alpha, const float *Ap, const float *B, size
 }
 
 /* The 16x6 register tile of the general kernel with op(B) read in place: a k step is
- * 2 loads + 6 broadcasts for 12 FMAs, as there. With op(B)'s columns contiguous and at
- * most 6 rows, small_n instead. */
+ * 2 loads + 6 broadcasts for 12 FMAs, as there. With op(B)'s rows contiguous, small_t
+ * instead; with its columns contiguous and at most 6 rows, small_n. */
 void dn_sgemm_small_avx2_16x6(size_t k, float alpha, const float *Ap, const float *B, size_t rsb,
                               size_t csb, float beta, float *C, size_t ldc, size_t m_lo,
                               size_t m_hi, size_t n) {
