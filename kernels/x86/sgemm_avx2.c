@@ -76,7 +76,6 @@ static inline __attribute__((always_inline)) void edge_tile(size_t k, float alph
  * pack-and-multiply kernel, into L2 only (see sgemm_avx512.c). */
 #define A_SOURCE_PREFETCH_COLUMNS 16
 
-
 /* The full 16 x 6 tile. With A_src (a constant after inlining) the tile reads op(A) = A
  * where it lies, column by column at stride lda, and stores each loaded pair of vectors
  * into Ap_out, the packed micro-panel the block's other column panels read: the same
