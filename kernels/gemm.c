@@ -197,10 +197,12 @@ static bool use_small(const dn_kernel_table *kt, size_t M) {
   return kt->sgemm_small && M <= kt->small_mr;
 }
 
-/* Whether the micro-kernel packs op(A) = A itself (sgemm_ukr_pack_a) at this lda: not at a
- * multiple of 4 KiB, where every column falls in the same L1 sets (measured in gemm_blocked). */
+/* Whether the micro-kernel packs op(A) = A itself (sgemm_ukr_pack_a) at this lda: on Intel
+ * not at a multiple of 4 KiB, where every column falls in the same L1 sets and the loads
+ * alias the packed panel's stores (measured in gemm_blocked); on AMD Zen at any lda. */
 static bool ukr_packs_a(const dn_kernel_table *kt, size_t lda) {
-  return kt->sgemm_ukr_pack_a && lda % (PAGE_BYTES / sizeof(float)) != 0;
+  return kt->sgemm_ukr_pack_a &&
+         (kt->ukr_pack_a_any_lda || lda % (PAGE_BYTES / sizeof(float)) != 0);
 }
 
 size_t dn_gemm_packed_a_width(const dn_kernel_table *kt, size_t M) {

@@ -15,7 +15,12 @@ static uint64_t read_xcr0(void) {
 
 static void detect(dn_cpu_features *f) {
   unsigned a, b, c, d;
+  unsigned vendor[3];
+  if (!__get_cpuid(0, &a, &vendor[0], &vendor[2], &vendor[1])) return;
   if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+  /* The family: base 0xF adds the extended family (Zen 1/2 are 17h, Zen 3/4 19h, Zen 5 1Ah). */
+  const unsigned family = ((a >> 8) & 0xF) == 0xF ? 0xF + ((a >> 20) & 0xFF) : (a >> 8) & 0xF;
+  f->amd_zen = memcmp(vendor, "AuthenticAMD", 12) == 0 && family >= 0x17;
   const bool fma = c & (1u << 12), osxsave = c & (1u << 27), avx = c & (1u << 28);
   if (!osxsave || !avx) return;
   const uint64_t xcr0 = read_xcr0();

@@ -78,6 +78,7 @@ typedef struct dn_cpu_features {
   bool avx2_fma;   /* AVX2 + FMA, with YMM state enabled by the OS */
   bool avx512;     /* AVX-512 F/BW/DQ/VL, with ZMM/opmask state enabled by the OS */
   bool neon;       /* AdvSIMD (always on aarch64) */
+  bool amd_zen;    /* AuthenticAMD, family 17h or later: Zen cores (kernel choices, dispatch.c) */
   char brand[64];  /* CPU model string, "" if unknown */
 } dn_cpu_features;
 const dn_cpu_features *dn_cpu_features_get(void);

@@ -504,6 +504,44 @@ static void ukr_pack_a_matches_pack_then_ukr(dn_isa isa) {
   cr_expect_eq(bad, 0, "%zu failures over %zu fused-packing cases", bad, n_cases);
 }
 
+/* Where A's packing happens (inside the micro-kernel at any lda, as on AMD Zen, or in a pass
+ * of its own at 4 KiB-multiple lda, as on Intel) never changes C: dn_gemm with the table's
+ * choice flipped is bitwise the same, at lda 1024 and 2048 floats, NN and NT, one and two
+ * K blocks, full and edge tiles, beta 0 over NaN and 1; and both are within the bound. */
+static void packing_place_bitwise(dn_isa isa) {
+  const dn_kernel_table *kt = table_or_skip(isa);
+  if (!kt->sgemm_ukr_pack_a) cr_skip_test("%s packs A in a separate pass", dn_isa_name(isa));
+  dn_kernel_table flipped = *kt;
+  flipped.ukr_pack_a_any_lda = !kt->ukr_pack_a_any_lda;
+  const size_t kc = kc_of(kt);
+  const size_t shapes[][3] = {{2 * kt->mr, 3 * kt->nr, 37},
+                              {3 * kt->mr + 5, 2 * kt->nr + 1, kc + 9},
+                              {kt->mr - 1, kt->nr + 2, 10}};
+  size_t bad = 0, n = 0;
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+    for (size_t v = 0; v < 4; v++, n++) {
+      const size_t M = shapes[s][0], lda = v % 2 ? 2048 : 1024;
+      const gemm_case c = {'N', v / 2 ? 'T' : 'N', M, shapes[s][1], shapes[s][2], 1.0f,
+                           n % 2 ? 1.0f : 0.0f, lda - M, 0};
+      operands mine, other;
+      operands_make(&mine, &c, 2500 + n);
+      operands_make(&other, &c, 2500 + n);
+      cr_assert_eq(mine.lda, lda);
+      dn_gemm(kt, c.ta, c.tb, c.M, c.N, c.K, c.alpha, mine.A, mine.lda, mine.B, mine.ldb, c.beta,
+              mine.C, mine.ldc);
+      dn_gemm(&flipped, c.ta, c.tb, c.M, c.N, c.K, c.alpha, other.A, other.lda, other.B,
+              other.ldb, c.beta, other.C, other.ldc);
+      bad += check(&c, &mine, kt->sgemm_ukr_name) + check(&c, &other, "flipped packing place");
+      if (memcmp(mine.c_buf, other.c_buf, (2 * GUARD + mine.ldc * c.N) * sizeof(float)) != 0 &&
+          bad++ == 0)
+        cr_log_error("%s %c%c M=%zu N=%zu K=%zu lda=%zu: C depends on where A is packed",
+                     dn_isa_name(isa), c.ta, c.tb, c.M, c.N, c.K, lda);
+      operands_free(&mine);
+      operands_free(&other);
+    }
+  cr_expect_eq(bad, 0, "%zu failures over %zu cases", bad, n);
+}
+
 /* The scan epilogue finds the smallest offset i + j * ldc of an Inf/NaN in C, on both
  * paths (shapes from packed_shapes), whole or split over row and column pieces that share
  * one atomic minimum, in either order of the pieces; all-finite C leaves it at SIZE_MAX.
@@ -633,6 +671,7 @@ FOR_EACH_ISA(packed_a_bitwise, "pre-packed op(A), and op(B), whole or split, giv
 FOR_EACH_ISA(epilogue_bitwise, "the fused bias + activation epilogue is bitwise GEMM, bias_add, act_fwd")
 FOR_EACH_ISA(packing_matches_definition, "pack_n/pack_t hooks match their definition, pad with zeros, stay in the panel")
 FOR_EACH_ISA(ukr_pack_a_matches_pack_then_ukr, "the micro-kernel that packs A as it reads it is bitwise pack_n + the micro-kernel")
+FOR_EACH_ISA(packing_place_bitwise, "packing A in the micro-kernel or in a pass at 4 KiB-multiple lda gives the same bits")
 FOR_EACH_ISA(scan_epilogue_finds_first_nonfinite, "the scan epilogue reports C's first Inf/NaN, whole or split")
 FOR_EACH_ISA(small_m_bitwise_general, "the small-M path is bitwise the general path and within the bound")
 

@@ -124,6 +124,9 @@ static int run_info(const cli_config *cfg) {
   else if (isa_env && *isa_env)
     printf(" (DEEPNET_ISA=%s)", isa_env);
   printf("\ngemm kernel      %s, %zux%zu micro-tile\n", kt->sgemm_ukr_name, kt->mr, kt->nr);
+  printf("packing of A     %s\n", !kt->sgemm_ukr_pack_a ? "a pass of its own before the micro-kernel"
+                               : kt->ukr_pack_a_any_lda ? "inside the micro-kernel, at any lda (AMD Zen)"
+                                                         : "inside the micro-kernel, a pass of its own at 4 KiB-multiple lda");
   printf("amx gemm         %s\n", dn_amx_in_use()      ? "on (fp32 products from bf16 pieces on tiles; DEEPNET_AMX=0 turns it off)"
                                : dn_amx_enabled()     ? "off (the active ISA is not avx512)"
                                : dn_amx_can_run()     ? "off (DEEPNET_AMX=0)"
