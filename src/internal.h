@@ -298,9 +298,10 @@ dn_status dn_net_pack_weights(dn_net *net, const dn_kernel_table *kt, int which,
  * pack W while reading it), and the optimizer writes no packed copies (8 bytes a parameter
  * and layout less per step). With more threads, every thread packs the rows of W its part
  * of the product needs, so packing repeats across threads, while the copies are written
- * once, in parallel. Measured (docs/kernels.md): one thread gains (deep net -8%, AVX2 -10%),
- * two threads split both ways (deep net -4%, small net at batch 128 +4%): so one. */
-enum { DN_UNPACKED_W_MAX_THREADS = 1 };
+ * once, in parallel. Measured (docs/kernels.md): one thread gains (deep net -8%, AVX2 -10%);
+ * on Intel two threads split both ways (deep net -4%, small net at batch 128 +4%): so one;
+ * on AMD Zen 3, where the micro-kernel packs W at every lda, two threads gain 1-9%: so two. */
+int dn_unpacked_w_max_threads(void);
 /* The AMX path (src/dispatch.c): DEEPNET_AMX and the CPU allow it (dn_amx_enabled), the
  * active table is AVX-512's and so GEMMs of suitable shapes take it (dn_amx_in_use), and
  * whether one of M x N x K does (dn_gemm_uses_amx: only GEMMs given op(A) unpacked).

@@ -323,8 +323,10 @@ static float **alloc_copy(const dn_net *net, const dn_kernel_table *kt, int whic
 bool dn_training_reads_w_unpacked(bool training) {
   /* The AMX path splits W itself: every pass, at any thread count, reads W as it is (the
    * FMA kernels' packed copies would give other bits). */
-  return dn_amx_in_use() || (training && dn_get_num_threads() <= DN_UNPACKED_W_MAX_THREADS);
+  return dn_amx_in_use() || (training && dn_get_num_threads() <= dn_unpacked_w_max_threads());
 }
+
+int dn_unpacked_w_max_threads(void) { return dn_cpu_features_get()->amd_zen ? 2 : 1; }
 
 dn_status dn_net_pack_weights(dn_net *net, const dn_kernel_table *kt, int which, bool training) {
   dn_packed_weights *pw = &net->Wp[which];

@@ -739,7 +739,7 @@ Test(gemm, packed_weights_follow_set_layer_optimizer_steps_and_isa_changes) {
     cr_assert_eq(dn_net_step(net, &opts), DN_OK);
     expect_forward_current(net, X, "an optimizer step");
   }
-  /* Training on up to DN_UNPACKED_W_MAX_THREADS threads reads W and W^T unpacked and
+  /* Training on up to dn_unpacked_w_max_threads() threads reads W and W^T unpacked and
    * leaves the packed copies stale; more threads read (and the optimizer refreshes) the
    * copies: a step on one side of that line, then passes and a step on the other, both
    * ways (1 and 3 threads: on either side for any limit of 1 or 2). */

@@ -208,7 +208,7 @@ static void expect_copies_identical(const dn_net *net, size_t copies, const char
   }
 }
 
-/* On two nodes with three threads (more than DN_UNPACKED_W_MAX_THREADS, so training reads
+/* On two nodes with three threads (more than dn_unpacked_w_max_threads(), so training reads
  * the copies), the net keeps two copies, identical after packing and after each optimizer
  * step's in-place refresh; a thread working for node 1 reads copy 1 (spoiling copy 1
  * changes what it computes, not what a node-0 thread computes); and a change of the thread

@@ -127,6 +127,12 @@ static int run_info(const cli_config *cfg) {
   printf("packing of A     %s\n", !kt->sgemm_ukr_pack_a ? "a pass of its own before the micro-kernel"
                                : kt->ukr_pack_a_any_lda ? "inside the micro-kernel, at any lda (AMD Zen)"
                                                          : "inside the micro-kernel, a pass of its own at 4 KiB-multiple lda");
+  const int unpacked = dn_unpacked_w_max_threads();
+  if (dn_amx_in_use())
+    printf("packed weights   none: the AMX path reads W as it is\n");
+  else
+    printf("packed weights   copies re-packed by each update, but training on up to %d thread%s reads W "
+           "as it is\n", unpacked, unpacked == 1 ? "" : "s");
   printf("amx gemm         %s\n", dn_amx_in_use()      ? "on (fp32 products from bf16 pieces on tiles; DEEPNET_AMX=0 turns it off)"
                                : dn_amx_enabled()     ? "off (the active ISA is not avx512)"
                                : dn_amx_can_run()     ? "off (DEEPNET_AMX=0)"
