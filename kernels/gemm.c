@@ -3,6 +3,7 @@
 #include <hwloc.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -241,8 +242,9 @@ void dn_gemm_pack_a(const dn_kernel_table *kt, char transa, size_t M, size_t K, 
   dn_gemm_pack_a_rows(kt, transa, M, K, A, lda, dst, 0, M);
 }
 
-const char *dn_gemm_kernel_name(const dn_kernel_table *kt, size_t M) {
-  return use_small(kt, M) ? kt->sgemm_small_name : kt->sgemm_ukr_name;
+const char *dn_gemm_kernel_name(const dn_kernel_table *kt, char transb, size_t M) {
+  if (!use_small(kt, M)) return kt->sgemm_ukr_name;
+  return transb == 'N' && kt->sgemm_small_dot ? kt->sgemm_small_dot_name : kt->sgemm_small_name;
 }
 
 /* ---- the loops ---- */
@@ -439,6 +441,42 @@ static __attribute__((noinline)) void gemm_on_stack(const dn_kernel_table *kt, b
                panels + b.kc * b.mr, ep);
 }
 
+/* M <= small_mr with op(B)'s columns contiguous, on a table with a dot kernel: per K block,
+ * op(A)'s rows [m0, m1) along k, from A itself when transa is 'T', else transposed into a
+ * row-major copy (rows x kb, from the pre-packed panel or from A: both are column-major,
+ * with leading dimension small_mr or lda), which the kernel reads for every column of C
+ * (10 x 256 costs under 1 us; the product at m = 128 over 20). */
+static __attribute__((noinline)) void gemm_small_dot(const dn_kernel_table *kt, const a_source *a,
+                                                     size_t K, float alpha, const float *B,
+                                                     size_t ldb, float beta, float *C,
+                                                     size_t ldc, size_t m0, size_t m1, size_t n0,
+                                                     size_t n1, const dn_gemm_epilogue *ep) {
+  const size_t kc = block_k(kt, K), rows = m1 - m0, w = kt->small_mr;
+  const bool in_place = !a->packed && a->trans == 'T';
+  const pack_fn transpose = kt->sgemm_pack_t ? kt->sgemm_pack_t : pack_t_portable;
+  /* Rows at whole cache lines: a row split over two lines cost every other load of A
+   * twice (10 x 256 x 256 ran 0.88x or 1.23x the 16-row kernel by the stack's alignment). */
+  const size_t stride = round_up(kc, 16);
+  float rows_space[in_place ? 1 : rows * stride + 15];
+  float *const rows_buf = (float *)(((uintptr_t)rows_space + 63) & ~(uintptr_t)63);
+  for (size_t pc = 0; pc < K; pc += kc) {
+    const size_t kb = min_sz(kc, K - pc);
+    const float *Ar = rows_buf;
+    size_t rsa = round_up(kb, 16);
+    if (in_place) {
+      Ar = a->A + pc + m0 * a->lda;
+      rsa = a->lda;
+    } else if (a->packed) { /* line p of the K block's one panel at p * w */
+      transpose(rows, kb, rsa, a->packed + pc * a->Mp + m0, w, rows_buf);
+    } else {
+      transpose(rows, kb, rsa, a->A + m0 + pc * a->lda, a->lda, rows_buf);
+    }
+    kt->sgemm_small_dot(kb, alpha, Ar, rsa, B + pc + n0 * ldb, ldb, pc == 0 ? beta : 1.0f,
+                        C + m0 + n0 * ldc, ldc, rows, n1 - n0);
+  }
+  epilogue(kt, ep, C, ldc, m0, m1, n0, n1);
+}
+
 /* M <= small_mr: one panel of op(A) per K block, op(B) read in place by the small kernel
  * (for a 10-row C, packing B cost more than the product). C is at most small_mr rows,
  * so the epilogue after the last K block still finds it in cache. */
@@ -448,6 +486,10 @@ static __attribute__((noinline)) void gemm_small(const dn_kernel_table *kt, cons
                                                  float *C, size_t ldc, size_t m0, size_t m1,
                                                  size_t n0, size_t n1,
                                                  const dn_gemm_epilogue *ep) {
+  if (transb == 'N' && kt->sgemm_small_dot) {
+    gemm_small_dot(kt, a, K, alpha, B, ldb, beta, C, ldc, m0, m1, n0, n1, ep);
+    return;
+  }
   const size_t w = kt->small_mr, kc = block_k(kt, K);
   const size_t rsb = transb == 'N' ? 1 : ldb, csb = transb == 'N' ? ldb : 1;
   float panel[a->packed ? 1 : kc * w];

@@ -40,6 +40,18 @@ typedef void (*dn_sgemm_small_fn)(size_t k, float alpha, const float *Ap, const 
                                   size_t rsb, size_t csb, float beta, float *C, size_t ldc,
                                   size_t m_lo, size_t m_hi, size_t n);
 
+/* The small-M kernel for op(B)'s columns contiguous along k (rsb == 1: the forward
+ * Z = W A_prev of a narrow output layer): C(m x n) = alpha * A(m x k) * B(k x n) + beta * C,
+ * row i of A at A + i * rsa and column j of B at B + j * ldb, both contiguous along k; beta
+ * == 0 never reads C. Vectors run along k, so no lane idles for m < 16, but the sum's order
+ * is its own: lane l of 8 sums the steps p = l mod 8 in order (one FMA each, the last
+ * partial vector with zeros in both operands), then ((l0 + l1) + (l2 + l3)) + ((l4 + l5) +
+ * (l6 + l7)), then alpha, then beta as one FMA (dn_sgemm_small_dot_scalar8, bitwise). It
+ * depends on k and the element only, so any split of rows or columns gives the same bits. */
+typedef void (*dn_sgemm_small_dot_fn)(size_t k, float alpha, const float *A, size_t rsa,
+                                      const float *B, size_t ldb, float beta, float *C,
+                                      size_t ldc, size_t m, size_t n);
+
 /* AMX (x86, built with DN_HAVE_AMX): fp32 GEMM on tiles from bf16 pieces
  * (kernels/x86/sgemm_amx.c says why that is an fp32 GEMM: measured, more accurate than the
  * FMA chain). dn_amx_available: this CPU, its OS and this process can run tile
@@ -118,6 +130,11 @@ typedef struct dn_kernel_table {
   const char *sgemm_small_name;
   size_t small_mr;
   dn_sgemm_small_fn sgemm_small;
+  /* With op(B)'s columns contiguous (transb 'N'), the small-M path multiplies with this
+   * instead, op(A)'s rows along k (NULL: sgemm_small serves both). Its bits are its own,
+   * not the general path's (see dn_sgemm_small_dot_fn). */
+  const char *sgemm_small_dot_name;
+  dn_sgemm_small_dot_fn sgemm_small_dot;
 
   dn_act_fwd_fn act_fwd[DN_ACT_SOFTMAX]; /* every activation except softmax */
   dn_act_bwd_fn act_bwd[DN_ACT_SOFTMAX];
@@ -184,6 +201,10 @@ void dn_gemm_range(const dn_kernel_table *kt, char transa, char transb, size_t M
                    size_t K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
                    float beta, float *C, size_t ldc, size_t m_begin, size_t m_end, size_t n_begin,
                    size_t n_end);
+
+/* Portable twin of sgemm_small_dot: the same 8 lanes, FMAs and order, so bitwise. */
+void dn_sgemm_small_dot_scalar8(size_t k, float alpha, const float *A, size_t rsa, const float *B,
+                                size_t ldb, float beta, float *C, size_t ldc, size_t m, size_t n);
 
 /* Portable twin of the small-M kernels (panel width 16, mul + add instead of FMA). */
 void dn_sgemm_small_scalar_16(size_t k, float alpha, const float *Ap, const float *B, size_t rsb,
@@ -302,6 +323,6 @@ void dn_gemm_range_prepacked(const dn_kernel_table *kt, char transa, char transb
                              const dn_gemm_epilogue *ep);
 
 /* The kernel a GEMM with this global M runs (the small-M or the general micro-kernel). */
-const char *dn_gemm_kernel_name(const dn_kernel_table *kt, size_t M);
+const char *dn_gemm_kernel_name(const dn_kernel_table *kt, char transb, size_t M);
 
 #endif /* DN_KERNELS_H */

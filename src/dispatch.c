@@ -646,7 +646,7 @@ static int gemm_parallel(const gemm_job *job, size_t *cut_rows, size_t *cut_cols
   size_t macs = job->M * job->N;
   if (!dn_mul_ok(macs, job->K, &macs)) macs = SIZE_MAX;
   const int threads = dn_threads_for(macs, GEMM_MIN_MACS_PER_THREAD);
-  *kernel = dn_gemm_kernel_name(job->kt, job->M);
+  *kernel = dn_gemm_kernel_name(job->kt, job->transb, job->M);
   if (job->A && dn_gemm_uses_amx(job->kt, job->M, job->N, job->K)) {
     bool refused;
     if (amx_parallel(job, threads, &refused)) {

@@ -587,19 +587,39 @@ static void scan_epilogue_finds_first_nonfinite(dn_isa isa) {
       const size_t got = first;
       if ((got != want || got != truth) && bad++ == 0)
         cr_log_error("%s %c%c M=%zu N=%zu K=%zu kind %d: scan says %zu, expected %zu (C: %zu)",
-                     dn_gemm_kernel_name(kt, M), ta, tb, M, N, K, kind, got, want, truth);
+                     dn_gemm_kernel_name(kt, tb, M), ta, tb, M, N, K, kind, got, want, truth);
       free(A), free(B), free(C);
     }
   cr_expect_eq(bad, 0, "%zu failures over %zu scan cases", bad, n);
 }
 
+/* What the small-M path computes with a dot kernel (op(B)'s columns contiguous): its
+ * scalar twin on op(A)'s rows, K block by K block (beta on the first, then 1). */
+static void small_dot_by_blocks(const dn_kernel_table *kt, const gemm_case *c, operands *o) {
+  /* the driver's K blocks: the fewest of at most KC, equal, rounded up to 8 */
+  const size_t kmax = kc_of(kt), blocks = (c->K + kmax - 1) / kmax;
+  const size_t even = ((c->K + blocks - 1) / blocks + 7) / 8 * 8, kc = even < kmax ? even : kmax;
+  float *rows = malloc(c->M * c->K * sizeof(float));
+  cr_assert(rows);
+  for (size_t i = 0; i < c->M; i++)
+    for (size_t p = 0; p < c->K; p++) rows[i * c->K + p] = (float)op_at(o->A, o->lda, c->ta, i, p);
+  for (size_t pc = 0; pc < c->K; pc += kc) {
+    const size_t kb = c->K - pc < kc ? c->K - pc : kc;
+    dn_sgemm_small_dot_scalar8(kb, c->alpha, rows + pc, c->K, o->B + pc, o->ldb,
+                               pc == 0 ? c->beta : 1.0f, o->C, o->ldc, c->M, c->N);
+  }
+  free(rows);
+}
+
 /* The small-M path (M <= small_mr, op(B) read in place) gives bitwise the general path's
- * C (the same table without its small kernel) and stays within the reference bound. */
-static void small_m_bitwise_general(dn_isa isa) {
+ * C (the same table without its small kernels), or where a dot kernel serves op(B)'s
+ * contiguous columns, bitwise its scalar twin's; and stays within the reference bound. */
+static void small_m_bitwise_twin(dn_isa isa) {
   const dn_kernel_table *kt = table_or_skip(isa);
   if (!kt->sgemm_small) cr_skip_test("%s has no small-M kernel", dn_isa_name(isa));
   dn_kernel_table general = *kt;
   general.sgemm_small = NULL;
+  general.sgemm_small_dot = NULL;
   const size_t kc = kc_of(kt);
   const size_t Ks[] = {1, 3, kc, kc + 1, 2 * kc + 7};
   /* 0.3: a beta step done as a multiply and an add instead of one FMA rounds differently
@@ -611,21 +631,64 @@ static void small_m_bitwise_general(dn_isa isa) {
       for (size_t N = 1; N <= 3 * kt->nr + 1; N += 1 + N / 4, n++) {
         const gemm_case c = {TRANS[t][0], TRANS[t][1], M, N, Ks[n % 5], 1.25f, betas[n % 4],
                              n % 3, n % 2};
+        const bool dot = c.tb == 'N' && kt->sgemm_small_dot;
         operands small, ref;
         operands_make(&small, &c, 1100 + n);
         operands_make(&ref, &c, 1100 + n);
         dn_gemm(kt, c.ta, c.tb, M, N, c.K, c.alpha, small.A, small.lda, small.B, small.ldb, c.beta,
                 small.C, small.ldc);
-        dn_gemm(&general, c.ta, c.tb, M, N, c.K, c.alpha, ref.A, ref.lda, ref.B, ref.ldb, c.beta,
-                ref.C, ref.ldc);
+        if (dot)
+          small_dot_by_blocks(kt, &c, &ref);
+        else
+          dn_gemm(&general, c.ta, c.tb, M, N, c.K, c.alpha, ref.A, ref.lda, ref.B, ref.ldb, c.beta,
+                  ref.C, ref.ldc);
         if (memcmp(small.C, ref.C, (ref.ldc * (N - 1) + M) * sizeof(float)) != 0 && bad++ == 0)
-          cr_log_error("%s %c%c M=%zu N=%zu K=%zu: small-M path differs from the general path",
-                       kt->sgemm_small_name, c.ta, c.tb, M, N, c.K);
-        bad += check(&c, &small, kt->sgemm_small_name);
+          cr_log_error("%s %c%c M=%zu N=%zu K=%zu: small-M path differs from %s",
+                       dn_gemm_kernel_name(kt, c.tb, M), c.ta, c.tb, M, N, c.K,
+                       dot ? "its scalar twin" : "the general path");
+        bad += check(&c, &small, dn_gemm_kernel_name(kt, c.tb, M));
         operands_free(&small);
         operands_free(&ref);
       }
   cr_expect_eq(bad, 0, "%zu failures over %zu small-M cases", bad, n);
+}
+
+/* The dot kernel alone against its scalar twin, bit for bit: every row count (1..16: groups
+ * of up to 6), column tiles and their tails, k around the 8-lane step, row and column
+ * strides above the minimum, misaligned pointers, beta 0 over NaN; C's canaries. */
+static void small_dot_matches_scalar_twin(dn_isa isa) {
+  const dn_kernel_table *kt = table_or_skip(isa);
+  if (!kt->sgemm_small_dot) cr_skip_test("%s has no small-M dot kernel", dn_isa_name(isa));
+  const size_t Ks[] = {1, 2, 7, 8, 9, 15, 16, 17, 31, 64, 255, 256, 257, 384};
+  const float alphas[] = {1.0f, -1.25f, 0.5f}, betas[] = {0.0f, 1.0f, -0.5f, 0.3f};
+  size_t bad = 0, n = 0;
+  for (size_t m = 1; m <= 16; m++)
+    for (size_t nn = 1; nn <= 19; nn += 1 + nn / 5)
+      for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki += 1 + (m + nn) % 2, n++) {
+        const size_t k = Ks[ki], off = n % 2, rsa = k + n % 3, ldb = k + (n / 3) % 3;
+        const size_t ldc = m + n % 4;
+        const float alpha = alphas[n % 3], beta = betas[n % 4];
+        float *A = tu_random(rsa * m + off, -1.0f, 1.0f, 1300 + n);
+        float *B = tu_random(ldb * nn + off, -1.0f, 1.0f, 1400 + n);
+        float *C0 = tu_random(ldc * nn + 2 * GUARD, -1.0f, 1.0f, 1500 + n);
+        float *got = malloc((ldc * nn + 2 * GUARD) * sizeof(float));
+        float *want = malloc((ldc * nn + 2 * GUARD) * sizeof(float));
+        cr_assert(A && B && C0 && got && want);
+        for (size_t i = 0; i < ldc * nn + 2 * GUARD; i++) {
+          const size_t e = i - GUARD; /* wraps below GUARD: a canary */
+          const bool inside = i >= GUARD && e < ldc * nn && e % ldc < m;
+          got[i] = want[i] = !inside ? CANARY : beta == 0.0f ? NAN : C0[i];
+        }
+        kt->sgemm_small_dot(k, alpha, A + off, rsa, B + off, ldb, beta, got + GUARD, ldc, m, nn);
+        dn_sgemm_small_dot_scalar8(k, alpha, A + off, rsa, B + off, ldb, beta, want + GUARD, ldc,
+                                   m, nn);
+        if (memcmp(got, want, (ldc * nn + 2 * GUARD) * sizeof(float)) != 0 && bad++ == 0)
+          cr_log_error("%s m=%zu n=%zu k=%zu rsa=%zu ldb=%zu ldc=%zu alpha=%g beta=%g: differs "
+                       "from dn_sgemm_small_dot_scalar8", kt->sgemm_small_dot_name, m, nn, k, rsa,
+                       ldb, ldc, (double)alpha, (double)beta);
+        free(A), free(B), free(C0), free(got), free(want);
+      }
+  cr_expect_eq(bad, 0, "%zu failures over %zu dot-kernel cases", bad, n);
 }
 
 /* The portable twin of the small-M kernels against the reference, rows [m_lo, m_hi) only. */
@@ -673,7 +736,8 @@ FOR_EACH_ISA(packing_matches_definition, "pack_n/pack_t hooks match their defini
 FOR_EACH_ISA(ukr_pack_a_matches_pack_then_ukr, "the micro-kernel that packs A as it reads it is bitwise pack_n + the micro-kernel")
 FOR_EACH_ISA(packing_place_bitwise, "packing A in the micro-kernel or in a pass at 4 KiB-multiple lda gives the same bits")
 FOR_EACH_ISA(scan_epilogue_finds_first_nonfinite, "the scan epilogue reports C's first Inf/NaN, whole or split")
-FOR_EACH_ISA(small_m_bitwise_general, "the small-M path is bitwise the general path and within the bound")
+FOR_EACH_ISA(small_m_bitwise_twin, "the small-M path is bitwise the general path (its dot kernel: the scalar twin) and within the bound")
+FOR_EACH_ISA(small_dot_matches_scalar_twin, "the small-M dot kernel is bitwise its scalar twin, stays inside C")
 
 /* ---- the pipeline's packed weights ---- */
 

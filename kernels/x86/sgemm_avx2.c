@@ -418,3 +418,139 @@ void dn_sgemm_small_avx2_16x6(size_t k, float alpha, const float *Ap, const floa
   }
   if (n - j >= 1) small_cols(k, alpha, Ap, B + j * csb, rsb, csb, beta, C + j * ldc, ldc, m0, m1, k0, k1, 1);
 }
+
+/* ---- the small-M product along k: op(B)'s columns contiguous (rsb == 1) ---- */
+
+/* One vector of the eight sums of v[0..7]'s lanes, each ((x0 + x1) + (x2 + x3)) +
+ * ((x4 + x5) + (x6 + x7)): the order dn_sgemm_small_dot_scalar8 follows. */
+static inline __m256 sum_lanes8(const __m256 v[8]) {
+  const __m256 t0 = _mm256_hadd_ps(v[0], v[1]), t1 = _mm256_hadd_ps(v[2], v[3]);
+  const __m256 t2 = _mm256_hadd_ps(v[4], v[5]), t3 = _mm256_hadd_ps(v[6], v[7]);
+  const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+  /* u0: the low and high halves' sums of v[0..3], u1 those of v[4..7] */
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+static inline __attribute__((always_inline)) __m256 dn_in_register(__m256 v) {
+  __asm__("" : "+x"(v));
+  return v;
+}
+
+/* Eight steps of k into the R x NC accumulators (acc[j * R + i]), from A's rows and B's
+ * columns (the first lanes only through masked loads when masked): the side with fewer
+ * vectors is held in registers while the other streams, so R * NC + min(R, NC) + 1 <= 15
+ * ymm stay live. */
+static inline __attribute__((always_inline)) void dot_step(const float *A, size_t rsa,
+                                                           const float *B, size_t ldb,
+                                                           __m256 acc[12], bool masked,
+                                                           __m256i live, size_t R, size_t NC) {
+/* Each vector loaded once into a register: left to itself GCC folded the held side's loads
+ * into every FMA that used it, 12 loads per 10 FMAs at R = 5, which the two load ports
+ * could not feed (7 this way). */
+#define DN_LOAD(x) dn_in_register(masked ? _mm256_maskload_ps((x), live) : _mm256_loadu_ps(x))
+  if (R <= NC) {
+    __m256 a[6];
+#pragma GCC unroll 6
+    for (size_t i = 0; i < R; i++) a[i] = DN_LOAD(A + i * rsa);
+#pragma GCC unroll 8
+    for (size_t j = 0; j < NC; j++) {
+      const __m256 b = DN_LOAD(B + j * ldb);
+#pragma GCC unroll 6
+      for (size_t i = 0; i < R; i++) acc[j * R + i] = _mm256_fmadd_ps(a[i], b, acc[j * R + i]);
+    }
+  } else {
+    __m256 b[8];
+#pragma GCC unroll 8
+    for (size_t j = 0; j < NC; j++) b[j] = DN_LOAD(B + j * ldb);
+#pragma GCC unroll 6
+    for (size_t i = 0; i < R; i++) {
+      const __m256 a = DN_LOAD(A + i * rsa);
+#pragma GCC unroll 8
+      for (size_t j = 0; j < NC; j++) acc[j * R + i] = _mm256_fmadd_ps(a, b[j], acc[j * R + i]);
+    }
+  }
+#undef DN_LOAD
+}
+
+/* R rows x NC columns of C (constants after inlining, R * NC <= 12): each accumulator a
+ * vector along k, lane l summing the steps p = l mod 8 in order; the tail of k through
+ * masked loads (zeros in both operands). Then the lanes summed (sum_lanes8), times alpha,
+ * plus beta * C as one FMA. Registers: R * NC accumulators + min(R, NC) + 1 operands. */
+static inline __attribute__((always_inline)) void dot_tile(size_t k, float alpha, const float *A,
+                                                           size_t rsa, const float *B,
+                                                           size_t ldb, float beta, float *C,
+                                                           size_t ldc, size_t R, size_t NC) {
+  __m256 acc[12];
+#pragma GCC unroll 12
+  for (size_t q = 0; q < R * NC; q++) acc[q] = _mm256_setzero_ps();
+  size_t p = 0;
+  for (; p + 8 <= k; p += 8) dot_step(A + p, rsa, B + p, ldb, acc, false, _mm256_setzero_si256(), R, NC);
+  if (p < k) dot_step(A + p, rsa, B + p, ldb, acc, true, row_mask(k - p), R, NC);
+  float sums[16] __attribute__((aligned(32)));
+  {
+    __m256 v[8];
+#pragma GCC unroll 8
+    for (size_t q = 0; q < 8; q++) v[q] = q < R * NC ? acc[q] : _mm256_setzero_ps();
+    _mm256_store_ps(sums, sum_lanes8(v));
+  }
+  if (R * NC > 8) {
+    __m256 v[8];
+#pragma GCC unroll 8
+    for (size_t q = 0; q < 8; q++) v[q] = 8 + q < R * NC ? acc[8 + q] : _mm256_setzero_ps();
+    _mm256_store_ps(sums + 8, sum_lanes8(v));
+  }
+  /* Column j's R sums are sums[j * R ..], as its rows are in C: one vector each. */
+  const __m256i rows = row_mask(R);
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 8
+  for (size_t j = 0; j < NC; j++) {
+    float *const c = C + j * ldc;
+    __m256 r = _mm256_maskload_ps(sums + j * R, rows);
+    if (alpha != 1.0f) r = _mm256_mul_ps(va, r);
+    if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c, rows), r);
+    dn_store_first_avx2(c, r, R);
+  }
+}
+
+/* R rows (a constant after inlining) over all n columns: tiles of as many columns as keep
+ * 8 or more accumulators in flight (the FMA latency times the two FMA ports) within 12,
+ * then one column at a time. */
+static inline __attribute__((always_inline)) void dot_rows(size_t k, float alpha, const float *A,
+                                                           size_t rsa, const float *B,
+                                                           size_t ldb, float beta, float *C,
+                                                           size_t ldc, size_t n, size_t R) {
+  const size_t NC = R == 1 ? 8 : R == 2 ? 6 : R == 3 ? 3 : 2;
+  size_t j = 0;
+  for (; j + NC <= n; j += NC)
+    dot_tile(k, alpha, A, rsa, B + j * ldb, ldb, beta, C + j * ldc, ldc, R, NC);
+  for (; j < n; j++) dot_tile(k, alpha, A, rsa, B + j * ldb, ldb, beta, C + j * ldc, ldc, R, 1);
+}
+
+/* Columns of B each row group reads before the next group reads them again: 12 (a
+ * multiple of every tile width but 8, whose one group never re-reads) columns of up to 384
+ * steps, 18 KiB, stay in L1 (with every group over all n columns, a 10 x 512 x 256 product
+ * read B twice from L3 and ran 0.9x the 16-row kernel; paired runs, docs/kernels.md). */
+enum { DOT_COLUMN_BLOCK = 12 };
+
+/* C(m x n) = alpha * A B + beta * C for m <= 16 when op(B)'s columns are contiguous along
+ * k (Z = W A_prev of a 10-unit output layer): vectors run along k, so every lane is a
+ * useful product, where the 16-row tile left 6 of 16 lanes idle for a 10-row C. Rows in
+ * groups of at most 6 (10 as 5 + 5), each over a block of columns. */
+void dn_sgemm_small_dot_avx2(size_t k, float alpha, const float *A, size_t rsa, const float *B,
+                             size_t ldb, float beta, float *C, size_t ldc, size_t m, size_t n) {
+  const size_t groups = (m + 5) / 6;
+  for (size_t j = 0; j < n; j += DOT_COLUMN_BLOCK) {
+    const size_t nb = n - j < DOT_COLUMN_BLOCK ? n - j : DOT_COLUMN_BLOCK;
+    const float *b = B + j * ldb;
+    for (size_t g = 0, i = 0; g < groups; g++) {
+      const size_t R = (m - i) / (groups - g) + ((m - i) % (groups - g) != 0);
+      const float *a = A + i * rsa;
+      float *c = C + i + j * ldc;
+      switch (R) {
+        ROW_COUNT_CASES(dot_rows, k, alpha, a, rsa, b, ldb, beta, c, ldc, nb)
+        default: break;
+      }
+      i += R;
+    }
+  }
+}

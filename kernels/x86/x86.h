@@ -26,6 +26,8 @@ void dn_sgemm_ukr_pack_a_avx512_32x12(size_t k, float alpha, const float *A, siz
 void dn_sgemm_small_avx2_16x6(size_t k, float alpha, const float *Ap, const float *B, size_t rsb,
                               size_t csb, float beta, float *C, size_t ldc, size_t m_lo,
                               size_t m_hi, size_t n);
+void dn_sgemm_small_dot_avx2(size_t k, float alpha, const float *A, size_t rsa, const float *B,
+                             size_t ldb, float beta, float *C, size_t ldc, size_t m, size_t n);
 void dn_sgemm_small_avx512_16x12(size_t k, float alpha, const float *Ap, const float *B,
                                  size_t rsb, size_t csb, float beta, float *C, size_t ldc,
                                  size_t m_lo, size_t m_hi, size_t n);
