@@ -198,6 +198,12 @@ static bool use_small(const dn_kernel_table *kt, size_t M) {
   return kt->sgemm_small && M <= kt->small_mr;
 }
 
+/* Within the small-M path, the dot kernel: op(B)'s columns contiguous and M small enough
+ * that the 16-row tile would leave lanes idle (from the global M and transb only). */
+static bool use_small_dot(const dn_kernel_table *kt, char transb, size_t M) {
+  return transb == 'N' && kt->sgemm_small_dot && M <= kt->small_dot_max_m;
+}
+
 /* Whether the micro-kernel packs op(A) = A itself (sgemm_ukr_pack_a) at this lda: on Intel
  * not at a multiple of 4 KiB, where every column falls in the same L1 sets and the loads
  * alias the packed panel's stores (measured in gemm_blocked); on AMD Zen at any lda. */
@@ -244,7 +250,7 @@ void dn_gemm_pack_a(const dn_kernel_table *kt, char transa, size_t M, size_t K, 
 
 const char *dn_gemm_kernel_name(const dn_kernel_table *kt, char transb, size_t M) {
   if (!use_small(kt, M)) return kt->sgemm_ukr_name;
-  return transb == 'N' && kt->sgemm_small_dot ? kt->sgemm_small_dot_name : kt->sgemm_small_name;
+  return use_small_dot(kt, transb, M) ? kt->sgemm_small_dot_name : kt->sgemm_small_name;
 }
 
 /* ---- the loops ---- */
@@ -486,7 +492,7 @@ static __attribute__((noinline)) void gemm_small(const dn_kernel_table *kt, cons
                                                  float *C, size_t ldc, size_t m0, size_t m1,
                                                  size_t n0, size_t n1,
                                                  const dn_gemm_epilogue *ep) {
-  if (transb == 'N' && kt->sgemm_small_dot) {
+  if (use_small_dot(kt, transb, M)) {
     gemm_small_dot(kt, a, K, alpha, B, ldb, beta, C, ldc, m0, m1, n0, n1, ep);
     return;
   }

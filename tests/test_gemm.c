@@ -631,7 +631,7 @@ static void small_m_bitwise_twin(dn_isa isa) {
       for (size_t N = 1; N <= 3 * kt->nr + 1; N += 1 + N / 4, n++) {
         const gemm_case c = {TRANS[t][0], TRANS[t][1], M, N, Ks[n % 5], 1.25f, betas[n % 4],
                              n % 3, n % 2};
-        const bool dot = c.tb == 'N' && kt->sgemm_small_dot;
+        const bool dot = c.tb == 'N' && kt->sgemm_small_dot && M <= kt->small_dot_max_m;
         operands small, ref;
         operands_make(&small, &c, 1100 + n);
         operands_make(&ref, &c, 1100 + n);

@@ -15,6 +15,7 @@ void dn_kernels_fill_avx2(dn_kernel_table *kt) {
   kt->sgemm_small = dn_sgemm_small_avx2_16x6;
   kt->sgemm_small_dot_name = "dn_sgemm_small_dot_avx2";
   kt->sgemm_small_dot = dn_sgemm_small_dot_avx2;
+  kt->small_dot_max_m = 12; /* M = 13-16: 0.85-0.89x the 16-row tile (paired runs) */
   kt->sgemm_pack_n = dn_sgemm_pack_n_avx2;
   kt->sgemm_pack_t = dn_sgemm_pack_t_avx2;
   dn_kernels_fill_act_avx2(kt);
