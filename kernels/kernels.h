@@ -23,6 +23,13 @@ typedef void (*dn_sgemm_ukr_bias_act_fn)(size_t k, float alpha, const float *Ap,
                                          float beta, float *C, size_t ldc, size_t m, size_t n,
                                          const float *bias, dn_act act);
 
+/* Full MR x NR tiles down one column panel: tile t reads Ap + t * MR * k and writes the
+ * rows C + t * MR, each bitwise sgemm_ukr(k, alpha, Ap + t * MR * k, Bp, beta, C + t * MR,
+ * ldc, MR, NR). One call per panel instead of one per tile: at K = 10 (dA_prev of a
+ * 10-unit layer) the call and its setup were a tenth of a tile's time. */
+typedef void (*dn_sgemm_ukr_rows_fn)(size_t k, float alpha, const float *Ap, size_t tiles,
+                                     const float *Bp, float beta, float *C, size_t ldc);
+
 /* The micro-kernel fused with the packing of its A micro-panel: the same tile as
  * sgemm_ukr with Ap = the panel that sgemm_pack_n(k, m, mr, A, lda, Ap) would write, which
  * it writes as it goes, reading op(A) = A (rows i.. of A, k columns at stride lda) where it
@@ -110,6 +117,7 @@ typedef struct dn_kernel_table {
   const char *sgemm_ukr_name; /* e.g. "dn_sgemm_ukr_avx512_32x12" */
   size_t mr, nr;              /* micro-tile of sgemm_ukr */
   dn_sgemm_ukr_fn sgemm_ukr;
+  dn_sgemm_ukr_rows_fn sgemm_ukr_rows;     /* NULL: the driver calls sgemm_ukr per tile */
   dn_sgemm_ukr_pack_a_fn sgemm_ukr_pack_a; /* NULL: the driver packs A in its own pass */
   /* sgemm_ukr_pack_a also at an lda that is a multiple of 4 KiB. Set by the dispatcher
    * from the CPU, not by the table: Intel cores lose 11-13% there (4 KiB aliasing of the

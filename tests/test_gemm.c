@@ -542,6 +542,40 @@ static void packing_place_bitwise(dn_isa isa) {
   cr_expect_eq(bad, 0, "%zu failures over %zu cases", bad, n);
 }
 
+/* A column panel's full tiles in one sgemm_ukr_rows call give bitwise the call per tile
+ * (the same table without it), with several MC blocks, partial tiles below, short last
+ * column panels, K = 1, 10 and over a K block, every transpose and beta. */
+static void ukr_rows_bitwise_per_tile(dn_isa isa) {
+  const dn_kernel_table *kt = table_or_skip(isa);
+  if (!kt->sgemm_ukr_rows) cr_skip_test("%s calls its micro-kernel per tile", dn_isa_name(isa));
+  dn_kernel_table per_tile = *kt;
+  per_tile.sgemm_ukr_rows = NULL;
+  const size_t shapes[][3] = {{kt->mr, kt->nr, 1},
+                              {3 * kt->mr + 5, 4 * kt->nr + 2, 10},
+                              {40 * kt->mr + 3, 2 * kt->nr + 1, kc_of(kt) + 9}};
+  size_t bad = 0, n = 0;
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+    for (size_t t = 0; t < 4; t++, n++) {
+      const gemm_case c = {TRANS[t][0], TRANS[t][1], shapes[s][0], shapes[s][1], shapes[s][2],
+                           n % 3 ? 1.0f : -0.75f, n % 2 ? 0.5f : 0.0f, n % 3, n % 2};
+      operands mine, other;
+      operands_make(&mine, &c, 2600 + n);
+      operands_make(&other, &c, 2600 + n);
+      dn_gemm(kt, c.ta, c.tb, c.M, c.N, c.K, c.alpha, mine.A, mine.lda, mine.B, mine.ldb, c.beta,
+              mine.C, mine.ldc);
+      dn_gemm(&per_tile, c.ta, c.tb, c.M, c.N, c.K, c.alpha, other.A, other.lda, other.B,
+              other.ldb, c.beta, other.C, other.ldc);
+      bad += check(&c, &mine, kt->sgemm_ukr_name);
+      if (memcmp(mine.c_buf, other.c_buf,
+                 (2 * GUARD + c.offset + mine.ldc * c.N) * sizeof(float)) != 0 && bad++ == 0)
+        cr_log_error("%s %c%c M=%zu N=%zu K=%zu: one call per panel differs from one per tile",
+                     dn_isa_name(isa), c.ta, c.tb, c.M, c.N, c.K);
+      operands_free(&mine);
+      operands_free(&other);
+    }
+  cr_expect_eq(bad, 0, "%zu failures over %zu cases", bad, n);
+}
+
 /* The scan epilogue finds the smallest offset i + j * ldc of an Inf/NaN in C, on both
  * paths (shapes from packed_shapes), whole or split over row and column pieces that share
  * one atomic minimum, in either order of the pieces; all-finite C leaves it at SIZE_MAX.
@@ -735,6 +769,7 @@ FOR_EACH_ISA(epilogue_bitwise, "the fused bias + activation epilogue is bitwise 
 FOR_EACH_ISA(packing_matches_definition, "pack_n/pack_t hooks match their definition, pad with zeros, stay in the panel")
 FOR_EACH_ISA(ukr_pack_a_matches_pack_then_ukr, "the micro-kernel that packs A as it reads it is bitwise pack_n + the micro-kernel")
 FOR_EACH_ISA(packing_place_bitwise, "packing A in the micro-kernel or in a pass at 4 KiB-multiple lda gives the same bits")
+FOR_EACH_ISA(ukr_rows_bitwise_per_tile, "full tiles down a column panel in one call are bitwise one call per tile")
 FOR_EACH_ISA(scan_epilogue_finds_first_nonfinite, "the scan epilogue reports C's first Inf/NaN, whole or split")
 FOR_EACH_ISA(small_m_bitwise_twin, "the small-M path is bitwise the general path (its dot kernel: the scalar twin) and within the bound")
 FOR_EACH_ISA(small_dot_matches_scalar_twin, "the small-M dot kernel is bitwise its scalar twin, stays inside C")

@@ -205,6 +205,14 @@ void dn_sgemm_ukr_avx2_16x6(size_t k, float alpha, const float *Ap, const float 
     full_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, NULL, 0, NULL);
 }
 
+/* Full tiles down a column panel, the tile inlined: at K = 10 (TN 256-10) 1.05-1.08x the
+ * call per tile, at K = 512-784 1.01x (paired runs in one process, docs/kernels.md). */
+void dn_sgemm_ukr_rows_avx2_16x6(size_t k, float alpha, const float *Ap, size_t tiles,
+                                 const float *Bp, float beta, float *C, size_t ldc) {
+  for (size_t t = 0; t < tiles; t++, Ap += MR * k, C += MR)
+    full_tile(k, alpha, Ap, Bp, beta, C, ldc, MR, NR, NULL, 0, NULL);
+}
+
 void dn_sgemm_ukr_pack_a_avx2_16x6(size_t k, float alpha, const float *A, size_t lda, float *Ap,
                                    const float *Bp, float beta, float *C, size_t ldc, size_t m,
                                    size_t n) {

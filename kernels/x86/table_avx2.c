@@ -8,6 +8,7 @@ void dn_kernels_fill_avx2(dn_kernel_table *kt) {
   kt->mr = 16;
   kt->nr = 6;
   kt->sgemm_ukr = dn_sgemm_ukr_avx2_16x6;
+  kt->sgemm_ukr_rows = dn_sgemm_ukr_rows_avx2_16x6;
   kt->sgemm_ukr_pack_a = dn_sgemm_ukr_pack_a_avx2_16x6;
   kt->sgemm_kc = 384;
   kt->sgemm_small_name = "dn_sgemm_small_avx2_16x6";
