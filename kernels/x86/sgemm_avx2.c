@@ -265,43 +265,6 @@ static inline __attribute__((always_inline)) void small_cols(size_t k, float alp
     store_col(C + j * ldc, acc0[j], acc1[j], va, vb, beta != 0.0f, m0, m1, k0, k1);
 }
 
-/* R (a constant after inlining, <= 6) rows x up to 8 columns when op(B)'s columns are
- * contiguous (rsb == 1: the forward of a small output layer): eight columns' next 8 steps of
- * k are loaded and transposed in registers (dn_transpose8_avx2), so each k step is one
- * vector of 8 columns times R broadcasts of A, every lane useful, where small_cols fills R
- * of its 16 rows. 8 + R + 1 of the 16 ymm. Per element the same FMA chain over k in order,
- * then alpha, then beta (one FMA), as the general kernel; the k tail is never multiplied
- * by padding. The AVX-512 kernel's small_n, at half the width. */
-static inline __attribute__((always_inline)) void small_rows_n(size_t k, float alpha,
-                                                               const float *Ap, const float *B,
-                                                               size_t ldb, float beta, float *C,
-                                                               size_t ldc, size_t n, size_t R) {
-  __m256 acc[6];
-#pragma GCC unroll 6
-  for (size_t i = 0; i < R; i++) acc[i] = _mm256_setzero_ps();
-  for (size_t p0 = 0; p0 < k; p0 += 8, Ap += 8 * MR) {
-    const size_t pb = k - p0 < 8 ? k - p0 : 8;
-    const __m256i steps = row_mask(pb);
-    __m256 v[8];
-#pragma GCC unroll 8
-    for (size_t c = 0; c < 8; c++)
-      v[c] = c < n ? _mm256_maskload_ps(B + p0 + c * ldb, steps) : _mm256_setzero_ps();
-    dn_transpose8_avx2(v); /* v[p] lane c = op(B)(p0 + p, c) */
-#pragma GCC unroll 8
-    for (size_t p = 0; p < 8; p++) {
-      if (p >= pb) break;
-#pragma GCC unroll 6
-      for (size_t i = 0; i < R; i++)
-        acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(Ap + p * MR + i), v[p], acc[i]);
-    }
-  }
-  float out[6][8] __attribute__((aligned(32)));
-  const __m256 va = _mm256_set1_ps(alpha);
-#pragma GCC unroll 6
-  for (size_t i = 0; i < R; i++) _mm256_store_ps(out[i], _mm256_mul_ps(va, acc[i]));
-  dn_small_store_rows(out[0], 8, R, n, beta, C, ldc);
-}
-
 /* The cases 1..6 of a switch on a row count, each calling KERNEL(args..., r) with r a
  * constant, so the small kernels inline with their row loops unrolled. */
 #define ROW_COUNT_CASES(KERNEL, ...)                                                     \
@@ -377,38 +340,15 @@ static void small_t(size_t k, float alpha, const float *Ap, const float *B, size
   }
 }
 
-/* Rows [m_lo, m_hi) in groups of at most 6 over blocks of 8 columns (op(B)'s columns
- * contiguous). */
-static void small_n(size_t k, float alpha, const float *Ap, const float *B, size_t ldb, float beta,
-                    float *C, size_t ldc, size_t m_lo, size_t m_hi, size_t n) {
-  for (size_t i = m_lo; i < m_hi; i += 6) {
-    const size_t rows = m_hi - i < 6 ? m_hi - i : 6;
-    for (size_t j = 0; j < n; j += 8) {
-      const size_t nj = n - j < 8 ? n - j : 8;
-      float *c = C + i + j * ldc;
-      const float *a = Ap + i, *b = B + j * ldb;
-      switch (rows) {
-        ROW_COUNT_CASES(small_rows_n, k, alpha, a, b, ldb, beta, c, ldc, nj)
-        default: break;
-      }
-    }
-  }
-}
-
 /* The 16x6 register tile of the general kernel with op(B) read in place: a k step is
  * 2 loads + 6 broadcasts for 12 FMAs, as there. With op(B)'s rows contiguous, small_t
- * instead; with its columns contiguous and at most 6 rows, small_n. */
+ * instead. With its columns contiguous the driver calls this only for M = 13-16 (below, the
+ * dot kernel, dn_sgemm_small_dot_avx2, which replaced a transposing form for M <= 6). */
 void dn_sgemm_small_avx2_16x6(size_t k, float alpha, const float *Ap, const float *B, size_t rsb,
                               size_t csb, float beta, float *C, size_t ldc, size_t m_lo,
                               size_t m_hi, size_t n) {
   if (csb == 1) { /* op(B)'s rows contiguous: vectors along N */
     small_t(k, alpha, Ap, B, rsb, beta, C, ldc, m_lo, m_hi, n);
-    return;
-  }
-  if (rsb == 1 && m_hi - m_lo <= 6) { /* one group: for 10 rows the two groups' transposes
-                                        * cost more than the unused lanes (NN 256-10 60 -> 54
-                                        * GFLOP/s); one row 2x faster */
-    small_n(k, alpha, Ap, B, csb, beta, C, ldc, m_lo, m_hi, n);
     return;
   }
   const __m256i k0 = rows_between(m_lo, m_hi, 0), k1 = rows_between(m_lo, m_hi, 8);
