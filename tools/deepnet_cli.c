@@ -124,6 +124,13 @@ static int run_info(const cli_config *cfg) {
   else if (isa_env && *isa_env)
     printf(" (DEEPNET_ISA=%s)", isa_env);
   printf("\ngemm kernel      %s, %zux%zu micro-tile\n", kt->sgemm_ukr_name, kt->mr, kt->nr);
+  if (kt->sgemm_small && kt->sgemm_small_dot)
+    printf("small-M kernels  %s (M <= %zu), %s (M <= %zu, op(B)'s columns contiguous)\n",
+           kt->sgemm_small_name, kt->small_mr, kt->sgemm_small_dot_name, kt->small_dot_max_m);
+  else if (kt->sgemm_small)
+    printf("small-M kernel   %s (M <= %zu)\n", kt->sgemm_small_name, kt->small_mr);
+  else
+    printf("small-M kernel   none: the general path for every M\n");
   printf("packing of A     %s\n", !kt->sgemm_ukr_pack_a ? "a pass of its own before the micro-kernel"
                                : kt->ukr_pack_a_any_lda ? "inside the micro-kernel, at any lda (AMD Zen)"
                                                          : "inside the micro-kernel, a pass of its own at 4 KiB-multiple lda");
