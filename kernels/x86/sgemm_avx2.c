@@ -384,40 +384,40 @@ static inline __attribute__((always_inline)) __m256 dn_in_register(__m256 v) {
   return v;
 }
 
-/* Eight steps of k into the R x NC accumulators (acc[j * R + i]), from A's rows and B's
- * columns (the first lanes only through masked loads when masked): the side with fewer
- * vectors is held in registers while the other streams, so R * NC + min(R, NC) + 1 <= 15
- * ymm stay live. */
-static inline __attribute__((always_inline)) void dot_step(const float *A, size_t rsa,
-                                                           const float *B, size_t ldb,
-                                                           __m256 acc[12], bool masked,
-                                                           __m256i live, size_t R, size_t NC) {
-/* Each vector loaded once into a register: left to itself GCC folded the held side's loads
- * into every FMA that used it, 12 loads per 10 FMAs at R = 5, which the two load ports
- * could not feed (7 this way). */
+/* Eight steps of k into accumulators from nh held vectors (H + h * sh) and ns streamed
+ * ones (S + s * ss): acc[h * ah + s * as] += held h x streamed s (all constants after
+ * inlining; the first lanes only, through masked loads, when masked). The side with fewer
+ * vectors is the held one, so R * NC + min(R, NC) + 1 <= 15 ymm stay live. Each vector is
+ * loaded once into a register: left to itself GCC folded the held side's loads into every
+ * FMA that used it, 12 loads per 10 FMAs at R = 5, which the two load ports could not feed
+ * (7 this way). */
+static inline __attribute__((always_inline)) void dot_step(const float *H, size_t sh, size_t nh,
+                                                           const float *S, size_t ss, size_t ns,
+                                                           size_t ah, size_t as, __m256 acc[12],
+                                                           bool masked, __m256i live) {
 #define DN_LOAD(x) dn_in_register(masked ? _mm256_maskload_ps((x), live) : _mm256_loadu_ps(x))
-  if (R <= NC) {
-    __m256 a[6];
+  __m256 held[6];
 #pragma GCC unroll 6
-    for (size_t i = 0; i < R; i++) a[i] = DN_LOAD(A + i * rsa);
+  for (size_t h = 0; h < nh; h++) held[h] = DN_LOAD(H + h * sh);
 #pragma GCC unroll 8
-    for (size_t j = 0; j < NC; j++) {
-      const __m256 b = DN_LOAD(B + j * ldb);
+  for (size_t s = 0; s < ns; s++) {
+    const __m256 v = DN_LOAD(S + s * ss);
 #pragma GCC unroll 6
-      for (size_t i = 0; i < R; i++) acc[j * R + i] = _mm256_fmadd_ps(a[i], b, acc[j * R + i]);
-    }
-  } else {
-    __m256 b[8];
-#pragma GCC unroll 8
-    for (size_t j = 0; j < NC; j++) b[j] = DN_LOAD(B + j * ldb);
-#pragma GCC unroll 6
-    for (size_t i = 0; i < R; i++) {
-      const __m256 a = DN_LOAD(A + i * rsa);
-#pragma GCC unroll 8
-      for (size_t j = 0; j < NC; j++) acc[j * R + i] = _mm256_fmadd_ps(a, b[j], acc[j * R + i]);
-    }
+    for (size_t h = 0; h < nh; h++) acc[h * ah + s * as] = _mm256_fmadd_ps(held[h], v, acc[h * ah + s * as]);
   }
 #undef DN_LOAD
+}
+
+/* Eight steps of the R x NC tile (acc[j * R + i] for row i, column j), holding A's rows or
+ * B's columns, whichever are fewer (a x b and b x a are the same bits). */
+static inline __attribute__((always_inline)) void dot_steps(const float *A, size_t rsa,
+                                                            const float *B, size_t ldb,
+                                                            __m256 acc[12], bool masked,
+                                                            __m256i live, size_t R, size_t NC) {
+  if (R <= NC)
+    dot_step(A, rsa, R, B, ldb, NC, 1, R, acc, masked, live);
+  else
+    dot_step(B, ldb, NC, A, rsa, R, R, 1, acc, masked, live);
 }
 
 /* R rows x NC columns of C (constants after inlining, R * NC <= 12): each accumulator a
@@ -432,8 +432,8 @@ static inline __attribute__((always_inline)) void dot_tile(size_t k, float alpha
 #pragma GCC unroll 12
   for (size_t q = 0; q < R * NC; q++) acc[q] = _mm256_setzero_ps();
   size_t p = 0;
-  for (; p + 8 <= k; p += 8) dot_step(A + p, rsa, B + p, ldb, acc, false, _mm256_setzero_si256(), R, NC);
-  if (p < k) dot_step(A + p, rsa, B + p, ldb, acc, true, row_mask(k - p), R, NC);
+  for (; p + 8 <= k; p += 8) dot_steps(A + p, rsa, B + p, ldb, acc, false, _mm256_setzero_si256(), R, NC);
+  if (p < k) dot_steps(A + p, rsa, B + p, ldb, acc, true, row_mask(k - p), R, NC);
   float sums[16] __attribute__((aligned(32)));
   {
     __m256 v[8];
