@@ -474,10 +474,12 @@ static inline __attribute__((always_inline)) void dot_rows(size_t k, float alpha
   for (; j < n; j++) dot_tile(k, alpha, A, rsa, B + j * ldb, ldb, beta, C + j * ldc, ldc, R, 1);
 }
 
-/* Columns of B each row group reads before the next group reads them again: 12 (a
- * multiple of every tile width but 8, whose one group never re-reads) columns of up to 384
- * steps, 18 KiB, stay in L1 (with every group over all n columns, a 10 x 512 x 256 product
- * read B twice from L3 and ran 0.9x the 16-row kernel; paired runs, docs/kernels.md). */
+/* Columns of B each row group reads before the next group reads them again, when there are
+ * several groups: 12 (a multiple of the tile widths 6, 3 and 2; 8 is one row's, always a
+ * single group) columns of up to 384 steps, 18 KiB, stay in L1 (with every group over all
+ * n columns, a 10 x 512 x 256 product read B twice from L3 and ran 0.9x the 16-row kernel;
+ * paired runs, docs/kernels.md). One group reads B once and takes all n columns: in blocks
+ * of 12 a single row's 8-column tiles left 4 of every 12 columns to one-accumulator tiles. */
 enum { DOT_COLUMN_BLOCK = 12 };
 
 /* C(m x n) = alpha * A B + beta * C for m <= 16 when op(B)'s columns are contiguous along
@@ -486,9 +488,9 @@ enum { DOT_COLUMN_BLOCK = 12 };
  * groups of at most 6 (10 as 5 + 5), each over a block of columns. */
 void dn_sgemm_small_dot_avx2(size_t k, float alpha, const float *A, size_t rsa, const float *B,
                              size_t ldb, float beta, float *C, size_t ldc, size_t m, size_t n) {
-  const size_t groups = (m + 5) / 6;
-  for (size_t j = 0; j < n; j += DOT_COLUMN_BLOCK) {
-    const size_t nb = n - j < DOT_COLUMN_BLOCK ? n - j : DOT_COLUMN_BLOCK;
+  const size_t groups = (m + 5) / 6, block = groups == 1 ? n : DOT_COLUMN_BLOCK;
+  for (size_t j = 0; j < n; j += block) {
+    const size_t nb = n - j < block ? n - j : block;
     const float *b = B + j * ldb;
     for (size_t g = 0, i = 0; g < groups; g++) {
       const size_t R = (m - i) / (groups - g) + ((m - i) % (groups - g) != 0);
