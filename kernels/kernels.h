@@ -139,8 +139,8 @@ typedef struct dn_kernel_table {
   size_t small_mr;
   dn_sgemm_small_fn sgemm_small;
   /* With op(B)'s columns contiguous (transb 'N'), the small-M path multiplies with this
-   * instead for M <= small_dot_max_m, op(A)'s rows along k (NULL: sgemm_small serves both). Its bits are its own,
-   * not the general path's (see dn_sgemm_small_dot_fn). */
+   * instead for M <= small_dot_max_m, op(A)'s rows along k (NULL: sgemm_small serves
+   * both). Its bits are its own, not the general path's (see dn_sgemm_small_dot_fn). */
   const char *sgemm_small_dot_name;
   dn_sgemm_small_dot_fn sgemm_small_dot;
   size_t small_dot_max_m; /* up to this M; above, sgemm_small (its tile's lanes are full) */
