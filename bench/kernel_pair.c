@@ -10,6 +10,7 @@
  * VARIANT names the table entry removed in the "without" runs:
  *   small_dot   the small-M dot kernel (sgemm_small_dot): the 16-row small kernel instead
  *   ukr_rows    one call per column panel (sgemm_ukr_rows): a call per tile instead
+ *   ukr_pack_a  the micro-kernel that packs op(A) = A as it reads it: a packing pass instead
  *   small       the small-M path (sgemm_small and sgemm_small_dot): the general path
  * OP is NN, NT, TN or TT; one thread (dn_gemm on the calling thread), alpha 1, beta 0,
  * operands 64-byte aligned, lda/ldb/ldc the minimum. The ISA is DEEPNET_ISA's (or the
@@ -34,7 +35,7 @@ static int by_value(const void *a, const void *b) {
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: deepnet-kernel-pair small_dot|ukr_rows|small NN|NT|TN|TT M N K [pairs]\n");
+  fprintf(stderr, "usage: deepnet-kernel-pair small_dot|ukr_rows|ukr_pack_a|small NN|NT|TN|TT M N K [pairs]\n");
   return 2;
 }
 
@@ -66,6 +67,8 @@ int main(int argc, char **argv) {
     without.sgemm_small_dot = NULL;
   } else if (strcmp(argv[1], "ukr_rows") == 0) {
     without.sgemm_ukr_rows = NULL;
+  } else if (strcmp(argv[1], "ukr_pack_a") == 0) {
+    without.sgemm_ukr_pack_a = NULL;
   } else if (strcmp(argv[1], "small") == 0) {
     without.sgemm_small = NULL;
     without.sgemm_small_dot = NULL;
