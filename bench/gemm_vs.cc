@@ -9,7 +9,18 @@
 // is the median over rounds of deepnet's speed over each library's in that round, with its
 // quartiles. Speeds are the medians of the rounds.
 //
-//   bench-gemm-vs [--threads T] [--rounds R] [--sample-ms S] [FILTER...]
+//   bench-gemm-vs [--threads T] [--rounds R] [--sample-ms S] [--settle-ms W] [--refs LIST] [FILTER...]
+//
+// --refs: the reference libraries to run, "openblas,onednn" (the default: every one the
+// build links), "openblas", or "none" (deepnet alone, for its own speed).
+//
+// On more than one thread each sample is preceded by W ms (default 150) of the same
+// library's calls, untimed: a library's idle threads keep spinning after its last call
+// (OpenBLAS's server threads for about 2^28 cycles, ~0.1 s; libgomp's, under oneDNN, for
+// their spin count), and they took a core from whichever library ran next (measured:
+// deepnet at two threads ran at 70-120 GFLOP/s right after oneDNN, 166 alone). Pausing
+// instead of settling does not work on a VM: an idle vCPU is descheduled by the host, and
+// waking it again cost deepnet a third of a 20 ms sample.
 //
 // FILTER: substrings of "OP/SHAPE" names (e.g. "TN/256-10", "_m128", "sq1024"); by default
 // every MLP shape (the squares only when a filter names them). One thread is timed with the
@@ -38,7 +49,9 @@ struct Options {
   int threads = 1;
   int rounds = 15;
   double sample_s = 0.02;
+  double settle_s = -1; /* unset: 0 on one thread, 0.15 s on more */
   std::vector<std::string> filters;
+  std::string refs = "all"; /* --refs openblas,onednn (or none) */
 };
 
 double now_s(int threads) {
@@ -64,7 +77,7 @@ bool selected(const Options &o, const Shape &s) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: bench-gemm-vs [--threads T] [--rounds R] [--sample-ms S] [FILTER...]\n");
+  std::fprintf(stderr, "usage: bench-gemm-vs [--threads T] [--rounds R] [--sample-ms S] [--settle-ms W] [--refs LIST] [FILTER...]\n");
   return 2;
 }
 
@@ -74,10 +87,20 @@ bool parse(int argc, char **argv, Options &o) {
     if (!std::strcmp(argv[i], "--threads") && has_value) o.threads = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--rounds") && has_value) o.rounds = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--sample-ms") && has_value) o.sample_s = std::atof(argv[++i]) / 1e3;
+    else if (!std::strcmp(argv[i], "--refs") && has_value) o.refs = argv[++i];
+    else if (!std::strcmp(argv[i], "--settle-ms") && has_value) o.settle_s = std::atof(argv[++i]) / 1e3;
     else if (argv[i][0] == '-') return false;
     else o.filters.push_back(argv[i]);
   }
+  if (o.settle_s < 0) o.settle_s = o.threads > 1 ? 0.15 : 0.0;
   return o.threads >= 1 && o.rounds >= 1 && o.sample_s > 0;
+}
+
+// The library's calls, untimed, for settle_s: the previous library's idle threads go to
+// sleep meanwhile, while every core stays busy.
+void settle(Lib lib, const Shape &s, const float *A, const float *B, float *C, const Options &o) {
+  if (o.settle_s <= 0) return;
+  for (const double t0 = now_s(0); now_s(0) - t0 < o.settle_s;) bench::gemm_call(lib, s, A, B, C);
 }
 
 // Calls per sample so one sample lasts about sample_s (from a timed warm-up).
@@ -104,15 +127,17 @@ int main(int argc, char **argv) {
   }
   omp_set_num_threads(o.threads);
   std::vector<Lib> libs = {Lib::deepnet};
-  for (Lib l : bench::reference_libs()) libs.push_back(l);
+  for (Lib l : bench::reference_libs())
+    if (o.refs == "all" || ("," + o.refs + ",").find(std::string(",") + bench::lib_name(l) + ",") != std::string::npos)
+      libs.push_back(l);
   for (Lib l : libs) bench::set_lib_threads(l, o.threads);
   const dn_isa isa = dn_isa_active();
   const double peak = bench::peak_for(isa, o.threads);
 
-  std::printf("bench-gemm-vs: deepnet %s (%s kernels), %d thread%s, %d rounds of ~%.0f ms per library; "
-              "peak %.1f GFLOP/s (measured FMA loop x threads)\n",
+  std::printf("bench-gemm-vs: deepnet %s (%s kernels), %d thread%s, %d rounds of ~%.0f ms per library"
+              " (each after %.0f ms of its calls untimed); peak %.1f GFLOP/s (measured FMA loop x threads)\n",
               dn_version(), dn_isa_name(isa), o.threads, o.threads == 1 ? "" : "s", o.rounds,
-              o.sample_s * 1e3, peak);
+              o.sample_s * 1e3, o.settle_s * 1e3, peak);
   for (std::size_t i = 1; i < libs.size(); i++)
     std::printf("  %s %s\n", bench::lib_name(libs[i]), bench::lib_version(libs[i]).c_str());
   std::printf("\n| shape | deepnet GFLOP/s | %% peak |");
@@ -142,6 +167,7 @@ int main(int argc, char **argv) {
     for (int r = 0; r < o.rounds; r++) {
       for (std::size_t t = 0; t < libs.size(); t++) {
         const std::size_t l = (t + (std::size_t)r) % libs.size();
+        settle(libs[l], s, A.data(), B.data(), C.data(), o);
         const double t0 = now_s(o.threads);
         for (long c = 0; c < calls[l]; c++) bench::gemm_call(libs[l], s, A.data(), B.data(), C.data());
         speed[l].push_back(flops * (double)calls[l] / (now_s(o.threads) - t0) * 1e-9);
