@@ -3,8 +3,9 @@
 //
 // On a shared host whose speed moves by tens of percent for minutes at a time (the KVM
 // guests this project is measured on), a suite that times each library in its own stretch
-// compares the host's phases as much as the code: two runs of bench-gemm disagreed by up to
-// 1.3x on the same shape. Here every round times each library once, ~sample-ms each, in a
+// compares the host's phases as much as the code: in one bench-gemm run (five repetitions
+// interleaved at random) deepnet read 0.74x OpenBLAS on NN 512-256 m512, where this
+// program's rounds read 1.01-1.10x (docs/benchmarks.md). Here every round times each library once, ~sample-ms each, in a
 // rotating order, so the three samples of a round see the same phase; the figure per shape
 // is the median over rounds of deepnet's speed over each library's in that round, with its
 // quartiles. Speeds are the medians of the rounds.
@@ -116,6 +117,34 @@ long calls_per_sample(Lib lib, const Shape &s, const float *A, const float *B, f
   }
 }
 
+// Appends the reference libraries --refs names ("all", "none" or a comma list) to libs;
+// false, with a message, for a name this build does not link.
+bool choose_refs(const std::string &list, std::vector<Lib> &libs) {
+  const std::vector<Lib> linked = bench::reference_libs();
+  if (list == "all") {
+    libs.insert(libs.end(), linked.begin(), linked.end());
+    return true;
+  }
+  if (list == "none") return true;
+  std::size_t from = 0;
+  for (;;) {
+    const std::size_t comma = list.find(',', from);
+    const std::string name = list.substr(from, comma == std::string::npos ? std::string::npos : comma - from);
+    const auto it = std::find_if(linked.begin(), linked.end(),
+                                 [&](Lib l) { return name == bench::lib_name(l); });
+    if (it == linked.end()) {
+      std::fprintf(stderr, "bench-gemm-vs: --refs: '%s' is not a reference library of this build (linked:",
+                   name.c_str());
+      for (Lib l : linked) std::fprintf(stderr, " %s", bench::lib_name(l));
+      std::fprintf(stderr, ")\n");
+      return false;
+    }
+    if (std::find(libs.begin(), libs.end(), *it) == libs.end()) libs.push_back(*it);
+    if (comma == std::string::npos) return true;
+    from = comma + 1;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -127,9 +156,14 @@ int main(int argc, char **argv) {
   }
   omp_set_num_threads(o.threads);
   std::vector<Lib> libs = {Lib::deepnet};
-  for (Lib l : bench::reference_libs())
-    if (o.refs == "all" || ("," + o.refs + ",").find(std::string(",") + bench::lib_name(l) + ",") != std::string::npos)
-      libs.push_back(l);
+  if (!choose_refs(o.refs, libs)) return 2;
+  std::vector<Shape> chosen;
+  for (const Shape &s : bench::gemm_shapes())
+    if (selected(o, s)) chosen.push_back(s);
+  if (chosen.empty()) {
+    std::fprintf(stderr, "bench-gemm-vs: no shape matches\n");
+    return 2;
+  }
   for (Lib l : libs) bench::set_lib_threads(l, o.threads);
   const dn_isa isa = dn_isa_active();
   const double peak = bench::peak_for(isa, o.threads);
@@ -149,9 +183,8 @@ int main(int argc, char **argv) {
 
   std::vector<std::vector<double>> all_ratios(libs.size());
   std::vector<int> ahead(libs.size(), 0);
-  int shapes = 0;
-  for (const Shape &s : bench::gemm_shapes()) {
-    if (!selected(o, s)) continue;
+  const int shapes = (int)chosen.size();
+  for (const Shape &s : chosen) {
     bench::Buffer A(s.M * s.K, -1, 1, 1), B(s.K * s.N, -1, 1, 2), C(s.M * s.N, 0, 0, 3);
     std::vector<long> calls(libs.size());
     bool ok = true;
@@ -173,7 +206,6 @@ int main(int argc, char **argv) {
         speed[l].push_back(flops * (double)calls[l] / (now_s(o.threads) - t0) * 1e-9);
       }
     }
-    shapes++;
     std::printf("| %s | %.1f | %.0f |", s.name().c_str(), quantile(speed[0], 0.5),
                 100.0 * quantile(speed[0], 0.5) / peak);
     for (std::size_t l = 1; l < libs.size(); l++) std::printf(" %.1f |", quantile(speed[l], 0.5));
@@ -187,10 +219,6 @@ int main(int argc, char **argv) {
     }
     std::printf("\n");
     std::fflush(stdout);
-  }
-  if (shapes == 0) {
-    std::fprintf(stderr, "bench-gemm-vs: no shape matches\n");
-    return 2;
   }
   std::printf("\n");
   for (std::size_t l = 1; l < libs.size(); l++) {

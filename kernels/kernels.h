@@ -121,7 +121,8 @@ typedef struct dn_kernel_table {
   dn_sgemm_ukr_pack_a_fn sgemm_ukr_pack_a; /* NULL: the driver packs A in its own pass */
   /* sgemm_ukr_pack_a also at an lda that is a multiple of 4 KiB. Set by the dispatcher
    * from the CPU, not by the table: Intel cores lose 11-13% there (4 KiB aliasing of the
-   * kernel's column loads), AMD Zen 3 gains 14-16% at m128 (docs/kernels.md, Blocking). */
+   * kernel's column loads), AMD Zen 3 gained 14-16% at m128 in session 13 and lost 5-11%
+   * in session 15's loaded phase (docs/kernels.md, Blocking and Session 15). */
   bool ukr_pack_a_any_lda;
   dn_sgemm_ukr_bias_act_fn sgemm_ukr_bias_act; /* NULL: the epilogue is a pass over the panel */
   /* Largest K block of the GEMM driver (0: the driver's default). Fixed per ISA, never

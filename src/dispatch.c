@@ -42,8 +42,9 @@ static void build_tables(void) {
     detected = DN_ISA_AVX512;
   }
   /* Zen's loads do not stall on stores 4 KiB apart as Intel's do: packing A inside the
-   * micro-kernel pays at every lda there (measured with the AVX2 kernel on Zen 3; the
-   * AVX-512 one follows the same loads and stores). */
+   * micro-kernel paid at every lda there in session 13 (the AVX2 kernel on Zen 3; the
+   * AVX-512 one follows the same loads and stores). Session 15, in a loaded phase of the
+   * same host, measured the opposite at 4 KiB-multiple lda (docs/kernels.md, Session 15). */
   tables[DN_ISA_AVX2].ukr_pack_a_any_lda = tables[DN_ISA_AVX512].ukr_pack_a_any_lda = f->amd_zen;
 #endif
 #ifdef DN_HAVE_NEON_KERNELS

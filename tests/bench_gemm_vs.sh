@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# bench-gemm-vs refuses bad arguments with exit 2 and a message, and a short run prints the
+# table row of the shape it was given, with a ratio per linked reference library.
+# Usage: bench_gemm_vs.sh BENCH_GEMM_VS
+set -uo pipefail
+exe=$1 failed=0
+expect_refusal() { # expect_refusal WHAT ARGS...
+  local what=$1; shift
+  local err rc
+  err=$("$exe" "$@" 2>&1 >/dev/null); rc=$?
+  if [ "$rc" -ne 2 ] || [ -z "$err" ]; then
+    echo "FAIL $what: exit $rc, message '$err'"; failed=1
+  fi
+}
+expect_refusal "rounds 0" --rounds 0
+expect_refusal "threads not a number" --threads many
+expect_refusal "unknown option" --fast
+expect_refusal "unknown library" --refs opneblas
+expect_refusal "no shape matches" --rounds 1 NN/no-such-shape
+out=$("$exe" --rounds 2 --sample-ms 1 TN/256-10_m128 2>&1); rc=$?
+refs=$(echo "$out" | grep -c '^  \(openblas\|onednn\) ')
+row=$(echo "$out" | grep '^| TN/256-10_m128 |')
+cells=$(echo "$row" | awk -F'|' '{print NF - 2}')
+if [ "$rc" -ne 0 ] || [ -z "$row" ] || [ "$cells" -ne $((3 + 2 * refs)) ]; then
+  echo "FAIL short run: exit $rc, $refs reference libraries, row '$row'"; failed=1
+fi
+out=$("$exe" --rounds 1 --sample-ms 1 --refs none NN/256-10_m128 2>&1)
+echo "$out" | grep -q '^| NN/256-10_m128 | [0-9.]* | [0-9]* |$' || { echo "FAIL --refs none: $out"; failed=1; }
+if [ "$failed" -eq 0 ]; then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; exit 1; fi
