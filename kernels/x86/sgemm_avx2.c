@@ -73,8 +73,11 @@ static inline __attribute__((always_inline)) void edge_tile(size_t k, float alph
 }
 
 /* Columns of the unpacked op(A) = A are read this many k steps ahead by the fused
- * pack-and-multiply kernel, into L2 only (see sgemm_avx512.c). */
-#define A_SOURCE_PREFETCH_COLUMNS 16
+ * pack-and-multiply kernel, into L2 only (see sgemm_avx512.c). 32 rather than 16: the
+ * fused tiles of NN 1024 x 128 x 1024 and 4096 x 128 x 4096 cost 6-7x a packed tile (perf),
+ * waiting on A's lines; 32 ahead made dn_sgemm 1.01-1.04x on NN 512-4096 at m 128-256 on
+ * the Zen 3 guest (deepnet-kernel-pair, 30 pairs; 8 ahead 0.95x, 48-64 no better). */
+#define A_SOURCE_PREFETCH_COLUMNS 32
 
 /* The full 16 x 6 tile. With A_src (a constant after inlining) the tile reads op(A) = A
  * where it lies, column by column at stride lda, and stores each loaded pair of vectors
