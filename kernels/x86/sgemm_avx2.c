@@ -112,34 +112,58 @@ static inline __attribute__((always_inline)) void full_tile(size_t k, float alph
 #define DN_FMA(j) DN_FMA_AT(Bp, j)
   size_t p = 0;
   if (!A_src) {
-    /* Packed A: four k steps an iteration at constant offsets, so the loop's own
-     * instructions (pointer increments, counter, branch) come once per 48 FMAs, and no
-     * software prefetch of A (the packed block streams in order; the hardware prefetchers
-     * follow it). Measured on a Zen 3 EPYC (docs/kernels.md, "Instructions per FMA"): one k
-     * step a loop with its prefetch ran 0.78-0.92x this, as the core's dispatch slots were
-     * shared with another guest's thread. */
-#define DN_STEP(s)                                                             \
-  do {                                                                         \
-    const __m256 a0 = _mm256_loadu_ps(Ap + s * MR), a1 = _mm256_loadu_ps(Ap + s * MR + 8); \
-    const float *const Bs = Bp + s * NR;                                       \
-    DN_FMA_AT(Bs, 0); DN_FMA_AT(Bs, 1); DN_FMA_AT(Bs, 2);                      \
-    DN_FMA_AT(Bs, 3); DN_FMA_AT(Bs, 4); DN_FMA_AT(Bs, 5);                      \
-  } while (0)
-    for (; p + 4 <= k; p += 4, Ap += 4 * MR, Bp += 4 * NR) {
-      DN_STEP(0); DN_STEP(1); DN_STEP(2); DN_STEP(3);
-    }
-    /* The last k % 4 steps the same way, not through the loop below: at K = 10 (dA_prev of
-     * a 10-unit layer) they are a fifth of the FMAs, and that loop's prefetch and stride
-     * kept an accumulator on the stack (TN 256-10 +4-5%, paired runs in one process). */
-    if (p + 2 <= k) {
-      DN_STEP(0); DN_STEP(1);
-      p += 2, Ap += 2 * MR, Bp += 2 * NR;
-    }
-    if (p < k) {
-      DN_STEP(0);
-      p += 1, Ap += MR, Bp += NR;
-    }
-#undef DN_STEP
+    /* Packed A: the k loop in assembly, four k steps an iteration at constant offsets (the
+     * loop's own instructions once per 48 FMAs) and then the k % 4 last steps, with the 12
+     * accumulators pinned in registers from the first step to the last. No software
+     * prefetch of A: the packed block streams in order and the hardware prefetchers follow
+     * it (one k step a loop with a prefetch ran 0.78-0.92x on a Zen 3 EPYC whose dispatch
+     * slots another guest's thread shared: docs/kernels.md, "Instructions per FMA").
+     * Why assembly: GCC, given this loop in intrinsics, kept two accumulators on the stack
+     * through the k % 4 steps after it (a store and a reload inside their FMA chains, a
+     * fifth of the FMAs at K = 10, the dA_prev of a 10-unit layer), whatever form the tail
+     * took. Each accumulator still gets one vfmadd231ps a k step, in k order: the chains of
+     * the intrinsics form and of the scalar twin, so the same bits (test_gemm). 30 operands
+     * is GCC's limit: k enters in the step counter and rcx keeps k % 4. */
+#define DN_S(s, j) \
+  "vbroadcastss " #s "*24+" #j "*4(%[bp]), %%ymm15\n\t" \
+  "vfmadd231ps %%ymm15, %%ymm13, %[c0" #j "]\n\t" \
+  "vfmadd231ps %%ymm15, %%ymm14, %[c1" #j "]\n\t"
+#define DN_ASM_STEP(s) \
+  "vmovups " #s "*64(%[ap]), %%ymm13\n\t" \
+  "vmovups " #s "*64+32(%[ap]), %%ymm14\n\t" \
+  DN_S(s, 0) DN_S(s, 1) DN_S(s, 2) DN_S(s, 3) DN_S(s, 4) DN_S(s, 5)
+    size_t steps = k;
+    __asm__ volatile(
+        "mov %[n], %%rcx\n\t"
+        "shr $2, %[n]\n\t"
+        "jz 2f\n\t"
+        ".p2align 5\n"
+        "1:\n\t"
+        DN_ASM_STEP(0) DN_ASM_STEP(1) DN_ASM_STEP(2) DN_ASM_STEP(3)
+        "add $256, %[ap]\n\t"
+        "add $96, %[bp]\n\t"
+        "dec %[n]\n\t"
+        "jnz 1b\n"
+        "2:\n\t"
+        "test $2, %%cl\n\t"
+        "jz 3f\n\t"
+        DN_ASM_STEP(0) DN_ASM_STEP(1)
+        "add $128, %[ap]\n\t"
+        "add $48, %[bp]\n"
+        "3:\n\t"
+        "test $1, %%cl\n\t"
+        "jz 4f\n\t"
+        DN_ASM_STEP(0)
+        "4:\n\t"
+        : [c00] "+x"(c0_0), [c10] "+x"(c1_0), [c01] "+x"(c0_1), [c11] "+x"(c1_1),
+          [c02] "+x"(c0_2), [c12] "+x"(c1_2), [c03] "+x"(c0_3), [c13] "+x"(c1_3),
+          [c04] "+x"(c0_4), [c14] "+x"(c1_4), [c05] "+x"(c0_5), [c15] "+x"(c1_5),
+          [ap] "+r"(Ap), [bp] "+r"(Bp), [n] "+r"(steps)
+        :
+        : "rcx", "xmm13", "xmm14", "xmm15", "cc", "memory");
+#undef DN_ASM_STEP
+#undef DN_S
+    p = k;
   }
   /* With A_src (m == MR: every row live) one k step an iteration: its loads come from
    * the unpacked source, 16 columns ahead of which the prefetch runs. */
@@ -164,7 +188,10 @@ static inline __attribute__((always_inline)) void full_tile(size_t k, float alph
   if (m == MR && n == NR) {
     /* The whole tile, without masks or per-column tests: at small K (dA_prev of a 10-unit
      * layer, K = 10) the store phase is a third of the tile. alpha 1 skips its multiply,
-     * which leaves every value as it is (1 * x is x, bit for bit). */
+     * which leaves every value as it is (1 * x is x, bit for bit). The two common cases
+     * (alpha 1, beta 0 or 1: every K block) each get a branch of their own: with one
+     * sequence of selects for all four, GCC moved the 12 accumulators through the stack
+     * between the assembly loop and the stores. */
     const bool scale = alpha != 1.0f;
 #define DN_PUT(j)                                                                     \
   do {                                                                                \
@@ -178,7 +205,26 @@ static inline __attribute__((always_inline)) void full_tile(size_t k, float alph
     _mm256_storeu_ps(c, r0);                                                          \
     _mm256_storeu_ps(c + 8, r1);                                                      \
   } while (0)
-    DN_PUT(0); DN_PUT(1); DN_PUT(2); DN_PUT(3); DN_PUT(4); DN_PUT(5);
+#define DN_SET(j)                                                                     \
+  do {                                                                                \
+    _mm256_storeu_ps(C + j * ldc, c0_##j);                                            \
+    _mm256_storeu_ps(C + j * ldc + 8, c1_##j);                                        \
+  } while (0)
+#define DN_ACCUM(j)                                                                   \
+  do {                                                                                \
+    float *const c = C + j * ldc;                                                     \
+    _mm256_storeu_ps(c, _mm256_fmadd_ps(vb, _mm256_loadu_ps(c), c0_##j));             \
+    _mm256_storeu_ps(c + 8, _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + 8), c1_##j));     \
+  } while (0)
+    if (!scale && !read_c) {
+      DN_SET(0); DN_SET(1); DN_SET(2); DN_SET(3); DN_SET(4); DN_SET(5);
+    } else if (!scale) {
+      DN_ACCUM(0); DN_ACCUM(1); DN_ACCUM(2); DN_ACCUM(3); DN_ACCUM(4); DN_ACCUM(5);
+    } else {
+      DN_PUT(0); DN_PUT(1); DN_PUT(2); DN_PUT(3); DN_PUT(4); DN_PUT(5);
+    }
+#undef DN_SET
+#undef DN_ACCUM
 #undef DN_PUT
     return;
   }
