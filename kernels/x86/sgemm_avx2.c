@@ -166,7 +166,7 @@ static inline __attribute__((always_inline)) void full_tile(size_t k, float alph
     p = k;
   }
   /* With A_src (m == MR: every row live) one k step an iteration: its loads come from
-   * the unpacked source, 16 columns ahead of which the prefetch runs. */
+   * the unpacked source, A_SOURCE_PREFETCH_COLUMNS ahead of which the prefetch runs. */
   for (; A_src && p < k; p++) {
     _mm_prefetch((const char *)(A_src + A_SOURCE_PREFETCH_COLUMNS * lda), _MM_HINT_T1);
     _mm_prefetch((const char *)(A_src + A_SOURCE_PREFETCH_COLUMNS * lda + MR - 1), _MM_HINT_T1);
