@@ -410,11 +410,11 @@ static void gemm_blocked(const dn_kernel_table *kt, const blocking *b, const a_s
           const size_t n = min_sz(b->nr, nb - jr);
           float *C_j = C + (jc + jr) * ldc;
           size_t ir = 0;
-          /* The block's full tiles in one call, where no tile needs another kernel. */
-          if (kt->sgemm_ukr_rows && n == b->nr && mb >= b->mr && !(pack_in_ukr && jr == 0) &&
+          /* The block's full-height tiles in one call, where no tile needs another kernel. */
+          if (kt->sgemm_ukr_rows && mb >= b->mr && !(pack_in_ukr && jr == 0) &&
               !(last && ep_in_ukr)) {
             ir = mb / b->mr * b->mr;
-            kt->sgemm_ukr_rows(kb, alpha, A_ic, mb / b->mr, Bp + jr * kb, beta_pc, C_j + ic, ldc);
+            kt->sgemm_ukr_rows(kb, alpha, A_ic, mb / b->mr, Bp + jr * kb, beta_pc, C_j + ic, ldc, n);
           }
           for (; ir < mb; ir += b->mr) {
             const size_t m = min_sz(b->mr, mb - ir);

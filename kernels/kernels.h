@@ -23,12 +23,14 @@ typedef void (*dn_sgemm_ukr_bias_act_fn)(size_t k, float alpha, const float *Ap,
                                          float beta, float *C, size_t ldc, size_t m, size_t n,
                                          const float *bias, dn_act act);
 
-/* Full MR x NR tiles down one column panel: tile t reads Ap + t * MR * k and writes the
- * rows C + t * MR, each bitwise sgemm_ukr(k, alpha, Ap + t * MR * k, Bp, beta, C + t * MR,
- * ldc, MR, NR). One call per panel instead of one per tile: at K = 10 (dA_prev of a
- * 10-unit layer) the call and its setup were a tenth of a tile's time. */
+/* Full-height MR x n tiles (1 <= n <= NR) down one column panel: tile t reads
+ * Ap + t * MR * k and writes the rows C + t * MR, each bitwise sgemm_ukr(k, alpha,
+ * Ap + t * MR * k, Bp, beta, C + t * MR, ldc, MR, n). One call per panel instead of one per
+ * tile: at K = 10 (dA_prev of a 10-unit layer) the call and its setup were a tenth of a
+ * tile's time; and a narrow last panel can take its tiles together (see the AVX2 one). */
 typedef void (*dn_sgemm_ukr_rows_fn)(size_t k, float alpha, const float *Ap, size_t tiles,
-                                     const float *Bp, float beta, float *C, size_t ldc);
+                                     const float *Bp, float beta, float *C, size_t ldc,
+                                     size_t n);
 
 /* The micro-kernel fused with the packing of its A micro-panel: the same tile as
  * sgemm_ukr with Ap = the panel that sgemm_pack_n(k, m, mr, A, lda, Ap) would write, which

@@ -542,9 +542,11 @@ static void packing_place_bitwise(dn_isa isa) {
   cr_expect_eq(bad, 0, "%zu failures over %zu cases", bad, n);
 }
 
-/* A column panel's full tiles in one sgemm_ukr_rows call give bitwise the call per tile
- * (the same table without it), with several MC blocks, partial tiles below, short last
- * column panels, K = 1, 10 and over a K block, every transpose and beta. */
+/* A column panel's full-height tiles in one sgemm_ukr_rows call give bitwise the call per
+ * tile (the same table without it), with several MC blocks, partial tiles below, short last
+ * column panels (N = 4 NR + 2 and 2 NR + 1 end in 2 and 1 columns: with an odd and an even
+ * number of tiles, the AVX2 kernel's tile pairs and its lone last tile), K = 1, 10 and over
+ * a K block, every transpose and beta. */
 static void ukr_rows_bitwise_per_tile(dn_isa isa) {
   const dn_kernel_table *kt = table_or_skip(isa);
   if (!kt->sgemm_ukr_rows) cr_skip_test("%s calls its micro-kernel per tile", dn_isa_name(isa));

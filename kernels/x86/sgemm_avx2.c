@@ -254,12 +254,58 @@ void dn_sgemm_ukr_avx2_16x6(size_t k, float alpha, const float *Ap, const float 
     full_tile(k, alpha, Ap, Bp, beta, C, ldc, m, n, NULL, 0, NULL);
 }
 
-/* Full tiles down a column panel, the tile inlined: at K = 10 (TN 256-10) 1.05-1.08x the
- * call per tile, at K = 512-784 1.01x (paired runs in one process, docs/kernels.md). */
+/* Two full-height tiles of a panel 1 or 2 columns wide (N = 128 and 512 end in 2) at once:
+ * 32 rows x 2 columns are 8 accumulator chains, enough for the FMA latency (4 cycles) on
+ * two FMA ports, where one 16 x 2 tile's 4 chains ran the FMAs at half rate. Per element the
+ * chain, alpha and beta steps of edge_tile, so each tile is bitwise dn_sgemm_ukr_avx2_16x6. */
+static void narrow_pair(size_t k, float alpha, const float *Ap, const float *Bp, float beta,
+                        float *C, size_t ldc, size_t n) {
+  const float *Ap2 = Ap + MR * k;
+  __m256 c0[2], c1[2], c2[2], c3[2];
+  for (size_t j = 0; j < 2; j++) c0[j] = c1[j] = c2[j] = c3[j] = _mm256_setzero_ps();
+  for (size_t j = 0; j < n; j++) {
+    _mm_prefetch((const char *)(C + j * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char *)(C + MR + j * ldc), _MM_HINT_T0);
+  }
+  for (size_t p = 0; p < k; p++, Ap += MR, Ap2 += MR, Bp += NR) {
+    _mm_prefetch((const char *)(Ap + 8 * MR), _MM_HINT_T0);
+    _mm_prefetch((const char *)(Ap2 + 8 * MR), _MM_HINT_T0);
+    const __m256 a0 = _mm256_loadu_ps(Ap), a1 = _mm256_loadu_ps(Ap + 8);
+    const __m256 a2 = _mm256_loadu_ps(Ap2), a3 = _mm256_loadu_ps(Ap2 + 8);
+#pragma GCC unroll 2
+    for (size_t j = 0; j < 2; j++) {
+      const __m256 b = _mm256_broadcast_ss(Bp + j);
+      c0[j] = _mm256_fmadd_ps(a0, b, c0[j]);
+      c1[j] = _mm256_fmadd_ps(a1, b, c1[j]);
+      c2[j] = _mm256_fmadd_ps(a2, b, c2[j]);
+      c3[j] = _mm256_fmadd_ps(a3, b, c3[j]);
+    }
+  }
+  const __m256i all = row_mask(8);
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  const bool read_c = beta != 0.0f;
+  for (size_t j = 0; j < n; j++) {
+    store_col(C + j * ldc, c0[j], c1[j], va, vb, read_c, 8, 8, all, all);
+    store_col(C + MR + j * ldc, c2[j], c3[j], va, vb, read_c, 8, 8, all, all);
+  }
+}
+
+/* Full-height tiles down a column panel. n = NR: the full tile inlined (at K = 10, TN 256-10,
+ * 1.05-1.08x the call per tile, at K = 512-784 1.01x: paired runs in one process,
+ * docs/kernels.md). n <= 2: tiles in pairs (narrow_pair); other n, the tile kernel. */
 void dn_sgemm_ukr_rows_avx2_16x6(size_t k, float alpha, const float *Ap, size_t tiles,
-                                 const float *Bp, float beta, float *C, size_t ldc) {
-  for (size_t t = 0; t < tiles; t++, Ap += MR * k, C += MR)
-    full_tile(k, alpha, Ap, Bp, beta, C, ldc, MR, NR, NULL, 0, NULL);
+                                 const float *Bp, float beta, float *C, size_t ldc, size_t n) {
+  size_t t = 0;
+  if (n == NR) {
+    for (; t < tiles; t++, Ap += MR * k, C += MR)
+      full_tile(k, alpha, Ap, Bp, beta, C, ldc, MR, NR, NULL, 0, NULL);
+    return;
+  }
+  if (n <= 2)
+    for (; t + 2 <= tiles; t += 2, Ap += 2 * MR * k, C += 2 * MR)
+      narrow_pair(k, alpha, Ap, Bp, beta, C, ldc, n);
+  for (; t < tiles; t++, Ap += MR * k, C += MR)
+    dn_sgemm_ukr_avx2_16x6(k, alpha, Ap, Bp, beta, C, ldc, MR, n);
 }
 
 void dn_sgemm_ukr_pack_a_avx2_16x6(size_t k, float alpha, const float *A, size_t lda, float *Ap,

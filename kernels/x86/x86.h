@@ -13,7 +13,7 @@
 void dn_sgemm_ukr_avx2_16x6(size_t k, float alpha, const float *Ap, const float *Bp, float beta,
                             float *C, size_t ldc, size_t m, size_t n);
 void dn_sgemm_ukr_rows_avx2_16x6(size_t k, float alpha, const float *Ap, size_t tiles,
-                                 const float *Bp, float beta, float *C, size_t ldc);
+                                 const float *Bp, float beta, float *C, size_t ldc, size_t n);
 void dn_sgemm_ukr_pack_a_avx2_16x6(size_t k, float alpha, const float *A, size_t lda, float *Ap,
                                    const float *Bp, float beta, float *C, size_t ldc, size_t m,
                                    size_t n);
