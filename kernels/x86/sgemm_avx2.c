@@ -261,8 +261,10 @@ void dn_sgemm_ukr_avx2_16x6(size_t k, float alpha, const float *Ap, const float 
 static void narrow_pair(size_t k, float alpha, const float *Ap, const float *Bp, float beta,
                         float *C, size_t ldc, size_t n) {
   const float *Ap2 = Ap + MR * k;
-  __m256 c0[2], c1[2], c2[2], c3[2];
-  for (size_t j = 0; j < 2; j++) c0[j] = c1[j] = c2[j] = c3[j] = _mm256_setzero_ps();
+  /* Named, not arrays: with __m256 c[4][2] GCC stored the accumulators to the stack every
+   * k step. */
+  __m256 c00 = _mm256_setzero_ps(), c10 = c00, c20 = c00, c30 = c00;
+  __m256 c01 = c00, c11 = c00, c21 = c00, c31 = c00;
   for (size_t j = 0; j < n; j++) {
     _mm_prefetch((const char *)(C + j * ldc), _MM_HINT_T0);
     _mm_prefetch((const char *)(C + MR + j * ldc), _MM_HINT_T0);
@@ -272,21 +274,24 @@ static void narrow_pair(size_t k, float alpha, const float *Ap, const float *Bp,
     _mm_prefetch((const char *)(Ap2 + 8 * MR), _MM_HINT_T0);
     const __m256 a0 = _mm256_loadu_ps(Ap), a1 = _mm256_loadu_ps(Ap + 8);
     const __m256 a2 = _mm256_loadu_ps(Ap2), a3 = _mm256_loadu_ps(Ap2 + 8);
-#pragma GCC unroll 2
-    for (size_t j = 0; j < 2; j++) {
-      const __m256 b = _mm256_broadcast_ss(Bp + j);
-      c0[j] = _mm256_fmadd_ps(a0, b, c0[j]);
-      c1[j] = _mm256_fmadd_ps(a1, b, c1[j]);
-      c2[j] = _mm256_fmadd_ps(a2, b, c2[j]);
-      c3[j] = _mm256_fmadd_ps(a3, b, c3[j]);
-    }
+    const __m256 b0 = _mm256_broadcast_ss(Bp), b1 = _mm256_broadcast_ss(Bp + 1);
+    c00 = _mm256_fmadd_ps(a0, b0, c00);
+    c10 = _mm256_fmadd_ps(a1, b0, c10);
+    c20 = _mm256_fmadd_ps(a2, b0, c20);
+    c30 = _mm256_fmadd_ps(a3, b0, c30);
+    c01 = _mm256_fmadd_ps(a0, b1, c01);
+    c11 = _mm256_fmadd_ps(a1, b1, c11);
+    c21 = _mm256_fmadd_ps(a2, b1, c21);
+    c31 = _mm256_fmadd_ps(a3, b1, c31);
   }
   const __m256i all = row_mask(8);
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
   const bool read_c = beta != 0.0f;
-  for (size_t j = 0; j < n; j++) {
-    store_col(C + j * ldc, c0[j], c1[j], va, vb, read_c, 8, 8, all, all);
-    store_col(C + MR + j * ldc, c2[j], c3[j], va, vb, read_c, 8, 8, all, all);
+  store_col(C, c00, c10, va, vb, read_c, 8, 8, all, all);
+  store_col(C + MR, c20, c30, va, vb, read_c, 8, 8, all, all);
+  if (n > 1) {
+    store_col(C + ldc, c01, c11, va, vb, read_c, 8, 8, all, all);
+    store_col(C + MR + ldc, c21, c31, va, vb, read_c, 8, 8, all, all);
   }
 }
 
