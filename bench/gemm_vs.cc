@@ -11,6 +11,14 @@
 // quartiles. Speeds are the medians of the rounds.
 //
 //   bench-gemm-vs [--threads T] [--rounds R] [--sample-ms S] [--settle-ms W] [--refs LIST] [FILTER...]
+//   bench-gemm-vs --scaling T1,T2,... [--rounds R] [--sample-ms S] [--settle-ms W] [FILTER...]
+//
+// --scaling: deepnet alone at each thread count in turn, round by round, all on the wall
+// clock: per shape each count's median speed and its speed-up over T1 as the median of the
+// per-round ratios, with quartiles. A scaling table from separate runs divides one moment's
+// 16-thread speed by another moment's one-thread speed; on hosts whose speed moves by up to
+// 2x between minutes (the lent 16-vCPU machines, docs/benchmarks.md) that ratio read
+// anything from 9x to 16x for the same code.
 //
 // --refs: the reference libraries to run, "openblas,onednn" (the default: every one the
 // build links), "openblas", or "none" (deepnet alone, for its own speed).
@@ -53,6 +61,7 @@ struct Options {
   double settle_s = -1; /* unset: 0 on one thread, 0.15 s on more */
   std::vector<std::string> filters;
   std::string refs = "all"; /* --refs openblas,onednn (or none) */
+  std::vector<int> scaling;  /* --scaling T1,T2,...: thread counts alternated, deepnet alone */
 };
 
 double now_s(int threads) {
@@ -78,12 +87,31 @@ bool selected(const Options &o, const Shape &s) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: bench-gemm-vs [--threads T] [--rounds R] [--sample-ms S] [--settle-ms W] [--refs LIST] [FILTER...]\n");
+  std::fprintf(stderr,
+               "usage: bench-gemm-vs [--threads T] [--rounds R] [--sample-ms S] [--settle-ms W] [--refs LIST] [FILTER...]\n"
+               "       bench-gemm-vs --scaling T1,T2,... [--rounds R] [--sample-ms S] [--settle-ms W] [FILTER...]\n");
   return 2;
+}
+
+// "1,2,16" into {1, 2, 16}: false for an empty item, a non-number or a count outside 1..1024.
+bool parse_counts(const char *text, std::vector<int> &out) {
+  const char *p = text;
+  for (;;) {
+    char *end;
+    const long v = std::strtol(p, &end, 10);
+    if (end == p || v < 1 || v > 1024 || (*end != ',' && *end != '\0')) return false;
+    out.push_back((int)v);
+    if (*end == '\0') return true;
+    p = end + 1;
+  }
 }
 
 bool parse(int argc, char **argv, Options &o) {
   for (int i = 1; i < argc; i++) {
+    if (!std::strcmp(argv[i], "--scaling") && i + 1 < argc) {
+      if (!parse_counts(argv[++i], o.scaling)) return false;
+      continue;
+    }
     const bool has_value = i + 1 < argc;
     if (!std::strcmp(argv[i], "--threads") && has_value) o.threads = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--rounds") && has_value) o.rounds = std::atoi(argv[++i]);
@@ -93,6 +121,7 @@ bool parse(int argc, char **argv, Options &o) {
     else if (argv[i][0] == '-') return false;
     else o.filters.push_back(argv[i]);
   }
+  if (!o.scaling.empty()) o.threads = *std::max_element(o.scaling.begin(), o.scaling.end());
   if (o.settle_s < 0) o.settle_s = o.threads > 1 ? 0.15 : 0.0;
   return o.threads >= 1 && o.rounds >= 1 && o.sample_s > 0;
 }
@@ -145,11 +174,74 @@ bool choose_refs(const std::string &list, std::vector<Lib> &libs) {
   }
 }
 
+// --scaling: deepnet at each of o.scaling's thread counts, taking turns within each round
+// (the order rotating), on the wall clock; each sample after settle_s of the same count's
+// calls, so the pool has its workers awake or asleep as that count leaves them.
+int run_scaling(const Options &o, const std::vector<Shape> &chosen) {
+  const std::vector<int> &T = o.scaling;
+  const dn_isa isa = dn_isa_active();
+  const double peak1 = bench::peak_for(isa, 1);
+  std::printf("bench-gemm-vs --scaling: deepnet %s (%s kernels), %d rounds of ~%.0f ms per thread count"
+              " (each after %.0f ms of its calls untimed), wall clock; one-thread FMA peak %.1f GFLOP/s\n",
+              dn_version(), dn_isa_name(isa), o.rounds, o.sample_s * 1e3, o.settle_s * 1e3, peak1);
+  std::printf("\n| shape |");
+  for (int t : T) std::printf(" %d thr GFLOP/s |", t);
+  for (std::size_t i = 1; i < T.size(); i++) std::printf(" %d/%d [p25 p75] |", T[i], T[0]);
+  std::printf(" %% of %d x peak |\n|---|", T.back());
+  for (std::size_t i = 1; i < 2 * T.size() + 1; i++) std::printf("---|");
+  std::printf("\n");
+  Options wall = o;
+  wall.threads = 2; /* now_s(threads > 1): the wall clock, for every count */
+  for (const Shape &s : chosen) {
+    bench::Buffer A(s.M * s.K, -1, 1, 1), B(s.K * s.N, -1, 1, 2), C(s.M * s.N, 0, 0, 3);
+    std::vector<long> calls(T.size());
+    for (std::size_t i = 0; i < T.size(); i++) {
+      if (dn_set_num_threads(T[i]) != DN_OK) {
+        std::fprintf(stderr, "bench-gemm-vs: %s\n", dn_last_error());
+        return 1;
+      }
+      if (!bench::gemm_call(Lib::deepnet, s, A.data(), B.data(), C.data()) ||
+          !bench::gemm_spot_check(s, A.data(), B.data(), C.data())) {
+        std::fprintf(stderr, "bench-gemm-vs: deepnet on %s at %d threads: failed or wrong\n",
+                     s.name().c_str(), T[i]);
+        return 1;
+      }
+      calls[i] = calls_per_sample(Lib::deepnet, s, A.data(), B.data(), C.data(), wall);
+    }
+    const double flops = 2.0 * (double)s.M * (double)s.N * (double)s.K;
+    std::vector<std::vector<double>> speed(T.size());
+    for (int r = 0; r < o.rounds; r++) {
+      for (std::size_t k = 0; k < T.size(); k++) {
+        const std::size_t i = (k + (std::size_t)r) % T.size();
+        dn_set_num_threads(T[i]);
+        settle(Lib::deepnet, s, A.data(), B.data(), C.data(), o);
+        const double t0 = now_s(2);
+        for (long c = 0; c < calls[i]; c++) bench::gemm_call(Lib::deepnet, s, A.data(), B.data(), C.data());
+        speed[i].push_back(flops * (double)calls[i] / (now_s(2) - t0) * 1e-9);
+      }
+    }
+    std::printf("| %s |", s.name().c_str());
+    for (std::size_t i = 0; i < T.size(); i++) std::printf(" %.1f |", quantile(speed[i], 0.5));
+    for (std::size_t i = 1; i < T.size(); i++) {
+      std::vector<double> ratio;
+      for (int r = 0; r < o.rounds; r++) ratio.push_back(speed[i][r] / speed[0][r]);
+      std::printf(" %.2f [%.2f %.2f] |", quantile(ratio, 0.5), quantile(ratio, 0.25), quantile(ratio, 0.75));
+    }
+    std::printf(" %.0f |\n", 100.0 * quantile(speed.back(), 0.5) / (peak1 * T.back()));
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
   Options o;
   if (!parse(argc, argv, o)) return usage();
+  if (!o.scaling.empty() && o.refs != "all") {
+    std::fprintf(stderr, "bench-gemm-vs: --scaling times deepnet alone: no --refs\n");
+    return 2;
+  }
   if (dn_set_num_threads(o.threads) != DN_OK) {
     std::fprintf(stderr, "bench-gemm-vs: %s\n", dn_last_error());
     return 1;
@@ -164,6 +256,7 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "bench-gemm-vs: no shape matches\n");
     return 2;
   }
+  if (!o.scaling.empty()) return run_scaling(o, chosen);
   for (Lib l : libs) bench::set_lib_threads(l, o.threads);
   const dn_isa isa = dn_isa_active();
   const double peak = bench::peak_for(isa, o.threads);

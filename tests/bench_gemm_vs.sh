@@ -17,6 +17,9 @@ expect_refusal "threads not a number" --threads many
 expect_refusal "unknown option" --fast
 expect_refusal "unknown library" --refs opneblas
 expect_refusal "no shape matches" --rounds 1 NN/no-such-shape
+expect_refusal "scaling count not a number" --scaling 1,x
+expect_refusal "scaling count 0" --scaling 0,2
+expect_refusal "scaling with references" --scaling 1,2 --refs none
 out=$("$exe" --rounds 2 --sample-ms 1 TN/256-10_m128 2>&1); rc=$?
 refs=$(echo "$out" | grep -c '^  \(openblas\|onednn\) ')
 row=$(echo "$out" | grep '^| TN/256-10_m128 |')
@@ -26,4 +29,8 @@ if [ "$rc" -ne 0 ] || [ -z "$row" ] || [ "$cells" -ne $((3 + 2 * refs)) ]; then
 fi
 out=$("$exe" --rounds 1 --sample-ms 1 --refs none NN/256-10_m128 2>&1)
 echo "$out" | grep -q '^| NN/256-10_m128 | [0-9.]* | [0-9]* |$' || { echo "FAIL --refs none: $out"; failed=1; }
+# --scaling 1,2: a row with both speeds, the 2/1 ratio with quartiles and the % of peak.
+out=$("$exe" --scaling 1,2 --rounds 2 --sample-ms 1 --settle-ms 1 NN/256-10_m128 2>&1)
+echo "$out" | grep -q '^| NN/256-10_m128 | [0-9.]* | [0-9.]* | [0-9.]* \[[0-9.]* [0-9.]*\] | [0-9]* |$' ||
+  { echo "FAIL --scaling 1,2: $out"; failed=1; }
 if [ "$failed" -eq 0 ]; then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; exit 1; fi

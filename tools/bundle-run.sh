@@ -7,7 +7,9 @@
 #
 # Environment: BUNDLE_THREADS (thread counts to sweep, default 1,2,4,8,... up to the cores),
 # BUNDLE_GEMM_FILTER (regex of gemm shapes, default the m256 MLP shapes and two squares),
-# BUNDLE_STEPS ("tests peak smt pool trace gemm train breakdown pytorch", the default: all),
+# BUNDLE_STEPS ("tests peak smt pool trace vs scaling trainscale pair gemm train breakdown
+# pytorch", the default: all, in this order), BUNDLE_DEADLINE_S (skip every step that would
+# start this many seconds after the start: a lent machine's time is fixed),
 # BUNDLE_MIN_TIME (default 0.02), BUNDLE_REPETITIONS (default 3), BUNDLE_GEMM_ROUNDS (default 1:
 # with N, each gemm library runs N times, the libraries taking turns).
 # About 5 minutes on 16 cores. The peak step's one-thread FMA figure becomes
@@ -21,8 +23,14 @@ export LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 B=$here/bin
 t0=$(date +%s)
 say() { echo "[$(($(date +%s) - t0)) s] $*"; }
-steps=${BUNDLE_STEPS:-tests peak smt pool trace gemm train breakdown pytorch}
-want() { case " $steps " in *" $1 "*) return 0 ;; esac; return 1; }
+steps=${BUNDLE_STEPS:-tests peak smt pool trace vs scaling trainscale pair gemm train breakdown pytorch}
+want() {
+  case " $steps " in *" $1 "*) ;; *) return 1 ;; esac
+  if [ -n "${BUNDLE_DEADLINE_S:-}" ] && [ $(($(date +%s) - t0)) -ge "$BUNDLE_DEADLINE_S" ]; then
+    say "step $1 skipped: past BUNDLE_DEADLINE_S=$BUNDLE_DEADLINE_S"
+    return 1
+  fi
+}
 
 n=$(nproc)
 if [ -n "${BUNDLE_THREADS:-}" ]; then
@@ -56,7 +64,7 @@ if want tests; then
   for t in 8 13 16 32 64; do [ "$t" -le $((n + 1)) ] && counts=$counts,$t; done
   [ "$n" -gt 7 ] && counts=$counts,$n
   say "tests at thread counts $counts"
-  for t in test_threads test_numa test_train test_gradcheck test_gemm; do
+  for t in test_threads test_numa test_train test_gradcheck test_gemm test_activations test_vecmath test_optim; do
     DN_TEST_THREAD_COUNTS=$counts OMP_WAIT_POLICY=passive timeout 300 "$B/$t" --jobs 2 \
       >"$out/test-$t.txt" 2>&1
     echo "  $t: exit $? $(tail -1 "$out/test-$t.txt")"
@@ -126,6 +134,69 @@ if want trace; then
   for shape in "4096 256 4096 8 NN" "4096 256 4096 8 TN" "2048 2048 2048 5 NN" "1024 512 1024 20 NN"; do
     timeout 60 "$B/deepnet-gemm-trace" "$n" $shape
   done 2>&1 | tee "$out/trace.txt" | grep -E "GFLOP/s|per call" | sed 's/^/  /'
+fi
+
+if want vs; then
+  # dn_sgemm against OpenBLAS and oneDNN, one thread, the libraries alternated round by round
+  # in one process (bench-gemm-vs): every MLP shape and the squares, with the kernels the
+  # product runs (AMX where the CPU has it), then the large shapes with the FMA kernels alone
+  # (DEEPNET_AMX=0): their % of the one-thread FMA peak. Needs OPENBLAS_CORETYPE as the gemm
+  # step sets it (below) on CPUs OpenBLAS 0.3.21 does not know.
+  if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -q -w avx512f /proc/cpuinfo; then
+    model=$(awk -F: '/^model[[:space:]]*:/{gsub(/ /, "", $2); print $2; exit}' /proc/cpuinfo)
+    case "$model" in 143 | 207 | 173 | 174) # Sapphire/Emerald/Granite Rapids: unknown to 0.3.21
+      export OPENBLAS_CORETYPE=SkylakeX
+      echo "OPENBLAS_CORETYPE set by run.sh for bench-gemm-vs: SkylakeX (model $model)" >>"$out/system.txt" ;;
+    esac
+  fi
+  rounds=${BUNDLE_VS_ROUNDS:-9}
+  say "bench-gemm-vs, one thread, every shape ($rounds rounds)"
+  timeout 300 "$B/bench-gemm-vs" --rounds "$rounds" NN/ NT/ TN/ >"$out/vs-1t.txt" 2>&1 ||
+    echo "  bench-gemm-vs failed or timed out: $out/vs-1t.txt"
+  grep -E "^vs |^bench-gemm-vs" "$out/vs-1t.txt" | sed 's/^/  /'
+  if grep -q -w amx_tile /proc/cpuinfo; then
+    say "bench-gemm-vs, one thread, large shapes, FMA kernels alone (DEEPNET_AMX=0)"
+    DEEPNET_AMX=0 timeout 200 "$B/bench-gemm-vs" --rounds "$rounds" sq1024 sq2048 1024-1024 4096-4096 \
+      >"$out/vs-1t-fma.txt" 2>&1 || echo "  bench-gemm-vs failed or timed out: $out/vs-1t-fma.txt"
+    grep -E "^vs |sq1024|sq2048" "$out/vs-1t-fma.txt" | sed 's/^/  /'
+  fi
+fi
+
+if want scaling && [ "$n" -gt 1 ]; then
+  # dn_sgemm's speed-up over one thread, the thread counts alternated round by round in one
+  # process (bench-gemm-vs --scaling): a speed-up from two runs divides two moments of a
+  # host whose speed moves by up to 2x.
+  say "bench-gemm-vs --scaling $T (large shapes)"
+  timeout 240 "$B/bench-gemm-vs" --scaling "$T" --rounds "${BUNDLE_SCALING_ROUNDS:-5}" --settle-ms 50 \
+    4096-4096_m256 4096-4096_m512 1024-1024_m512 sq1024 sq2048 >"$out/scaling.txt" 2>&1 ||
+    echo "  bench-gemm-vs --scaling failed or timed out: $out/scaling.txt"
+  grep "^| [NT][NT]/" "$out/scaling.txt" | awk -F'|' '{print "  " $2 "| 1 thr" $3 "| " $(NF-2) "x at the most threads |"}'
+fi
+
+if want trainscale; then
+  # The training step (Adam, batch 256, synthetic data) at each thread count, two rounds,
+  # the counts taking turns: thousand samples/s of the median epoch.
+  say "training step at $T threads, small and deep net (deepnet-train-bench)"
+  for round in 1 2; do
+    for net in "784,512,256,10 16384" "784,1024,1024,512,10 8192"; do
+      set -- $net
+      for t in ${T//,/ }; do
+        r=$(timeout 60 "$B/deepnet-train-bench" --synthetic --dims "$1" --batch 256 --threads "$t" \
+              --m "$2" --epochs 3 2>&1 | sed -n 's/.*"samples_per_s_median": *\([0-9.]*\).*/\1/p')
+        echo "round $round dims $1 threads $t samples/s ${r:-failed}"
+      done
+    done
+  done | tee "$out/trainscale.txt" | sed 's/^/  /'
+fi
+
+if want pair; then
+  # One-call-per-panel tiles against a call per tile, and the other optional kernels, paired
+  # in one process (deepnet-kernel-pair: with/without < 1 means the entry is faster).
+  say "paired kernel entries (deepnet-kernel-pair)"
+  for c in "ukr_rows TN 256 128 10" "ukr_rows TN 256 256 10" "ukr_rows TN 256 512 10" \
+           "ukr_rows NN 512 256 784" "ukr_pack_a NN 512 128 784" "small NN 10 256 256"; do
+    timeout 60 "$B/deepnet-kernel-pair" $c 30 2>&1 | tail -1 | sed "s|^|$c: |"
+  done | tee "$out/pair.txt" | sed 's/^/  /'
 fi
 
 if want gemm; then
