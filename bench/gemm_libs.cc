@@ -5,6 +5,9 @@
 
 extern "C" {
 #include "deepnet.h"
+bool dn_amx_enabled(void);
+bool dn_amx_can_run(void);
+void dn_amx_set_enabled(bool on);
 }
 
 #ifdef BENCH_HAVE_CBLAS
@@ -38,6 +41,7 @@ const char *lib_name(Lib l) {
   switch (l) {
     case Lib::openblas: return "openblas";
     case Lib::onednn: return "onednn";
+    case Lib::deepnet_fma: return "deepnet-fma";
     default: return "deepnet";
   }
 }
@@ -59,6 +63,7 @@ std::string lib_version(Lib l) {
       return ver;
     }
 #endif
+    case Lib::deepnet_fma: return std::string(dn_version()) + " with DEEPNET_AMX=0";
     default: return dn_version();
   }
 }
@@ -74,10 +79,28 @@ std::vector<Lib> reference_libs() {
   return refs;
 }
 
+std::vector<Lib> optional_libs() {
+  std::vector<Lib> opt;
+  if (dn_amx_can_run() && dn_isa_active() == DN_ISA_AVX512) opt.push_back(Lib::deepnet_fma);
+  return opt;
+}
+
+// deepnet_fma switches AMX off for its calls; deepnet's calls after that switch it back to
+// what it was before the first deepnet_fma call. Programs that never name deepnet_fma
+// (bench-gemm sets AMX per kernel set itself) see no change.
+static bool fma_switched = false, amx_before_fma = false;
+
 bool gemm_call(Lib lib, const Shape &s, const float *A, const float *B, float *C) {
   const std::size_t lda = s.lda(), ldb = s.ldb();
   switch (lib) {
     case Lib::deepnet:
+    case Lib::deepnet_fma:
+      if (lib == Lib::deepnet_fma) {
+        if (!fma_switched) amx_before_fma = dn_amx_enabled(), fma_switched = true;
+        dn_amx_set_enabled(false);
+      } else if (fma_switched) {
+        dn_amx_set_enabled(amx_before_fma);
+      }
       return dn_sgemm(s.ta, s.tb, s.M, s.N, s.K, 1.0f, A, lda, B, ldb, 0.0f, C, s.M) == DN_OK;
 #ifdef BENCH_HAVE_CBLAS
     case Lib::openblas:

@@ -24,12 +24,17 @@ struct Shape {
 // backward NT for dW and TN for dA_prev), then the squares.
 std::vector<Shape> gemm_shapes();
 
-enum class Lib { deepnet, openblas, onednn };
+// deepnet_fma: deepnet's dn_sgemm with the AMX path switched off (the FMA kernels alone),
+// a reference only where the CPU can run tiles, and only when asked for by name (its
+// calls switch the process-wide AMX setting; deepnet's own calls switch it back).
+enum class Lib { deepnet, openblas, onednn, deepnet_fma };
 const char *lib_name(Lib l);
 // "0.3.21 ..." (OpenBLAS's config string), "3.0.0 (OpenMP)" (oneDNN's version and runtime).
 std::string lib_version(Lib l);
 // The reference libraries this build links, in the order the reports list them.
 std::vector<Lib> reference_libs();
+// Those that run only when named (--refs): deepnet_fma where AMX can run.
+std::vector<Lib> optional_libs();
 // One C = op(A) op(B) (alpha 1, beta 0, column-major, minimal leading dimensions); false
 // if the library refused or is not in this build.
 bool gemm_call(Lib lib, const Shape &s, const float *A, const float *B, float *C);

@@ -21,7 +21,9 @@
 // anything from 9x to 16x for the same code.
 //
 // --refs: the reference libraries to run, "openblas,onednn" (the default: every one the
-// build links), "openblas", or "none" (deepnet alone, for its own speed).
+// build links), "openblas", or "none" (deepnet alone, for its own speed); "deepnet-fma",
+// only by name and only where the CPU has AMX tiles, is deepnet with the AMX path off, so
+// the tile path and the FMA kernels are compared round by round too.
 //
 // On more than one thread each sample is preceded by W ms (default 150) of the same
 // library's calls, untimed: a library's idle threads keep spinning after its last call
@@ -150,6 +152,8 @@ long calls_per_sample(Lib lib, const Shape &s, const float *A, const float *B, f
 // false, with a message, for a name this build does not link.
 bool choose_refs(const std::string &list, std::vector<Lib> &libs) {
   const std::vector<Lib> linked = bench::reference_libs();
+  std::vector<Lib> known = linked;
+  for (Lib l : bench::optional_libs()) known.push_back(l);
   if (list == "all") {
     libs.insert(libs.end(), linked.begin(), linked.end());
     return true;
@@ -159,12 +163,12 @@ bool choose_refs(const std::string &list, std::vector<Lib> &libs) {
   for (;;) {
     const std::size_t comma = list.find(',', from);
     const std::string name = list.substr(from, comma == std::string::npos ? std::string::npos : comma - from);
-    const auto it = std::find_if(linked.begin(), linked.end(),
+    const auto it = std::find_if(known.begin(), known.end(),
                                  [&](Lib l) { return name == bench::lib_name(l); });
-    if (it == linked.end()) {
-      std::fprintf(stderr, "bench-gemm-vs: --refs: '%s' is not a reference library of this build (linked:",
+    if (it == known.end()) {
+      std::fprintf(stderr, "bench-gemm-vs: --refs: '%s' is not a reference library of this build and CPU (known:",
                    name.c_str());
-      for (Lib l : linked) std::fprintf(stderr, " %s", bench::lib_name(l));
+      for (Lib l : known) std::fprintf(stderr, " %s", bench::lib_name(l));
       std::fprintf(stderr, ")\n");
       return false;
     }
