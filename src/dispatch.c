@@ -418,20 +418,27 @@ size_t dn_gemm_plan(const dn_kernel_table *kt, char transb, size_t M, size_t N, 
  * table, the global shape and DEEPNET_AMX alone, and every thread count and cut computes
  * each element the same way, so results stay bitwise the same for any thread count. */
 
-/* On by default where the CPU, the OS and the build allow tiles; DEEPNET_AMX=0 turns it
- * off (the FMA kernels everywhere). Read once, an invalid value warns.
- * dn_amx_set_enabled overrides it (tests, the bench suites' kernel sets). */
+/* Off by default; DEEPNET_AMX=1 turns it on where the CPU, the OS and the build allow
+ * tiles. Read once, an invalid value warns. dn_amx_set_enabled overrides it (tests, the
+ * bench suites' kernel sets). Why off (session 17, a lent 16-vCPU Emerald Rapids,
+ * bench-gemm-vs with the FMA kernels as a reference in the same rounds; docs/kernels.md
+ * "AMX"): the tile path was 1.24x the FMA kernels at one thread (geometric mean, 49
+ * shapes) but 0.90x at 2 threads, 0.76x at 4 and 0.78x at 16, where the FMA path is also
+ * the one ahead of OpenBLAS (18 of 19 shapes at 16 threads against 7 with tiles); in one
+ * phase of that shared host the tile path alone ran 2.3x slower. The choice cannot follow
+ * the thread count (it sets the bits of C, which must not), and asking for the tile state
+ * grows every signal frame of the host process by 8 KiB: so it is the user's to make. */
 static atomic_int amx_switch = -1;
 
 bool dn_amx_enabled(void) {
   int on = atomic_load(&amx_switch);
   if (on < 0) {
     const char *env = getenv("DEEPNET_AMX");
-    on = 1;
+    on = 0;
     if (env && *env) {
-      if (strcmp(env, "0") == 0) on = 0;
-      else if (strcmp(env, "1") != 0)
-        fprintf(stderr, "deepnet: DEEPNET_AMX=%s is neither 0 nor 1; using the default (on)\n", env);
+      if (strcmp(env, "1") == 0) on = 1;
+      else if (strcmp(env, "0") != 0)
+        fprintf(stderr, "deepnet: DEEPNET_AMX=%s is neither 0 nor 1; using the default (off)\n", env);
     }
     atomic_store(&amx_switch, on);
   }

@@ -138,10 +138,11 @@ fi
 
 if want vs; then
   # dn_sgemm against OpenBLAS and oneDNN, one thread, the libraries alternated round by round
-  # in one process (bench-gemm-vs): every MLP shape and the squares, with the kernels the
-  # product runs (AMX where the CPU has it), then the large shapes with the FMA kernels alone
-  # (DEEPNET_AMX=0): their % of the one-thread FMA peak. Needs OPENBLAS_CORETYPE as the gemm
-  # step sets it (below) on CPUs OpenBLAS 0.3.21 does not know.
+  # in one process (bench-gemm-vs): every MLP shape and the squares with the product's
+  # default kernels, then, where the CPU has AMX tiles, the same with the tile path on
+  # (DEEPNET_AMX=1, off by default) and the FMA kernels as a reference in the same rounds.
+  # Needs OPENBLAS_CORETYPE as the gemm step sets it (below) on CPUs OpenBLAS 0.3.21 does
+  # not know.
   if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -q -w avx512f /proc/cpuinfo; then
     model=$(awk -F: '/^model[[:space:]]*:/{gsub(/ /, "", $2); print $2; exit}' /proc/cpuinfo)
     case "$model" in 143 | 207 | 173 | 174) # Sapphire/Emerald/Granite Rapids: unknown to 0.3.21
@@ -155,10 +156,10 @@ if want vs; then
     echo "  bench-gemm-vs failed or timed out: $out/vs-1t.txt"
   grep -E "^vs |^bench-gemm-vs" "$out/vs-1t.txt" | sed 's/^/  /'
   if grep -q -w amx_tile /proc/cpuinfo; then
-    say "bench-gemm-vs, one thread, large shapes, FMA kernels alone (DEEPNET_AMX=0)"
-    DEEPNET_AMX=0 timeout 200 "$B/bench-gemm-vs" --rounds "$rounds" sq1024 sq2048 1024-1024 4096-4096 \
-      >"$out/vs-1t-fma.txt" 2>&1 || echo "  bench-gemm-vs failed or timed out: $out/vs-1t-fma.txt"
-    grep -E "^vs |sq1024|sq2048" "$out/vs-1t-fma.txt" | sed 's/^/  /'
+    say "bench-gemm-vs, one thread, every shape, the AMX path on (DEEPNET_AMX=1) against the FMA kernels"
+    DEEPNET_AMX=1 timeout 300 "$B/bench-gemm-vs" --rounds "$rounds" --refs deepnet-fma,openblas,onednn \
+      NN/ NT/ TN/ >"$out/vs-1t-amx.txt" 2>&1 || echo "  bench-gemm-vs failed or timed out: $out/vs-1t-amx.txt"
+    grep -E "^vs " "$out/vs-1t-amx.txt" | sed 's/^/  /'
   fi
 fi
 

@@ -140,9 +140,9 @@ static int run_info(const cli_config *cfg) {
   else
     printf("packed weights   copies re-packed by each update, but training on up to %d thread%s reads W "
            "as it is\n", unpacked, unpacked == 1 ? "" : "s");
-  printf("amx gemm         %s\n", dn_amx_in_use()      ? "on (fp32 products from bf16 pieces on tiles; DEEPNET_AMX=0 turns it off)"
+  printf("amx gemm         %s\n", dn_amx_in_use()      ? "on (DEEPNET_AMX=1: fp32 products from bf16 pieces on tiles)"
                                : dn_amx_enabled()     ? "off (the active ISA is not avx512)"
-                               : dn_amx_can_run()     ? "off (DEEPNET_AMX=0)"
+                               : dn_amx_can_run()     ? "off (the default; DEEPNET_AMX=1 turns it on)"
                                                       : "not available on this CPU/OS/build");
   printf("threads          %d (%s)\n", dn_get_num_threads(),
          cfg->threads > 0                ? "--threads"
