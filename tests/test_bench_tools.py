@@ -7,10 +7,12 @@ Python, no matplotlib needed."""
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools")
+sys.path.insert(0, TOOLS)
 import plot_data  # noqa: E402
 
 NAME = "gemm/NN/784-512_m128/{lib}/avx512/threads:2/real_time"
@@ -57,6 +59,29 @@ def main():
         # marked noisy).
         expect(ob["cv"] is not None and abs(ob["cv"] - 0.03) < 1e-12, f"cv as a fraction: {ob['cv']}")
         expect(d["suites"] == ["gemm"], f"suites: {d['suites']}")
+    # A bundle folder holding only bench-gemm-vs's and deepnet-kernel-pair's outputs (the
+    # round-by-round steps): bench-report.py reports their tables, as a markdown table with
+    # a blank line before it; an empty folder is refused.
+    with tempfile.TemporaryDirectory() as folder:
+        report = [sys.executable, os.path.join(TOOLS, "bench-report.py"), folder]
+        empty = subprocess.run(report, capture_output=True, text=True)
+        expect(empty.returncode != 0, "an empty folder is refused")
+        row = "| NN/sq1024 | 150.0 | 80 | 140.0 | 1.07 [1.05 1.09] |"
+        with open(os.path.join(folder, "vs-1t.txt"), "w") as f:
+            f.write("bench-gemm-vs: deepnet 0.1.0 (avx2 kernels), 1 thread\n"
+                    "  openblas OpenBLAS 0.3.21\n\n"
+                    "| shape | deepnet GFLOP/s | % peak | openblas GFLOP/s | vs openblas [p25 p75] |\n"
+                    "|---|---|---|---|---|\n" + row + "\n\n"
+                    "vs openblas: ahead (median ratio >= 1) on 1 of 1 shapes, geometric mean 1.07\n")
+        with open(os.path.join(folder, "pair.txt"), "w") as f:
+            f.write("ukr_rows TN 256 128 10: with/without 1.062 [1.060 1.064]\n")
+        got = subprocess.run(report, capture_output=True, text=True)
+        expect(got.returncode == 0, f"report of the paired files: exit {got.returncode} {got.stderr}")
+        out = got.stdout
+        expect(row in out, "the bench-gemm-vs table row is in the report")
+        expect("\n\n| shape |" in out, "a blank line before the table")
+        expect("geometric mean 1.07" in out, "the summary line is in the report")
+        expect("with/without 1.062" in out and "## Paired kernel entries" in out, "pair.txt is in the report")
     if failures:
         print("FAIL:\n  " + "\n  ".join(failures))
         return 1

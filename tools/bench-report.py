@@ -249,13 +249,49 @@ def pytorch_section(d):
     return "\n".join(out)
 
 
+# The bundle's round-by-round outputs (tools/bundle-run.sh): file, heading, how to show it.
+PAIRED_FILES = [
+    ("vs-1t.txt", "dn_sgemm against the libraries, one thread, round by round (bench-gemm-vs)", "table"),
+    ("vs-1t-amx.txt", "The same with the AMX path on (DEEPNET_AMX=1), the FMA kernels as deepnet-fma", "table"),
+    ("scaling.txt", "dn_sgemm's speed-up with threads, the counts alternated (bench-gemm-vs --scaling)", "table"),
+    ("trainscale.txt", "Training step at each thread count (deepnet-train-bench, samples/s)", "text"),
+    ("pair.txt", "Paired kernel entries (deepnet-kernel-pair, with/without)", "text"),
+]
+
+
+def paired_section(folder):
+    """The tables bench-gemm-vs printed (its header line, the markdown table and the summary
+    lines) and the plain-text outputs, as they are: they are medians of per-round ratios
+    already, which the JSON loader's per-process medians cannot give."""
+    out = []
+    for name, heading, kind in PAIRED_FILES:
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = [ln.rstrip("\n") for ln in f]
+        if not any(ln.strip() for ln in lines):
+            continue
+        out += [f"## {heading}", "", f"From `{name}`.", ""]
+        if kind == "table":
+            rows = [ln for ln in lines if ln.startswith("|")]
+            head = [ln.strip() for ln in lines if ln.startswith(("bench-gemm-vs", "  "))]
+            tail = [ln for ln in lines if ln.startswith("vs ")]
+            out += ["; ".join(head), ""] + rows + ([""] + tail if tail else [])
+        else:
+            out += ["```"] + lines + ["```"]
+        out.append("")
+    return "\n".join(out).rstrip("\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder")
     ap.add_argument("--command", default=None, help="the command that produced the folder")
     args = ap.parse_args()
     d = pd.load_folder(args.folder)
-    if not d["rows"]:
+    paired = paired_section(args.folder)
+    if not d["rows"] and not paired:
         sys.exit(f"bench-report.py: no benchmark results in {args.folder}")
     parts = ["# deepnet benchmark report", ""]
     rounds = max((r.get("rounds", 1) for r in d["rows"].values()), default=1)
@@ -267,11 +303,14 @@ def main():
         parts += [f"Produced by `{args.command}`; {how}.", ""]
     parts += ["## Machine", "", machine(d), ""]
     plots = sorted(f for f in os.listdir(args.folder) if f.endswith(".png"))
-    for sec in (peak_section, gemm_section, scaling_section, layer_section, act_section,
-                train_section, pytorch_section):
-        s = sec(d)
-        if s:
-            parts += [s, ""]
+    if paired:
+        parts += [paired, ""]
+    if d["rows"]:
+        for sec in (peak_section, gemm_section, scaling_section, layer_section, act_section,
+                    train_section, pytorch_section):
+            s = sec(d)
+            if s:
+                parts += [s, ""]
     if d["errors"]:
         parts += ["## Skipped with errors", ""] + [f"- `{n}`: {m}" for n, m in d["errors"]] + [""]
     parts += ["## Plots", "", "gemm_t<N>.png (GFLOP/s per shape per library), scaling.png "
