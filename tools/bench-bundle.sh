@@ -31,7 +31,7 @@ ninja -C "$build" >/dev/null || die "build failed: ninja -C $build"
 
 bins=(bench/bench-peak bench/bench-gemm bench/bench-gemm-vs bench/bench-train bench/bench-layer
       bench/deepnet-train-bench bench/deepnet-step-breakdown bench/deepnet-pool-latency bench/deepnet-gemm-trace
-      bench/deepnet-kernel-pair tools/deepnet
+      bench/deepnet-kernel-pair bench/deepnet-ukr-speed tools/deepnet
       tests/test_threads tests/test_numa tests/test_train tests/test_gradcheck tests/test_gemm
       tests/test_activations tests/test_vecmath tests/test_optim tests/threads_stress)
 stage=$(mktemp -d)

@@ -256,6 +256,7 @@ PAIRED_FILES = [
     ("scaling.txt", "dn_sgemm's speed-up with threads, the counts alternated (bench-gemm-vs --scaling)", "table"),
     ("trainscale.txt", "Training step at each thread count (deepnet-train-bench, samples/s)", "text"),
     ("pair.txt", "Paired kernel entries (deepnet-kernel-pair, with/without)", "text"),
+    ("ukr.txt", "Micro-kernels in the caches against the FMA loop (deepnet-ukr-speed)", "text"),
 ]
 
 

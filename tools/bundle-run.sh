@@ -7,8 +7,8 @@
 #
 # Environment: BUNDLE_THREADS (thread counts to sweep, default 1,2,4,8,... up to the cores),
 # BUNDLE_GEMM_FILTER (regex of gemm shapes, default the m256 MLP shapes and two squares),
-# BUNDLE_STEPS ("tests peak smt pool trace vs scaling trainscale pair gemm train breakdown
-# pytorch", the default: all, in this order), BUNDLE_DEADLINE_S (skip every step that would
+# BUNDLE_STEPS ("tests peak ukr smt pool trace vs scaling trainscale pair gemm train
+# breakdown pytorch", the default: all, in this order), BUNDLE_DEADLINE_S (skip every step that would
 # start this many seconds after the start: a lent machine's time is fixed),
 # BUNDLE_MIN_TIME (default 0.02), BUNDLE_REPETITIONS (default 3), BUNDLE_GEMM_ROUNDS (default 1:
 # with N, each gemm library runs N times, the libraries taking turns).
@@ -23,7 +23,7 @@ export LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 B=$here/bin
 t0=$(date +%s)
 say() { echo "[$(($(date +%s) - t0)) s] $*"; }
-steps=${BUNDLE_STEPS:-tests peak smt pool trace vs scaling trainscale pair gemm train breakdown pytorch}
+steps=${BUNDLE_STEPS:-tests peak ukr smt pool trace vs scaling trainscale pair gemm train breakdown pytorch}
 want() {
   case " $steps " in *" $1 "*) ;; *) return 1 ;; esac
   if [ -n "${BUNDLE_DEADLINE_S:-}" ] && [ $(($(date +%s) - t0)) -ge "$BUNDLE_DEADLINE_S" ]; then
@@ -89,6 +89,17 @@ if want peak; then
     export DEEPNET_BENCH_PEAK="$isa=$p1"
     echo "DEEPNET_BENCH_PEAK set by run.sh: $DEEPNET_BENCH_PEAK" >>"$out/system.txt"
   fi
+fi
+
+if want ukr; then
+  # Each ISA's micro-kernel alone with its operands in the caches, against that ISA's FMA
+  # loop on the same thread (deepnet-ukr-speed): the ceiling of every GEMM on that kernel.
+  say "micro-kernels in the caches (deepnet-ukr-speed)"
+  for i in avx2 avx512; do
+    [ "$i" = avx512 ] && [ "$isa" != avx512 ] && continue
+    [ "$isa" = scalar ] && continue
+    DEEPNET_ISA=$i timeout 60 "$B/deepnet-ukr-speed" 2>&1
+  done | tee "$out/ukr.txt" | sed 's/^/  /'
 fi
 
 if want smt && [ "$n" -gt 1 ] && command -v taskset >/dev/null; then

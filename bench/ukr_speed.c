@@ -1,0 +1,129 @@
+/* How fast the active micro-kernel runs with its operands in the caches, against the
+ * machine's FMA loop on the same thread: the ceiling every GEMM of that kernel sits under.
+ * A GEMM at 88% of the FMA loop whose tile alone reaches 98% loses its 10% in packing and
+ * memory traffic; one whose tile reaches 90% loses it in the tile. Three levels:
+ *
+ *   tile    one MR x k micro-panel of A, one k x NR of B, one C tile: all in L1/L2,
+ *           the call repeated (the kernel's own loop and its stores)
+ *   panel   8 A micro-panels down one B micro-panel (B stays in L1, A streams from L2):
+ *           the macro-kernel's inner loop
+ *   block   the macro-kernel: 8 A micro-panels x 16 B micro-panels, every tile of the
+ *           block (A and B together stay within a 2 MiB L2 at k = 384 on AVX-512)
+ *
+ *   deepnet-ukr-speed [k] [samples]     (default k = the table's K block, 9 samples)
+ *
+ * The ISA is DEEPNET_ISA's (or the best available); alpha 1, beta 1 (C read and written,
+ * as in every K block after the first); full tiles only. Prints GFLOP/s (median of the
+ * samples, ~50 ms each) and % of the FMA loop of the same ISA on this thread, measured in
+ * between. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "deepnet.h"
+#include "internal.h"
+#include "peak.h"
+
+enum { PANEL_TILES = 8, BLOCK_PANELS = 16, MAX_SAMPLES = 99 };
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int by_value(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static float *filled(size_t n, unsigned seed) {
+  float *x = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+  if (x)
+    for (size_t i = 0; i < n; i++) x[i] = (float)((i * 2654435761u + seed) % 1000) / 500000.0f;
+  return x;
+}
+
+/* The FMA loop of the ISA whose kernels run (x86: its vector width; elsewhere the
+ * portable build of the loop). */
+static double fma_loop_gflops(dn_isa isa) {
+  double (*loop)(long) = NULL, (*flops)(void) = NULL;
+#if defined(__x86_64__)
+  if (isa == DN_ISA_AVX512) loop = peak_fma_avx512, flops = peak_fma_flops_avx512;
+  else if (isa == DN_ISA_AVX2) loop = peak_fma_avx2, flops = peak_fma_flops_avx2;
+  else loop = peak_fma_sse2, flops = peak_fma_flops_sse2;
+#else
+  (void)isa;
+  loop = peak_fma_generic, flops = peak_fma_flops_generic;
+#endif
+  long iters = 1000;
+  double best = 0, sink = 0;
+  for (int s = 0; s < 5; s++) {
+    double t0 = now_s(), dt;
+    while ((dt = now_s() - t0) < 0.02) {
+      iters *= 2;
+      t0 = now_s();
+      sink += loop(iters);
+    }
+    const double g = flops() * (double)iters / dt * 1e-9;
+    if (g > best) best = g;
+  }
+  if (sink == 42.0) fputs("", stderr); /* keeps the loop's result alive */
+  return best;
+}
+
+typedef struct level {
+  const char *name;
+  size_t tiles, panels; /* A micro-panels and B micro-panels the level walks */
+} level;
+
+/* One pass of the level: every (panel, tile) pair once, as the macro-kernel orders them. */
+static void pass(const dn_kernel_table *kt, size_t k, const level *lv, const float *Ap,
+                 const float *Bp, float *C, size_t ldc) {
+  for (size_t j = 0; j < lv->panels; j++)
+    for (size_t i = 0; i < lv->tiles; i++)
+      kt->sgemm_ukr(k, 1.0f, Ap + i * kt->mr * k, Bp + j * kt->nr * k, 1.0f,
+                    C + i * kt->mr + j * kt->nr * ldc, ldc, kt->mr, kt->nr);
+}
+
+int main(int argc, char **argv) {
+  const dn_kernel_table *kt = dn_kernels();
+  size_t k = kt->sgemm_kc ? kt->sgemm_kc : DN_SGEMM_KC_DEFAULT, samples = 9;
+  if (argc > 3 || (argc > 1 && (k = strtoul(argv[1], NULL, 10)) == 0) ||
+      (argc > 2 && ((samples = strtoul(argv[2], NULL, 10)) == 0 || samples > MAX_SAMPLES)) ||
+      k > 4096) {
+    fprintf(stderr, "usage: deepnet-ukr-speed [k (1..4096)] [samples (1..%d)]\n", MAX_SAMPLES);
+    return 2;
+  }
+  const level levels[] = {{"tile", 1, 1}, {"panel", PANEL_TILES, 1}, {"block", PANEL_TILES, BLOCK_PANELS}};
+  const size_t ldc = PANEL_TILES * kt->mr;
+  float *Ap = filled(PANEL_TILES * kt->mr * k, 1), *Bp = filled(BLOCK_PANELS * kt->nr * k, 2),
+        *C = filled(ldc * BLOCK_PANELS * kt->nr, 3);
+  if (!Ap || !Bp || !C) {
+    fprintf(stderr, "deepnet-ukr-speed: out of memory\n");
+    return 1;
+  }
+  const double peak = fma_loop_gflops(kt->isa);
+  printf("deepnet-ukr-speed: %s (%zu x %zu), k = %zu, alpha 1, beta 1; FMA loop %.1f GFLOP/s on this thread\n",
+         kt->sgemm_ukr_name, kt->mr, kt->nr, k, peak);
+  printf("| level | A + B KiB | GFLOP/s | %% of FMA loop |\n|---|---|---|---|\n");
+  for (size_t l = 0; l < sizeof levels / sizeof *levels; l++) {
+    const level *lv = &levels[l];
+    const double per_pass = 2.0 * (double)(lv->tiles * kt->mr) * (double)(lv->panels * kt->nr) * (double)k;
+    size_t reps = 1;
+    for (double t0 = now_s(); now_s() - t0 < 0.01; reps *= 2) /* warm-up and calibration */
+      for (size_t r = 0; r < reps; r++) pass(kt, k, lv, Ap, Bp, C, ldc);
+    double g[MAX_SAMPLES];
+    for (size_t s = 0; s < samples; s++) {
+      const double t0 = now_s();
+      for (size_t r = 0; r < reps * 4; r++) pass(kt, k, lv, Ap, Bp, C, ldc);
+      g[s] = per_pass * (double)(reps * 4) / (now_s() - t0) * 1e-9;
+    }
+    qsort(g, samples, sizeof *g, by_value);
+    const double kib = (double)((lv->tiles * kt->mr + lv->panels * kt->nr) * k * sizeof(float)) / 1024.0;
+    printf("| %s | %.0f | %.1f | %.1f |\n", lv->name, kib, g[samples / 2], 100.0 * g[samples / 2] / peak);
+  }
+  free(Ap), free(Bp), free(C);
+  return 0;
+}
