@@ -115,9 +115,9 @@ static inline __attribute__((always_inline)) void edge_tile(size_t k, float alph
  * then read, so the driver's separate pass over A disappears. The loaded values, and so
  * the FMA chains, are the packed kernel's: the same bits.
  *
- * 24 accumulators + 2 A vectors leave 6 of the 32 zmm free; each B value is an
- * embedded-broadcast memory operand, so a k step is 2 loads + 12 broadcasts for
- * 24 FMAs. Every C element is one accumulator chain over k in order, whatever
+ * 24 accumulators + 2 A vectors leave 6 of the 32 zmm free; each B value is broadcast
+ * once for its two FMAs (GCC emits a vbroadcastss each, not embedded {1to16} operands,
+ * which would load it twice), so a k step is 2 loads + 12 broadcasts for 24 FMAs. Every C element is one accumulator chain over k in order, whatever
  * its place in the tile: the result never depends on how C was tiled. */
 static inline __attribute__((always_inline)) void full_tile(size_t k, float alpha,
                                                             const float *Ap, const float *Bp,
