@@ -7,8 +7,8 @@
 #
 # Environment: BUNDLE_THREADS (thread counts to sweep, default 1,2,4,8,... up to the cores),
 # BUNDLE_GEMM_FILTER (regex of gemm shapes, default the m256 MLP shapes and two squares),
-# BUNDLE_STEPS ("tests peak ukr smt pool trace vs scaling trainscale pair gemm train
-# breakdown pytorch", the default: all, in this order), BUNDLE_DEADLINE_S (skip every step that would
+# BUNDLE_STEPS ("tests peak ukr smt pool trace vs scaling midsize trainscale pair gemm
+# train breakdown pytorch", the default: all, in this order), BUNDLE_DEADLINE_S (skip every step that would
 # start this many seconds after the start: a lent machine's time is fixed),
 # BUNDLE_MIN_TIME (default 0.02), BUNDLE_REPETITIONS (default 3), BUNDLE_GEMM_ROUNDS (default 1:
 # with N, each gemm library runs N times, the libraries taking turns).
@@ -23,7 +23,7 @@ export LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 B=$here/bin
 t0=$(date +%s)
 say() { echo "[$(($(date +%s) - t0)) s] $*"; }
-steps=${BUNDLE_STEPS:-tests peak ukr smt pool trace vs scaling trainscale pair gemm train breakdown pytorch}
+steps=${BUNDLE_STEPS:-tests peak ukr smt pool trace vs scaling midsize trainscale pair gemm train breakdown pytorch}
 want() {
   case " $steps " in *" $1 "*) ;; *) return 1 ;; esac
   if [ -n "${BUNDLE_DEADLINE_S:-}" ] && [ $(($(date +%s) - t0)) -ge "$BUNDLE_DEADLINE_S" ]; then
@@ -183,6 +183,27 @@ if want scaling && [ "$n" -gt 1 ]; then
     4096-4096_m256 4096-4096_m512 1024-1024_m512 sq1024 sq2048 >"$out/scaling.txt" 2>&1 ||
     echo "  bench-gemm-vs --scaling failed or timed out: $out/scaling.txt"
   grep "^| [NT][NT]/" "$out/scaling.txt" | awk -F'|' '{print "  " $2 "| 1 thr" $3 "| " $(NF-2) "x at the most threads |"}'
+fi
+
+if want midsize && [ "$n" -gt 2 ]; then
+  # The MLP's mid-size layers on many threads, where session 17 found oneDNN 1.3-2x ahead
+  # at 16 threads (a third of the wall idle, busy time at half speed): which thread count
+  # runs them fastest (--scaling, paired), whether workers that spin between back-to-back
+  # calls (OMP_WAIT_POLICY=active) close the gap to the libraries, and the traces both ways.
+  say "mid-size layers on many threads (bench-gemm-vs --scaling, OMP_WAIT_POLICY, traces)"
+  mids="784-512_m256 512-256_m256 784-512_m128 512-256_m128"
+  timeout 120 "$B/bench-gemm-vs" --scaling "$T" --rounds 5 --settle-ms 50 $mids \
+    >"$out/midsize-scaling.txt" 2>&1 || echo "  failed or timed out: $out/midsize-scaling.txt"
+  grep "^| [NT][NT]/" "$out/midsize-scaling.txt" | sed 's/^/  /'
+  for policy in passive active; do
+    OMP_WAIT_POLICY=$policy timeout 120 "$B/bench-gemm-vs" --threads "$n" --rounds 5 $mids \
+      >"$out/midsize-vs-$policy.txt" 2>&1 || echo "  failed or timed out: $out/midsize-vs-$policy.txt"
+    echo "  OMP_WAIT_POLICY=$policy, $n threads: $(grep '^vs ' "$out/midsize-vs-$policy.txt" | tr '\n' ' ')"
+    for shape in "512 256 784 40 NN" "256 256 512 40 NN" "784 256 512 40 TN" "512 784 256 40 NT"; do
+      OMP_WAIT_POLICY=$policy timeout 30 "$B/deepnet-gemm-trace" "$n" $shape
+    done >"$out/midsize-trace-$policy.txt" 2>&1
+    grep -E "^[NT][NT] |per call" "$out/midsize-trace-$policy.txt" | sed 's/^/    /'
+  done
 fi
 
 if want trainscale; then
