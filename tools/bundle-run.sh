@@ -195,10 +195,15 @@ if want midsize && [ "$n" -gt 2 ]; then
   timeout 120 "$B/bench-gemm-vs" --scaling "$T" --rounds 5 --settle-ms 50 $mids \
     >"$out/midsize-scaling.txt" 2>&1 || echo "  failed or timed out: $out/midsize-scaling.txt"
   grep "^| [NT][NT]/" "$out/midsize-scaling.txt" | sed 's/^/  /'
+  # One reference library a process: with both in one process at 16 threads, oneDNN's
+  # column read 25-50 GFLOP/s on some shapes (session 17), its threads starved by the
+  # other library's.
   for policy in passive active; do
-    OMP_WAIT_POLICY=$policy timeout 120 "$B/bench-gemm-vs" --threads "$n" --rounds 5 $mids \
-      >"$out/midsize-vs-$policy.txt" 2>&1 || echo "  failed or timed out: $out/midsize-vs-$policy.txt"
-    echo "  OMP_WAIT_POLICY=$policy, $n threads: $(grep '^vs ' "$out/midsize-vs-$policy.txt" | tr '\n' ' ')"
+    for ref in openblas onednn; do
+      OMP_WAIT_POLICY=$policy timeout 120 "$B/bench-gemm-vs" --threads "$n" --rounds 5 --refs $ref $mids \
+        >"$out/midsize-vs-$policy-$ref.txt" 2>&1 || echo "  failed or timed out: $out/midsize-vs-$policy-$ref.txt"
+      echo "  OMP_WAIT_POLICY=$policy, $n threads: $(grep '^vs ' "$out/midsize-vs-$policy-$ref.txt")"
+    done
     for shape in "512 256 784 40 NN" "256 256 512 40 NN" "784 256 512 40 TN" "512 784 256 40 NT"; do
       OMP_WAIT_POLICY=$policy timeout 30 "$B/deepnet-gemm-trace" "$n" $shape
     done >"$out/midsize-trace-$policy.txt" 2>&1
