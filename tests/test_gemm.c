@@ -1033,6 +1033,21 @@ static void amx_or_skip(void) {
   if (!dn_amx_available()) cr_skip_test("AMX (tiles, bf16) is not available here");
 }
 
+/* The tile path is opt-in (session 17: 0.76-0.90x the FMA kernels at 2-16 threads,
+ * docs/kernels.md "AMX"): off without DEEPNET_AMX, on with DEEPNET_AMX=1. Each test runs
+ * in a process of its own, so the setting is read here for the first time. */
+Test(gemm, amx_path_is_off_unless_asked_for) {
+  amx_or_skip();
+  unsetenv("DEEPNET_AMX");
+  cr_assert(!dn_amx_enabled(), "the AMX path is on without DEEPNET_AMX");
+}
+
+Test(gemm, amx_path_on_with_deepnet_amx_1) {
+  amx_or_skip();
+  setenv("DEEPNET_AMX", "1", 1);
+  cr_assert(dn_amx_enabled(), "DEEPNET_AMX=1 did not turn the AMX path on");
+}
+
 /* One case through dn_sgemm_amx_range over the whole of C; returns the failures. */
 static size_t run_amx_case(const gemm_case *c, uint64_t seed) {
   operands o;
