@@ -72,6 +72,9 @@ double now_s(int threads) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+// The wall clock, whatever the thread count (now_s(0)).
+double wall_s() { return now_s(0); }
+
 double quantile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
   const double pos = q * (double)(v.size() - 1);
@@ -132,7 +135,7 @@ bool parse(int argc, char **argv, Options &o) {
 // sleep meanwhile, while every core stays busy.
 void settle(Lib lib, const Shape &s, const float *A, const float *B, float *C, const Options &o) {
   if (o.settle_s <= 0) return;
-  for (const double t0 = now_s(0); now_s(0) - t0 < o.settle_s;) bench::gemm_call(lib, s, A, B, C);
+  for (const double t0 = wall_s(); wall_s() - t0 < o.settle_s;) bench::gemm_call(lib, s, A, B, C);
 }
 
 // Calls per sample so one sample lasts about sample_s (from a timed warm-up).
@@ -195,7 +198,7 @@ int run_scaling(const Options &o, const std::vector<Shape> &chosen) {
   for (std::size_t i = 1; i < 2 * T.size() + 1; i++) std::printf("---|");
   std::printf("\n");
   Options wall = o;
-  wall.threads = 2; /* now_s(threads > 1): the wall clock, for every count */
+  wall.threads = 0; /* calls_per_sample times with now_s(threads): 0 is the wall clock */
   for (const Shape &s : chosen) {
     bench::Buffer A(s.M * s.K, -1, 1, 1), B(s.K * s.N, -1, 1, 2), C(s.M * s.N, 0, 0, 3);
     std::vector<long> calls(T.size());
@@ -219,9 +222,9 @@ int run_scaling(const Options &o, const std::vector<Shape> &chosen) {
         const std::size_t i = (k + (std::size_t)r) % T.size();
         dn_set_num_threads(T[i]);
         settle(Lib::deepnet, s, A.data(), B.data(), C.data(), o);
-        const double t0 = now_s(2);
+        const double t0 = wall_s();
         for (long c = 0; c < calls[i]; c++) bench::gemm_call(Lib::deepnet, s, A.data(), B.data(), C.data());
-        speed[i].push_back(flops * (double)calls[i] / (now_s(2) - t0) * 1e-9);
+        speed[i].push_back(flops * (double)calls[i] / (wall_s() - t0) * 1e-9);
       }
     }
     std::printf("| %s |", s.name().c_str());
