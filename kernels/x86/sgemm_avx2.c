@@ -170,6 +170,17 @@ static inline __attribute__((always_inline)) void full_tile(size_t k, float alph
   for (; A_src && p < k; p++) {
     _mm_prefetch((const char *)(A_src + A_SOURCE_PREFETCH_COLUMNS * lda), _MM_HINT_T1);
     _mm_prefetch((const char *)(A_src + A_SOURCE_PREFETCH_COLUMNS * lda + MR - 1), _MM_HINT_T1);
+    /* The fused tiles of a block run back to back down its first column panel, each
+     * reading one line of every column of A's block (16 floats at stride lda). The next
+     * tile's line of this column is fetched too, a whole tile before it is needed: with a
+     * large lda each line sits on a page of its own, which the hardware prefetchers do not
+     * follow, and the 32-column lead alone is shorter than a DRAM miss. Both made dn_sgemm
+     * NN 4096 x 128 x 4096 1.055x, x 256 1.033x, x 512 1.022x, 1024 x 256 x 1024 1.017x,
+     * no shape slower (the next line alone: 1.02x; into L1 rather than L2: 0.98x; 12-16
+     * alternating pairs a shape, one thread, Zen 3 guest, session 18; docs/kernels.md).
+     * The block's last tile reaches below the block: a prefetch never faults. */
+    _mm_prefetch((const char *)(A_src + MR), _MM_HINT_T1);
+    _mm_prefetch((const char *)(A_src + 2 * MR - 1), _MM_HINT_T1);
     const __m256 a0 = _mm256_loadu_ps(A_src), a1 = _mm256_loadu_ps(A_src + 8);
     _mm256_storeu_ps(Ap_out, a0);
     _mm256_storeu_ps(Ap_out + 8, a1);
