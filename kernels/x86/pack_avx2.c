@@ -1,6 +1,7 @@
 /* AVX2 packing for the GEMM driver: the copy and the 8x8-block transpose that lay
  * op(A) and op(B) out as micro-panels (used by the AVX2 and AVX-512 tables). */
 #include <immintrin.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "x86/x86.h"
@@ -41,7 +42,82 @@ void dn_sgemm_pack_n_avx2(size_t k, size_t r, size_t w, const float *src, size_t
     }
 }
 
+/* Eight floats (k steps p0..p0+7) of rows 0..ROWS-1 (ROWS 6 or 8, a constant after
+ * inlining; rows past ROWS read as zero), transposed: c[p] holds step p of the eight rows.
+ * The loads do the 128-bit half of the transpose (row i's four floats and row i+4's share
+ * a register), which leaves 16 shuffles of the 24 an 8 x 8 transpose in registers takes. */
+static inline __attribute__((always_inline)) void load_transposed8(const float *src, size_t ld,
+                                                                   size_t rows, __m256 c[8]) {
+  __m256 r[8];
+  for (size_t i = 0; i < 4; i++) {
+    const float *lo = src + i * ld, *hi = src + (i + 4) * ld;
+    if (i + 4 < rows) {
+      r[i] = _mm256_loadu2_m128(hi, lo);
+      r[i + 4] = _mm256_loadu2_m128(hi + 4, lo + 4);
+    } else {
+      r[i] = _mm256_zextps128_ps256(_mm_loadu_ps(lo));
+      r[i + 4] = _mm256_zextps128_ps256(_mm_loadu_ps(lo + 4));
+    }
+  }
+  for (size_t h = 0; h < 8; h += 4) {
+    const __m256 t0 = _mm256_unpacklo_ps(r[h], r[h + 1]), t1 = _mm256_unpackhi_ps(r[h], r[h + 1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[h + 2], r[h + 3]);
+    const __m256 t3 = _mm256_unpackhi_ps(r[h + 2], r[h + 3]);
+    c[h] = _mm256_shuffle_ps(t0, t2, 0x44);
+    c[h + 1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+    c[h + 2] = _mm256_shuffle_ps(t1, t3, 0x44);
+    c[h + 3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+  }
+}
+
+/* A full panel of 16 rows (op(A) = A^T for the 16x6 tile), k8 a multiple of 8: both
+ * halves of a k step at once, so each packed line (16 floats, one cache line) is written
+ * whole, in order. */
+static void pack_t_16(size_t k8, const float *src, size_t ld, float *dst) {
+  for (size_t p0 = 0; p0 < k8; p0 += 8, dst += 8 * 16) {
+    __m256 lo[8], hi[8];
+    load_transposed8(src + p0, ld, 8, lo);
+    load_transposed8(src + 8 * ld + p0, ld, 8, hi);
+    for (size_t p = 0; p < 8; p++) {
+      _mm256_storeu_ps(dst + p * 16, lo[p]);
+      _mm256_storeu_ps(dst + p * 16 + 8, hi[p]);
+    }
+  }
+}
+
+/* A full panel of 6 rows (op(B) = B for the 16x6 tile), k8 a multiple of 8: each line of 6
+ * floats stored as 8, whose last two the next line's store overwrites; the last line of
+ * the panel's part (more == false: nothing packed after it) stored as 6, so nothing past
+ * the panel is written. */
+static void pack_t_6(size_t k8, bool more, const float *src, size_t ld, float *dst) {
+  for (size_t p0 = 0; p0 < k8; p0 += 8, dst += 8 * 6) {
+    __m256 v[8];
+    load_transposed8(src + p0, ld, 6, v);
+    for (size_t p = 0; p < 7; p++) _mm256_storeu_ps(dst + p * 6, v[p]);
+    if (more || p0 + 8 < k8)
+      _mm256_storeu_ps(dst + 7 * 6, v[7]);
+    else
+      store_n(dst + 7 * 6, v[7], 6);
+  }
+}
+
+/* Full panels of the two widths the AVX2 table packs (r == w, 16 for op(A), 6 for op(B))
+ * take the loops above for their whole 8-step blocks; the general loop below has masks, a
+ * width test a line, and writes each packed line of op(A) in two halves. The transposing
+ * pack was 9% of dn_sgemm TN 784 x 128 x 512 (perf); these loops made TN 512 x 128 x 256
+ * 1.019x, 784 x 128 x 512 1.009x, 1024 x 128 x 1024 1.014x, 4096 x 128 x 4096 1.027x and
+ * NN 256 x 128 x 512 1.008x (16 alternating pairs each, one thread, Zen 3 guest, session
+ * 18, docs/kernels.md). */
 void dn_sgemm_pack_t_avx2(size_t k, size_t r, size_t w, const float *src, size_t ld, float *dst) {
+  if (r == w && (w == 16 || w == 6) && k >= 8) {
+    const size_t k8 = k / 8 * 8;
+    if (w == 16)
+      pack_t_16(k8, src, ld, dst);
+    else
+      pack_t_6(k8, k8 < k, src, ld, dst);
+    if (k8 == k) return;
+    src += k8, dst += k8 * w, k -= k8;
+  }
   for (size_t i0 = 0; i0 < w; i0 += 8) {
     const size_t live = r > i0 ? min_sz(8, r - i0) : 0, width = min_sz(8, w - i0);
     for (size_t p0 = 0; p0 < k; p0 += 8) {
