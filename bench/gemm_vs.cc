@@ -18,7 +18,10 @@
 // per-round ratios, with quartiles. A scaling table from separate runs divides one moment's
 // 16-thread speed by another moment's one-thread speed; on hosts whose speed moves by up to
 // 2x between minutes (the lent 16-vCPU machines, docs/benchmarks.md) that ratio read
-// anything from 9x to 16x for the same code.
+// anything from 9x to 16x for the same code. After each sample the host's FMA loop runs on
+// as many threads at once (host_fma.h), and the last columns give the host's own speed-up
+// over T1 in the same rounds: what the machine allowed at that moment (on the 2-vCPU Zen 3
+// guest, 1.94-1.99x in some minutes and 1.00x in others).
 //
 // --refs: the reference libraries to run, "openblas,onednn" (the default: every one the
 // build links), "openblas", or "none" (deepnet alone, for its own speed); "deepnet-fma",
@@ -50,6 +53,7 @@
 
 #include "bench_common.h"
 #include "gemm_libs.h"
+#include "host_fma.h"
 
 namespace {
 
@@ -194,9 +198,13 @@ int run_scaling(const Options &o, const std::vector<Shape> &chosen) {
   std::printf("\n| shape |");
   for (int t : T) std::printf(" %d thr GFLOP/s |", t);
   for (std::size_t i = 1; i < T.size(); i++) std::printf(" %d/%d [p25 p75] |", T[i], T[0]);
-  std::printf(" %% of %d x peak |\n|---|", T.back());
-  for (std::size_t i = 1; i < 2 * T.size() + 1; i++) std::printf("---|");
+  std::printf(" %% of %d x peak |", T.back());
+  for (std::size_t i = 1; i < T.size(); i++) std::printf(" host %d/%d [p25 p75] |", T[i], T[0]);
+  std::printf("\n|---|");
+  for (std::size_t i = 1; i < 3 * T.size(); i++) std::printf("---|");
   std::printf("\n");
+  // The host's own speed-up, from its FMA loop on as many threads right after each sample.
+  const host_fma probe = host_fma_for(isa, 0.02);
   Options wall = o;
   wall.threads = 0; /* calls_per_sample times with now_s(threads): 0 is the wall clock */
   for (const Shape &s : chosen) {
@@ -216,7 +224,7 @@ int run_scaling(const Options &o, const std::vector<Shape> &chosen) {
       calls[i] = calls_per_sample(Lib::deepnet, s, A.data(), B.data(), C.data(), wall);
     }
     const double flops = 2.0 * (double)s.M * (double)s.N * (double)s.K;
-    std::vector<std::vector<double>> speed(T.size());
+    std::vector<std::vector<double>> speed(T.size()), host(T.size());
     for (int r = 0; r < o.rounds; r++) {
       for (std::size_t k = 0; k < T.size(); k++) {
         const std::size_t i = (k + (std::size_t)r) % T.size();
@@ -225,6 +233,7 @@ int run_scaling(const Options &o, const std::vector<Shape> &chosen) {
         const double t0 = wall_s();
         for (long c = 0; c < calls[i]; c++) bench::gemm_call(Lib::deepnet, s, A.data(), B.data(), C.data());
         speed[i].push_back(flops * (double)calls[i] / (wall_s() - t0) * 1e-9);
+        host[i].push_back(host_fma_gflops(&probe, T[i]));
       }
     }
     std::printf("| %s |", s.name().c_str());
@@ -234,7 +243,13 @@ int run_scaling(const Options &o, const std::vector<Shape> &chosen) {
       for (int r = 0; r < o.rounds; r++) ratio.push_back(speed[i][r] / speed[0][r]);
       std::printf(" %.2f [%.2f %.2f] |", quantile(ratio, 0.5), quantile(ratio, 0.25), quantile(ratio, 0.75));
     }
-    std::printf(" %.0f |\n", 100.0 * quantile(speed.back(), 0.5) / (peak1 * T.back()));
+    std::printf(" %.0f |", 100.0 * quantile(speed.back(), 0.5) / (peak1 * T.back()));
+    for (std::size_t i = 1; i < T.size(); i++) {
+      std::vector<double> ratio;
+      for (int r = 0; r < o.rounds; r++) ratio.push_back(host[0][r] > 0 ? host[i][r] / host[0][r] : 0.0);
+      std::printf(" %.2f [%.2f %.2f] |", quantile(ratio, 0.5), quantile(ratio, 0.25), quantile(ratio, 0.75));
+    }
+    std::printf("\n");
     std::fflush(stdout);
   }
   return 0;

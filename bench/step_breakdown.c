@@ -5,12 +5,26 @@
  *   deepnet-step-breakdown THREADS [deep 0|1] [batch] [steps]
  *
  * Prints mean milliseconds per phase after a warm-up of 50 steps. For the per-layer split
- * (GEMM vs elementwise, update), run it with DEEPNET_VERBOSE=1. */
+ * (GEMM vs elementwise, update), run it with DEEPNET_VERBOSE=1.
+ *
+ *   deepnet-step-breakdown --scaling T1,T2,... [--rounds R] [--steps S] [--deep] [--batch M]
+ *
+ * The whole step's speed-up with threads, the thread counts taking turns within each of R
+ * rounds (default 5; the order rotating), each sample S steps (default 30) after 5 untimed
+ * ones at the same count, on the wall clock; after each sample the host's FMA loop runs on
+ * as many threads at once (host_fma.h), so each round gives the step's speed-up over T1
+ * and the host's in the same minute. Prints a table: per thread count the median ms a step
+ * and samples/s, the speed-up over T1 and the host's with their quartiles, and the step's
+ * speed-up as a share of the host's (the median of the rounds' quotients). Exit 2 on bad
+ * arguments. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "deepnet.h"
+#include "host_fma.h"
 
 static double now_s(void) {
   struct timespec ts;
@@ -18,48 +32,192 @@ static double now_s(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int main(int argc, char **argv) {
-  if (argc < 2) {
-    fprintf(stderr, "usage: %s THREADS [deep 0|1] [batch] [steps]\n", argv[0]);
-    return 2;
-  }
-  const int threads = atoi(argv[1]), deep = argc > 2 && atoi(argv[2]);
-  const size_t m = argc > 3 ? (size_t)atol(argv[3]) : 128;
-  const int steps = argc > 4 ? atoi(argv[4]) : 300, warmup = 50;
+/* The net and its synthetic batch. */
+typedef struct bench_net {
+  dn_net *net;
+  float *X, *Y;
+  size_t m;
+} bench_net;
+
+static bool bench_net_make(bench_net *b, bool deep, size_t m) {
   static const size_t small_dims[] = {784, 512, 256, 10}, deep_dims[] = {784, 1024, 1024, 512, 10};
   static const dn_act acts[] = {DN_ACT_RELU, DN_ACT_RELU, DN_ACT_RELU, DN_ACT_SOFTMAX};
   static const dn_act small_acts[] = {DN_ACT_RELU, DN_ACT_RELU, DN_ACT_SOFTMAX};
-  dn_net *net;
-  if ((deep ? dn_net_create(&net, 4, deep_dims, acts, DN_LOSS_CCE)
-            : dn_net_create(&net, 3, small_dims, small_acts, DN_LOSS_CCE)) != DN_OK ||
-      dn_net_init(net, 1) != DN_OK || m == 0 || steps <= warmup) {
+  *b = (bench_net){.m = m};
+  if (m == 0 ||
+      (deep ? dn_net_create(&b->net, 4, deep_dims, acts, DN_LOSS_CCE)
+            : dn_net_create(&b->net, 3, small_dims, small_acts, DN_LOSS_CCE)) != DN_OK ||
+      dn_net_init(b->net, 1) != DN_OK) {
     fprintf(stderr, "setup failed: %s\n", dn_last_error());
+    return false;
+  }
+  b->X = malloc(784 * m * sizeof *b->X);
+  b->Y = calloc(10 * m, sizeof *b->Y);
+  if (!b->X || !b->Y) {
+    fprintf(stderr, "setup failed: out of memory\n");
+    return false;
+  }
+  for (size_t i = 0; i < 784 * m; i++) b->X[i] = (float)(i % 255) / 255.0f;
+  for (size_t j = 0; j < m; j++) b->Y[j * 10 + j % 10] = 1.0f;
+  return true;
+}
+
+static void bench_net_free(bench_net *b) {
+  free(b->X);
+  free(b->Y);
+  dn_net_free(b->net);
+}
+
+/* One training step, its three phases' ends in t[0..2] (each after start); false on an
+ * error, with the message printed. */
+static bool train_step(const bench_net *b, const dn_train_opts *opts, double t[3]) {
+  dn_status s = dn_net_forward(b->net, b->X, b->m, NULL);
+  t[0] = now_s();
+  if (s == DN_OK) s = dn_net_backward(b->net, b->Y, NULL);
+  t[1] = now_s();
+  if (s == DN_OK) s = dn_net_step(b->net, opts);
+  t[2] = now_s();
+  if (s != DN_OK) fprintf(stderr, "training step failed: %s\n", dn_last_error());
+  return s == DN_OK;
+}
+
+static int by_value(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The q-quantile of n values (sorts a copy). */
+static double quantile(const double *v, size_t n, double q) {
+  double *c = malloc(n * sizeof *c);
+  if (!c) return 0;
+  memcpy(c, v, n * sizeof *c);
+  qsort(c, n, sizeof *c, by_value);
+  const double r = c[(size_t)(q * (double)(n - 1) + 0.5)];
+  free(c);
+  return r;
+}
+
+enum { MAX_COUNTS = 16, SETTLE_STEPS = 5 };
+
+static int usage(const char *argv0) {
+  fprintf(stderr,
+          "usage: %s THREADS [deep 0|1] [batch] [steps]\n"
+          "       %s --scaling T1,T2,... [--rounds R] [--steps S] [--deep] [--batch M]\n",
+          argv0, argv0);
+  return 2;
+}
+
+/* A whole positive number no larger than max, or 0. */
+static long positive(const char *s, long max) {
+  char *end;
+  const long v = strtol(s, &end, 10);
+  return *s && *end == '\0' && v >= 1 && v <= max ? v : 0;
+}
+
+static int run_scaling(int argc, char **argv) {
+  int T[MAX_COUNTS], counts = 0;
+  long rounds = 5, steps = 30, batch = 256;
+  bool deep = false;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
+    if (strcmp(a, "--deep") == 0) {
+      deep = true;
+    } else if (strcmp(a, "--scaling") == 0) {
+      char list[256];
+      if (strlen(v) >= sizeof list) return usage(argv[0]);
+      strcpy(list, v);
+      for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        const long t = positive(tok, 1024);
+        if (!t || counts == MAX_COUNTS) return usage(argv[0]);
+        T[counts++] = (int)t;
+      }
+      i++;
+    } else if (strcmp(a, "--rounds") == 0 && (rounds = positive(v, 1000))) {
+      i++;
+    } else if (strcmp(a, "--steps") == 0 && (steps = positive(v, 100000))) {
+      i++;
+    } else if (strcmp(a, "--batch") == 0 && (batch = positive(v, 1 << 16))) {
+      i++;
+    } else {
+      return usage(argv[0]);
+    }
+  }
+  if (counts < 2) return usage(argv[0]);
+  bench_net b;
+  if (!bench_net_make(&b, deep, (size_t)batch)) return 1;
+  dn_train_opts opts;
+  dn_train_opts_default(&opts);
+  const host_fma probe = host_fma_for(dn_isa_active(), 0.02);
+  double *ms = malloc(sizeof(double) * (size_t)(counts * rounds));
+  double *host = malloc(sizeof(double) * (size_t)(counts * rounds));
+  if (!ms || !host) return 1;
+  double t[3];
+  for (long r = 0; r < rounds; r++)
+    for (int k = 0; k < counts; k++) {
+      const int i = (int)((k + r) % counts);
+      dn_set_num_threads(T[i]);
+      for (int s = 0; s < SETTLE_STEPS; s++)
+        if (!train_step(&b, &opts, t)) return 1;
+      const double t0 = now_s();
+      for (long s = 0; s < steps; s++)
+        if (!train_step(&b, &opts, t)) return 1;
+      ms[i * rounds + r] = (t[2] - t0) / (double)steps * 1e3;
+      host[i * rounds + r] = host_fma_gflops(&probe, T[i]);
+    }
+  printf("deepnet-step-breakdown --scaling: %s net, batch %ld, Adam, %s kernels, %ld rounds of %ld "
+         "steps per thread count (each after %d untimed), wall clock; the host's %s FMA loop on as "
+         "many threads after each sample\n\n",
+         deep ? "deep" : "small", batch, dn_isa_name(dn_isa_active()), rounds, steps, SETTLE_STEPS,
+         dn_isa_name(dn_isa_active()));
+  printf("| threads | ms a step | samples/s | step speed-up [p25 p75] | host FMA GFLOP/s | "
+         "host speed-up [p25 p75] | of the host's |\n|---|---|---|---|---|---|---|\n");
+  double *q = malloc(sizeof(double) * (size_t)rounds * 3);
+  if (!q) return 1;
+  double *step_up = q, *host_up = q + rounds, *share = q + 2 * rounds;
+  for (int i = 0; i < counts; i++) {
+    for (long r = 0; r < rounds; r++) {
+      step_up[r] = ms[r] / ms[i * rounds + r];
+      host_up[r] = host[r] > 0 ? host[i * rounds + r] / host[r] : 0;
+      share[r] = host_up[r] > 0 ? step_up[r] / host_up[r] : 0;
+    }
+    const double med = quantile(ms + i * rounds, (size_t)rounds, 0.5);
+    printf("| %d | %.3f | %.0f | %.2f [%.2f %.2f] | %.1f | %.2f [%.2f %.2f] | %.2f |\n", T[i], med,
+           (double)batch / med * 1e3, quantile(step_up, (size_t)rounds, 0.5),
+           quantile(step_up, (size_t)rounds, 0.25), quantile(step_up, (size_t)rounds, 0.75),
+           quantile(host + i * rounds, (size_t)rounds, 0.5), quantile(host_up, (size_t)rounds, 0.5),
+           quantile(host_up, (size_t)rounds, 0.25), quantile(host_up, (size_t)rounds, 0.75),
+           quantile(share, (size_t)rounds, 0.5));
+  }
+  free(q), free(ms), free(host);
+  bench_net_free(&b);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 2 && strncmp(argv[1], "--", 2) == 0) return run_scaling(argc, argv);
+  if (argc < 2) return usage(argv[0]);
+  const int threads = atoi(argv[1]), deep = argc > 2 && atoi(argv[2]);
+  const size_t m = argc > 3 ? (size_t)atol(argv[3]) : 128;
+  const int steps = argc > 4 ? atoi(argv[4]) : 300, warmup = 50;
+  bench_net b;
+  if (steps <= warmup || !bench_net_make(&b, deep, m)) {
+    if (steps <= warmup) fprintf(stderr, "setup failed: steps must exceed the %d warm-up steps\n", warmup);
     return 1;
   }
-  float *X = malloc(784 * m * sizeof *X), *Y = calloc(10 * m, sizeof *Y);
-  if (!X || !Y) return 1;
-  for (size_t i = 0; i < 784 * m; i++) X[i] = (float)(i % 255) / 255.0f;
-  for (size_t j = 0; j < m; j++) Y[j * 10 + j % 10] = 1.0f;
   dn_set_num_threads(threads);
   dn_train_opts opts;
   dn_train_opts_default(&opts);
   double tf = 0, tb = 0, ts = 0;
   for (int s = 0; s < steps; s++) {
+    double t[3];
     const double a = now_s();
-    if (dn_net_forward(net, X, m, NULL) != DN_OK) break;
-    const double b = now_s();
-    if (dn_net_backward(net, Y, NULL) != DN_OK) break;
-    const double c = now_s();
-    if (dn_net_step(net, &opts) != DN_OK) break;
-    const double d = now_s();
-    if (s >= warmup) tf += b - a, tb += c - b, ts += d - c;
+    if (!train_step(&b, &opts, t)) break;
+    if (s >= warmup) tf += t[0] - a, tb += t[1] - t[0], ts += t[2] - t[1];
   }
   const int n = steps - warmup;
   printf("%s net, batch %zu, %d thread(s): forward %.3f  backward %.3f  step %.3f  total %.3f ms"
          "  (%.0f samples/s)\n", deep ? "deep" : "small", m, threads, tf / n * 1e3, tb / n * 1e3,
          ts / n * 1e3, (tf + tb + ts) / n * 1e3, (double)m * n / (tf + tb + ts));
-  free(X);
-  free(Y);
-  dn_net_free(net);
+  bench_net_free(&b);
   return 0;
 }

@@ -75,6 +75,12 @@ def main():
                     "vs openblas: ahead (median ratio >= 1) on 1 of 1 shapes, geometric mean 1.07\n")
         with open(os.path.join(folder, "pair.txt"), "w") as f:
             f.write("ukr_rows TN 256 128 10: with/without 1.062 [1.060 1.064]\n")
+        step_row = "| 2 | 3.852 | 66466 | 1.86 [1.86 1.88] | 197.1 | 1.92 [1.92 2.00] | 0.95 |"
+        with open(os.path.join(folder, "trainscale-host.txt"), "w") as f:
+            f.write("deepnet-step-breakdown --scaling: small net, batch 256, Adam, avx2 kernels\n\n"
+                    "| threads | ms a step | samples/s | step speed-up [p25 p75] | host FMA GFLOP/s | "
+                    "host speed-up [p25 p75] | of the host's |\n|---|---|---|---|---|---|---|\n"
+                    + step_row + "\n")
         got = subprocess.run(report, capture_output=True, text=True)
         expect(got.returncode == 0, f"report of the paired files: exit {got.returncode} {got.stderr}")
         out = got.stdout
@@ -82,6 +88,8 @@ def main():
         expect("\n\n| shape |" in out, "a blank line before the table")
         expect("geometric mean 1.07" in out, "the summary line is in the report")
         expect("with/without 1.062" in out and "## Paired kernel entries" in out, "pair.txt is in the report")
+        expect(step_row in out and "deepnet-step-breakdown --scaling: small net" in out,
+               "trainscale-host.txt's header line and row are in the report")
     if failures:
         print("FAIL:\n  " + "\n  ".join(failures))
         return 1

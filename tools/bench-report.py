@@ -262,6 +262,8 @@ PAIRED_FILES = [
     ("midsize-trace-passive.txt", "Mid-size traces at the most threads, workers asleep between calls", "text"),
     ("midsize-trace-active.txt", "The same traces with OMP_WAIT_POLICY=active", "text"),
     ("trainscale.txt", "Training step at each thread count (deepnet-train-bench, samples/s)", "text"),
+    ("trainscale-host.txt", "Training step's speed-up with threads beside the host's FMA loop (deepnet-step-breakdown --scaling)", "table"),
+    ("trainscale-host-deep.txt", "The same for the deep net", "table"),
     ("pair.txt", "Paired kernel entries (deepnet-kernel-pair, with/without)", "text"),
     ("ukr.txt", "Micro-kernels in the caches against the FMA loop (deepnet-ukr-speed)", "text"),
 ]
@@ -283,7 +285,7 @@ def paired_section(folder):
         out += [f"## {heading}", "", f"From `{name}`.", ""]
         if kind == "table":
             rows = [ln for ln in lines if ln.startswith("|")]
-            head = [ln.strip() for ln in lines if ln.startswith(("bench-gemm-vs", "  "))]
+            head = [ln.strip() for ln in lines if ln.startswith(("bench-gemm-vs", "deepnet-step-breakdown", "  "))]
             tail = [ln for ln in lines if ln.startswith("vs ")]
             out += ["; ".join(head), ""] + rows + ([""] + tail if tail else [])
         else:

@@ -182,7 +182,11 @@ if want scaling && [ "$n" -gt 1 ]; then
   timeout 240 "$B/bench-gemm-vs" --scaling "$T" --rounds "${BUNDLE_SCALING_ROUNDS:-5}" --settle-ms 50 \
     4096-4096_m256 4096-4096_m512 1024-1024_m512 sq1024 sq2048 >"$out/scaling.txt" 2>&1 ||
     echo "  bench-gemm-vs --scaling failed or timed out: $out/scaling.txt"
-  grep "^| [NT][NT]/" "$out/scaling.txt" | awk -F'|' '{print "  " $2 "| 1 thr" $3 "| " $(NF-2) "x at the most threads |"}'
+  # Each row ends in the speed-ups over one thread, the % of peak, then the host's own
+  # speed-ups (one column per count after the first): the last of each.
+  hosts=$(($(echo "$T" | tr ',' '\n' | wc -l) - 1))
+  grep "^| [NT][NT]/" "$out/scaling.txt" | awk -F'|' -v h="$hosts" \
+    '{print "  " $2 "| 1 thr" $3 "| " $(NF-2-h) "x at the most threads | host" $(NF-1) "x |"}'
 fi
 
 if want midsize && [ "$n" -gt 2 ]; then
@@ -213,7 +217,8 @@ fi
 
 if want trainscale; then
   # The training step (Adam, batch 256, synthetic data) at each thread count, two rounds,
-  # the counts taking turns: thousand samples/s of the median epoch.
+  # the counts taking turns: thousand samples/s of the median epoch; then
+  # deepnet-step-breakdown --scaling (trainscale-host*.txt).
   say "training step at $T threads, small and deep net (deepnet-train-bench)"
   for round in 1 2; do
     for net in "784,512,256,10 16384" "784,1024,1024,512,10 8192"; do
@@ -225,6 +230,14 @@ if want trainscale; then
       done
     done
   done | tee "$out/trainscale.txt" | sed 's/^/  /'
+  # The same steps paired with the host's own speed-up: the thread counts take turns in one
+  # process, and the FMA loop runs on as many threads after each sample.
+  for net in "" --deep; do
+    timeout 120 "$B/deepnet-step-breakdown" --scaling "$T" --rounds 3 --steps 20 $net \
+      >"$out/trainscale-host${net:+-deep}.txt" 2>&1 ||
+      echo "  deepnet-step-breakdown --scaling failed or timed out: $out/trainscale-host${net:+-deep}.txt"
+    grep -E "^(deepnet-step|\| [0-9])" "$out/trainscale-host${net:+-deep}.txt" | sed 's/^/  /'
+  done
 fi
 
 if want pair; then

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# deepnet-step-breakdown --scaling refuses bad arguments with exit 2 and a usage line, and
+# a short run prints one row per thread count: the step's time and samples/s, its speed-up
+# over the first count (exactly 1 for that count) and the host's FMA loop on as many
+# threads beside it (positive GFLOP/s, the host's speed-up exactly 1 for the first count).
+# Usage: step_breakdown.sh DEEPNET_STEP_BREAKDOWN
+set -uo pipefail
+exe=$1 failed=0
+expect_refusal() { # expect_refusal WHAT ARGS...
+  local what=$1; shift
+  local err rc
+  err=$("$exe" "$@" 2>&1 >/dev/null); rc=$?
+  if [ "$rc" -ne 2 ] || ! echo "$err" | grep -q '^usage:'; then
+    echo "FAIL $what: exit $rc, message '$err'"; failed=1
+  fi
+}
+expect_refusal "one thread count" --scaling 1
+expect_refusal "count 0" --scaling 0,2
+expect_refusal "count not a number" --scaling 1,x
+expect_refusal "rounds 0" --scaling 1,2 --rounds 0
+expect_refusal "steps not a number" --scaling 1,2 --steps many
+expect_refusal "unknown option" --scaling 1,2 --fast
+expect_refusal "no list" --scaling
+out=$("$exe" --scaling 1,2 --rounds 2 --steps 2 --batch 32 2>&1); rc=$?
+first=$(echo "$out" | grep -E '^\| 1 \| [0-9.]+ \| [0-9]+ \| 1\.00 \[1\.00 1\.00\] \| [0-9]*[1-9][0-9]*\.[0-9] \| 1\.00 \[1\.00 1\.00\] \| 1\.00 \|$')
+second=$(echo "$out" | grep -E '^\| 2 \| [0-9.]+ \| [0-9]+ \| [0-9.]+ \[[0-9.]+ [0-9.]+\] \| [0-9]*[1-9][0-9]*\.[0-9] \| [0-9.]+ \[[0-9.]+ [0-9.]+\] \| [0-9.]+ \|$')
+if [ "$rc" -ne 0 ] || [ -z "$first" ] || [ -z "$second" ] || ! echo "$out" | grep -q '^deepnet-step-breakdown --scaling: small net, batch 32'; then
+  echo "FAIL short run: exit $rc, output:"; echo "$out"; failed=1
+fi
+# The one-count form still runs (the breakdown line).
+out=$("$exe" 1 0 16 52 2>&1)
+echo "$out" | grep -q '^small net, batch 16, 1 thread(s): forward [0-9.]*  backward' || { echo "FAIL breakdown: $out"; failed=1; }
+if [ "$failed" -eq 0 ]; then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; exit 1; fi
