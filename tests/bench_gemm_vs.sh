@@ -4,14 +4,7 @@
 # Usage: bench_gemm_vs.sh BENCH_GEMM_VS
 set -uo pipefail
 exe=$1 failed=0
-expect_refusal() { # expect_refusal WHAT ARGS...
-  local what=$1; shift
-  local err rc
-  err=$("$exe" "$@" 2>&1 >/dev/null); rc=$?
-  if [ "$rc" -ne 2 ] || [ -z "$err" ]; then
-    echo "FAIL $what: exit $rc, message '$err'"; failed=1
-  fi
-}
+. "$(dirname "$0")/refusal.sh"
 expect_refusal "rounds 0" --rounds 0
 expect_refusal "threads not a number" --threads many
 expect_refusal "unknown option" --fast

@@ -6,14 +6,8 @@
 # Usage: step_breakdown.sh DEEPNET_STEP_BREAKDOWN
 set -uo pipefail
 exe=$1 failed=0
-expect_refusal() { # expect_refusal WHAT ARGS...
-  local what=$1; shift
-  local err rc
-  err=$("$exe" "$@" 2>&1 >/dev/null); rc=$?
-  if [ "$rc" -ne 2 ] || ! echo "$err" | grep -q '^usage:'; then
-    echo "FAIL $what: exit $rc, message '$err'"; failed=1
-  fi
-}
+. "$(dirname "$0")/refusal.sh"
+refusal_pattern='^usage:'
 expect_refusal "one thread count" --scaling 1
 expect_refusal "count 0" --scaling 0,2
 expect_refusal "count not a number" --scaling 1,x
