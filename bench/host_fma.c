@@ -1,7 +1,9 @@
 /* The host's FMA capacity on T threads (host_fma.h). */
 #include "host_fma.h"
 
+#include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -35,7 +37,7 @@ host_fma host_fma_for(dn_isa isa, double seconds) {
     const double t0 = now_s();
     sink = h.loop(iters);
     dt = now_s() - t0;
-    if (dt >= seconds / 10 || iters > (1L << 40)) break;
+    if (dt >= seconds / 10 || iters > LONG_MAX / 4) break;
     iters *= 2;
   }
   for (int r = 0; r < 2; r++) {
@@ -45,7 +47,7 @@ host_fma host_fma_for(dn_isa isa, double seconds) {
     if (t < dt) dt = t;
   }
   const double scaled = dt > 0 ? (double)iters * seconds / dt : (double)iters;
-  h.iters = scaled < 1000 ? 1000 : scaled > (double)(1L << 40) ? (1L << 40) : (long)scaled;
+  h.iters = scaled < 1000 ? 1000 : scaled > (double)(LONG_MAX / 2) ? LONG_MAX / 2 : (long)scaled;
   return h;
 }
 
@@ -59,13 +61,9 @@ typedef struct probe_run {
 static void *run_loop(void *arg) {
   probe_run *r = arg;
   int go;
-  while ((go = atomic_load(r->go)) == 0) {
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-  }
+  /* Yield while waiting: with more threads than CPUs the spinners would otherwise take
+   * the CPU from the caller that is still creating the rest. */
+  while ((go = atomic_load(r->go)) == 0) sched_yield();
   if (go > 0) {
     r->result = r->h->loop(r->h->iters);
     r->end = now_s();

@@ -4,19 +4,22 @@
  *
  *   deepnet-step-breakdown THREADS [deep 0|1] [batch] [steps]
  *
- * Prints mean milliseconds per phase after a warm-up of 50 steps. For the per-layer split
- * (GEMM vs elementwise, update), run it with DEEPNET_VERBOSE=1.
+ * Prints mean milliseconds per phase after a warm-up of 50 steps (batch 128 and 300 steps
+ * by default; steps must exceed 50). For the per-layer split (GEMM vs elementwise, update),
+ * run it with DEEPNET_VERBOSE=1.
  *
  *   deepnet-step-breakdown --scaling T1,T2,... [--rounds R] [--steps S] [--deep] [--batch M]
  *
  * The whole step's speed-up with threads, the thread counts taking turns within each of R
- * rounds (default 5; the order rotating), each sample S steps (default 30) after 5 untimed
+ * rounds (default 5; the order rotating), batch M (default 256), each sample S steps
+ * (default 30) after 5 untimed
  * ones at the same count, on the wall clock; after each sample the host's FMA loop runs on
  * as many threads at once (host_fma.h), so each round gives the step's speed-up over T1
  * and the host's in the same minute. Prints a table: per thread count the median ms a step
  * and samples/s, the speed-up over T1 and the host's with their quartiles, and the step's
- * speed-up as a share of the host's (the median of the rounds' quotients). Exit 2 on bad
- * arguments. */
+ * speed-up as a share of the host's (the median of the rounds' quotients); quartiles are
+ * interpolated as bench-gemm-vs's. Both forms exit 2 on bad arguments, 1 if the net cannot
+ * be set up or a step fails. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,8 +47,7 @@ static bool bench_net_make(bench_net *b, bool deep, size_t m) {
   static const dn_act acts[] = {DN_ACT_RELU, DN_ACT_RELU, DN_ACT_RELU, DN_ACT_SOFTMAX};
   static const dn_act small_acts[] = {DN_ACT_RELU, DN_ACT_RELU, DN_ACT_SOFTMAX};
   *b = (bench_net){.m = m};
-  if (m == 0 ||
-      (deep ? dn_net_create(&b->net, 4, deep_dims, acts, DN_LOSS_CCE)
+  if ((deep ? dn_net_create(&b->net, 4, deep_dims, acts, DN_LOSS_CCE)
             : dn_net_create(&b->net, 3, small_dims, small_acts, DN_LOSS_CCE)) != DN_OK ||
       dn_net_init(b->net, 1) != DN_OK) {
     fprintf(stderr, "setup failed: %s\n", dn_last_error());
@@ -86,13 +88,19 @@ static int by_value(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* The q-quantile of n values (sorts a copy). */
+/* The q-quantile of n values, interpolated between neighbours as bench-gemm-vs's is (sorts
+ * a copy). */
 static double quantile(const double *v, size_t n, double q) {
   double *c = malloc(n * sizeof *c);
-  if (!c) return 0;
+  if (!c || n == 0) {
+    free(c);
+    return 0;
+  }
   memcpy(c, v, n * sizeof *c);
   qsort(c, n, sizeof *c, by_value);
-  const double r = c[(size_t)(q * (double)(n - 1) + 0.5)];
+  const double pos = q * (double)(n - 1);
+  const size_t lo = (size_t)pos;
+  const double frac = pos - (double)lo, r = lo + 1 < n ? c[lo] * (1 - frac) + c[lo + 1] * frac : c[lo];
   free(c);
   return r;
 }
@@ -107,11 +115,31 @@ static int usage(const char *argv0) {
   return 2;
 }
 
-/* A whole positive number no larger than max, or 0. */
+/* A whole positive number of decimal digits only, no larger than max, or 0. */
 static long positive(const char *s, long max) {
+  if (*s < '0' || *s > '9') return 0; /* no sign, space or empty string */
   char *end;
   const long v = strtol(s, &end, 10);
-  return *s && *end == '\0' && v >= 1 && v <= max ? v : 0;
+  return *end == '\0' && v >= 1 && v <= max ? v : 0;
+}
+
+/* The comma-separated thread counts of --scaling into T (at most MAX_COUNTS); the count
+ * of them, or 0 for an empty item, a non-number or too many. */
+static int parse_counts(const char *list, int T[MAX_COUNTS]) {
+  int counts = 0;
+  for (const char *item = list;; item++) {
+    const char *comma = strchr(item, ',');
+    const size_t len = comma ? (size_t)(comma - item) : strlen(item);
+    char buf[16];
+    if (len == 0 || len >= sizeof buf || counts == MAX_COUNTS) return 0;
+    memcpy(buf, item, len);
+    buf[len] = '\0';
+    const long t = positive(buf, 1024);
+    if (!t) return 0;
+    T[counts++] = (int)t;
+    if (!comma) return counts;
+    item = comma;
+  }
 }
 
 static int run_scaling(int argc, char **argv) {
@@ -122,15 +150,7 @@ static int run_scaling(int argc, char **argv) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
     if (strcmp(a, "--deep") == 0) {
       deep = true;
-    } else if (strcmp(a, "--scaling") == 0) {
-      char list[256];
-      if (strlen(v) >= sizeof list) return usage(argv[0]);
-      strcpy(list, v);
-      for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        const long t = positive(tok, 1024);
-        if (!t || counts == MAX_COUNTS) return usage(argv[0]);
-        T[counts++] = (int)t;
-      }
+    } else if (strcmp(a, "--scaling") == 0 && (counts = parse_counts(v, T))) {
       i++;
     } else if (strcmp(a, "--rounds") == 0 && (rounds = positive(v, 1000))) {
       i++;
@@ -144,25 +164,36 @@ static int run_scaling(int argc, char **argv) {
   }
   if (counts < 2) return usage(argv[0]);
   bench_net b;
-  if (!bench_net_make(&b, deep, (size_t)batch)) return 1;
+  if (!bench_net_make(&b, deep, (size_t)batch)) {
+    bench_net_free(&b);
+    return 1;
+  }
   dn_train_opts opts;
   dn_train_opts_default(&opts);
   const host_fma probe = host_fma_for(dn_isa_active(), 0.02);
-  double *ms = malloc(sizeof(double) * (size_t)(counts * rounds));
-  double *host = malloc(sizeof(double) * (size_t)(counts * rounds));
-  if (!ms || !host) return 1;
+  const size_t n = (size_t)rounds;
+  /* ms[i * n + r] and host[i * n + r]: count i's sample in round r; then three rows of
+   * per-round quotients for the table. */
+  double *ms = malloc(sizeof(double) * (size_t)counts * n);
+  double *host = malloc(sizeof(double) * (size_t)counts * n);
+  double *q = malloc(sizeof(double) * 3 * n);
+  int rc = 1;
+  if (!ms || !host || !q) {
+    fprintf(stderr, "out of memory\n");
+    goto done;
+  }
   double t[3];
-  for (long r = 0; r < rounds; r++)
+  for (size_t r = 0; r < n; r++)
     for (int k = 0; k < counts; k++) {
-      const int i = (int)((k + r) % counts);
+      const size_t i = ((size_t)k + r) % (size_t)counts;
       dn_set_num_threads(T[i]);
       for (int s = 0; s < SETTLE_STEPS; s++)
-        if (!train_step(&b, &opts, t)) return 1;
+        if (!train_step(&b, &opts, t)) goto done;
       const double t0 = now_s();
       for (long s = 0; s < steps; s++)
-        if (!train_step(&b, &opts, t)) return 1;
-      ms[i * rounds + r] = (t[2] - t0) / (double)steps * 1e3;
-      host[i * rounds + r] = host_fma_gflops(&probe, T[i]);
+        if (!train_step(&b, &opts, t)) goto done;
+      ms[i * n + r] = (t[2] - t0) / (double)steps * 1e3;
+      host[i * n + r] = host_fma_gflops(&probe, T[i]);
     }
   printf("deepnet-step-breakdown --scaling: %s net, batch %ld, Adam, %s kernels, %ld rounds of %ld "
          "steps per thread count (each after %d untimed), wall clock; the host's %s FMA loop on as "
@@ -171,51 +202,56 @@ static int run_scaling(int argc, char **argv) {
          dn_isa_name(dn_isa_active()));
   printf("| threads | ms a step | samples/s | step speed-up [p25 p75] | host FMA GFLOP/s | "
          "host speed-up [p25 p75] | of the host's |\n|---|---|---|---|---|---|---|\n");
-  double *q = malloc(sizeof(double) * (size_t)rounds * 3);
-  if (!q) return 1;
-  double *step_up = q, *host_up = q + rounds, *share = q + 2 * rounds;
-  for (int i = 0; i < counts; i++) {
-    for (long r = 0; r < rounds; r++) {
-      step_up[r] = ms[r] / ms[i * rounds + r];
-      host_up[r] = host[r] > 0 ? host[i * rounds + r] / host[r] : 0;
+  double *step_up = q, *host_up = q + n, *share = q + 2 * n;
+  for (int c = 0; c < counts; c++) {
+    const size_t i = (size_t)c;
+    for (size_t r = 0; r < n; r++) {
+      step_up[r] = ms[r] / ms[i * n + r];
+      host_up[r] = host[r] > 0 ? host[i * n + r] / host[r] : 0;
       share[r] = host_up[r] > 0 ? step_up[r] / host_up[r] : 0;
     }
-    const double med = quantile(ms + i * rounds, (size_t)rounds, 0.5);
+    const double med = quantile(ms + i * n, n, 0.5);
     printf("| %d | %.3f | %.0f | %.2f [%.2f %.2f] | %.1f | %.2f [%.2f %.2f] | %.2f |\n", T[i], med,
-           (double)batch / med * 1e3, quantile(step_up, (size_t)rounds, 0.5),
-           quantile(step_up, (size_t)rounds, 0.25), quantile(step_up, (size_t)rounds, 0.75),
-           quantile(host + i * rounds, (size_t)rounds, 0.5), quantile(host_up, (size_t)rounds, 0.5),
-           quantile(host_up, (size_t)rounds, 0.25), quantile(host_up, (size_t)rounds, 0.75),
-           quantile(share, (size_t)rounds, 0.5));
+           (double)batch / med * 1e3, quantile(step_up, n, 0.5), quantile(step_up, n, 0.25),
+           quantile(step_up, n, 0.75), quantile(host + i * n, n, 0.5), quantile(host_up, n, 0.5),
+           quantile(host_up, n, 0.25), quantile(host_up, n, 0.75), quantile(share, n, 0.5));
   }
+  rc = 0;
+done:
   free(q), free(ms), free(host);
   bench_net_free(&b);
-  return 0;
+  return rc;
 }
 
 int main(int argc, char **argv) {
   if (argc >= 2 && strncmp(argv[1], "--", 2) == 0) return run_scaling(argc, argv);
-  if (argc < 2) return usage(argv[0]);
-  const int threads = atoi(argv[1]), deep = argc > 2 && atoi(argv[2]);
-  const size_t m = argc > 3 ? (size_t)atol(argv[3]) : 128;
-  const int steps = argc > 4 ? atoi(argv[4]) : 300, warmup = 50;
+  enum { WARMUP = 50 };
+  const long threads = argc >= 2 ? positive(argv[1], 1024) : 0;
+  const long deep = argc > 2 ? (strcmp(argv[2], "0") == 0 ? 0 : strcmp(argv[2], "1") == 0 ? 1 : -1) : 0;
+  const long m = argc > 3 ? positive(argv[3], 1 << 16) : 128;
+  const long steps = argc > 4 ? positive(argv[4], 10000000) : 300;
+  if (argc < 2 || argc > 5 || !threads || deep < 0 || !m || steps <= WARMUP) {
+    if (argc >= 5 && steps && steps <= WARMUP)
+      fprintf(stderr, "steps must exceed the %d warm-up steps\n", WARMUP);
+    return usage(argv[0]);
+  }
   bench_net b;
-  if (steps <= warmup || !bench_net_make(&b, deep, m)) {
-    if (steps <= warmup) fprintf(stderr, "setup failed: steps must exceed the %d warm-up steps\n", warmup);
+  if (!bench_net_make(&b, deep, (size_t)m)) {
+    bench_net_free(&b);
     return 1;
   }
-  dn_set_num_threads(threads);
+  dn_set_num_threads((int)threads);
   dn_train_opts opts;
   dn_train_opts_default(&opts);
   double tf = 0, tb = 0, ts = 0;
-  for (int s = 0; s < steps; s++) {
+  for (long s = 0; s < steps; s++) {
     double t[3];
     const double a = now_s();
     if (!train_step(&b, &opts, t)) break;
-    if (s >= warmup) tf += t[0] - a, tb += t[1] - t[0], ts += t[2] - t[1];
+    if (s >= WARMUP) tf += t[0] - a, tb += t[1] - t[0], ts += t[2] - t[1];
   }
-  const int n = steps - warmup;
-  printf("%s net, batch %zu, %d thread(s): forward %.3f  backward %.3f  step %.3f  total %.3f ms"
+  const long n = steps - WARMUP;
+  printf("%s net, batch %ld, %ld thread(s): forward %.3f  backward %.3f  step %.3f  total %.3f ms"
          "  (%.0f samples/s)\n", deep ? "deep" : "small", m, threads, tf / n * 1e3, tb / n * 1e3,
          ts / n * 1e3, (tf + tb + ts) / n * 1e3, (double)m * n / (tf + tb + ts));
   bench_net_free(&b);

@@ -417,7 +417,8 @@ static void epilogue_bitwise(dn_isa isa) {
 
 /* The table's packing hooks against their definition: pack_n copies, dst[p*w + i] =
  * src[i + p*ld], pack_t transposes, dst[p*w + i] = src[p + i*ld], for i < r; lanes r..w-1
- * are zero; nothing past the k x w panel is written (canaries). Every live row count,
+ * are zero; nothing past the k x w panel is written (canaries), nothing past the last
+ * source float it needs is read (an exact-size source, for ASan). Every live row count,
  * depths around the vector widths, the table's panel widths and others (40: wider than
  * the AVX-512 packer, which hands it to AVX2), misaligned source and destination. */
 static void packing_matches_definition(dn_isa isa) {
@@ -434,8 +435,11 @@ static void packing_matches_definition(dn_isa isa) {
     for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++)
       for (size_t di = 0; di < sizeof depths / sizeof *depths; di++)
         for (size_t r = 0; r <= widths[wi]; r++, n++) {
+          /* The source ends right after the last float the panel needs (row r-1's k-th for
+           * pack_t, line k-1's r-th for pack_n), so ASan catches a read past it. */
           const size_t w = widths[wi], k = depths[di], ld = (t ? k : w) + 3;
-          const size_t src_floats = ld * (t ? w : k) + 1, dst_floats = k * w + 1 + 16;
+          const size_t needed = r == 0 ? 0 : t ? (r - 1) * ld + k : (k - 1) * ld + r;
+          const size_t src_floats = needed + 1, dst_floats = k * w + 1 + 16;
           float *src = tu_random(src_floats, -1, 1, 1400 + n), *dst = malloc(dst_floats * sizeof(float));
           cr_assert(src && dst);
           for (size_t i = 0; i < dst_floats; i++) dst[i] = -7.0f;

@@ -270,8 +270,8 @@ PAIRED_FILES = [
 
 
 def paired_section(folder):
-    """The tables bench-gemm-vs printed (its header line, the markdown table and the summary
-    lines) and the plain-text outputs, as they are: they are medians of per-round ratios
+    """The tables bench-gemm-vs and deepnet-step-breakdown --scaling printed (the header
+    line, the markdown table and the summary lines) and the plain-text outputs, as they are: they are medians of per-round ratios
     already, which the JSON loader's per-process medians cannot give."""
     out = []
     for name, heading, kind in PAIRED_FILES:

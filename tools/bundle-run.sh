@@ -231,8 +231,10 @@ if want trainscale; then
     done
   done | tee "$out/trainscale.txt" | sed 's/^/  /'
   # The same steps paired with the host's own speed-up: the thread counts take turns in one
-  # process, and the FMA loop runs on as many threads after each sample.
-  for net in "" --deep; do
+  # process, and the FMA loop runs on as many threads after each sample (needs two counts
+  # or more, at most 16).
+  counts=$(echo "$T" | tr ',' '\n' | wc -l)
+  [ "$counts" -ge 2 ] && [ "$counts" -le 16 ] && for net in "" --deep; do
     timeout 120 "$B/deepnet-step-breakdown" --scaling "$T" --rounds 3 --steps 20 $net \
       >"$out/trainscale-host${net:+-deep}.txt" 2>&1 ||
       echo "  deepnet-step-breakdown --scaling failed or timed out: $out/trainscale-host${net:+-deep}.txt"

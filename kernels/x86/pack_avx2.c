@@ -42,8 +42,8 @@ void dn_sgemm_pack_n_avx2(size_t k, size_t r, size_t w, const float *src, size_t
     }
 }
 
-/* Eight floats (k steps p0..p0+7) of rows 0..ROWS-1 (ROWS 6 or 8, a constant after
- * inlining; rows past ROWS read as zero), transposed: c[p] holds step p of the eight rows.
+/* Eight floats (k steps p0..p0+7) of rows 0..rows-1 (rows 6 or 8, a constant after
+ * inlining; rows past `rows` are not read and come out as zero), transposed: c[p] holds step p of the eight rows.
  * The loads do the 128-bit half of the transpose (row i's four floats and row i+4's share
  * a register), which leaves 16 shuffles of the 24 an 8 x 8 transpose in registers takes. */
 static inline __attribute__((always_inline)) void load_transposed8(const float *src, size_t ld,
@@ -86,9 +86,10 @@ static void pack_t_16(size_t k8, const float *src, size_t ld, float *dst) {
 }
 
 /* A full panel of 6 rows (op(B) = B for the 16x6 tile), k8 a multiple of 8: each line of 6
- * floats stored as 8, whose last two the next line's store overwrites; the last line of
- * the panel's part (more == false: nothing packed after it) stored as 6, so nothing past
- * the panel is written. */
+ * floats stored as 8, whose last two the next line's store overwrites. The last line this
+ * call writes is stored as 6 unless the caller packs more lines after it (more: the k % 8
+ * tail, whose first line's store covers those two floats), so nothing past the panel is
+ * written. */
 static void pack_t_6(size_t k8, bool more, const float *src, size_t ld, float *dst) {
   for (size_t p0 = 0; p0 < k8; p0 += 8, dst += 8 * 6) {
     __m256 v[8];
