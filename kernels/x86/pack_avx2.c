@@ -102,22 +102,46 @@ static void pack_t_6(size_t k8, bool more, const float *src, size_t ld, float *d
   }
 }
 
+/* The last kt < 8 steps of a full panel of `rows` rows (16 or 6): each row's kt floats read
+ * under a mask (nothing past them), transposed in registers, kt packed lines written. A
+ * 6-wide line is stored as 8 floats, the next line's store covering the last two, and the
+ * panel's last line as 6. With K = 10 (dA_prev = W^T dZ of a 10-unit layer) these two steps
+ * took the general loop below as long as the first eight took the loops above: TN 256 x 128
+ * x 10 1.032x, x 256 1.026x, x 512 1.019x, NN 256 x 128 x 10 1.013x (20 alternating pairs,
+ * one thread, Zen 3 guest, session 18). */
+static void pack_t_tail(size_t kt, size_t rows, const float *src, size_t ld, float *dst) {
+  const __m256i live = lanes(kt);
+  for (size_t h = 0; h < rows; h += 8) {
+    __m256 v[8];
+    for (size_t i = 0; i < 8; i++)
+      v[i] = h + i < rows ? _mm256_maskload_ps(src + (h + i) * ld, live) : _mm256_setzero_ps();
+    dn_transpose8_avx2(v);
+    if (rows == 16) {
+      for (size_t p = 0; p < kt; p++) _mm256_storeu_ps(dst + p * 16 + h, v[p]);
+    } else {
+      for (size_t p = 0; p + 1 < kt; p++) _mm256_storeu_ps(dst + p * 6, v[p]);
+      store_n(dst + (kt - 1) * 6, v[kt - 1], 6);
+    }
+  }
+}
+
 /* Full panels of the two widths the AVX2 table packs (r == w, 16 for op(A), 6 for op(B))
- * take the loops above for their whole 8-step blocks; the general loop below has masks, a
- * width test a line, and writes each packed line of op(A) in two halves. The transposing
+ * take the loops above, for their whole 8-step blocks and for the rest; the general loop
+ * below (partial panels, other widths) has masks, a width test a line, and writes each
+ * packed line of op(A) in two halves. The transposing
  * pack was 9% of dn_sgemm TN 784 x 128 x 512 (perf); these loops made TN 512 x 128 x 256
  * 1.019x, 784 x 128 x 512 1.009x, 1024 x 128 x 1024 1.014x, 4096 x 128 x 4096 1.027x and
  * NN 256 x 128 x 512 1.008x (16 alternating pairs each, one thread, Zen 3 guest, session
  * 18, docs/kernels.md). */
 void dn_sgemm_pack_t_avx2(size_t k, size_t r, size_t w, const float *src, size_t ld, float *dst) {
-  if (r == w && (w == 16 || w == 6) && k >= 8) {
+  if (r == w && (w == 16 || w == 6)) {
     const size_t k8 = k / 8 * 8;
-    if (w == 16)
+    if (k8 && w == 16)
       pack_t_16(k8, src, ld, dst);
-    else
+    else if (k8)
       pack_t_6(k8, k8 < k, src, ld, dst);
-    if (k8 == k) return;
-    src += k8, dst += k8 * w, k -= k8;
+    if (k8 < k) pack_t_tail(k - k8, w, src + k8, ld, dst + k8 * w);
+    return;
   }
   for (size_t i0 = 0; i0 < w; i0 += 8) {
     const size_t live = r > i0 ? min_sz(8, r - i0) : 0, width = min_sz(8, w - i0);
