@@ -28,7 +28,9 @@
 // only by name and only where the CPU has AMX tiles, is deepnet with the AMX path off, so
 // the tile path and the FMA kernels are compared round by round too.
 //
-// On more than one thread each sample is preceded by W ms (default 150) of the same
+// On more than one thread the header and the end each give the FMA loop's speed on that
+// many threads at once against one (host_fma.h): what the host allowed at the time. And
+// each sample is preceded by W ms (default 150) of the same
 // library's calls, untimed: a library's idle threads keep spinning after its last call
 // (OpenBLAS's server threads for about 2^28 cycles, ~0.1 s; libgomp's, under oneDNN, for
 // their spin count), and they took a core from whichever library ran next (measured:
@@ -289,6 +291,17 @@ int main(int argc, char **argv) {
               o.sample_s * 1e3, o.settle_s * 1e3, peak);
   for (std::size_t i = 1; i < libs.size(); i++)
     std::printf("  %s %s\n", bench::lib_name(libs[i]), bench::lib_version(libs[i]).c_str());
+  // On more than one thread, what the host gives that many threads, at the start and at
+  // the end: a table from a minute in which the threads shared one core's FMA units reads
+  // as the libraries' scaling, not as the host's.
+  const host_fma probe = host_fma_for(isa, 0.02);
+  const auto host_line = [&](const char *when) {
+    if (o.threads < 2) return;
+    const double one = host_fma_gflops(&probe, 1), all = host_fma_gflops(&probe, o.threads);
+    std::printf("  host at the %s: the FMA loop on %d threads at once %.1f GFLOP/s, %.2fx one thread\n",
+                when, o.threads, all, one > 0 ? all / one : 0.0);
+  };
+  host_line("start");
   std::printf("\n| shape | deepnet GFLOP/s | %% peak |");
   for (std::size_t i = 1; i < libs.size(); i++) std::printf(" %s GFLOP/s |", bench::lib_name(libs[i]));
   for (std::size_t i = 1; i < libs.size(); i++) std::printf(" vs %s [p25 p75] |", bench::lib_name(libs[i]));
@@ -336,6 +349,7 @@ int main(int argc, char **argv) {
     std::fflush(stdout);
   }
   std::printf("\n");
+  host_line("end");
   for (std::size_t l = 1; l < libs.size(); l++) {
     double log_sum = 0;
     for (double x : all_ratios[l]) log_sum += std::log(x);
