@@ -128,11 +128,10 @@ static void pack_t_tail(size_t kt, size_t rows, const float *src, size_t ld, flo
 /* Full panels of the two widths the AVX2 table packs (r == w, 16 for op(A), 6 for op(B))
  * take the loops above, for their whole 8-step blocks and for the rest; the general loop
  * below (partial panels, other widths) has masks, a width test a line, and writes each
- * packed line of op(A) in two halves. The transposing
- * pack was 9% of dn_sgemm TN 784 x 128 x 512 (perf); these loops made TN 512 x 128 x 256
- * 1.019x, 784 x 128 x 512 1.009x, 1024 x 128 x 1024 1.014x, 4096 x 128 x 4096 1.027x and
- * NN 256 x 128 x 512 1.008x (16 alternating pairs each, one thread, Zen 3 guest, session
- * 18, docs/kernels.md). */
+ * packed line of op(A) in two halves. The transposing pack was 9% of dn_sgemm TN 784 x 128
+ * x 512 (perf); the 8-step loops made TN 512 x 128 x 256 1.019x, 784 x 128 x 512 1.009x,
+ * 1024 x 128 x 1024 1.014x, 4096 x 128 x 4096 1.027x and NN 256 x 128 x 512 1.008x (16
+ * alternating pairs each, one thread, Zen 3 guest, session 18, docs/kernels.md). */
 void dn_sgemm_pack_t_avx2(size_t k, size_t r, size_t w, const float *src, size_t ld, float *dst) {
   if (r == w && (w == 16 || w == 6)) {
     const size_t k8 = k / 8 * 8;
