@@ -23,7 +23,7 @@
 
 #include "deepnet.h"
 #include "internal.h"
-#include "peak.h"
+#include "host_fma.h"
 
 enum { PANEL_TILES = 8, BLOCK_PANELS = 16, MAX_SAMPLES = 99 };
 
@@ -45,31 +45,15 @@ static float *filled(size_t n, unsigned seed) {
   return x;
 }
 
-/* The FMA loop of the ISA whose kernels run (x86: its vector width; elsewhere the
- * portable build of the loop). */
+/* The FMA loop of the ISA whose kernels run (host_fma.h picks it: x86, its vector width;
+ * elsewhere the portable build), on this thread: the best of five ~20 ms runs. */
 static double fma_loop_gflops(dn_isa isa) {
-  double (*loop)(long) = NULL, (*flops)(void) = NULL;
-#if defined(__x86_64__)
-  if (isa == DN_ISA_AVX512) loop = peak_fma_avx512, flops = peak_fma_flops_avx512;
-  else if (isa == DN_ISA_AVX2) loop = peak_fma_avx2, flops = peak_fma_flops_avx2;
-  else loop = peak_fma_sse2, flops = peak_fma_flops_sse2;
-#else
-  (void)isa;
-  loop = peak_fma_generic, flops = peak_fma_flops_generic;
-#endif
-  long iters = 1000;
-  double best = 0, sink = 0;
+  const host_fma loop = host_fma_for(isa, 0.02);
+  double best = 0;
   for (int s = 0; s < 5; s++) {
-    double t0 = now_s(), dt;
-    while ((dt = now_s() - t0) < 0.02) {
-      iters *= 2;
-      t0 = now_s();
-      sink += loop(iters);
-    }
-    const double g = flops() * (double)iters / dt * 1e-9;
+    const double g = host_fma_gflops(&loop, 1);
     if (g > best) best = g;
   }
-  if (sink == 42.0) fputs("", stderr); /* keeps the loop's result alive */
   return best;
 }
 
