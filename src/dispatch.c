@@ -143,6 +143,7 @@ typedef struct gemm_job {
    * (0 when one dimension is cut). */
   size_t grid_rows, grid_cols;
   size_t a_pack_units; /* a grid's packing phase: op(A)'s panels, then op(B)'s */
+  bool a_packed_per_thread; /* a column cut whose chunks pack op(A) in their micro-kernel */
 } gemm_job;
 
 /* Rows [m0, m1) x columns [n0, n1) of C, on the calling thread. */
@@ -214,6 +215,30 @@ static dn_phase shared_operands_phase(gemm_job *j) {
   return (dn_phase){.n = j->a_pack_units + b_units, .grain = 1, .fn = pack_both_block, .ctx = j};
 }
 
+/* A column cut of an NN product whose micro-kernel packs op(A) = A as it reads it
+ * (dn_gemm_packs_a_in_ukr) can leave each chunk of C to pack op(A) that way, in the first
+ * column panel of every block, as one thread does, instead of a shared packing phase
+ * before the product. Each chunk packs all of op(A) again, so the chunks are one a thread
+ * (unless the blocks rule asks for more, from 4 threads) and at least this many columns
+ * wide. Measured at 2 threads on the Zen 3 guest against the shared pack in 2 chunks a
+ * thread (throwaway switch, dn_sgemm paired in one process, 16 pairs, session 19), while a
+ * cache line took ~100-130 ns to the other vCPU and back: NN 512 x 512 x 784 1.045-1.056x,
+ * 1024 x 512 x 1024 1.021-1.063x, sq512 1.030-1.039x, sq1024 1.021-1.031x, 256 x 512 x 512
+ * 1.016-1.029x, 256 x 256 x 512 0.989-1.018x and sq256 0.998-1.007x (128-column chunks).
+ * Own packs in two chunks a thread gained about half as much; the shared pack in one chunk
+ * a thread 1.00-1.02x. While the round trip took 440-480 ns (vCPUs on cores that share no
+ * cache, where the shared pack's halves cross between them) the own packs in two chunks
+ * already gained 1.03-1.14x. NT (dW = dZ A_prev^T, whose dZ the shared pack reads once)
+ * keeps the shared pack: 0.98-1.00x in the near minutes. */
+#define OWN_A_PACK_MIN_COLUMNS 128
+
+static bool own_a_packs_pay(const gemm_job *j, size_t cols, size_t chunks_per_thread,
+                            int threads) {
+  return cols > 1 && !j->grid_rows && j->transb == 'N' && !j->packedA && !j->copies &&
+         j->N / ((size_t)threads * chunks_per_thread) >= OWN_A_PACK_MIN_COLUMNS &&
+         dn_gemm_packs_a_in_ukr(j->kt, j->transa, j->M, j->lda);
+}
+
 /* Threads splitting C by rows each need all of op(B), by columns all of op(A): pack that
  * operand once, over the threads, into the calling thread's DN_BUF_SHARED buffer, before
  * the product (not once per thread, which cost 2-thread runs up to a third of their speed
@@ -232,7 +257,7 @@ static dn_phase shared_operand_phase(gemm_job *j) {
     j->packedB = buf;
     return (dn_phase){.n = j->N, .grain = j->kt->nr, .fn = pack_b_block, .ctx = j};
   }
-  if (j->packedA || j->copies) return none;
+  if (j->packedA || j->copies || j->a_packed_per_thread) return none;
   const size_t floats = dn_gemm_packed_a_floats(j->kt, j->M, j->K);
   float *buf = floats == SIZE_MAX ? NULL : dn_gemm_thread_buffer(DN_BUF_SHARED, floats);
   if (!buf) return none;
@@ -674,17 +699,23 @@ static int gemm_parallel(const gemm_job *job, size_t *cut_rows, size_t *cut_cols
     j.grid_rows = rows;
     j.grid_cols = cols;
   }
+  /* 0: the pool's default */
+  size_t chunks_per_thread = per_thread > 2 ? per_thread : 0;
+  if (threads > 1 && own_a_packs_pay(&j, cols, per_thread > 2 ? per_thread : 1, threads)) {
+    j.a_packed_per_thread = true;
+    chunks_per_thread = per_thread > 2 ? per_thread : 1;
+  }
   dn_phase pack = threads > 1 ? shared_operand_phase(&j) : (dn_phase){0};
   /* The product waits for the last packing chunk: deal the packing as finely as the
    * product, so a thread on a slow vCPU holds up no more of it. */
-  pack.chunks_per_thread = per_thread > 2 ? per_thread : 0;
+  pack.chunks_per_thread = chunks_per_thread;
   const dn_phase product =
       j.grid_rows ? (dn_phase){.n = rows * cols, .grain = 1, .fn = gemm_grid_block, .ctx = &j,
                                .chunks_per_thread = per_thread}
                   : (dn_phase){.n = j.split_rows ? j.M : j.N,
                                .grain = j.split_rows ? j.kt->mr : j.kt->nr,
                                .fn = gemm_block, .ctx = &j,
-                               .chunks_per_thread = per_thread > 2 ? per_thread : 0};
+                               .chunks_per_thread = chunks_per_thread};
   dn_parallel_phases(threads, &pack, &product);
   *cut_rows = rows;
   *cut_cols = cols;
