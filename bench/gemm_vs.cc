@@ -46,11 +46,13 @@
 #include <time.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bench_common.h"
@@ -58,6 +60,9 @@
 #include "host_fma.h"
 
 namespace {
+
+// Before the host line at the end of a threaded table (see there).
+constexpr int END_LINE_PAUSE_MS = 300;
 
 using bench::Lib;
 using bench::Shape;
@@ -298,9 +303,17 @@ int main(int argc, char **argv) {
   const auto host_line = [&](const char *when) {
     if (o.threads < 2) return;
     const double one = host_fma_gflops(&probe, 1), all = host_fma_gflops(&probe, o.threads);
-    std::printf("  host at the %s: the FMA loop on %d threads at once %.1f GFLOP/s, %.2fx one thread\n",
-                when, o.threads, all, one > 0 ? all / one : 0.0);
+    // The cache line's round trip tells minutes apart in which the threads' cores share a
+    // cache from those in which they do not (the Zen 3 guest's vCPUs moved between both).
+    const double trip = host_line_round_trip_ns();
+    char trip_text[64];
+    if (trip > 0) std::snprintf(trip_text, sizeof trip_text, "%.0f ns", trip);
+    else std::snprintf(trip_text, sizeof trip_text, "not measured");
+    std::printf("  host at the %s: the FMA loop on %d threads at once %.1f GFLOP/s, %.2fx one thread;"
+                " a cache line to a second CPU and back %s\n",
+                when, o.threads, all, one > 0 ? all / one : 0.0, trip_text);
   };
+  std::this_thread::sleep_for(std::chrono::milliseconds(END_LINE_PAUSE_MS));
   host_line("start");
   std::printf("\n| shape | deepnet GFLOP/s | %% peak |");
   for (std::size_t i = 1; i < libs.size(); i++) std::printf(" %s GFLOP/s |", bench::lib_name(libs[i]));
@@ -349,6 +362,10 @@ int main(int argc, char **argv) {
     std::fflush(stdout);
   }
   std::printf("\n");
+  // The last library's threads may still be waiting for work, spinning (OpenBLAS's for
+  // tens of milliseconds after its last call): measured at once, the end line read 1.00x
+  // on 2 threads after every table that ended with OpenBLAS (session 19).
+  std::this_thread::sleep_for(std::chrono::milliseconds(END_LINE_PAUSE_MS));
   host_line("end");
   for (std::size_t l = 1; l < libs.size(); l++) {
     double log_sum = 0;

@@ -106,3 +106,81 @@ double host_fma_gflops(const host_fma *h, int threads) {
   free(runs), free(ids);
   return gflops;
 }
+
+enum { PASSES = 20000, RUNS = 5 };
+
+typedef struct ping {
+  _Alignas(64) atomic_long turn; /* odd: the partner's move, even: the caller's */
+  atomic_int abort;
+  cpu_set_t at;
+} ping;
+
+static bool pin_to(const cpu_set_t *at) {
+  return pthread_setaffinity_np(pthread_self(), sizeof *at, at) == 0;
+}
+
+static void *answer(void *arg) {
+  ping *p = arg;
+  if (!pin_to(&p->at)) {
+    atomic_store(&p->abort, 1);
+    return NULL;
+  }
+  for (long i = 0; i < (long)PASSES * RUNS; i++) {
+    while (atomic_load_explicit(&p->turn, memory_order_acquire) != 2 * i + 1)
+      if (atomic_load_explicit(&p->abort, memory_order_relaxed)) return NULL;
+    atomic_store_explicit(&p->turn, 2 * i + 2, memory_order_release);
+  }
+  return NULL;
+}
+
+static int by_value(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+double host_line_round_trip_ns(void) {
+  cpu_set_t allowed, mine, old;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2) return 0;
+  static ping p; /* one probe at a time (the benchmarks' main thread) */
+  int first = -1, second = -1;
+  for (int c = 0; c < CPU_SETSIZE && second < 0; c++)
+    if (CPU_ISSET(c, &allowed)) {
+      if (first < 0)
+        first = c;
+      else
+        second = c;
+    }
+  CPU_ZERO(&mine);
+  CPU_SET(first, &mine);
+  CPU_ZERO(&p.at);
+  CPU_SET(second, &p.at);
+  atomic_store(&p.turn, 0);
+  atomic_store(&p.abort, 0);
+  if (pthread_getaffinity_np(pthread_self(), sizeof old, &old) != 0) return 0;
+  pthread_t partner;
+  if (!pin_to(&mine)) return 0;
+  if (pthread_create(&partner, NULL, answer, &p) != 0) {
+    pin_to(&old);
+    return 0;
+  }
+  double ns[RUNS];
+  bool ok = true;
+  for (long r = 0, i = 0; r < RUNS && ok; r++) {
+    const double t0 = now_s();
+    for (long n = 0; n < PASSES && ok; n++, i++) {
+      atomic_store_explicit(&p.turn, 2 * i + 1, memory_order_release);
+      while (atomic_load_explicit(&p.turn, memory_order_acquire) != 2 * i + 2)
+        if (atomic_load_explicit(&p.abort, memory_order_relaxed)) {
+          ok = false;
+          break;
+        }
+    }
+    ns[r] = (now_s() - t0) / PASSES * 1e9;
+  }
+  atomic_store(&p.abort, 1);
+  pthread_join(partner, NULL);
+  pin_to(&old);
+  if (!ok) return 0;
+  qsort(ns, RUNS, sizeof ns[0], by_value);
+  return ns[RUNS / 2];
+}

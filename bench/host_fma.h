@@ -29,6 +29,14 @@ host_fma host_fma_for(dn_isa isa, double seconds);
  * end. 0 if the threads could not be started (threads < 1, or out of resources). */
 double host_fma_gflops(const host_fma *h, int threads);
 
+/* Nanoseconds a cache line takes from one thread to another and back (a counter passed to
+ * and fro, median of 5 runs of 20000), the two pinned to the first two CPUs this process
+ * may run on: about 100 ns where the two share a cache, 400-500 ns on the Zen 3 guest in the
+ * minutes its two vCPUs sat on cores that share none (where an operand one thread packed
+ * and the other reads crosses between them: docs/benchmarks.md, "Session 19"). 0 with
+ * fewer than two CPUs, or if the threads could not be started or pinned. */
+double host_line_round_trip_ns(void);
+
 #ifdef __cplusplus
 }
 #endif

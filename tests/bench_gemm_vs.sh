@@ -22,10 +22,11 @@ if [ "$rc" -ne 0 ] || [ -z "$row" ] || [ "$cells" -ne $((3 + 2 * refs)) ]; then
 fi
 out=$("$exe" --rounds 1 --sample-ms 1 --refs none NN/256-10_m128 2>&1)
 echo "$out" | grep -q '^| NN/256-10_m128 | [0-9.]* | [0-9]* |$' || { echo "FAIL --refs none: $out"; failed=1; }
-# Two threads: the host's FMA loop on two threads against one, at the start and at the end.
+# Two threads: the host's FMA loop on two threads against one, at the start and at the end,
+# and a cache line's round trip between two CPUs (not measured where there is only one).
 out=$("$exe" --threads 2 --rounds 1 --sample-ms 1 --settle-ms 1 --refs none NN/256-10_m128 2>&1)
 for when in start end; do
-  echo "$out" | grep -Eq "^  host at the $when: the FMA loop on 2 threads at once [0-9]+\.[0-9] GFLOP/s, [0-9]+\.[0-9]{2}x one thread$" ||
+  echo "$out" | grep -Eq "^  host at the $when: the FMA loop on 2 threads at once [0-9]+\.[0-9] GFLOP/s, [0-9]+\.[0-9]{2}x one thread; a cache line to a second CPU and back ([1-9][0-9]* ns|not measured)$" ||
     { echo "FAIL --threads 2, the host's line at the $when: $out"; failed=1; }
 done
 # --scaling 1,2: a row with both speeds, the 2/1 ratio with quartiles, the % of peak and
