@@ -564,10 +564,6 @@ void dn_gemm_range_packed(const dn_kernel_table *kt, size_t M, size_t N, size_t 
 
 bool dn_gemm_packs_b(const dn_kernel_table *kt, size_t M) { return !use_small(kt, M); }
 
-bool dn_gemm_packs_a_in_ukr(const dn_kernel_table *kt, char transa, size_t M, size_t lda) {
-  return transa == 'N' && !use_small(kt, M) && ukr_packs_a(kt, lda);
-}
-
 size_t dn_gemm_packed_b_floats(const dn_kernel_table *kt, size_t N, size_t K) {
   size_t floats;
   if (N > SIZE_MAX - kt->nr || __builtin_mul_overflow(round_up(N, kt->nr), K, &floats))

@@ -316,10 +316,6 @@ float *dn_gemm_thread_buffer(int slot, size_t floats);
  * read the whole op(B): packed once, shared, it is not packed once per thread. Only the
  * general path packs B (dn_gemm_packs_b: false on the small-M path, which reads B in place). */
 bool dn_gemm_packs_b(const dn_kernel_table *kt, size_t M);
-/* Whether the general path's micro-kernel packs op(A) itself as it reads it (op(A) = A,
- * a table with sgemm_ukr_pack_a, an lda where that kernel is used), so that a thread
- * needs no separate packing pass over its rows of A. */
-bool dn_gemm_packs_a_in_ukr(const dn_kernel_table *kt, char transa, size_t M, size_t lda);
 size_t dn_gemm_packed_b_floats(const dn_kernel_table *kt, size_t N, size_t K);
 /* This core's share of its L2 cache in bytes (hwloc; 1 MiB when unknown). */
 size_t dn_gemm_l2_bytes(void);

@@ -143,7 +143,7 @@ typedef struct gemm_job {
    * (0 when one dimension is cut). */
   size_t grid_rows, grid_cols;
   size_t a_pack_units; /* a grid's packing phase: op(A)'s panels, then op(B)'s */
-  bool a_packed_per_thread; /* a column cut whose chunks pack op(A) in their micro-kernel */
+  bool a_packed_per_thread; /* a column cut whose chunks each pack op(A) themselves */
 } gemm_job;
 
 /* Rows [m0, m1) x columns [n0, n1) of C, on the calling thread. */
@@ -215,28 +215,30 @@ static dn_phase shared_operands_phase(gemm_job *j) {
   return (dn_phase){.n = j->a_pack_units + b_units, .grain = 1, .fn = pack_both_block, .ctx = j};
 }
 
-/* A column cut of an NN product whose micro-kernel packs op(A) = A as it reads it
- * (dn_gemm_packs_a_in_ukr) can leave each chunk of C to pack op(A) that way, in the first
- * column panel of every block, as one thread does, instead of a shared packing phase
- * before the product. Each chunk packs all of op(A) again, so the chunks are one a thread
- * (unless the blocks rule asks for more, from 4 threads) and at least this many columns
- * wide. Measured at 2 threads on the Zen 3 guest against the shared pack in 2 chunks a
- * thread (throwaway switch, dn_sgemm paired in one process, 16 pairs, session 19), while a
- * cache line took ~100-130 ns to the other vCPU and back: NN 512 x 512 x 784 1.045-1.056x,
+/* A column cut whose chunks of C are at least this many columns wide leaves each chunk to
+ * pack op(A) itself, as one thread does (NN: in the first column panel's micro-kernel where
+ * the table has one that packs, sgemm_ukr_pack_a; otherwise a packing pass per block), instead
+ * of a shared packing phase before the product; and deals one chunk a thread (unless the
+ * blocks rule asks for more, from 4 threads), since each chunk packs all of op(A) again.
+ * The pack is then spread over as many columns as one thread's m128 product, and the
+ * product starts without waiting for a phase whose halves one core packed for the other.
+ * Measured at 2 threads on the Zen 3 guest against the shared pack in two chunks a thread
+ * (throwaway switch, dn_sgemm paired in one process, 16 pairs a shape, session 19), while
+ * a cache line took 100-130 ns to the other vCPU and back: NN 512 x 512 x 784 1.039-1.056x,
  * 1024 x 512 x 1024 1.021-1.063x, sq512 1.030-1.039x, sq1024 1.021-1.031x, 256 x 512 x 512
- * 1.016-1.029x, 256 x 256 x 512 0.989-1.018x and sq256 0.998-1.007x (128-column chunks).
- * Own packs in two chunks a thread gained about half as much; the shared pack in one chunk
- * a thread 1.00-1.02x. While the round trip took 440-480 ns (vCPUs on cores that share no
- * cache, where the shared pack's halves cross between them) the own packs in two chunks
- * already gained 1.03-1.14x. NT (dW = dZ A_prev^T, whose dZ the shared pack reads once)
- * keeps the shared pack: 0.98-1.00x in the near minutes. */
+ * 1.016-1.029x, 256 x 256 x 512 0.989-1.023x, sq256 0.998-1.007x (128-column chunks); TN
+ * 1024 x 512 x 1024 1.021x, 784 x 512 x 512 1.012x, 512 x 512 x 256 1.020x; NT 256 x 512 x
+ * 512 1.027x, 512 x 784 x 256-512 1.010x. Against the shared pack in one chunk a thread, the
+ * same TN and NT shapes 1.004-1.015x: the own packs gain beyond the chunking. In the minutes
+ * the round trip took 440-480 ns (vCPUs on cores that share no cache), own packs in two
+ * chunks a thread already gained 1.03-1.14x on the NN shapes. */
 #define OWN_A_PACK_MIN_COLUMNS 128
 
 static bool own_a_packs_pay(const gemm_job *j, size_t cols, size_t chunks_per_thread,
                             int threads) {
-  return cols > 1 && !j->grid_rows && j->transb == 'N' && !j->packedA && !j->copies &&
-         j->N / ((size_t)threads * chunks_per_thread) >= OWN_A_PACK_MIN_COLUMNS &&
-         dn_gemm_packs_a_in_ukr(j->kt, j->transa, j->M, j->lda);
+  return cols > 1 && !j->grid_rows && !j->packedA && !j->copies &&
+         dn_gemm_packs_b(j->kt, j->M) /* the general path, not the small-M one */ &&
+         j->N / ((size_t)threads * chunks_per_thread) >= OWN_A_PACK_MIN_COLUMNS;
 }
 
 /* Threads splitting C by rows each need all of op(B), by columns all of op(A): pack that

@@ -284,8 +284,8 @@ static void sgemm_bitwise_for_any_thread_count(size_t Ms, size_t Ns, size_t Ks, 
 
 Test(threads, sgemm_is_bitwise_identical_for_any_thread_count_and_transpose) {
   /* Wide C (threads split columns, op(A) packed once and shared), wider C (at 2-4 threads
-   * chunks of over 128 columns, where NN packs op(A) in each thread's micro-kernel instead:
-   * OWN_A_PACK_MIN_COLUMNS in src/dispatch.c) and tall C (rows split, op(B) shared). */
+   * chunks of over 128 columns, each of which packs op(A) itself: OWN_A_PACK_MIN_COLUMNS in
+   * src/dispatch.c) and tall C (rows split, op(B) shared). */
   const size_t shapes[3][3] = {{157, 211, 301}, {157, 601, 301}, {611, 53, 419}};
   for (int s = 0; s < 3; s++)
     sgemm_bitwise_for_any_thread_count(shapes[s][0], shapes[s][1], shapes[s][2], false);
