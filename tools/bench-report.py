@@ -266,6 +266,7 @@ PAIRED_FILES = [
     ("trainscale-host-deep.txt", "The same for the deep net", "table"),
     ("pair.txt", "Paired kernel entries (deepnet-kernel-pair, with/without)", "text"),
     ("ukr.txt", "Micro-kernels in the caches against the FMA loop (deepnet-ukr-speed)", "text"),
+    ("ukr-asm.txt", "The AVX-512 tile's candidate assembly k loops beside it (deepnet-ukr-speed --asm)", "text"),
 ]
 
 

@@ -100,6 +100,11 @@ if want ukr; then
     [ "$isa" = scalar ] && continue
     DEEPNET_ISA=$i timeout 60 "$B/deepnet-ukr-speed" 2>&1
   done | tee "$out/ukr.txt" | sed 's/^/  /'
+  # On AVX-512 CPUs, the tile's candidate assembly k loops beside it (session 19: written
+  # on a machine without AVX-512; each is timed only if its C is the library tile's).
+  if [ "$isa" = avx512 ]; then
+    DEEPNET_ISA=avx512 timeout 120 "$B/deepnet-ukr-speed" --asm 2>&1 | tee "$out/ukr-asm.txt" | sed 's/^/  /'
+  fi
 fi
 
 if want smt && [ "$n" -gt 1 ] && command -v taskset >/dev/null; then
