@@ -31,10 +31,11 @@ double host_fma_gflops(const host_fma *h, int threads);
 
 /* Nanoseconds a cache line takes from one thread to another and back (a counter passed to
  * and fro, median of 5 runs of 20000), the two pinned to the first two CPUs this process
- * may run on: about 100 ns where the two share a cache, 400-500 ns on the Zen 3 guest in the
- * minutes its two vCPUs sat on cores that share none (where an operand one thread packed
- * and the other reads crosses between them: docs/benchmarks.md, "Session 19"). 0 with
- * fewer than two CPUs, or if the threads could not be started or pinned. */
+ * may run on. On the Zen 3 guest: ~70 ns in the minutes its two vCPUs were the two hardware
+ * threads of one core, ~100 ns where they shared a cache, 440-490 ns where they shared
+ * none (where an operand one thread packed and the other reads crosses between them:
+ * docs/benchmarks.md, "Session 19"). 0 with fewer than two CPUs, or if the threads could
+ * not be started or pinned. */
 double host_line_round_trip_ns(void);
 
 #ifdef __cplusplus
