@@ -674,10 +674,11 @@ static bool amx_parallel(const gemm_job *g, int threads, bool *refused) {
   return true;
 }
 
-/* Runs the product; returns the threads, and in *rows x *cols how C was cut; *kernel names
- * what multiplied. */
+/* Runs the product; returns the threads, and in *rows x *cols how C was cut (*own_packs:
+ * a column cut whose chunks each packed op(A)); *kernel names what multiplied. */
 static int gemm_parallel(const gemm_job *job, size_t *cut_rows, size_t *cut_cols,
-                         const char **kernel) {
+                         bool *own_packs, const char **kernel) {
+  *own_packs = false;
   size_t macs = job->M * job->N;
   if (!dn_mul_ok(macs, job->K, &macs)) macs = SIZE_MAX;
   const int threads = dn_threads_for(macs, GEMM_MIN_MACS_PER_THREAD);
@@ -704,7 +705,7 @@ static int gemm_parallel(const gemm_job *job, size_t *cut_rows, size_t *cut_cols
   /* 0: the pool's default */
   size_t chunks_per_thread = per_thread > 2 ? per_thread : 0;
   if (threads > 1 && own_a_packs_pay(&j, cols, per_thread > 2 ? per_thread : 1, threads)) {
-    j.a_packed_per_thread = true;
+    j.a_packed_per_thread = *own_packs = true;
     chunks_per_thread = per_thread > 2 ? per_thread : 1;
   }
   dn_phase pack = threads > 1 ? shared_operand_phase(&j) : (dn_phase){0};
@@ -726,16 +727,18 @@ static int gemm_parallel(const gemm_job *job, size_t *cut_rows, size_t *cut_cols
 
 static void gemm_logged(const char *what, size_t layer, const gemm_job *job) {
   size_t rows, cols;
+  bool own_packs;
   const char *kernel;
   if (!verbose) {
-    gemm_parallel(job, &rows, &cols, &kernel);
+    gemm_parallel(job, &rows, &cols, &own_packs, &kernel);
     return;
   }
   const double t0 = dn_now_s();
-  const int threads = gemm_parallel(job, &rows, &cols, &kernel);
+  const int threads = gemm_parallel(job, &rows, &cols, &own_packs, &kernel);
   const double dt = dn_now_s() - t0;
-  char cut[48] = "";
-  if (threads > 1) snprintf(cut, sizeof cut, " (cut %zux%zu)", rows, cols);
+  char cut[64] = "";
+  if (threads > 1)
+    snprintf(cut, sizeof cut, " (cut %zux%zu%s)", rows, cols, own_packs ? ", A packed per chunk" : "");
   fprintf(stderr, "deepnet: layer %zu %-10s sgemm %c%c%s %s M=%zu N=%zu K=%zu threads=%d%s %.3f ms %.1f GFLOP/s\n",
           layer, what, job->transa, job->transb, job->packedA || job->copies ? " (A pre-packed)" : "",
           kernel, job->M, job->N, job->K, threads, cut, dt * 1e3,
