@@ -18,7 +18,8 @@
  * and the host's in the same minute. Prints a table: per thread count the median ms a step
  * and samples/s, the speed-up over T1 and the host's with their quartiles, and the step's
  * speed-up as a share of the host's (the median of the rounds' quotients); quartiles are
- * interpolated as bench-gemm-vs's. Both forms exit 2 on bad arguments, 1 if the net cannot
+ * interpolated as bench-gemm-vs's. Under the table, a cache line's round trip between the
+ * first two CPUs, measured once a round (host_fma.h): the kind of minute the rounds saw. Both forms exit 2 on bad arguments, 1 if the net cannot
  * be set up or a step fails. */
 #include <stdbool.h>
 #include <stdio.h>
@@ -177,13 +178,14 @@ static int run_scaling(int argc, char **argv) {
   double *ms = malloc(sizeof(double) * (size_t)counts * n);
   double *host = malloc(sizeof(double) * (size_t)counts * n);
   double *q = malloc(sizeof(double) * 3 * n);
+  double *trip = malloc(sizeof(double) * n); /* a cache line's round trip, once a round */
   int rc = 1;
-  if (!ms || !host || !q) {
+  if (!ms || !host || !q || !trip) {
     fprintf(stderr, "out of memory\n");
     goto done;
   }
   double t[3];
-  for (size_t r = 0; r < n; r++)
+  for (size_t r = 0; r < n; r++) {
     for (int k = 0; k < counts; k++) {
       const size_t i = ((size_t)k + r) % (size_t)counts;
       dn_set_num_threads(T[i]);
@@ -195,6 +197,8 @@ static int run_scaling(int argc, char **argv) {
       ms[i * n + r] = (t[2] - t0) / (double)steps * 1e3;
       host[i * n + r] = host_fma_gflops(&probe, T[i]);
     }
+    trip[r] = host_line_round_trip_ns();
+  }
   printf("deepnet-step-breakdown --scaling: %s net, batch %ld, Adam, %s kernels, %ld rounds of %ld "
          "steps per thread count (each after %d untimed), wall clock; the host's %s FMA loop on as "
          "many threads after each sample\n\n",
@@ -216,9 +220,17 @@ static int run_scaling(int argc, char **argv) {
            quantile(step_up, n, 0.75), quantile(host + i * n, n, 0.5), quantile(host_up, n, 0.5),
            quantile(host_up, n, 0.25), quantile(host_up, n, 0.75), quantile(share, n, 0.5));
   }
+  /* Which minutes these were: the vCPUs of a guest may share a core (~70 ns on the Zen 3
+   * guest), a cache (~100 ns) or neither (~450 ns, where threads that read each other's
+   * columns pay for it: docs/benchmarks.md, "Session 19"). */
+  if (trip[0] > 0)
+    printf("\n  a cache line to a second CPU and back, once a round: median %.0f ns, lowest %.0f, "
+           "highest %.0f\n", quantile(trip, n, 0.5), quantile(trip, n, 0.0), quantile(trip, n, 1.0));
+  else
+    printf("\n  a cache line to a second CPU and back: not measured\n");
   rc = 0;
 done:
-  free(q), free(ms), free(host);
+  free(q), free(ms), free(host), free(trip);
   bench_net_free(&b);
   return rc;
 }
