@@ -61,8 +61,8 @@
 
 namespace {
 
-// Before the host line at the end of a threaded table (see there).
-constexpr int END_LINE_PAUSE_MS = 300;
+// Before each host line of a threaded table, so that threads still spinning stop (see there).
+constexpr int HOST_LINE_PAUSE_MS = 300;
 
 using bench::Lib;
 using bench::Shape;
@@ -302,6 +302,10 @@ int main(int argc, char **argv) {
   const host_fma probe = host_fma_for(isa, 0.02);
   const auto host_line = [&](const char *when) {
     if (o.threads < 2) return;
+    // A library's threads may still be waiting for work, spinning (OpenBLAS's for tens of
+    // milliseconds after its last call): measured at once, the end line read 1.00x on 2
+    // threads after every table that ended with OpenBLAS (session 19).
+    std::this_thread::sleep_for(std::chrono::milliseconds(HOST_LINE_PAUSE_MS));
     const double one = host_fma_gflops(&probe, 1), all = host_fma_gflops(&probe, o.threads);
     // The cache line's round trip tells minutes apart in which the threads' cores share a
     // cache from those in which they do not (the Zen 3 guest's vCPUs moved between both).
@@ -313,7 +317,6 @@ int main(int argc, char **argv) {
                 " a cache line to a second CPU and back %s\n",
                 when, o.threads, all, one > 0 ? all / one : 0.0, trip_text);
   };
-  std::this_thread::sleep_for(std::chrono::milliseconds(END_LINE_PAUSE_MS));
   host_line("start");
   std::printf("\n| shape | deepnet GFLOP/s | %% peak |");
   for (std::size_t i = 1; i < libs.size(); i++) std::printf(" %s GFLOP/s |", bench::lib_name(libs[i]));
@@ -362,10 +365,6 @@ int main(int argc, char **argv) {
     std::fflush(stdout);
   }
   std::printf("\n");
-  // The last library's threads may still be waiting for work, spinning (OpenBLAS's for
-  // tens of milliseconds after its last call): measured at once, the end line read 1.00x
-  // on 2 threads after every table that ended with OpenBLAS (session 19).
-  std::this_thread::sleep_for(std::chrono::milliseconds(END_LINE_PAUSE_MS));
   host_line("end");
   for (std::size_t l = 1; l < libs.size(); l++) {
     double log_sum = 0;
