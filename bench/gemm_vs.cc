@@ -29,7 +29,8 @@
 // the tile path and the FMA kernels are compared round by round too.
 //
 // On more than one thread the header and the end each give the FMA loop's speed on that
-// many threads at once against one (host_fma.h): what the host allowed at the time. And
+// many threads at once against one (host_fma.h), and a cache line's round trip between two
+// CPUs (whether they share a core, a cache or neither): what the host allowed at the time. And
 // each sample is preceded by W ms (default 150) of the same
 // library's calls, untimed: a library's idle threads keep spinning after its last call
 // (OpenBLAS's server threads for about 2^28 cycles, ~0.1 s; libgomp's, under oneDNN, for

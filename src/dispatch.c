@@ -704,9 +704,10 @@ static int gemm_parallel(const gemm_job *job, size_t *cut_rows, size_t *cut_cols
   }
   /* 0: the pool's default */
   size_t chunks_per_thread = per_thread > 2 ? per_thread : 0;
-  if (threads > 1 && own_a_packs_pay(&j, cols, per_thread > 2 ? per_thread : 1, threads)) {
+  const size_t own_pack_chunks = per_thread > 2 ? per_thread : 1;
+  if (threads > 1 && own_a_packs_pay(&j, cols, own_pack_chunks, threads)) {
     j.a_packed_per_thread = *own_packs = true;
-    chunks_per_thread = per_thread > 2 ? per_thread : 1;
+    chunks_per_thread = own_pack_chunks;
   }
   dn_phase pack = threads > 1 ? shared_operand_phase(&j) : (dn_phase){0};
   /* The product waits for the last packing chunk: deal the packing as finely as the
