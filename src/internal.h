@@ -104,6 +104,10 @@ void dn_gemm_run_packed(const char *what, size_t layer, const dn_kernel_table *k
 size_t dn_gemm_blocks_per_thread(size_t macs, int threads);
 /* Thread counts beyond this plan as this many (the pool has no more threads than that). */
 enum { DN_MAX_PLAN_THREADS = 256 };
+/* Threads for an M x N x K product at the configured count: by its multiply-adds a thread,
+ * and with OMP_WAIT_POLICY=active (workers awake between calls) a second thread from a
+ * smaller size (GEMM_MIN_MACS_PER_THREAD_AWAKE). */
+int dn_gemm_threads(size_t M, size_t N, size_t K);
 /* The whole plan of a threaded GEMM, as dn_gemm_run uses it: the cut (dn_gemm_plan_cut
  * for threads x blocks a thread) and the blocks a thread it returns, lowered from
  * dn_gemm_blocks_per_thread until the cut has that many blocks (or tiles, for a 1-D cut). */

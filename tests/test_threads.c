@@ -521,6 +521,38 @@ Test(threads, with_omp_wait_policy_active_idle_workers_spin_briefly_then_sleep) 
             idle * 1e3);
 }
 
+/* A product too small to pay for waking a worker stays on one thread by default; with
+ * OMP_WAIT_POLICY=active (workers spinning between calls) it takes a second thread from
+ * 2^17 multiply-adds a thread (GEMM_MIN_MACS_PER_THREAD_AWAKE in src/dispatch.c), and
+ * only the step from one thread to two moves: larger products keep their count. */
+static void expect_gemm_threads_for_16(bool awake) {
+  cr_assert_eq(dn_set_num_threads(16), DN_OK);
+  cr_expect_eq(dn_gemm_threads(10, 128, 256), awake ? 2 : 1);  /* 2^18.3 multiply-adds */
+  cr_expect_eq(dn_gemm_threads(256, 512, 10), awake ? 2 : 1);  /* 2^20.3 */
+  cr_expect_eq(dn_gemm_threads(10, 64, 256), 1);               /* 2^17.3: under two threads' worth */
+  cr_expect_eq(dn_gemm_threads(256, 256, 64), 4);              /* 2^22: four threads either way */
+  cr_expect_eq(dn_gemm_threads(1024, 1024, 128), 16);
+  cr_expect_eq(dn_gemm_threads(SIZE_MAX / 2, 4, 4), 16, "an overflowing count is a large product");
+  cr_assert_eq(dn_set_num_threads(1), DN_OK);
+  cr_expect_eq(dn_gemm_threads(10, 128, 256), 1);
+  cr_expect_eq(dn_gemm_threads(1024, 1024, 128), 1);
+  dn_set_num_threads(0);
+}
+
+Test(threads, by_default_small_gemms_stay_on_one_thread) {
+  unsetenv("OMP_WAIT_POLICY");
+  expect_gemm_threads_for_16(false);
+}
+
+Test(threads, with_omp_wait_policy_active_small_gemms_take_a_second_thread) {
+  setenv("OMP_WAIT_POLICY", "active", 1);
+  expect_gemm_threads_for_16(true);
+  /* The bits of the split are a one-thread run's (every transpose, 10 x 128 x 256 and
+   * 256 x 128 x 10: the small-M path and the general one, cut by columns). */
+  sgemm_bitwise_for_any_thread_count(10, 128, 256, false);
+  sgemm_bitwise_for_any_thread_count(256, 128, 10, false);
+}
+
 /* A short threaded training run (every pass split over 2 threads); returns its status. */
 static dn_status short_threaded_run(float learning_rate, dn_progress_fn progress, void *user) {
   static const size_t dims[] = {64, 300, 10};
