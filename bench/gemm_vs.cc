@@ -44,6 +44,7 @@
 // thread's CPU time (time slices lost to other processes are not counted), more with wall
 // time. The ISA is DEEPNET_ISA's (or the best available). Prints a markdown table.
 #include <omp.h>
+#include <strings.h>
 #include <time.h>
 
 #include <algorithm>
@@ -319,6 +320,18 @@ int main(int argc, char **argv) {
                 when, o.threads, all, one > 0 ? all / one : 0.0, trip_text);
   };
   host_line("start");
+  // Under OMP_WAIT_POLICY=active libgomp's threads (oneDNN's) spin 3e10 times between
+  // its calls unless GOMP_SPINCOUNT bounds it, so on a machine with no spare core they
+  // take one from every other library's threads: measured on the 2-vCPU guest (session
+  // 20), deepnet and OpenBLAS at two threads then ran at one core's speed (~90 GFLOP/s
+  // where they run at 160-185). GOMP_SPINCOUNT=300000 gives libgomp its default spin back.
+  const char *policy = std::getenv("OMP_WAIT_POLICY");
+  const bool gomp_spins = policy && !strcasecmp(policy, "active") && !std::getenv("GOMP_SPINCOUNT");
+  if (gomp_spins && o.threads > 1 &&
+      std::find(libs.begin(), libs.end(), Lib::onednn) != libs.end())
+    std::printf("  warning: OMP_WAIT_POLICY=active: oneDNN's OpenMP threads spin without end between"
+                " its calls and take cores from the other libraries; bound them with GOMP_SPINCOUNT=300000"
+                " (libgomp's default) or leave onednn out (--refs openblas or none)\n");
   std::printf("\n| shape | deepnet GFLOP/s | %% peak |");
   for (std::size_t i = 1; i < libs.size(); i++) std::printf(" %s GFLOP/s |", bench::lib_name(libs[i]));
   for (std::size_t i = 1; i < libs.size(); i++) std::printf(" vs %s [p25 p75] |", bench::lib_name(libs[i]));

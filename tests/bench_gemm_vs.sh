@@ -29,6 +29,15 @@ for when in start end; do
   echo "$out" | grep -Eq "^  host at the $when: the FMA loop on 2 threads at once [0-9]+\.[0-9] GFLOP/s, [0-9]+\.[0-9]{2}x one thread; a cache line to a second CPU and back ([1-9][0-9]* ns|not measured)$" ||
     { echo "FAIL --threads 2, the host's line at the $when: $out"; failed=1; }
 done
+# OMP_WAIT_POLICY=active with oneDNN linked: a warning that libgomp's threads spin without
+# end (they took a core from the other libraries), none once GOMP_SPINCOUNT bounds them.
+if "$exe" --rounds 1 --sample-ms 1 --refs onednn NN/256-10_m128 >/dev/null 2>&1; then
+  warning='^  warning: OMP_WAIT_POLICY=active: oneDNN.s OpenMP threads spin without end'
+  out=$(OMP_WAIT_POLICY=active "$exe" --threads 2 --rounds 1 --sample-ms 1 --settle-ms 1 --refs onednn NN/256-10_m128 2>&1)
+  echo "$out" | grep -q "$warning" || { echo "FAIL no warning under OMP_WAIT_POLICY=active: $out"; failed=1; }
+  out=$(OMP_WAIT_POLICY=active GOMP_SPINCOUNT=300000 "$exe" --threads 2 --rounds 1 --sample-ms 1 --settle-ms 1 --refs onednn NN/256-10_m128 2>&1)
+  if echo "$out" | grep -q "$warning"; then echo "FAIL a warning with GOMP_SPINCOUNT set: $out"; failed=1; fi
+fi
 # --scaling 1,2: a row with both speeds, the 2/1 ratio with quartiles, the % of peak and
 # the host's own 2/1 (its FMA loop on two threads against one, a positive ratio).
 out=$("$exe" --scaling 1,2 --rounds 2 --sample-ms 1 --settle-ms 1 NN/256-10_m128 2>&1)
