@@ -248,8 +248,8 @@ const char *dn_wait_describe(void) { /* one static line: for the CLI, not thread
   static char line[160];
   const long long active_ns = dn_worker_spin_ns(), small = dn_call_spin_ns(1), many = dn_call_spin_ns(64);
   if (active_ns > 0)
-    snprintf(line, sizeof line, "spin up to %lld us for the next job, then sleep (OMP_WAIT_POLICY=active)",
-             active_ns / 1000);
+    snprintf(line, sizeof line, "spin up to %lld us for the next job, then sleep (OMP_WAIT_POLICY=active); "
+             "GEMMs take a second thread from 2^18 multiply-adds", active_ns / 1000);
   else if (small > 0)
     snprintf(line, sizeof line, "spin up to %lld us between the jobs of a call, sleep when no call is open "
              "(DEEPNET_CALL_SPIN_US)", small / 1000);

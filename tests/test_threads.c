@@ -701,6 +701,11 @@ Test(threads, deepnet_info_says_what_idle_workers_do) {
   cr_expect(strstr(dn_wait_describe(), "300 us between the jobs of a call on 8+ threads, sleep when no call is open"), "%s",
             dn_wait_describe());
 }
+Test(threads, deepnet_info_says_when_idle_workers_spin_between_calls) {
+  setenv("OMP_WAIT_POLICY", "active", 1);
+  cr_expect(strstr(dn_wait_describe(), "spin up to 2000 us for the next job, then sleep (OMP_WAIT_POLICY=active); "
+                                       "GEMMs take a second thread from 2^18 multiply-adds"), "%s", dn_wait_describe());
+}
 Test(threads, deepnet_info_says_when_idle_workers_never_spin) {
   setenv("OMP_WAIT_POLICY", "passive", 1);
   unsetenv("DEEPNET_CALL_SPIN_US");
