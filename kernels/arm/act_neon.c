@@ -237,81 +237,21 @@ static void dn_row_sum_acc_neon(size_t rows, size_t cols, const float *X, size_t
   row_sum_impl(rows, cols, X, ldx, 1.0f, acc, true);
 }
 
-INLINE void sub_step(size_t i, vmask m, bool full, const float *a, const float *b, float *dst) {
-  st(dst + i, m, full, vsubq_f32(ld(a + i, m, full), ld(b + i, m, full)));
-}
-static void dn_sub_neon(size_t n, const float *a, const float *b, float *dst) {
-  VLOOP(n, sub_step, a, b, dst);
-}
-
-/* |x| with NaN as +Inf (x == x is false only for NaN), so a running max keeps any Inf or
- * NaN as +Inf (absmax's contract). Tail lanes past the data load as 0. */
+/* |x| with NaN as +Inf (x == x is false only for NaN). */
 INLINE vf abs_or_inf(vf x) {
   return vbslq_f32(vceqq_f32(x, x), vabsq_f32(x), set1(__builtin_inff()));
 }
-INLINE void absmax_step(size_t i, vmask m, bool full, const float *x, vf *acc) {
-  *acc = vmaxq_f32(*acc, abs_or_inf(ld(x + i, m, full)));
-}
-/* Four running maxima, as the x86 kernels (one chain waits on every max's latency). */
-static float dn_absmax_neon(size_t n, const float *x) {
-  vf acc = vdupq_n_f32(0.0f), a1 = acc, a2 = acc, a3 = acc;
-  size_t i = 0;
-  for (; i + 4 * V <= n; i += 4 * V) {
-    acc = vmaxq_f32(acc, abs_or_inf(vld1q_f32(x + i)));
-    a1 = vmaxq_f32(a1, abs_or_inf(vld1q_f32(x + i + V)));
-    a2 = vmaxq_f32(a2, abs_or_inf(vld1q_f32(x + i + 2 * V)));
-    a3 = vmaxq_f32(a3, abs_or_inf(vld1q_f32(x + i + 3 * V)));
-  }
-  VLOOP(n - i, absmax_step, x + i, &acc);
-  return vmaxvq_f32(vmaxq_f32(vmaxq_f32(acc, a1), vmaxq_f32(a2, a3)));
-}
-
-INLINE void gd_step(size_t i, vmask m, bool full, vf lr, const float *g, float *p, vf *acc) {
-  const vf pn = vsubq_f32(ld(p + i, m, full), vmulq_f32(lr, ld(g + i, m, full)));
-  st(p + i, m, full, pn);
-  *acc = vmaxq_f32(*acc, abs_or_inf(pn));
-}
-static float dn_gd_update_neon(size_t n, float lr, const float *g, float *p) {
-  vf acc = vdupq_n_f32(0.0f);
-  VLOOP(n, gd_step, set1(lr), g, p, &acc);
-  return vmaxvq_f32(acc);
-}
-
-INLINE void momentum_step(size_t i, vmask m, bool full, vf lr, vf beta, const float *g, float *v,
-                          float *p, vf *acc) {
-  const vf vn = vaddq_f32(vmulq_f32(beta, ld(v + i, m, full)),
-                          vmulq_f32(vsubq_f32(set1(1.0f), beta), ld(g + i, m, full)));
-  st(v + i, m, full, vn);
-  const vf pn = vsubq_f32(ld(p + i, m, full), vmulq_f32(lr, vn));
-  st(p + i, m, full, pn);
-  *acc = vmaxq_f32(*acc, vmaxq_f32(abs_or_inf(vn), abs_or_inf(pn)));
-}
-static float dn_momentum_update_neon(size_t n, float lr, float beta, const float *g, float *v,
-                                     float *p) {
-  vf acc = vdupq_n_f32(0.0f);
-  VLOOP(n, momentum_step, set1(lr), set1(beta), g, v, p, &acc);
-  return vmaxvq_f32(acc);
-}
-
-INLINE void adam_step(size_t i, vmask m, bool full, vf lr_t, vf b1, vf b2, vf eps_t, const float *g,
-                      float *m1, float *v2, float *p, vf *acc) {
-  const vf gi = ld(g + i, m, full), one = set1(1.0f);
-  const vf mn = vaddq_f32(vmulq_f32(b1, ld(m1 + i, m, full)), vmulq_f32(vsubq_f32(one, b1), gi));
-  const vf vn = vaddq_f32(vmulq_f32(b2, ld(v2 + i, m, full)),
-                          vmulq_f32(vmulq_f32(vsubq_f32(one, b2), gi), gi));
-  st(m1 + i, m, full, mn);
-  st(v2 + i, m, full, vn);
-  const vf step = vdivq_f32(vmulq_f32(lr_t, mn), vaddq_f32(vsqrtq_f32(vn), eps_t));
-  const vf pn = vsubq_f32(ld(p + i, m, full), step);
-  st(p + i, m, full, pn);
-  *acc = vmaxq_f32(*acc, vmaxq_f32(abs_or_inf(mn), vmaxq_f32(abs_or_inf(vn), abs_or_inf(pn))));
-}
-static float dn_adam_update_neon(size_t n, float lr_t, float b1, float b2, float eps_t,
-                                 const float *g, float *m, float *v, float *p) {
-  vf acc = vdupq_n_f32(0.0f);
-  VLOOP(n, adam_step, set1(lr_t), set1(b1), set1(b2), set1(eps_t), g, m, v, p, &acc);
-  return vmaxvq_f32(acc);
-}
+#define v_zero() vdupq_n_f32(0.0f)
+#define v_add vaddq_f32
+#define v_sub vsubq_f32
+#define v_mul vmulq_f32
+#define v_div vdivq_f32
+#define v_sqrt vsqrtq_f32
+#define v_max vmaxq_f32
+#define v_hmax vmaxvq_f32
+#define v_prefetch(p) ((void)0) /* the updates were not measured with prefetches here */
+#define SIMD_NAME(f) f##_neon
+#include "simd_updates.h"
 
 void dn_kernels_fill_act_neon(dn_kernel_table *kt) {
   kt->act_fwd[DN_ACT_LINEAR] = dn_linear_fwd_neon;
@@ -328,9 +268,5 @@ void dn_kernels_fill_act_neon(dn_kernel_table *kt) {
   kt->bias_add = dn_bias_add_neon;
   kt->row_sum = dn_row_sum_neon;
   kt->row_sum_acc = dn_row_sum_acc_neon;
-  kt->sub = dn_sub_neon;
-  kt->absmax = dn_absmax_neon;
-  kt->gd_update = dn_gd_update_neon;
-  kt->momentum_update = dn_momentum_update_neon;
-  kt->adam_update = dn_adam_update_neon;
+  fill_simd_updates(kt);
 }

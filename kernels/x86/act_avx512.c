@@ -296,13 +296,6 @@ static void dn_row_sum_acc_avx512(size_t rows, size_t cols, const float *X, size
   row_sum_impl(rows, cols, X, ldx, 1.0f, acc, true);
 }
 
-INLINE void sub_step(size_t i, vmask m, bool full, const float *a, const float *b, float *dst) {
-  st(dst + i, m, full, _mm512_sub_ps(ld(a + i, m, full), ld(b + i, m, full)));
-}
-static void dn_sub_avx512(size_t n, const float *a, const float *b, float *dst) {
-  VLOOP(n, sub_step, a, b, dst);
-}
-
 /* fpclass 0x99: QNaN, SNaN, +Inf, -Inf. Masked-off tail lanes load as 0 (finite). */
 INLINE void nonfinite_step(size_t i, vmask m, bool full, const float *x, vmask *any) {
   *any |= _mm512_fpclass_ps_mask(ld(x + i, m, full), 0x99);
@@ -313,92 +306,21 @@ static bool dn_any_nonfinite_avx512(size_t n, const float *x) {
   return any != 0;
 }
 
-/* The optimizer updates prefetch every stream PREFETCH_AHEAD floats ahead: they walk four to
- * seven arrays beyond L2 at once (Adam at 64 MiB +8-9%, the deep net's update 3.9 -> 3.6 ms;
- * docs/vecmath.md). */
-/* |x| with NaN as +Inf: min returns its second operand when the first is NaN, so a
- * running max of these keeps any Inf or NaN as +Inf (absmax's contract). */
+/* |x| with NaN as +Inf: min returns its second operand when the first is NaN. */
 INLINE vf abs_or_inf(vf x) {
   return _mm512_min_ps(_mm512_abs_ps(x), set1(__builtin_inff()));
 }
-INLINE void absmax_step(size_t i, vmask m, bool full, const float *x, vf *acc) {
-  *acc = _mm512_max_ps(*acc, abs_or_inf(ld(x + i, m, full)));
-}
-/* Four running maxima over four vectors a step: one would make every step wait for the
- * last max (4 cycles), four times slower than the finiteness scan it replaces in the dW
- * epilogue (the small net's backward lost 2-6% that way). */
-static float dn_absmax_avx512(size_t n, const float *x) {
-  vf acc = _mm512_setzero_ps(), a1 = acc, a2 = acc, a3 = acc;
-  size_t i = 0;
-  for (; i + 4 * V <= n; i += 4 * V) {
-    acc = _mm512_max_ps(acc, abs_or_inf(_mm512_loadu_ps(x + i)));
-    a1 = _mm512_max_ps(a1, abs_or_inf(_mm512_loadu_ps(x + i + V)));
-    a2 = _mm512_max_ps(a2, abs_or_inf(_mm512_loadu_ps(x + i + 2 * V)));
-    a3 = _mm512_max_ps(a3, abs_or_inf(_mm512_loadu_ps(x + i + 3 * V)));
-  }
-  VLOOP(n - i, absmax_step, x + i, &acc);
-  return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(acc, a1), _mm512_max_ps(a2, a3)));
-}
-
-/* The optimizer updates prefetch every stream PREFETCH_AHEAD floats ahead: they walk four to
- * seven arrays beyond L2 at once (Adam at 64 MiB +8-9%, the deep net's update 3.9 -> 3.6 ms;
- * docs/vecmath.md). Each keeps the absmax of what it writes (masked-off tail lanes are 0). */
-INLINE void gd_step(size_t i, vmask m, bool full, vf lr, const float *g, float *p, vf *acc) {
-  _mm_prefetch((const char *)(g + i + PREFETCH_AHEAD), _MM_HINT_T0);
-  _mm_prefetch((const char *)(p + i + PREFETCH_AHEAD), _MM_HINT_T0);
-  const vf pn = _mm512_sub_ps(ld(p + i, m, full), _mm512_mul_ps(lr, ld(g + i, m, full)));
-  st(p + i, m, full, pn);
-  *acc = _mm512_max_ps(*acc, abs_or_inf(pn));
-}
-static float dn_gd_update_avx512(size_t n, float lr, const float *g, float *p) {
-  vf acc = _mm512_setzero_ps();
-  VLOOP(n, gd_step, set1(lr), g, p, &acc);
-  return _mm512_reduce_max_ps(acc);
-}
-
-INLINE void momentum_step(size_t i, vmask m, bool full, vf lr, vf beta, const float *g, float *v,
-                          float *p, vf *acc) {
-  _mm_prefetch((const char *)(g + i + PREFETCH_AHEAD), _MM_HINT_T0);
-  _mm_prefetch((const char *)(v + i + PREFETCH_AHEAD), _MM_HINT_T0);
-  _mm_prefetch((const char *)(p + i + PREFETCH_AHEAD), _MM_HINT_T0);
-  const vf vn = _mm512_add_ps(_mm512_mul_ps(beta, ld(v + i, m, full)),
-                              _mm512_mul_ps(_mm512_sub_ps(set1(1.0f), beta), ld(g + i, m, full)));
-  st(v + i, m, full, vn);
-  const vf pn = _mm512_sub_ps(ld(p + i, m, full), _mm512_mul_ps(lr, vn));
-  st(p + i, m, full, pn);
-  *acc = _mm512_max_ps(*acc, _mm512_max_ps(abs_or_inf(vn), abs_or_inf(pn)));
-}
-static float dn_momentum_update_avx512(size_t n, float lr, float beta, const float *g, float *v,
-                                       float *p) {
-  vf acc = _mm512_setzero_ps();
-  VLOOP(n, momentum_step, set1(lr), set1(beta), g, v, p, &acc);
-  return _mm512_reduce_max_ps(acc);
-}
-
-INLINE void adam_step(size_t i, vmask m, bool full, vf lr_t, vf b1, vf b2, vf eps_t, const float *g,
-                      float *m1, float *v2, float *p, vf *acc) {
-  _mm_prefetch((const char *)(g + i + PREFETCH_AHEAD), _MM_HINT_T0);
-  _mm_prefetch((const char *)(m1 + i + PREFETCH_AHEAD), _MM_HINT_T0);
-  _mm_prefetch((const char *)(v2 + i + PREFETCH_AHEAD), _MM_HINT_T0);
-  _mm_prefetch((const char *)(p + i + PREFETCH_AHEAD), _MM_HINT_T0);
-  const vf gi = ld(g + i, m, full), one = set1(1.0f);
-  const vf mn = _mm512_add_ps(_mm512_mul_ps(b1, ld(m1 + i, m, full)),
-                              _mm512_mul_ps(_mm512_sub_ps(one, b1), gi));
-  const vf vn = _mm512_add_ps(_mm512_mul_ps(b2, ld(v2 + i, m, full)),
-                              _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(one, b2), gi), gi));
-  st(m1 + i, m, full, mn);
-  st(v2 + i, m, full, vn);
-  const vf step = _mm512_div_ps(_mm512_mul_ps(lr_t, mn), _mm512_add_ps(_mm512_sqrt_ps(vn), eps_t));
-  const vf pn = _mm512_sub_ps(ld(p + i, m, full), step);
-  st(p + i, m, full, pn);
-  *acc = _mm512_max_ps(*acc, _mm512_max_ps(abs_or_inf(mn), _mm512_max_ps(abs_or_inf(vn), abs_or_inf(pn))));
-}
-static float dn_adam_update_avx512(size_t n, float lr_t, float b1, float b2, float eps_t,
-                                   const float *g, float *m, float *v, float *p) {
-  vf acc = _mm512_setzero_ps();
-  VLOOP(n, adam_step, set1(lr_t), set1(b1), set1(b2), set1(eps_t), g, m, v, p, &acc);
-  return _mm512_reduce_max_ps(acc);
-}
+#define v_zero() _mm512_setzero_ps()
+#define v_add _mm512_add_ps
+#define v_sub _mm512_sub_ps
+#define v_mul _mm512_mul_ps
+#define v_div _mm512_div_ps
+#define v_sqrt _mm512_sqrt_ps
+#define v_max _mm512_max_ps
+#define v_hmax _mm512_reduce_max_ps
+#define v_prefetch(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#define SIMD_NAME(f) f##_avx512
+#include "simd_updates.h"
 
 void dn_kernels_fill_act_avx512(dn_kernel_table *kt) {
   kt->act_fwd[DN_ACT_LINEAR] = dn_linear_fwd_avx512;
@@ -415,10 +337,6 @@ void dn_kernels_fill_act_avx512(dn_kernel_table *kt) {
   kt->bias_add = dn_bias_add_avx512;
   kt->row_sum = dn_row_sum_avx512;
   kt->row_sum_acc = dn_row_sum_acc_avx512;
-  kt->sub = dn_sub_avx512;
   kt->any_nonfinite = dn_any_nonfinite_avx512;
-  kt->absmax = dn_absmax_avx512;
-  kt->gd_update = dn_gd_update_avx512;
-  kt->momentum_update = dn_momentum_update_avx512;
-  kt->adam_update = dn_adam_update_avx512;
+  fill_simd_updates(kt);
 }
