@@ -180,13 +180,6 @@ static void dn_softmax_fwd_neon(size_t rows, size_t cols, const float *Z, float 
   }
 }
 
-INLINE void bias_step(size_t i, vmask m, bool full, const float *b, float *z) {
-  st(z + i, m, full, vaddq_f32(ld(z + i, m, full), ld(b + i, m, full)));
-}
-static void dn_bias_add_neon(size_t rows, size_t cols, const float *b, float *Z) {
-  for (size_t j = 0; j < cols; j++) VLOOP(rows, bias_step, b, Z + j * rows);
-}
-
 /* Vectorized across rows, each row's sum still 0 + X(i,0) + X(i,1) + ... in j order:
  * bitwise the scalar twin's result, whatever rows the caller gives each thread. */
 /* acc: the chains start from out and end unscaled (row_sum_acc); else from 0, times scale. */
@@ -251,7 +244,10 @@ INLINE vf abs_or_inf(vf x) {
 #define v_hmax vmaxvq_f32
 #define v_prefetch(p) ((void)0) /* the updates were not measured with prefetches here */
 #define SIMD_NAME(f) f##_neon
-#include "simd_updates.h"
+/* Own row sums: a tail here is a buffer copy per load, so the last rows walk their columns
+ * as single floats instead (row_sum_impl above). */
+#define SIMD_OWN_ROW_SUM
+#include "simd_elementwise.h"
 
 void dn_kernels_fill_act_neon(dn_kernel_table *kt) {
   kt->act_fwd[DN_ACT_LINEAR] = dn_linear_fwd_neon;
@@ -265,8 +261,5 @@ void dn_kernels_fill_act_neon(dn_kernel_table *kt) {
   kt->act_fwd[DN_ACT_TANH] = dn_tanh_fwd_neon;
   kt->act_bwd[DN_ACT_TANH] = dn_tanh_bwd_neon;
   kt->softmax_fwd = dn_softmax_fwd_neon;
-  kt->bias_add = dn_bias_add_neon;
-  kt->row_sum = dn_row_sum_neon;
-  kt->row_sum_acc = dn_row_sum_acc_neon;
-  fill_simd_updates(kt);
+  fill_simd_elementwise(kt);
 }

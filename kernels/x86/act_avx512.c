@@ -252,50 +252,6 @@ static void dn_softmax_fwd_avx512(size_t rows, size_t cols, const float *Z, floa
   }
 }
 
-INLINE void bias_step(size_t i, vmask m, bool full, const float *b, float *z) {
-  st(z + i, m, full, _mm512_add_ps(ld(z + i, m, full), ld(b + i, m, full)));
-}
-static void dn_bias_add_avx512(size_t rows, size_t cols, const float *b, float *Z) {
-  for (size_t j = 0; j < cols; j++) VLOOP(rows, bias_step, b, Z + j * rows);
-}
-
-/* Vectorized across rows, each row's sum still 0 + X(i,0) + X(i,1) + ... in j order:
- * bitwise the scalar twin's result, whatever rows the caller gives each thread. With acc
- * (row_sum_acc) each chain starts from out instead of 0 and is stored unscaled. */
-INLINE void row_sum_step(size_t i, vmask m, bool full, size_t cols, const float *X, size_t ldx,
-                         vf scale, float *out, bool acc) {
-  vf s = acc ? ld(out + i, m, full) : _mm512_setzero_ps();
-  for (size_t j = 0; j < cols; j++) s = _mm512_add_ps(s, ld(X + i + j * ldx, m, full));
-  st(out + i, m, full, acc ? s : _mm512_mul_ps(s, scale));
-}
-INLINE void row_sum_impl(size_t rows, size_t cols, const float *X, size_t ldx, float scale,
-                         float *out, bool acc) {
-  const vf vs = set1(scale);
-  size_t i = 0;
-  /* Eight sums in flight per column: each column of the block is 8 vectors read in one
-   * go (whole lines, in address order), which the prefetchers follow better than two. */
-  for (; i + 8 * V <= rows; i += 8 * V) {
-    vf s[8];
-#pragma GCC unroll 8
-    for (int k = 0; k < 8; k++) s[k] = acc ? _mm512_loadu_ps(out + i + k * V) : _mm512_setzero_ps();
-    for (size_t j = 0; j < cols; j++) {
-      const float *x = X + i + j * ldx;
-#pragma GCC unroll 8
-      for (int k = 0; k < 8; k++) s[k] = _mm512_add_ps(s[k], _mm512_loadu_ps(x + k * V));
-    }
-#pragma GCC unroll 8
-    for (int k = 0; k < 8; k++) _mm512_storeu_ps(out + i + k * V, acc ? s[k] : _mm512_mul_ps(s[k], vs));
-  }
-  VLOOP(rows - i, row_sum_step, cols, X + i, ldx, vs, out + i, acc);
-}
-static void dn_row_sum_avx512(size_t rows, size_t cols, const float *X, size_t ldx, float scale,
-                              float *out) {
-  row_sum_impl(rows, cols, X, ldx, scale, out, false);
-}
-static void dn_row_sum_acc_avx512(size_t rows, size_t cols, const float *X, size_t ldx, float *acc) {
-  row_sum_impl(rows, cols, X, ldx, 1.0f, acc, true);
-}
-
 /* fpclass 0x99: QNaN, SNaN, +Inf, -Inf. Masked-off tail lanes load as 0 (finite). */
 INLINE void nonfinite_step(size_t i, vmask m, bool full, const float *x, vmask *any) {
   *any |= _mm512_fpclass_ps_mask(ld(x + i, m, full), 0x99);
@@ -320,7 +276,7 @@ INLINE vf abs_or_inf(vf x) {
 #define v_hmax _mm512_reduce_max_ps
 #define v_prefetch(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
 #define SIMD_NAME(f) f##_avx512
-#include "simd_updates.h"
+#include "simd_elementwise.h"
 
 void dn_kernels_fill_act_avx512(dn_kernel_table *kt) {
   kt->act_fwd[DN_ACT_LINEAR] = dn_linear_fwd_avx512;
@@ -334,9 +290,6 @@ void dn_kernels_fill_act_avx512(dn_kernel_table *kt) {
   kt->act_fwd[DN_ACT_TANH] = dn_tanh_fwd_avx512;
   kt->act_bwd[DN_ACT_TANH] = dn_tanh_bwd_avx512;
   kt->softmax_fwd = dn_softmax_fwd_avx512;
-  kt->bias_add = dn_bias_add_avx512;
-  kt->row_sum = dn_row_sum_avx512;
-  kt->row_sum_acc = dn_row_sum_acc_avx512;
   kt->any_nonfinite = dn_any_nonfinite_avx512;
-  fill_simd_updates(kt);
+  fill_simd_elementwise(kt);
 }

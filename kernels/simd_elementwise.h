@@ -1,16 +1,19 @@
-/* The optimizer updates (plain, momentum, Adam), absmax and the elementwise difference,
- * written once for every SIMD set: each ISA's act_*.c includes this after defining its
- * vector vocabulary, so the three sets keep one sequence of operations, the scalar twin's
- * (kernels/scalar/act_scalar.c; docs/vecmath.md), and differ only in the instructions.
+/* The elementwise kernels whose vector form is the same on every SIMD set: the difference,
+ * the bias add, the row sums, absmax and the optimizer updates (plain, momentum, Adam),
+ * written once. Each ISA's act_*.c includes this after defining its vector vocabulary, so
+ * the sets keep one sequence of operations, the scalar twin's (kernels/scalar/; docs/
+ * vecmath.md), and differ only in the instructions.
  *
- * The includer defines: vf, vmask, V, INLINE, ld, st, VLOOP, set1 (its loads, stores and
- * loop with tails), abs_or_inf (|x|, with NaN as +Inf, so a running max keeps any Inf or
- * NaN as +Inf: absmax's contract), and
+ * The includer defines: vf, vmask, V, ALL, INLINE, ld, st, VLOOP, set1 (its loads, stores
+ * and loop with tails), abs_or_inf (|x|, with NaN as +Inf, so a running max keeps any Inf
+ * or NaN as +Inf: absmax's contract), and
  *   v_zero()  v_add  v_sub  v_mul  v_div  v_sqrt  v_max   lane-wise, one instruction each
  *   v_hmax(v)          the largest lane, as a float
  *   v_prefetch(p)      a software prefetch of p into L1, or nothing
  *   PREFETCH_AHEAD     how many floats ahead the updates prefetch their streams
  *   SIMD_NAME(f)       f with the ISA's suffix (dn_absmax -> dn_absmax_avx2)
+ *   SIMD_OWN_ROW_SUM   (optional) the includer defines SIMD_NAME(dn_row_sum) and
+ *                      SIMD_NAME(dn_row_sum_acc) itself, and this file leaves them out
  * No include guard: one inclusion per ISA file. */
 
 INLINE void sub_step(size_t i, vmask m, bool full, const float *a, const float *b, float *dst) {
@@ -19,6 +22,53 @@ INLINE void sub_step(size_t i, vmask m, bool full, const float *a, const float *
 static void SIMD_NAME(dn_sub)(size_t n, const float *a, const float *b, float *dst) {
   VLOOP(n, sub_step, a, b, dst);
 }
+
+INLINE void bias_step(size_t i, vmask m, bool full, const float *b, float *z) {
+  st(z + i, m, full, v_add(ld(z + i, m, full), ld(b + i, m, full)));
+}
+static void SIMD_NAME(dn_bias_add)(size_t rows, size_t cols, const float *b, float *Z) {
+  for (size_t j = 0; j < cols; j++) VLOOP(rows, bias_step, b, Z + j * rows);
+}
+
+#ifndef SIMD_OWN_ROW_SUM
+/* Vectorized across rows, each row's sum still 0 + X(i,0) + X(i,1) + ... in j order:
+ * bitwise the scalar twin's result, whatever rows the caller gives each thread. With acc
+ * (row_sum_acc) each chain starts from out instead of 0 and is stored unscaled. */
+INLINE void row_sum_step(size_t i, vmask m, bool full, size_t cols, const float *X, size_t ldx,
+                         vf scale, float *out, bool acc) {
+  vf s = acc ? ld(out + i, m, full) : v_zero();
+  for (size_t j = 0; j < cols; j++) s = v_add(s, ld(X + i + j * ldx, m, full));
+  st(out + i, m, full, acc ? s : v_mul(s, scale));
+}
+INLINE void row_sum_impl(size_t rows, size_t cols, const float *X, size_t ldx, float scale,
+                         float *out, bool acc) {
+  const vf vs = set1(scale);
+  size_t i = 0;
+  /* Eight sums in flight per column: each column of the block is 8 vectors read in one
+   * go (whole lines, in address order), which the prefetchers follow better than two. */
+  for (; i + 8 * V <= rows; i += 8 * V) {
+    vf s[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) s[k] = acc ? ld(out + i + k * V, ALL, true) : v_zero();
+    for (size_t j = 0; j < cols; j++) {
+      const float *x = X + i + j * ldx;
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; k++) s[k] = v_add(s[k], ld(x + k * V, ALL, true));
+    }
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) st(out + i + k * V, ALL, true, acc ? s[k] : v_mul(s[k], vs));
+  }
+  VLOOP(rows - i, row_sum_step, cols, X + i, ldx, vs, out + i, acc);
+}
+static void SIMD_NAME(dn_row_sum)(size_t rows, size_t cols, const float *X, size_t ldx, float scale,
+                                  float *out) {
+  row_sum_impl(rows, cols, X, ldx, scale, out, false);
+}
+static void SIMD_NAME(dn_row_sum_acc)(size_t rows, size_t cols, const float *X, size_t ldx,
+                                      float *acc) {
+  row_sum_impl(rows, cols, X, ldx, 1.0f, acc, true);
+}
+#endif
 
 INLINE void absmax_step(size_t i, vmask m, bool full, const float *x, vf *acc) {
   *acc = v_max(*acc, abs_or_inf(ld(x + i, m, full)));
@@ -97,8 +147,11 @@ static float SIMD_NAME(dn_adam_update)(size_t n, float lr_t, float b1, float b2,
 }
 
 /* This file's kernels into the ISA's table. */
-INLINE void fill_simd_updates(dn_kernel_table *kt) {
+INLINE void fill_simd_elementwise(dn_kernel_table *kt) {
   kt->sub = SIMD_NAME(dn_sub);
+  kt->bias_add = SIMD_NAME(dn_bias_add);
+  kt->row_sum = SIMD_NAME(dn_row_sum);
+  kt->row_sum_acc = SIMD_NAME(dn_row_sum_acc);
   kt->absmax = SIMD_NAME(dn_absmax);
   kt->gd_update = SIMD_NAME(dn_gd_update);
   kt->momentum_update = SIMD_NAME(dn_momentum_update);
