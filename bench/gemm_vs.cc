@@ -329,9 +329,9 @@ int main(int argc, char **argv) {
   const bool gomp_spins = policy && !strcasecmp(policy, "active") && !std::getenv("GOMP_SPINCOUNT");
   if (gomp_spins && o.threads > 1 &&
       std::find(libs.begin(), libs.end(), Lib::onednn) != libs.end())
-    std::printf("  warning: OMP_WAIT_POLICY=active: oneDNN's OpenMP threads spin without end between"
-                " its calls and take cores from the other libraries; bound them with GOMP_SPINCOUNT=300000"
-                " (libgomp's default) or leave onednn out (--refs openblas or none)\n");
+    std::printf("  warning: OMP_WAIT_POLICY=active: oneDNN's OpenMP threads (libgomp) spin without end"
+                " between its calls and take cores from the other libraries; bound them with"
+                " GOMP_SPINCOUNT=300000 (libgomp's default) or leave onednn out (--refs openblas or none)\n");
   std::printf("\n| shape | deepnet GFLOP/s | %% peak |");
   for (std::size_t i = 1; i < libs.size(); i++) std::printf(" %s GFLOP/s |", bench::lib_name(libs[i]));
   for (std::size_t i = 1; i < libs.size(); i++) std::printf(" vs %s [p25 p75] |", bench::lib_name(libs[i]));

@@ -9,8 +9,10 @@
  * or NaN as +Inf: absmax's contract), and
  *   v_zero()  v_add  v_sub  v_mul  v_div  v_sqrt  v_max   lane-wise, one instruction each
  *   v_hmax(v)          the largest lane, as a float
- *   v_prefetch(p)      a software prefetch of p into L1, or nothing
- *   PREFETCH_AHEAD     how many floats ahead the updates prefetch their streams
+ *   v_prefetch(p)      a software prefetch of p into L1, or nothing ((void)0, which
+ *                      never evaluates p)
+ *   PREFETCH_AHEAD     how many floats ahead the updates prefetch their streams (needed
+ *                      only where v_prefetch uses its argument)
  *   SIMD_NAME(f)       f with the ISA's suffix (dn_absmax -> dn_absmax_avx2)
  *   SIMD_OWN_ROW_SUM   (optional) the includer defines SIMD_NAME(dn_row_sum) and
  *                      SIMD_NAME(dn_row_sum_acc) itself, and this file leaves them out

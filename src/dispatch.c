@@ -126,24 +126,26 @@ double dn_now_s(void) {
  * their one-thread speed on 2 threads (waking a worker costs tens of us). */
 #define GEMM_MIN_MACS_PER_THREAD ((size_t)1 << 20)
 
-/* With OMP_WAIT_POLICY=active the workers spin between calls (dn_worker_spin_ns), so a
- * product that would stay on one thread still takes a second one from this many
- * multiply-adds a thread: no worker has to be woken. Measured on the 2-core Zen 3 guest
- * (dn_sgemm paired at two threads, active policy, docs/benchmarks.md "Session 20"): at
- * 2^17 a thread 1.20-1.41x (NT 10 x 256 x 128, NN 10 x 128 x 256, TN 256 x 128 x 10, NN
- * 64 x 128 x 64), at 2^16 0.74-0.86x on the 10-unit layer's m64 products. Passive (the
- * default), the wake-up costs more than such a product: 2 us of futex syscall in the
- * caller, the worker running 6 us after it (30 us after a millisecond asleep); splitting
- * the 10-unit layer's m256 products there ran 0.83-1.03x, its m512 ones 0.64-1.38x by the
- * minute. Only the step from one thread to two: how many threads mid-size products take
- * on many cores is unchanged. */
+/* With OMP_WAIT_POLICY=active the workers spin for 2 ms after each job (dn_worker_spin_ns),
+ * so back-to-back calls find them awake, and a product that would stay on one thread still
+ * takes a second one from this many multiply-adds a thread. Measured on the 2-core Zen 3
+ * guest (dn_sgemm paired at two threads, active policy, docs/benchmarks.md "Session 20"):
+ * 2^17.3-2^18 a thread 1.21-1.41x (NT 10 x 256 x 128, NN 10 x 128 x 256, TN 256 x 128 x
+ * 10, NN 64 x 128 x 64, NT 64 x 64 x 128), 2^17 a thread 1.16-1.25x (64^3, 32 x 128 x 64),
+ * 2^16.3 a thread 0.74-0.86x (the 10-unit layer's m64 products). Passive (the default),
+ * the wake-up costs more than such a product: 2 us of futex syscall in the caller, the
+ * worker running 5.6 us after the job's publication; splitting the 10-unit layer's m256
+ * products there ran 0.83-1.03x, its m512 ones 0.64-1.38x by the minute. Only the step
+ * from one thread to two: how many threads mid-size products take on many cores is
+ * unchanged. */
 #define GEMM_MIN_MACS_PER_THREAD_AWAKE ((size_t)1 << 17)
 
 int dn_gemm_threads(size_t M, size_t N, size_t K) {
   size_t macs = M * N;
   if (!dn_mul_ok(M, N, &macs) || !dn_mul_ok(macs, K, &macs)) macs = SIZE_MAX;
   const int threads = dn_threads_for(macs, GEMM_MIN_MACS_PER_THREAD);
-  if (threads == 1 && dn_worker_spin_ns() > 0 && dn_threads_for(macs, GEMM_MIN_MACS_PER_THREAD_AWAKE) > 1)
+  /* The policy is read only where it could change the answer. */
+  if (threads == 1 && dn_threads_for(macs, GEMM_MIN_MACS_PER_THREAD_AWAKE) > 1 && dn_worker_spin_ns() > 0)
     return 2;
   return threads;
 }

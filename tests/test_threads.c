@@ -539,14 +539,29 @@ static void expect_gemm_threads_for_16(bool awake) {
   dn_set_num_threads(0);
 }
 
+/* How many pool jobs one 10 x 128 x 256 dn_sgemm at two threads dispatches (0: inline). */
+static size_t pool_jobs_of_a_small_sgemm(void) {
+  float *A = tu_random(10 * 256, -1, 1, 5), *B = tu_random(256 * 128, -1, 1, 6), C[10 * 128];
+  cr_assert_eq(dn_set_num_threads(2), DN_OK);
+  static dn_pool_trace trace;
+  dn_pool_trace_begin(&trace);
+  cr_assert_eq(dn_sgemm('N', 'N', 10, 128, 256, 1.0f, A, 10, B, 256, 0.0f, C, 10), DN_OK);
+  dn_pool_trace_end();
+  dn_set_num_threads(0);
+  free(A), free(B);
+  return trace.jobs;
+}
+
 Test(threads, by_default_small_gemms_stay_on_one_thread) {
   unsetenv("OMP_WAIT_POLICY");
   expect_gemm_threads_for_16(false);
+  cr_expect_eq(pool_jobs_of_a_small_sgemm(), 0, "the product went to the pool");
 }
 
 Test(threads, with_omp_wait_policy_active_small_gemms_take_a_second_thread) {
   setenv("OMP_WAIT_POLICY", "active", 1);
   expect_gemm_threads_for_16(true);
+  cr_expect_eq(pool_jobs_of_a_small_sgemm(), 1, "the product did not go to the pool");
   /* The bits of the split are a one-thread run's (every transpose, 10 x 128 x 256 and
    * 256 x 128 x 10: the small-M path and the general one, cut by columns). */
   sgemm_bitwise_for_any_thread_count(10, 128, 256, false);
