@@ -11,7 +11,8 @@
  * 10th and 90th percentile microseconds per job and, from the pool's trace, how long after
  * a job's publication the first worker ran its first chunk (median over the jobs it ran a
  * chunk of, and in how many it did: a worker that wakes after the caller took every chunk
- * runs none). Runs with the process's OMP_WAIT_POLICY (passive by default: the workers
+ * runs none; the trace's clock reads add about 0.2 us a job on the Zen 3 guest). Runs with
+ * the process's OMP_WAIT_POLICY (passive by default: the workers
  * sleep between jobs, so each job pays their wake-up). */
 #include <stdio.h>
 #include <stdlib.h>
