@@ -28,7 +28,9 @@
 // only by name and only where the CPU has AMX tiles, is deepnet with the AMX path off, so
 // the tile path and the FMA kernels are compared round by round too.
 //
-// On more than one thread the header and the end each give the FMA loop's speed on that
+// On more than one thread the header names the wait policy (OMP_WAIT_POLICY,
+// GOMP_SPINCOUNT and what deepnet's idle workers do: whether a call finds threads awake),
+// and the header and the end each give the FMA loop's speed on that
 // many threads at once against one (host_fma.h), and a cache line's round trip between two
 // CPUs (whether they share a core, a cache or neither): what the host allowed at the time. And
 // each sample is preceded by W ms (default 150) of the same
@@ -58,6 +60,10 @@
 #include <vector>
 
 #include "bench_common.h"
+
+// What idle pool workers do (src/parallel.c; internal to the library, which this program
+// links statically): the line `deepnet info` prints.
+extern "C" const char *dn_wait_describe(void);
 #include "gemm_libs.h"
 #include "host_fma.h"
 
@@ -298,6 +304,13 @@ int main(int argc, char **argv) {
               o.sample_s * 1e3, o.settle_s * 1e3, peak);
   for (std::size_t i = 1; i < libs.size(); i++)
     std::printf("  %s %s\n", bench::lib_name(libs[i]), bench::lib_version(libs[i]).c_str());
+  // The wait policy decides whether idle threads sleep or spin between calls (deepnet's and
+  // libgomp's alike), which moves the small shapes' multi-thread figures (session 20).
+  if (o.threads > 1) {
+    const char *wait = std::getenv("OMP_WAIT_POLICY"), *spins = std::getenv("GOMP_SPINCOUNT");
+    std::printf("  OMP_WAIT_POLICY=%s GOMP_SPINCOUNT=%s; deepnet's idle workers %s\n", wait ? wait : "(unset)",
+                spins ? spins : "(unset)", dn_wait_describe());
+  }
   // On more than one thread, what the host gives that many threads, at the start and at
   // the end: a table from a minute in which the threads shared one core's FMA units reads
   // as the libraries' scaling, not as the host's.

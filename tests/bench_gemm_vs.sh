@@ -25,6 +25,8 @@ echo "$out" | grep -q '^| NN/256-10_m128 | [0-9.]* | [0-9]* |$' || { echo "FAIL 
 # Two threads: the host's FMA loop on two threads against one, at the start and at the end,
 # and a cache line's round trip between two CPUs (not measured where there is only one).
 out=$("$exe" --threads 2 --rounds 1 --sample-ms 1 --settle-ms 1 --refs none NN/256-10_m128 2>&1)
+echo "$out" | grep -Eq "^  OMP_WAIT_POLICY=[^ ]+ GOMP_SPINCOUNT=[^ ]+; deepnet's idle workers [a-z]" ||
+  { echo "FAIL --threads 2, the wait policy line: $out"; failed=1; }
 for when in start end; do
   echo "$out" | grep -Eq "^  host at the $when: the FMA loop on 2 threads at once [0-9]+\.[0-9] GFLOP/s, [0-9]+\.[0-9]{2}x one thread; a cache line to a second CPU and back ([1-9][0-9]* ns|not measured)$" ||
     { echo "FAIL --threads 2, the host's line at the $when: $out"; failed=1; }
