@@ -14,8 +14,9 @@
  *   PREFETCH_AHEAD     how many floats ahead the updates prefetch their streams (needed
  *                      only where v_prefetch uses its argument)
  *   SIMD_NAME(f)       f with the ISA's suffix (dn_absmax -> dn_absmax_avx2)
- *   SIMD_OWN_ROW_SUM   (optional) the includer defines SIMD_NAME(dn_row_sum) and
- *                      SIMD_NAME(dn_row_sum_acc) itself, and this file leaves them out
+ *   SIMD_OWN_ROW_SUM   (optional) the includer builds its own row sums on row_sum_step
+ *                      and fills kt->row_sum and kt->row_sum_acc itself: this file
+ *                      leaves them out
  * No include guard: one inclusion per ISA file. */
 
 INLINE void sub_step(size_t i, vmask m, bool full, const float *a, const float *b, float *dst) {
@@ -32,7 +33,6 @@ static void SIMD_NAME(dn_bias_add)(size_t rows, size_t cols, const float *b, flo
   for (size_t j = 0; j < cols; j++) VLOOP(rows, bias_step, b, Z + j * rows);
 }
 
-#ifndef SIMD_OWN_ROW_SUM
 /* Vectorized across rows, each row's sum still 0 + X(i,0) + X(i,1) + ... in j order:
  * bitwise the scalar twin's result, whatever rows the caller gives each thread. With acc
  * (row_sum_acc) each chain starts from out instead of 0 and is stored unscaled. */
@@ -42,6 +42,7 @@ INLINE void row_sum_step(size_t i, vmask m, bool full, size_t cols, const float 
   for (size_t j = 0; j < cols; j++) s = v_add(s, ld(X + i + j * ldx, m, full));
   st(out + i, m, full, acc ? s : v_mul(s, scale));
 }
+#ifndef SIMD_OWN_ROW_SUM
 INLINE void row_sum_impl(size_t rows, size_t cols, const float *X, size_t ldx, float scale,
                          float *out, bool acc) {
   const vf vs = set1(scale);
@@ -152,8 +153,10 @@ static float SIMD_NAME(dn_adam_update)(size_t n, float lr_t, float b1, float b2,
 INLINE void fill_simd_elementwise(dn_kernel_table *kt) {
   kt->sub = SIMD_NAME(dn_sub);
   kt->bias_add = SIMD_NAME(dn_bias_add);
+#ifndef SIMD_OWN_ROW_SUM
   kt->row_sum = SIMD_NAME(dn_row_sum);
   kt->row_sum_acc = SIMD_NAME(dn_row_sum_acc);
+#endif
   kt->absmax = SIMD_NAME(dn_absmax);
   kt->gd_update = SIMD_NAME(dn_gd_update);
   kt->momentum_update = SIMD_NAME(dn_momentum_update);

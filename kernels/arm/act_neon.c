@@ -180,15 +180,26 @@ static void dn_softmax_fwd_neon(size_t rows, size_t cols, const float *Z, float 
   }
 }
 
-/* Vectorized across rows, each row's sum still 0 + X(i,0) + X(i,1) + ... in j order:
- * bitwise the scalar twin's result, whatever rows the caller gives each thread. */
-/* acc: the chains start from out and end unscaled (row_sum_acc); else from 0, times scale. */
-INLINE void row_sum_step(size_t i, vmask m, bool full, size_t cols, const float *X, size_t ldx,
-                         vf scale, float *out, bool acc) {
-  vf s = acc ? ld(out + i, m, full) : vdupq_n_f32(0.0f);
-  for (size_t j = 0; j < cols; j++) s = vaddq_f32(s, ld(X + i + j * ldx, m, full));
-  st(out + i, m, full, acc ? s : vmulq_f32(s, scale));
+/* |x| with NaN as +Inf (x == x is false only for NaN). */
+INLINE vf abs_or_inf(vf x) {
+  return vbslq_f32(vceqq_f32(x, x), vabsq_f32(x), set1(__builtin_inff()));
 }
+#define v_zero() vdupq_n_f32(0.0f)
+#define v_add vaddq_f32
+#define v_sub vsubq_f32
+#define v_mul vmulq_f32
+#define v_div vdivq_f32
+#define v_sqrt vsqrtq_f32
+#define v_max vmaxq_f32
+#define v_hmax vmaxvq_f32
+#define v_prefetch(p) ((void)0) /* the updates were not measured with prefetches here */
+#define SIMD_NAME(f) f##_neon
+#define SIMD_OWN_ROW_SUM /* below */
+#include "simd_elementwise.h"
+
+/* The row sums (row_sum_step from simd_elementwise.h): four sums in flight per column,
+ * then the last rows one vector at a time; a partial vector is a column walk of single
+ * floats rather than a buffer copy per load. Each row's chain is the scalar twin's. */
 INLINE void row_sum_impl(size_t rows, size_t cols, const float *X, size_t ldx, float scale,
                          float *out, bool acc) {
   const vf vs = set1(scale);
@@ -213,8 +224,6 @@ INLINE void row_sum_impl(size_t rows, size_t cols, const float *X, size_t ldx, f
     vst1q_f32(out + i + 2 * V, acc ? s2 : vmulq_f32(s2, vs));
     vst1q_f32(out + i + 3 * V, acc ? s3 : vmulq_f32(s3, vs));
   }
-  /* The last rows one vector at a time; a partial one is a column walk of single floats
-   * rather than a buffer copy per column. */
   for (; i + V <= rows; i += V) row_sum_step(i, ALL, true, cols, X, ldx, vs, out, acc);
   for (; i < rows; i++) {
     float s = acc ? out[i] : 0.0f;
@@ -230,25 +239,6 @@ static void dn_row_sum_acc_neon(size_t rows, size_t cols, const float *X, size_t
   row_sum_impl(rows, cols, X, ldx, 1.0f, acc, true);
 }
 
-/* |x| with NaN as +Inf (x == x is false only for NaN). */
-INLINE vf abs_or_inf(vf x) {
-  return vbslq_f32(vceqq_f32(x, x), vabsq_f32(x), set1(__builtin_inff()));
-}
-#define v_zero() vdupq_n_f32(0.0f)
-#define v_add vaddq_f32
-#define v_sub vsubq_f32
-#define v_mul vmulq_f32
-#define v_div vdivq_f32
-#define v_sqrt vsqrtq_f32
-#define v_max vmaxq_f32
-#define v_hmax vmaxvq_f32
-#define v_prefetch(p) ((void)0) /* the updates were not measured with prefetches here */
-#define SIMD_NAME(f) f##_neon
-/* Own row sums: a tail here is a buffer copy per load, so the last rows walk their columns
- * as single floats instead (row_sum_impl above). */
-#define SIMD_OWN_ROW_SUM
-#include "simd_elementwise.h"
-
 void dn_kernels_fill_act_neon(dn_kernel_table *kt) {
   kt->act_fwd[DN_ACT_LINEAR] = dn_linear_fwd_neon;
   kt->act_bwd[DN_ACT_LINEAR] = dn_linear_bwd_neon;
@@ -262,4 +252,6 @@ void dn_kernels_fill_act_neon(dn_kernel_table *kt) {
   kt->act_bwd[DN_ACT_TANH] = dn_tanh_bwd_neon;
   kt->softmax_fwd = dn_softmax_fwd_neon;
   fill_simd_elementwise(kt);
+  kt->row_sum = dn_row_sum_neon;
+  kt->row_sum_acc = dn_row_sum_acc_neon;
 }
