@@ -141,12 +141,12 @@ double dn_now_s(void) {
 #define GEMM_MIN_MACS_PER_THREAD_AWAKE ((size_t)1 << 17)
 
 int dn_gemm_threads(size_t M, size_t N, size_t K) {
-  size_t macs = M * N;
+  size_t macs;
   if (!dn_mul_ok(M, N, &macs) || !dn_mul_ok(macs, K, &macs)) macs = SIZE_MAX;
   const int threads = dn_threads_for(macs, GEMM_MIN_MACS_PER_THREAD);
   /* The policy is read only where it could change the answer. */
-  if (threads == 1 && dn_threads_for(macs, GEMM_MIN_MACS_PER_THREAD_AWAKE) > 1 && dn_worker_spin_ns() > 0)
-    return 2;
+  const bool would_split_awake = dn_threads_for(macs, GEMM_MIN_MACS_PER_THREAD_AWAKE) > 1;
+  if (threads == 1 && would_split_awake && dn_worker_spin_ns() > 0) return 2;
   return threads;
 }
 
