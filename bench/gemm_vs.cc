@@ -60,12 +60,12 @@
 #include <vector>
 
 #include "bench_common.h"
+#include "gemm_libs.h"
+#include "host_fma.h"
 
 // What idle pool workers do (src/parallel.c; internal to the library, which this program
 // links statically): the line `deepnet info` prints.
 extern "C" const char *dn_wait_describe(void);
-#include "gemm_libs.h"
-#include "host_fma.h"
 
 namespace {
 
@@ -310,6 +310,16 @@ int main(int argc, char **argv) {
     const char *wait = std::getenv("OMP_WAIT_POLICY"), *spins = std::getenv("GOMP_SPINCOUNT");
     std::printf("  OMP_WAIT_POLICY=%s GOMP_SPINCOUNT=%s; deepnet's idle workers %s\n", wait ? wait : "(unset)",
                 spins ? spins : "(unset)", dn_wait_describe());
+    // Under OMP_WAIT_POLICY=active libgomp's threads (oneDNN's) spin 3e10 times between
+    // its calls unless GOMP_SPINCOUNT bounds it, so on a machine with no spare core they
+    // take one from every other library's threads: measured on the 2-vCPU guest (session
+    // 20), deepnet and OpenBLAS at two threads then ran at one core's speed (~90 GFLOP/s
+    // where they run at 160-185). GOMP_SPINCOUNT=300000 gives libgomp its default spin back.
+    const bool gomp_spins = wait && !strcasecmp(wait, "active") && !spins;
+    if (gomp_spins && std::find(libs.begin(), libs.end(), Lib::onednn) != libs.end())
+      std::printf("  warning: OMP_WAIT_POLICY=active: oneDNN's OpenMP threads (libgomp) spin without end"
+                  " between its calls and take cores from the other libraries; bound them with"
+                  " GOMP_SPINCOUNT=300000 (libgomp's default) or leave onednn out (--refs openblas or none)\n");
   }
   // On more than one thread, what the host gives that many threads, at the start and at
   // the end: a table from a minute in which the threads shared one core's FMA units reads
@@ -333,18 +343,6 @@ int main(int argc, char **argv) {
                 when, o.threads, all, one > 0 ? all / one : 0.0, trip_text);
   };
   host_line("start");
-  // Under OMP_WAIT_POLICY=active libgomp's threads (oneDNN's) spin 3e10 times between
-  // its calls unless GOMP_SPINCOUNT bounds it, so on a machine with no spare core they
-  // take one from every other library's threads: measured on the 2-vCPU guest (session
-  // 20), deepnet and OpenBLAS at two threads then ran at one core's speed (~90 GFLOP/s
-  // where they run at 160-185). GOMP_SPINCOUNT=300000 gives libgomp its default spin back.
-  const char *policy = std::getenv("OMP_WAIT_POLICY");
-  const bool gomp_spins = policy && !strcasecmp(policy, "active") && !std::getenv("GOMP_SPINCOUNT");
-  if (gomp_spins && o.threads > 1 &&
-      std::find(libs.begin(), libs.end(), Lib::onednn) != libs.end())
-    std::printf("  warning: OMP_WAIT_POLICY=active: oneDNN's OpenMP threads (libgomp) spin without end"
-                " between its calls and take cores from the other libraries; bound them with"
-                " GOMP_SPINCOUNT=300000 (libgomp's default) or leave onednn out (--refs openblas or none)\n");
   std::printf("\n| shape | deepnet GFLOP/s | %% peak |");
   for (std::size_t i = 1; i < libs.size(); i++) std::printf(" %s GFLOP/s |", bench::lib_name(libs[i]));
   for (std::size_t i = 1; i < libs.size(); i++) std::printf(" vs %s [p25 p75] |", bench::lib_name(libs[i]));
