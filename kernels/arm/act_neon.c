@@ -1,7 +1,9 @@
 /* NEON (aarch64 Advanced SIMD) vector math: exp, the activations and their derivatives,
  * softmax, bias add, row sums and the optimizer updates, each the vector form of its scalar
  * twin (same operations in the same order; docs/vecmath.md). Tails go through a stack
- * buffer, so nothing past n is read or written. */
+ * buffer, so nothing past n is read or written. What is the same on every SIMD set is
+ * written once in simd_elementwise.h and simd_activations.h, over the vocabulary this file
+ * defines; softmax and the row sums are NEON's own. */
 #include <arm_neon.h>
 #include <math.h>
 #include <stdbool.h>
@@ -47,104 +49,55 @@ INLINE void st(float *p, vmask r, bool full, vf v) {
   } while (0)
 
 INLINE vf set1(float x) { return vdupq_n_f32(x); }
-INLINE uint32x4_t gt0(vf z) { return vcgtq_f32(z, vdupq_n_f32(0.0f)); }
+
+/* The vector vocabulary of simd_elementwise.h and simd_activations.h. */
+typedef uint32x4_t vbool; /* all-ones or zero lanes */
+/* |x| with NaN as +Inf (x == x is false only for NaN). */
+INLINE vf abs_or_inf(vf x) {
+  return vbslq_f32(vceqq_f32(x, x), vabsq_f32(x), set1(__builtin_inff()));
+}
+#define v_zero() vdupq_n_f32(0.0f)
+#define v_add vaddq_f32
+#define v_sub vsubq_f32
+#define v_mul vmulq_f32
+#define v_div vdivq_f32
+#define v_sqrt vsqrtq_f32
+#define v_min vminq_f32
+#define v_max vmaxq_f32
+#define v_hmax vmaxvq_f32
+#define v_prefetch(p) ((void)0) /* the updates were not measured with prefetches here */
+#define SIMD_NAME(f) f##_neon
+#define SIMD_OWN_ROW_SUM /* below */
+INLINE vf v_fmadd(vf a, vf b, vf c) { return vfmaq_f32(c, a, b); }
+INLINE vbool v_gt0(vf z) { return vcgtq_f32(z, vdupq_n_f32(0.0f)); }
+INLINE vbool v_ge0(vf z) { return vcgeq_f32(z, vdupq_n_f32(0.0f)); }
+INLINE vbool v_lt(vf a, vf b) { return vcltq_f32(a, b); }
+INLINE vf v_select(vbool c, vf t, vf f) { return vbslq_f32(c, t, f); }
+INLINE vf v_keep(vbool c, vf x) {
+  return vreinterpretq_f32_u32(vandq_u32(c, vreinterpretq_u32_f32(x)));
+}
+INLINE vf v_abs(vf x) { return vabsq_f32(x); }
+INLINE vf v_neg_abs(vf x) { return vnegq_f32(vabsq_f32(x)); }
+INLINE vf v_sign_onto(vf t, vf z) { return vbslq_f32(vdupq_n_u32(0x80000000u), z, t); }
+INLINE vf v_relu(vf z) { /* z <= 0 is false for NaN: NaN passes */
+  return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(z), vcleq_f32(z, vdupq_n_f32(0.0f))));
+}
+INLINE vf v_leaky_relu(vf z) { return vbslq_f32(v_gt0(z), z, vmulq_f32(set1(DN_LEAKY_SLOPE), z)); }
 
 INLINE vf pow2i(int32x4_t k) { /* 2^k, k in [-126, 127] */
   return vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(k, vdupq_n_s32(127)), 23));
 }
-
-INLINE vf exp_v(vf x) {
-  x = vmaxq_f32(vminq_f32(x, set1(DN_EXP_X_MAX)), set1(DN_EXP_X_MIN)); /* NaN passes */
-  const vf shifter = set1(DN_EXP_SHIFTER);
-  const vf n = vsubq_f32(vfmaq_f32(shifter, x, set1(DN_EXP_LOG2E)), shifter);
-  vf r = vfmaq_f32(x, n, set1(-DN_EXP_LN2_HI));
-  r = vfmaq_f32(r, n, set1(-DN_EXP_LN2_LO));
-  vf p = vfmaq_f32(set1(DN_EXP_C4), set1(DN_EXP_C5), r);
-  p = vfmaq_f32(set1(DN_EXP_C3), p, r);
-  p = vfmaq_f32(set1(DN_EXP_C2), p, r);
-  p = vfmaq_f32(set1(DN_EXP_C1), p, r);
-  p = vfmaq_f32(set1(DN_EXP_C0), p, r);
-  const vf q = vfmaq_f32(r, p, vmulq_f32(r, r));
+/* (1 + q) 2^n as q 2^k1 + 2^k1 (one rounding) times 2^(n - k1), k1 = n / 2: two factors,
+ * each a normal float over exp's whole range. */
+INLINE vf v_exp_scale(vf q, vf n) {
   const int32x4_t k = vcvtq_s32_f32(n), k1 = vshrq_n_s32(k, 1);
   const vf s1 = pow2i(k1);
   return vmulq_f32(vfmaq_f32(s1, q, s1), pow2i(vsubq_s32(k, k1)));
 }
+#define TANH_EXP exp_v
 
-INLINE vf sigmoid_v(vf z) {
-  const vf e = exp_v(vnegq_f32(vabsq_f32(z)));
-  const vf num = vbslq_f32(vcgeq_f32(z, vdupq_n_f32(0.0f)), set1(1.0f), e);
-  return vdivq_f32(num, vaddq_f32(set1(1.0f), e));
-}
-
-INLINE vf tanh_v(vf z) {
-  const vf a = vabsq_f32(z), a2 = vmulq_f32(a, a);
-  vf p = vfmaq_f32(set1(DN_TANH_C3), set1(DN_TANH_C4), a2);
-  p = vfmaq_f32(set1(DN_TANH_C2), p, a2);
-  p = vfmaq_f32(set1(DN_TANH_C1), p, a2);
-  p = vfmaq_f32(set1(DN_TANH_C0), p, a2);
-  const vf small = vfmaq_f32(a, vmulq_f32(p, a2), a);
-  const vf e = exp_v(vmulq_f32(set1(-2.0f), a));
-  const vf large = vsubq_f32(set1(1.0f), vdivq_f32(vaddq_f32(e, e), vaddq_f32(set1(1.0f), e)));
-  const vf t = vbslq_f32(vcltq_f32(a, set1(DN_TANH_SMALL)), small, large);
-  return vbslq_f32(vdupq_n_u32(0x80000000u), z, t); /* copysign(t, z) */
-}
-
-INLINE vf linear_v(vf z) { return z; }
-INLINE vf relu_v(vf z) { /* z <= 0 is false for NaN: NaN passes */
-  return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(z), vcleq_f32(z, vdupq_n_f32(0.0f))));
-}
-INLINE vf leaky_relu_v(vf z) { return vbslq_f32(gt0(z), z, vmulq_f32(set1(DN_LEAKY_SLOPE), z)); }
-
-INLINE vf linear_d(vf z, vf a, vf da) {
-  (void)z;
-  (void)a;
-  return da;
-}
-INLINE vf relu_d(vf z, vf a, vf da) {
-  (void)a;
-  return vreinterpretq_f32_u32(vandq_u32(gt0(z), vreinterpretq_u32_f32(da)));
-}
-INLINE vf leaky_relu_d(vf z, vf a, vf da) {
-  (void)a;
-  return vbslq_f32(gt0(z), da, vmulq_f32(set1(DN_LEAKY_SLOPE), da));
-}
-INLINE vf sigmoid_d(vf z, vf a, vf da) {
-  (void)z;
-  return vmulq_f32(vmulq_f32(da, a), vsubq_f32(set1(1.0f), a));
-}
-INLINE vf tanh_d(vf z, vf a, vf da) {
-  (void)z;
-  return vmulq_f32(da, vsubq_f32(set1(1.0f), vmulq_f32(a, a)));
-}
-
-/* A = g(Z) and dZ = dA * g'(Z) for each activation g, from its one-vector form. */
-#define FWD_KERNEL(name, g)                                                                   \
-  INLINE void name##_step(size_t i, vmask m, bool full, const float *Z, float *A) {          \
-    st(A + i, m, full, g(ld(Z + i, m, full)));                                                \
-  }                                                                                           \
-  static void name(size_t n, const float *Z, float *A) { VLOOP(n, name##_step, Z, A); }
-#define BWD_KERNEL(name, gd)                                                                  \
-  INLINE void name##_step(size_t i, vmask m, bool full, const float *Z, const float *A,      \
-                          const float *dA, float *dZ) {                                       \
-    st(dZ + i, m, full, gd(ld(Z + i, m, full), ld(A + i, m, full), ld(dA + i, m, full)));    \
-  }                                                                                           \
-  static void name(size_t n, const float *Z, const float *A, const float *dA, float *dZ) {    \
-    VLOOP(n, name##_step, Z, A, dA, dZ);                                                      \
-  }
-
-FWD_KERNEL(exp_neon, exp_v)
-FWD_KERNEL(dn_linear_fwd_neon, linear_v)
-FWD_KERNEL(dn_relu_fwd_neon, relu_v)
-FWD_KERNEL(dn_leaky_relu_fwd_neon, leaky_relu_v)
-FWD_KERNEL(dn_sigmoid_fwd_neon, sigmoid_v)
-FWD_KERNEL(dn_tanh_fwd_neon, tanh_v)
-BWD_KERNEL(dn_linear_bwd_neon, linear_d)
-BWD_KERNEL(dn_relu_bwd_neon, relu_d)
-BWD_KERNEL(dn_leaky_relu_bwd_neon, leaky_relu_d)
-BWD_KERNEL(dn_sigmoid_bwd_neon, sigmoid_d)
-BWD_KERNEL(dn_tanh_bwd_neon, tanh_d)
-
-void dn_exp_neon(size_t n, const float *x, float *y) { exp_neon(n, x, y); }
+#include "simd_elementwise.h"
+#include "simd_activations.h"
 
 /* Softmax of one column in three passes: max, exp(z - max) with its sum, divide. The
  * tail's zero lanes are kept out of the max and the sum. */
@@ -179,23 +132,6 @@ static void dn_softmax_fwd_neon(size_t rows, size_t cols, const float *Z, float 
     VLOOP(rows, div_step, a, set1(vaddvq_f32(sum)));
   }
 }
-
-/* |x| with NaN as +Inf (x == x is false only for NaN). */
-INLINE vf abs_or_inf(vf x) {
-  return vbslq_f32(vceqq_f32(x, x), vabsq_f32(x), set1(__builtin_inff()));
-}
-#define v_zero() vdupq_n_f32(0.0f)
-#define v_add vaddq_f32
-#define v_sub vsubq_f32
-#define v_mul vmulq_f32
-#define v_div vdivq_f32
-#define v_sqrt vsqrtq_f32
-#define v_max vmaxq_f32
-#define v_hmax vmaxvq_f32
-#define v_prefetch(p) ((void)0) /* the updates were not measured with prefetches here */
-#define SIMD_NAME(f) f##_neon
-#define SIMD_OWN_ROW_SUM /* below */
-#include "simd_elementwise.h"
 
 /* The row sums (row_sum_step from simd_elementwise.h): four sums in flight per column,
  * then the last rows one vector at a time; a partial vector is a column walk of single
@@ -240,16 +176,7 @@ static void dn_row_sum_acc_neon(size_t rows, size_t cols, const float *X, size_t
 }
 
 void dn_kernels_fill_act_neon(dn_kernel_table *kt) {
-  kt->act_fwd[DN_ACT_LINEAR] = dn_linear_fwd_neon;
-  kt->act_bwd[DN_ACT_LINEAR] = dn_linear_bwd_neon;
-  kt->act_fwd[DN_ACT_RELU] = dn_relu_fwd_neon;
-  kt->act_bwd[DN_ACT_RELU] = dn_relu_bwd_neon;
-  kt->act_fwd[DN_ACT_LEAKY_RELU] = dn_leaky_relu_fwd_neon;
-  kt->act_bwd[DN_ACT_LEAKY_RELU] = dn_leaky_relu_bwd_neon;
-  kt->act_fwd[DN_ACT_SIGMOID] = dn_sigmoid_fwd_neon;
-  kt->act_bwd[DN_ACT_SIGMOID] = dn_sigmoid_bwd_neon;
-  kt->act_fwd[DN_ACT_TANH] = dn_tanh_fwd_neon;
-  kt->act_bwd[DN_ACT_TANH] = dn_tanh_bwd_neon;
+  fill_simd_activations(kt);
   kt->softmax_fwd = dn_softmax_fwd_neon;
   fill_simd_elementwise(kt);
   kt->row_sum = dn_row_sum_neon;

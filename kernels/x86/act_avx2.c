@@ -1,7 +1,9 @@
 /* AVX2+FMA vector math: exp, the activations and their derivatives, softmax, bias add,
  * row sums and the optimizer updates, each the vector form of its scalar twin (same
  * operations in the same order; docs/vecmath.md), with masked tails that touch nothing
- * past n. */
+ * past n. What is the same on every SIMD set is written once in simd_elementwise.h and
+ * simd_activations.h, over the vocabulary this file defines; softmax, the finiteness scan
+ * and the one-factor exp are AVX2's own. */
 #include <immintrin.h>
 #include <math.h>
 #include <stdbool.h>
@@ -46,39 +48,66 @@ INLINE void st(float *p, vmask m, bool full, vf v) {
   } while (0)
 
 INLINE vf set1(float x) { return _mm256_set1_ps(x); }
-INLINE vf gt0(vf z) { return _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GT_OQ); }
+
+/* The vector vocabulary of simd_elementwise.h and simd_activations.h. */
+typedef __m256 vbool; /* all-ones or zero lanes */
+INLINE float hmax(vf v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
+}
+INLINE float hsum(vf v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+/* |x| with NaN as +Inf: min returns its second operand when the first is NaN. */
+INLINE vf abs_or_inf(vf x) {
+  return _mm256_min_ps(_mm256_andnot_ps(set1(-0.0f), x), set1(__builtin_inff()));
+}
+#define v_zero() _mm256_setzero_ps()
+#define v_add _mm256_add_ps
+#define v_sub _mm256_sub_ps
+#define v_mul _mm256_mul_ps
+#define v_div _mm256_div_ps
+#define v_sqrt _mm256_sqrt_ps
+#define v_fmadd _mm256_fmadd_ps
+#define v_min _mm256_min_ps
+#define v_max _mm256_max_ps
+#define v_hmax hmax
+#define v_prefetch(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#define SIMD_NAME(f) f##_avx2
+INLINE vbool v_gt0(vf z) { return _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GT_OQ); }
+INLINE vbool v_ge0(vf z) { return _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GE_OQ); }
+INLINE vbool v_lt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+INLINE vf v_select(vbool c, vf t, vf f) { return _mm256_blendv_ps(f, t, c); }
+INLINE vf v_keep(vbool c, vf x) { return _mm256_and_ps(c, x); }
+INLINE vf v_abs(vf x) { return _mm256_andnot_ps(set1(-0.0f), x); }
+INLINE vf v_neg_abs(vf x) { return _mm256_or_ps(x, set1(-0.0f)); }
+INLINE vf v_sign_onto(vf t, vf z) { return _mm256_or_ps(t, _mm256_and_ps(z, set1(-0.0f))); }
+INLINE vf v_relu(vf z) { /* z <= 0 is false for NaN: NaN passes */
+  return _mm256_andnot_ps(_mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_LE_OQ), z);
+}
+INLINE vf v_leaky_relu(vf z) {
+  return _mm256_blendv_ps(_mm256_mul_ps(set1(DN_LEAKY_SLOPE), z), z, v_gt0(z));
+}
 
 INLINE vf pow2i(__m256i k) { /* 2^k, k in [-126, 127] */
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
 }
-
-/* The reduction x = n ln2 + r (n from x log2e + SHIFTER, which *shifted returns) and
- * q = exp(r) - 1 by the polynomial: the part both exp forms below share. */
-INLINE vf exp_reduce(vf x, vf *n_out, vf *shifted_out) {
-  const vf shifter = set1(DN_EXP_SHIFTER);
-  const vf shifted = _mm256_fmadd_ps(x, set1(DN_EXP_LOG2E), shifter);
-  const vf n = _mm256_sub_ps(shifted, shifter);
-  vf r = _mm256_fmadd_ps(n, set1(-DN_EXP_LN2_HI), x);
-  r = _mm256_fmadd_ps(n, set1(-DN_EXP_LN2_LO), r);
-  vf p = _mm256_fmadd_ps(set1(DN_EXP_C5), r, set1(DN_EXP_C4));
-  p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C3));
-  p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C2));
-  p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C1));
-  p = _mm256_fmadd_ps(p, r, set1(DN_EXP_C0));
-  *n_out = n;
-  *shifted_out = shifted;
-  return _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
-}
-
-INLINE vf exp_v(vf x) {
-  /* min/max return their second operand when one is NaN: NaN passes the clamp. */
-  x = _mm256_max_ps(set1(DN_EXP_X_MIN), _mm256_min_ps(set1(DN_EXP_X_MAX), x));
-  vf n, shifted;
-  const vf q = exp_reduce(x, &n, &shifted);
+/* (1 + q) 2^n as q 2^k1 + 2^k1 (one rounding) times 2^(n - k1), k1 = n / 2: two factors,
+ * each a normal float over exp's whole range. */
+INLINE vf v_exp_scale(vf q, vf n) {
   const __m256i k = _mm256_cvtps_epi32(n), k1 = _mm256_srai_epi32(k, 1);
   const vf s1 = pow2i(k1);
   return _mm256_mul_ps(_mm256_fmadd_ps(q, s1, s1), pow2i(_mm256_sub_epi32(k, k1)));
 }
+/* tanh's exp(-2|z|) is of a non-positive argument: the one-factor form below. */
+INLINE vf exp_nonpositive_v(vf x, bool zero_tiny);
+#define TANH_EXP(x) exp_nonpositive_v(x, false)
+
+#include "simd_elementwise.h"
+#include "simd_activations.h"
 
 /* exp(x) for x <= 0 (or NaN) with one scaling factor instead of two: x is clamped at -87,
  * where exp is still a normal float (2^-125.5), so 2^n needs no second factor. Softmax
@@ -99,97 +128,6 @@ INLINE vf exp_nonpositive_v(vf x, bool zero_tiny) {
       _mm256_add_epi32(_mm256_castps_si256(shifted), _mm256_set1_epi32(127 - 0x4B400000)), 23));
   const vf e = _mm256_fmadd_ps(q, s, s);
   return zero_tiny ? _mm256_andnot_ps(tiny, e) : e;
-}
-
-INLINE vf sigmoid_v(vf z) {
-  const vf e = exp_v(_mm256_or_ps(z, set1(-0.0f)));
-  const vf num = _mm256_blendv_ps(e, set1(1.0f), _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GE_OQ));
-  return _mm256_div_ps(num, _mm256_add_ps(set1(1.0f), e));
-}
-
-INLINE vf tanh_v(vf z) {
-  const vf sign = _mm256_and_ps(z, set1(-0.0f)), a = _mm256_andnot_ps(set1(-0.0f), z);
-  const vf a2 = _mm256_mul_ps(a, a);
-  vf p = _mm256_fmadd_ps(set1(DN_TANH_C4), a2, set1(DN_TANH_C3));
-  p = _mm256_fmadd_ps(p, a2, set1(DN_TANH_C2));
-  p = _mm256_fmadd_ps(p, a2, set1(DN_TANH_C1));
-  p = _mm256_fmadd_ps(p, a2, set1(DN_TANH_C0));
-  const vf small = _mm256_fmadd_ps(_mm256_mul_ps(p, a2), a, a);
-  /* -2|z| <= 0: the one-factor exp (clamped at -87, where tanh is 1 either way) */
-  const vf e = exp_nonpositive_v(_mm256_mul_ps(set1(-2.0f), a), false);
-  const vf large = _mm256_sub_ps(set1(1.0f), _mm256_div_ps(_mm256_add_ps(e, e), _mm256_add_ps(set1(1.0f), e)));
-  const vf t = _mm256_blendv_ps(large, small, _mm256_cmp_ps(a, set1(DN_TANH_SMALL), _CMP_LT_OQ));
-  return _mm256_or_ps(t, sign);
-}
-
-INLINE vf linear_v(vf z) { return z; }
-INLINE vf relu_v(vf z) { /* z <= 0 is false for NaN: NaN passes */
-  return _mm256_andnot_ps(_mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_LE_OQ), z);
-}
-INLINE vf leaky_relu_v(vf z) { return _mm256_blendv_ps(_mm256_mul_ps(set1(DN_LEAKY_SLOPE), z), z, gt0(z)); }
-
-INLINE vf linear_d(vf z, vf a, vf da) {
-  (void)z;
-  (void)a;
-  return da;
-}
-INLINE vf relu_d(vf z, vf a, vf da) {
-  (void)a;
-  return _mm256_and_ps(gt0(z), da);
-}
-INLINE vf leaky_relu_d(vf z, vf a, vf da) {
-  (void)a;
-  return _mm256_blendv_ps(_mm256_mul_ps(set1(DN_LEAKY_SLOPE), da), da, gt0(z));
-}
-INLINE vf sigmoid_d(vf z, vf a, vf da) {
-  (void)z;
-  return _mm256_mul_ps(_mm256_mul_ps(da, a), _mm256_sub_ps(set1(1.0f), a));
-}
-INLINE vf tanh_d(vf z, vf a, vf da) {
-  (void)z;
-  return _mm256_mul_ps(da, _mm256_sub_ps(set1(1.0f), _mm256_mul_ps(a, a)));
-}
-
-/* A = g(Z) and dZ = dA * g'(Z) for each activation g, from its one-vector form. */
-#define FWD_KERNEL(name, g)                                                                   \
-  INLINE void name##_step(size_t i, vmask m, bool full, const float *Z, float *A) {          \
-    _mm_prefetch((const char *)(Z + i + PREFETCH_AHEAD), _MM_HINT_T0);                        \
-    _mm_prefetch((const char *)(A + i + PREFETCH_AHEAD), _MM_HINT_T0);                        \
-    st(A + i, m, full, g(ld(Z + i, m, full)));                                                \
-  }                                                                                           \
-  static void name(size_t n, const float *Z, float *A) { VLOOP(n, name##_step, Z, A); }
-#define BWD_KERNEL(name, gd)                                                                  \
-  INLINE void name##_step(size_t i, vmask m, bool full, const float *Z, const float *A,      \
-                          const float *dA, float *dZ) {                                       \
-    st(dZ + i, m, full, gd(ld(Z + i, m, full), ld(A + i, m, full), ld(dA + i, m, full)));    \
-  }                                                                                           \
-  static void name(size_t n, const float *Z, const float *A, const float *dA, float *dZ) {    \
-    VLOOP(n, name##_step, Z, A, dA, dZ);                                                      \
-  }
-
-FWD_KERNEL(exp_avx2, exp_v)
-FWD_KERNEL(dn_linear_fwd_avx2, linear_v)
-FWD_KERNEL(dn_relu_fwd_avx2, relu_v)
-FWD_KERNEL(dn_leaky_relu_fwd_avx2, leaky_relu_v)
-FWD_KERNEL(dn_sigmoid_fwd_avx2, sigmoid_v)
-FWD_KERNEL(dn_tanh_fwd_avx2, tanh_v)
-BWD_KERNEL(dn_linear_bwd_avx2, linear_d)
-BWD_KERNEL(dn_relu_bwd_avx2, relu_d)
-BWD_KERNEL(dn_leaky_relu_bwd_avx2, leaky_relu_d)
-BWD_KERNEL(dn_sigmoid_bwd_avx2, sigmoid_d)
-BWD_KERNEL(dn_tanh_bwd_avx2, tanh_d)
-
-void dn_exp_avx2(size_t n, const float *x, float *y) { exp_avx2(n, x, y); }
-
-INLINE float hmax(vf v) {
-  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
-}
-INLINE float hsum(vf v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
 
 /* Softmax of one column in three passes: max, exp(z - max) with its sum, divide. */
@@ -321,33 +259,8 @@ static bool dn_any_nonfinite_avx2(size_t n, const float *x) {
   return !_mm256_testz_si256(any, any);
 }
 
-/* |x| with NaN as +Inf: min returns its second operand when the first is NaN. */
-INLINE vf abs_or_inf(vf x) {
-  return _mm256_min_ps(_mm256_andnot_ps(set1(-0.0f), x), set1(__builtin_inff()));
-}
-#define v_zero() _mm256_setzero_ps()
-#define v_add _mm256_add_ps
-#define v_sub _mm256_sub_ps
-#define v_mul _mm256_mul_ps
-#define v_div _mm256_div_ps
-#define v_sqrt _mm256_sqrt_ps
-#define v_max _mm256_max_ps
-#define v_hmax hmax
-#define v_prefetch(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
-#define SIMD_NAME(f) f##_avx2
-#include "simd_elementwise.h"
-
 void dn_kernels_fill_act_avx2(dn_kernel_table *kt) {
-  kt->act_fwd[DN_ACT_LINEAR] = dn_linear_fwd_avx2;
-  kt->act_bwd[DN_ACT_LINEAR] = dn_linear_bwd_avx2;
-  kt->act_fwd[DN_ACT_RELU] = dn_relu_fwd_avx2;
-  kt->act_bwd[DN_ACT_RELU] = dn_relu_bwd_avx2;
-  kt->act_fwd[DN_ACT_LEAKY_RELU] = dn_leaky_relu_fwd_avx2;
-  kt->act_bwd[DN_ACT_LEAKY_RELU] = dn_leaky_relu_bwd_avx2;
-  kt->act_fwd[DN_ACT_SIGMOID] = dn_sigmoid_fwd_avx2;
-  kt->act_bwd[DN_ACT_SIGMOID] = dn_sigmoid_bwd_avx2;
-  kt->act_fwd[DN_ACT_TANH] = dn_tanh_fwd_avx2;
-  kt->act_bwd[DN_ACT_TANH] = dn_tanh_bwd_avx2;
+  fill_simd_activations(kt);
   kt->softmax_fwd = dn_softmax_fwd_avx2;
   kt->any_nonfinite = dn_any_nonfinite_avx2;
   fill_simd_elementwise(kt);

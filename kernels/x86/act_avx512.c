@@ -1,7 +1,9 @@
 /* AVX-512 (F, DQ) vector math: exp, the activations and their derivatives, softmax, bias
  * add, row sums and the optimizer updates, each the vector form of its scalar twin (same
  * operations in the same order; docs/vecmath.md), with masked tails that touch nothing
- * past n. */
+ * past n. What is the same on every SIMD set is written once in simd_elementwise.h and
+ * simd_activations.h, over the vocabulary this file defines; softmax and the finiteness
+ * scan are AVX-512's own. */
 #include <immintrin.h>
 #include <math.h>
 #include <stdbool.h>
@@ -52,101 +54,41 @@ INLINE void st(float *p, vmask m, bool full, vf v) {
   } while (0)
 
 INLINE vf set1(float x) { return _mm512_set1_ps(x); }
-INLINE vmask gt0(vf z) { return dn_gt0_avx512(z); }
 
-INLINE vf exp_v(vf x) {
-  /* min/max return their second operand when one is NaN: NaN passes the clamp. */
-  x = _mm512_max_ps(set1(DN_EXP_X_MIN), _mm512_min_ps(set1(DN_EXP_X_MAX), x));
-  const vf shifter = set1(DN_EXP_SHIFTER);
-  const vf n = _mm512_sub_ps(_mm512_fmadd_ps(x, set1(DN_EXP_LOG2E), shifter), shifter);
-  vf r = _mm512_fmadd_ps(n, set1(-DN_EXP_LN2_HI), x);
-  r = _mm512_fmadd_ps(n, set1(-DN_EXP_LN2_LO), r);
-  vf p = _mm512_fmadd_ps(set1(DN_EXP_C5), r, set1(DN_EXP_C4));
-  p = _mm512_fmadd_ps(p, r, set1(DN_EXP_C3));
-  p = _mm512_fmadd_ps(p, r, set1(DN_EXP_C2));
-  p = _mm512_fmadd_ps(p, r, set1(DN_EXP_C1));
-  p = _mm512_fmadd_ps(p, r, set1(DN_EXP_C0));
-  const vf q = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
-  /* (1 + q) 2^n rounded once: bitwise the scalar twin's two-factor scaling. */
-  return _mm512_scalef_ps(_mm512_add_ps(q, set1(1.0f)), n);
+/* The vector vocabulary of simd_elementwise.h and simd_activations.h. */
+typedef __mmask16 vbool;
+/* |x| with NaN as +Inf: min returns its second operand when the first is NaN. */
+INLINE vf abs_or_inf(vf x) {
+  return _mm512_min_ps(_mm512_abs_ps(x), set1(__builtin_inff()));
 }
+#define v_zero() _mm512_setzero_ps()
+#define v_add _mm512_add_ps
+#define v_sub _mm512_sub_ps
+#define v_mul _mm512_mul_ps
+#define v_div _mm512_div_ps
+#define v_sqrt _mm512_sqrt_ps
+#define v_fmadd _mm512_fmadd_ps
+#define v_min _mm512_min_ps
+#define v_max _mm512_max_ps
+#define v_hmax _mm512_reduce_max_ps
+#define v_prefetch(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#define SIMD_NAME(f) f##_avx512
+INLINE vbool v_gt0(vf z) { return dn_gt0_avx512(z); }
+INLINE vbool v_ge0(vf z) { return _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_GE_OQ); }
+INLINE vbool v_lt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+INLINE vf v_select(vbool c, vf t, vf f) { return _mm512_mask_blend_ps(c, f, t); }
+INLINE vf v_keep(vbool c, vf x) { return _mm512_maskz_mov_ps(c, x); }
+INLINE vf v_abs(vf x) { return _mm512_andnot_ps(set1(-0.0f), x); }
+INLINE vf v_neg_abs(vf x) { return _mm512_or_ps(x, set1(-0.0f)); }
+INLINE vf v_sign_onto(vf t, vf z) { return _mm512_or_ps(t, _mm512_and_ps(z, set1(-0.0f))); }
+#define v_relu dn_relu_avx512
+#define v_leaky_relu dn_leaky_relu_avx512
+/* (1 + q) 2^n rounded once, by scalef: bitwise the scalar twin's two-factor scaling. */
+INLINE vf v_exp_scale(vf q, vf n) { return _mm512_scalef_ps(_mm512_add_ps(q, set1(1.0f)), n); }
+#define TANH_EXP exp_v
 
-INLINE vf sigmoid_v(vf z) {
-  const vf e = exp_v(_mm512_or_ps(z, set1(-0.0f)));
-  const vmask nonneg = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_GE_OQ);
-  return _mm512_div_ps(_mm512_mask_blend_ps(nonneg, e, set1(1.0f)), _mm512_add_ps(set1(1.0f), e));
-}
-
-INLINE vf tanh_v(vf z) {
-  const vf sign = _mm512_and_ps(z, set1(-0.0f)), a = _mm512_andnot_ps(set1(-0.0f), z);
-  const vf a2 = _mm512_mul_ps(a, a);
-  vf p = _mm512_fmadd_ps(set1(DN_TANH_C4), a2, set1(DN_TANH_C3));
-  p = _mm512_fmadd_ps(p, a2, set1(DN_TANH_C2));
-  p = _mm512_fmadd_ps(p, a2, set1(DN_TANH_C1));
-  p = _mm512_fmadd_ps(p, a2, set1(DN_TANH_C0));
-  const vf small = _mm512_fmadd_ps(_mm512_mul_ps(p, a2), a, a);
-  const vf e = exp_v(_mm512_mul_ps(set1(-2.0f), a));
-  const vf large = _mm512_sub_ps(set1(1.0f), _mm512_div_ps(_mm512_add_ps(e, e), _mm512_add_ps(set1(1.0f), e)));
-  const vmask is_small = _mm512_cmp_ps_mask(a, set1(DN_TANH_SMALL), _CMP_LT_OQ);
-  return _mm512_or_ps(_mm512_mask_blend_ps(is_small, large, small), sign);
-}
-
-INLINE vf linear_v(vf z) { return z; }
-INLINE vf relu_v(vf z) { return dn_relu_avx512(z); }
-INLINE vf leaky_relu_v(vf z) { return dn_leaky_relu_avx512(z); }
-
-INLINE vf linear_d(vf z, vf a, vf da) {
-  (void)z;
-  (void)a;
-  return da;
-}
-INLINE vf relu_d(vf z, vf a, vf da) {
-  (void)a;
-  return _mm512_maskz_mov_ps(gt0(z), da);
-}
-INLINE vf leaky_relu_d(vf z, vf a, vf da) {
-  (void)a;
-  return _mm512_mask_blend_ps(gt0(z), _mm512_mul_ps(set1(DN_LEAKY_SLOPE), da), da);
-}
-INLINE vf sigmoid_d(vf z, vf a, vf da) {
-  (void)z;
-  return _mm512_mul_ps(_mm512_mul_ps(da, a), _mm512_sub_ps(set1(1.0f), a));
-}
-INLINE vf tanh_d(vf z, vf a, vf da) {
-  (void)z;
-  return _mm512_mul_ps(da, _mm512_sub_ps(set1(1.0f), _mm512_mul_ps(a, a)));
-}
-
-/* A = g(Z) and dZ = dA * g'(Z) for each activation g, from its one-vector form. */
-#define FWD_KERNEL(name, g)                                                                   \
-  INLINE void name##_step(size_t i, vmask m, bool full, const float *Z, float *A) {          \
-    _mm_prefetch((const char *)(Z + i + PREFETCH_AHEAD), _MM_HINT_T0);                        \
-    _mm_prefetch((const char *)(A + i + PREFETCH_AHEAD), _MM_HINT_T0);                        \
-    st(A + i, m, full, g(ld(Z + i, m, full)));                                                \
-  }                                                                                           \
-  static void name(size_t n, const float *Z, float *A) { VLOOP(n, name##_step, Z, A); }
-#define BWD_KERNEL(name, gd)                                                                  \
-  INLINE void name##_step(size_t i, vmask m, bool full, const float *Z, const float *A,      \
-                          const float *dA, float *dZ) {                                       \
-    st(dZ + i, m, full, gd(ld(Z + i, m, full), ld(A + i, m, full), ld(dA + i, m, full)));    \
-  }                                                                                           \
-  static void name(size_t n, const float *Z, const float *A, const float *dA, float *dZ) {    \
-    VLOOP(n, name##_step, Z, A, dA, dZ);                                                      \
-  }
-
-FWD_KERNEL(exp_avx512, exp_v)
-FWD_KERNEL(dn_linear_fwd_avx512, linear_v)
-FWD_KERNEL(dn_relu_fwd_avx512, relu_v)
-FWD_KERNEL(dn_leaky_relu_fwd_avx512, leaky_relu_v)
-FWD_KERNEL(dn_sigmoid_fwd_avx512, sigmoid_v)
-FWD_KERNEL(dn_tanh_fwd_avx512, tanh_v)
-BWD_KERNEL(dn_linear_bwd_avx512, linear_d)
-BWD_KERNEL(dn_relu_bwd_avx512, relu_d)
-BWD_KERNEL(dn_leaky_relu_bwd_avx512, leaky_relu_d)
-BWD_KERNEL(dn_sigmoid_bwd_avx512, sigmoid_d)
-BWD_KERNEL(dn_tanh_bwd_avx512, tanh_d)
-
-void dn_exp_avx512(size_t n, const float *x, float *y) { exp_avx512(n, x, y); }
+#include "simd_elementwise.h"
+#include "simd_activations.h"
 
 /* Softmax of one column in three passes: max, exp(z - max) with its sum, divide. */
 INLINE void max_step(size_t i, vmask m, bool full, const float *z, vf *acc) {
@@ -262,33 +204,8 @@ static bool dn_any_nonfinite_avx512(size_t n, const float *x) {
   return any != 0;
 }
 
-/* |x| with NaN as +Inf: min returns its second operand when the first is NaN. */
-INLINE vf abs_or_inf(vf x) {
-  return _mm512_min_ps(_mm512_abs_ps(x), set1(__builtin_inff()));
-}
-#define v_zero() _mm512_setzero_ps()
-#define v_add _mm512_add_ps
-#define v_sub _mm512_sub_ps
-#define v_mul _mm512_mul_ps
-#define v_div _mm512_div_ps
-#define v_sqrt _mm512_sqrt_ps
-#define v_max _mm512_max_ps
-#define v_hmax _mm512_reduce_max_ps
-#define v_prefetch(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
-#define SIMD_NAME(f) f##_avx512
-#include "simd_elementwise.h"
-
 void dn_kernels_fill_act_avx512(dn_kernel_table *kt) {
-  kt->act_fwd[DN_ACT_LINEAR] = dn_linear_fwd_avx512;
-  kt->act_bwd[DN_ACT_LINEAR] = dn_linear_bwd_avx512;
-  kt->act_fwd[DN_ACT_RELU] = dn_relu_fwd_avx512;
-  kt->act_bwd[DN_ACT_RELU] = dn_relu_bwd_avx512;
-  kt->act_fwd[DN_ACT_LEAKY_RELU] = dn_leaky_relu_fwd_avx512;
-  kt->act_bwd[DN_ACT_LEAKY_RELU] = dn_leaky_relu_bwd_avx512;
-  kt->act_fwd[DN_ACT_SIGMOID] = dn_sigmoid_fwd_avx512;
-  kt->act_bwd[DN_ACT_SIGMOID] = dn_sigmoid_bwd_avx512;
-  kt->act_fwd[DN_ACT_TANH] = dn_tanh_fwd_avx512;
-  kt->act_bwd[DN_ACT_TANH] = dn_tanh_bwd_avx512;
+  fill_simd_activations(kt);
   kt->softmax_fwd = dn_softmax_fwd_avx512;
   kt->any_nonfinite = dn_any_nonfinite_avx512;
   fill_simd_elementwise(kt);
