@@ -149,14 +149,26 @@ static dn_status sync_dir(const char *path, const char *dir, const char *who) {
   return s;
 }
 
-dn_status dn_save_atomic(const char *path, const char *who, dn_write_body_fn body, const void *ctx) {
+static const char *file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+/* Writes to target (path itself, or the file a symbolic link at path names); messages
+ * name path, as the caller gave it. */
+static dn_status save_atomic_to(const char *target, const char *path, const char *who,
+                                dn_write_body_fn body, const void *ctx) {
   /* The temporary file sits next to the target (rename is atomic only within one
    * file system) and is named after it, so a leftover from a crash is recognisable.
    * Every allocation happens here, before anything is written. */
   static const char suffix[] = ".tmp-XXXXXX";
-  const size_t len = strlen(path);
-  const char *slash = strrchr(path, '/');
-  const size_t dir_len = slash ? (slash == path ? 1 : (size_t)(slash - path)) : 1;
+  const size_t len = strlen(target);
+  const char *slash = strrchr(target, '/');
+  const size_t dir_len = slash ? (slash == target ? 1 : (size_t)(slash - target)) : 1;
   char *tmp = malloc(len + sizeof suffix), *dir = malloc(dir_len + 1);
   dn_writer *w = malloc(sizeof *w);
   if (!tmp || !dir || !w) {
@@ -165,9 +177,9 @@ dn_status dn_save_atomic(const char *path, const char *who, dn_write_body_fn bod
     free(w);
     return dn_fail(DN_ERR_NOMEM, "%s: out of memory; '%s' is unchanged", who, path);
   }
-  memcpy(tmp, path, len);
+  memcpy(tmp, target, len);
   memcpy(tmp + len, suffix, sizeof suffix);
-  memcpy(dir, slash ? path : ".", dir_len);
+  memcpy(dir, slash ? target : ".", dir_len);
   dir[dir_len] = '\0';
 
   dn_status s = DN_OK;
@@ -180,7 +192,7 @@ dn_status dn_save_atomic(const char *path, const char *who, dn_write_body_fn bod
   /* mkstemp makes the file 0600; give it the mode the target has, or the mode a
    * new file would get from open(2). */
   struct stat st;
-  const mode_t mode = stat(path, &st) == 0 && S_ISREG(st.st_mode)
+  const mode_t mode = stat(target, &st) == 0 && S_ISREG(st.st_mode)
                           ? st.st_mode & 07777
                           : (mode_t)(0666 & ~current_umask());
   const char *step = "setting the mode of";
@@ -210,7 +222,7 @@ dn_status dn_save_atomic(const char *path, const char *who, dn_write_body_fn bod
     ok = false;
     err = errno;
   }
-  if (ok && rename(tmp, path) != 0) {
+  if (ok && rename(tmp, target) != 0) {
     step = "renaming";
     ok = false;
     err = errno;
@@ -226,6 +238,32 @@ done:
   free(tmp);
   free(dir);
   free(w);
+  return s;
+}
+
+dn_status dn_save_atomic(const char *path, const char *who, dn_write_body_fn body, const void *ctx) {
+  /* The rename replaces whatever entry is at the target. So a symbolic link is followed
+   * (the file it names is replaced and the link stays a link), and anything but a regular
+   * file is refused: renaming over a FIFO or a device would put a regular file in its place
+   * (saving to /dev/null as root would have made /dev/null a file). */
+  struct stat st;
+  char *resolved = NULL;
+  if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+    errno = 0;
+    resolved = realpath(path, NULL);
+    if (!resolved)
+      return errno == ENOMEM ? dn_fail(DN_ERR_NOMEM, "%s: out of memory; '%s' is unchanged", who, path)
+                             : dn_fail(DN_ERR_IO, "%s: '%s' is a symbolic link that names no file "
+                                       "(%s); nothing was written", who, path, strerror(errno));
+  }
+  const char *target = resolved ? resolved : path;
+  dn_status s;
+  if (stat(target, &st) == 0 && !S_ISREG(st.st_mode))
+    s = dn_fail(DN_ERR_IO, "%s: '%s' is %s, not a regular file; it was not replaced", who, path,
+                file_kind(st.st_mode));
+  else
+    s = save_atomic_to(target, path, who, body, ctx);
+  free(resolved);
   return s;
 }
 

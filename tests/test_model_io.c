@@ -385,3 +385,53 @@ Test(model_io, saving_into_a_missing_directory_or_over_a_directory_is_an_io_erro
   cr_assert_eq(tt_count_entries(dir), 0);
   dn_net_free(net);
 }
+
+/* The save renames a new file over the target: over a FIFO or a device that would put a
+ * regular file in its place (as root, --save /dev/null made /dev/null a file), so anything
+ * but a regular file is refused, and a symbolic link is followed to the file it names. */
+Test(model_io, saving_over_a_fifo_is_refused_and_leaves_the_fifo) {
+  dn_net *net = make_net(SMALL_L, SMALL_DIMS, SMALL_ACTS, DN_LOSS_CCE, 1);
+  const char *fifo = tt_path("pipe");
+  cr_assert_eq(mkfifo(fifo, 0600), 0);
+  cr_assert_eq(dn_net_save(net, fifo), DN_ERR_IO);
+  cr_assert_not_null(strstr(dn_last_error(), "a FIFO, not a regular file"), "%s", dn_last_error());
+  struct stat st;
+  cr_assert_eq(lstat(fifo, &st), 0);
+  cr_assert(S_ISFIFO(st.st_mode), "the FIFO was replaced");
+  cr_assert_eq(tt_count_entries(NULL), 1, "a temporary file was left behind");
+  dn_net_free(net);
+}
+
+Test(model_io, saving_through_a_symlink_replaces_its_target_and_keeps_the_link) {
+  dn_net *a = make_net(SMALL_L, SMALL_DIMS, SMALL_ACTS, DN_LOSS_CCE, 1);
+  dn_net *b = make_net(SMALL_L, SMALL_DIMS, SMALL_ACTS, DN_LOSS_CCE, 2);
+  const char *target = tt_path("sub/target.dnn"), *link = tt_path("link.dnn");
+  cr_assert_eq(mkdir(tt_path("sub"), 0755), 0);
+  cr_assert_eq(dn_net_save(a, target), DN_OK, "%s", dn_last_error());
+  cr_assert_eq(symlink("sub/target.dnn", link), 0);
+  cr_assert_eq(dn_net_save(b, link), DN_OK, "%s", dn_last_error());
+  struct stat st;
+  cr_assert_eq(lstat(link, &st), 0);
+  cr_assert(S_ISLNK(st.st_mode), "the link was replaced by a file");
+  dn_net *back = NULL;
+  cr_assert_eq(dn_net_load(&back, target), DN_OK, "%s", dn_last_error());
+  assert_same_net(b, back);
+  cr_assert_eq(tt_count_entries(tt_path("sub")), 1, "a temporary file was left behind");
+  cr_assert_eq(tt_count_entries(NULL), 2);
+  dn_net_free(a);
+  dn_net_free(b);
+  dn_net_free(back);
+}
+
+Test(model_io, saving_through_a_dangling_symlink_is_refused_and_leaves_the_link) {
+  dn_net *net = make_net(SMALL_L, SMALL_DIMS, SMALL_ACTS, DN_LOSS_CCE, 1);
+  const char *link = tt_path("dangling.dnn");
+  cr_assert_eq(symlink("no-such-dir/model.dnn", link), 0);
+  cr_assert_eq(dn_net_save(net, link), DN_ERR_IO);
+  cr_assert_not_null(strstr(dn_last_error(), "symbolic link"), "%s", dn_last_error());
+  struct stat st;
+  cr_assert_eq(lstat(link, &st), 0);
+  cr_assert(S_ISLNK(st.st_mode));
+  cr_assert_eq(tt_count_entries(NULL), 1);
+  dn_net_free(net);
+}
