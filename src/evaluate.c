@@ -2,6 +2,8 @@
  * so the caches stay the size of a training batch. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -34,6 +36,7 @@ static dn_status for_each_chunk(dn_net *net, const float *X, size_t m, const cha
   for (size_t start = 0; !s && start < m; start += EVAL_CHUNK) {
     const size_t n = m - start < EVAL_CHUNK ? m - start : EVAL_CHUNK;
     s = dn_forward_pass(net, X + start * net->n[0], n, false, NULL);
+    if (!s) s = dn_check_output(net, start, fn);
     if (!s) s = visit(net, start, n, ctx);
   }
   dn_call_leave();
@@ -56,13 +59,35 @@ static dn_status store_classes(dn_net *net, size_t start, size_t count, void *p)
 
 dn_status dn_net_classify(dn_net *net, const float *X, size_t m, uint32_t *labels) {
   if (!labels) return dn_fail(DN_ERR_ARG, "dn_net_classify: labels is NULL");
-  classify_ctx c = {.labels = labels};
-  return for_each_chunk(net, X, m, "dn_net_classify", store_classes, &c);
+  /* A chunk after the first can still fail (an output that is not finite): over more than
+   * one chunk the classes go to a buffer first, so labels is written only on success. */
+  uint32_t *buf = NULL;
+  if (m > EVAL_CHUNK) {
+    size_t bytes;
+    if (!dn_mul_ok(m, sizeof *buf, &bytes) || !(buf = malloc(bytes)))
+      return dn_fail(DN_ERR_NOMEM, "dn_net_classify: out of memory for %zu classes", m);
+  }
+  classify_ctx c = {.labels = buf ? buf : labels};
+  const dn_status s = for_each_chunk(net, X, m, "dn_net_classify", store_classes, &c);
+  if (!s && buf) memcpy(labels, buf, m * sizeof *buf);
+  free(buf);
+  return s;
+}
+
+/* Y's columns [start, start + count) must be finite: the error names the element by its
+ * index in the whole Y. */
+static dn_status check_y(const float *Y, size_t rows, size_t start, size_t count, const char *fn) {
+  const float *y = Y + start * rows;
+  const size_t i = dn_first_nonfinite(y, rows * count);
+  if (i == rows * count) return DN_OK;
+  return dn_fail(DN_ERR_NUMERIC, "%s: Y[%zu] is not finite (%g)", fn, start * rows + i, (double)y[i]);
 }
 
 static dn_status count_correct(dn_net *net, size_t start, size_t count, void *p) {
   classify_ctx *c = p;
   const size_t rows = net->n[net->L];
+  dn_status s = check_y(c->Y, rows, start, count, "dn_net_accuracy");
+  if (s) return s;
   for (size_t j = 0; j < count; j++)
     c->correct += class_of(net->A[net->L] + j * rows, rows) == class_of(c->Y + (start + j) * rows, rows);
   return DN_OK;
@@ -71,6 +96,7 @@ static dn_status count_correct(dn_net *net, size_t start, size_t count, void *p)
 dn_status dn_net_accuracy(dn_net *net, const float *X, const float *Y, size_t m, double *accuracy) {
   if (!Y || !accuracy) return dn_fail(DN_ERR_ARG, "dn_net_accuracy: Y or accuracy is NULL");
   classify_ctx c = {.Y = Y};
+  /* Y is checked in count_correct, chunk by chunk: the only output is written last. */
   dn_status s = for_each_chunk(net, X, m, "dn_net_accuracy", count_correct, &c);
   if (!s) *accuracy = (double)c.correct / (double)m;
   return s;
@@ -79,7 +105,7 @@ dn_status dn_net_accuracy(dn_net *net, const float *X, const float *Y, size_t m,
 static dn_status add_cost(dn_net *net, size_t start, size_t count, void *p) {
   classify_ctx *c = p;
   const size_t L = net->L, rows = net->n[L];
-  dn_status s = dn_check_finite(c->Y + start * rows, rows * count, "dn_net_cost: Y");
+  dn_status s = check_y(c->Y, rows, start, count, "dn_net_cost");
   if (s) return s;
   c->cost += (double)count * dn_loss_cost(net->loss, rows, count, net->Z[L], net->A[L],
                                           c->Y + start * rows);

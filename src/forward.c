@@ -125,6 +125,18 @@ static dn_status check_input(const dn_net *net, const float *X, size_t m, const 
   return DN_OK; /* X's values: checked by the forward pass (dn_forward_pass's check_x) */
 }
 
+dn_status dn_check_output(dn_net *net, size_t first_col, const char *fn) {
+  const size_t rows = net->n[net->L], count = rows * net->m;
+  const float *AL = net->A[net->L];
+  const size_t i = dn_first_nonfinite(AL, count);
+  if (i == count) return DN_OK;
+  net->have_forward = false; /* as for a refused X: no pass to go backward from */
+  return dn_fail(DN_ERR_NUMERIC, "%s: the output A[%zu] is not finite (%g) at row %zu of example "
+                 "%zu, from a finite X: the parameters overflow the forward pass (trained "
+                 "with too large a learning rate?)", fn, net->L, (double)AL[i], i % rows,
+                 first_col + i / rows);
+}
+
 static void copy_output(const dn_net *net, float *AL) {
   if (AL) memcpy(AL, net->A[net->L], net->n[net->L] * net->m * sizeof(float));
 }
@@ -135,6 +147,7 @@ dn_status dn_net_forward(dn_net *net, const float *X, size_t m, float *AL) {
   dn_call_enter();
   s = dn_forward_pass(net, X, m, true, "dn_net_forward");
   dn_call_leave();
+  if (!s) s = dn_check_output(net, 0, "dn_net_forward");
   if (s) return s;
   copy_output(net, AL);
   return DN_OK;
@@ -146,6 +159,7 @@ dn_status dn_net_predict(dn_net *net, const float *X, size_t m, float *AL) {
   dn_call_enter();
   s = dn_forward_pass(net, X, m, false, "dn_net_predict");
   dn_call_leave();
+  if (!s) s = dn_check_output(net, 0, "dn_net_predict");
   if (s) return s;
   copy_output(net, AL);
   return DN_OK;

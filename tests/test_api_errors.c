@@ -345,3 +345,69 @@ Test(api_errors, a_refused_x_does_not_shift_the_dropout_masks) {
   dn_net_free(a);
   dn_net_free(b);
 }
+
+/* Accuracy takes its classes from Y: an Inf or NaN there is refused as dn_net_cost refuses
+ * it (it used to count the column as class 0), naming the element's index in the whole Y
+ * even beyond the first chunk of 1024 examples, with accuracy unwritten. */
+Test(api_errors, accuracy_refuses_nan_in_y_naming_its_index) {
+  dn_net *net = make_net();
+  enum { M = 1500 };
+  float *X = tu_random(3 * M, -1, 1, 4), *Y = calloc(2 * M, sizeof(float));
+  for (size_t j = 0; j < M; j++) Y[2 * j + j % 2] = 1.0f;
+  Y[2 * 1200 + 1] = NAN;
+  double acc = 7.0;
+  expect_fail(dn_net_accuracy(net, X, Y, M, &acc), DN_ERR_NUMERIC);
+  cr_expect_not_null(strstr(dn_last_error(), "Y[2401]"), "%s", dn_last_error());
+  cr_expect(acc == 7.0, "accuracy was written: %g", acc);
+  float cost = 7.0f;
+  expect_fail(dn_net_cost(net, X, Y, M, &cost), DN_ERR_NUMERIC);
+  cr_expect_not_null(strstr(dn_last_error(), "Y[2401]"), "%s", dn_last_error());
+  Y[2 * 1200 + 1] = 0.0f;
+  cr_assert_eq(dn_net_accuracy(net, X, Y, M, &acc), DN_OK, "%s", dn_last_error());
+  cr_expect(acc >= 0.0 && acc <= 1.0);
+  free(X);
+  free(Y);
+  dn_net_free(net);
+}
+
+/* Finite parameters can still overflow the forward pass (weights of 1e30 after a step with
+ * a huge learning rate): every inference call refuses the Inf or NaN output, naming the
+ * example, instead of returning it (classify and accuracy used to give class 0), and
+ * leaves its outputs unwritten, here where only examples past the first chunk overflow. */
+Test(api_errors, an_output_that_overflows_is_refused_by_every_inference_call) {
+  dn_net *net = make_net();
+  float W1[4 * 3], b1[4] = {0}, W2[2 * 4], b2[2] = {0};
+  for (size_t i = 0; i < 12; i++) W1[i] = 1e30f;
+  for (size_t i = 0; i < 8; i++) W2[i] = i % 2 ? 1e30f : -1e30f;
+  cr_assert_eq(dn_net_set_layer(net, 1, W1, b1), DN_OK);
+  cr_assert_eq(dn_net_set_layer(net, 2, W2, b2), DN_OK);
+  enum { M = 2500 };
+  float *X = calloc(3 * M, sizeof(float)), *Y = calloc(2 * M, sizeof(float));
+  for (size_t j = 0; j < M; j++) Y[2 * j] = 1.0f;
+  X[3 * 2100] = 1.0f; /* example 2100: Z2 = +-4e60, past FLT_MAX */
+  static uint32_t labels[M];
+  memset(labels, 0xAB, sizeof labels);
+  expect_fail(dn_net_classify(net, X, M, labels), DN_ERR_NUMERIC);
+  cr_expect_not_null(strstr(dn_last_error(), "example 2100"), "%s", dn_last_error());
+  for (size_t j = 0; j < M; j++) cr_assert_eq(labels[j], 0xABABABABu, "label %zu was written", j);
+  double acc = 7.0;
+  expect_fail(dn_net_accuracy(net, X, Y, M, &acc), DN_ERR_NUMERIC);
+  cr_expect(acc == 7.0);
+  float cost = 7.0f;
+  expect_fail(dn_net_cost(net, X, Y, M, &cost), DN_ERR_NUMERIC);
+  cr_expect_not_null(strstr(dn_last_error(), "example 2100"), "%s", dn_last_error());
+  cr_expect(cost == 7.0f);
+  float *AL = malloc(2 * M * sizeof(float));
+  for (size_t i = 0; i < 2 * M; i++) AL[i] = 7.0f;
+  expect_fail(dn_net_predict(net, X, M, AL), DN_ERR_NUMERIC);
+  expect_fail(dn_net_forward(net, X, M, AL), DN_ERR_NUMERIC);
+  for (size_t i = 0; i < 2 * M; i++) cr_assert_eq(AL[i], 7.0f, "AL[%zu] was written", i);
+  expect_fail(dn_net_backward(net, Y, NULL), DN_ERR_STATE); /* the refused pass was dropped */
+  X[3 * 2100] = 0.0f;
+  cr_assert_eq(dn_net_classify(net, X, M, labels), DN_OK, "%s", dn_last_error());
+  cr_assert_eq(dn_net_forward(net, X, M, AL), DN_OK, "%s", dn_last_error());
+  free(X);
+  free(Y);
+  free(AL);
+  dn_net_free(net);
+}
