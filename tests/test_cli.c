@@ -1,5 +1,6 @@
 /* The `deepnet` command line: the parser as a function, then the built program end to end. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -316,6 +317,20 @@ Test(cli_parse, resume_or_checkpoint_every_without_a_checkpoint_and_bad_counts_a
   EXPECT_ERROR("--checkpoint", "eval", "--model", "m", "--checkpoint", "c");
 }
 
+/* After Ctrl-C the program names the epoch its checkpoint holds, or says none was written:
+ * dn_net_train saves after every `every`-th epoch and when stopped at an epoch's end. */
+Test(cli_parse, the_checkpoint_epoch_after_a_stop_follows_the_saving_rule) {
+  cr_expect_eq(cli_checkpoint_epoch(0, 0, 1, false, false), 0);  /* stopped in the first batch */
+  cr_expect_eq(cli_checkpoint_epoch(1, 0, 1, false, false), 0);  /* in epoch 1 */
+  cr_expect_eq(cli_checkpoint_epoch(1, 1, 1, false, false), 1);  /* in epoch 2 */
+  cr_expect_eq(cli_checkpoint_epoch(1, 4, 3, false, false), 3);  /* in epoch 5, every 3 */
+  cr_expect_eq(cli_checkpoint_epoch(1, 2, 3, false, false), 0);  /* in epoch 3, every 3 */
+  cr_expect_eq(cli_checkpoint_epoch(1, 2, 3, true, false), 2);   /* at the end of epoch 2 */
+  cr_expect_eq(cli_checkpoint_epoch(5, 5, 3, false, true), 4);   /* resumed at 5, in 6 */
+  cr_expect_eq(cli_checkpoint_epoch(5, 6, 3, false, true), 6);   /* resumed at 5, in 7 */
+  cr_expect_eq(cli_checkpoint_epoch(5, 4, 3, false, true), 4);   /* resumed at 5, in 5 */
+}
+
 /* ---- the program, end to end ---------------------------------------------------- */
 
 typedef struct run_result {
@@ -401,11 +416,15 @@ static void run_cli(run_result *r, const char *const *args) {
 static void path_in(char *buf, size_t size, const char *name) { snprintf(buf, size, "%s/%s", workdir, name); }
 
 static void remove_workdir(void) {
-  static const char *const names[] = {"blobs.csv", "model.dnm", "ck.dnc", "straight.dnm", "resumed.dnm"};
-  char path[128];
-  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-    path_in(path, sizeof path, names[i]);
-    unlink(path);
+  DIR *d = opendir(workdir);
+  if (d) {
+    char path[512];
+    for (struct dirent *e; (e = readdir(d));)
+      if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+        snprintf(path, sizeof path, "%s/%s", workdir, e->d_name);
+        unlink(path);
+      }
+    closedir(d);
   }
   rmdir(workdir);
 }
@@ -567,4 +586,66 @@ Test(cli_program, resuming_with_another_batch_size_exits_1_naming_it) {
   train_ckpt(&r, "2", "resumed.dnm", true, true, "17");
   cr_expect_eq(r.status, 1);
   cr_expect(strstr(r.err, "batch_size") != NULL, "stderr: %s", r.err);
+}
+
+/* Outputs are checked before the data is even loaded: one that names an input would be
+ * overwritten by the model (it happened to a training CSV), and one that cannot be
+ * written would fail only after the whole run. Exit 2, nothing written. */
+static void expect_output_refused(const char *save, const char *checkpoint, const char *needle) {
+  char csv[128], before[8192], after[8192];
+  path_in(csv, sizeof csv, "blobs.csv");
+  read_file(csv, before, sizeof before);
+  const char *args[16] = {"train", "--train-csv", csv, "--epochs", "1", "--quiet", "--save", save};
+  size_t n = 8;
+  if (checkpoint) {
+    args[n++] = "--checkpoint";
+    args[n++] = checkpoint;
+  }
+  args[n] = NULL;
+  run_result r;
+  run_cli(&r, args);
+  cr_expect_eq(r.status, 2, "exit %d, stderr: %s", r.status, r.err);
+  cr_expect_not_null(strstr(r.err, needle), "stderr lacks '%s': %s", needle, r.err);
+  cr_expect_eq(strstr(r.out, "epoch"), NULL, "it trained: %s", r.out);
+  read_file(csv, after, sizeof after);
+  cr_expect_str_eq(after, before, "the training CSV changed");
+}
+
+Test(cli_program, an_output_that_names_an_input_or_cannot_be_written_exits_2_before_training) {
+  char csv[128], via_dot[160], model[128], pipe_path[128], dangling[128], missing[128];
+  path_in(csv, sizeof csv, "blobs.csv");
+  snprintf(via_dot, sizeof via_dot, "%s/./blobs.csv", workdir);
+  expect_output_refused(csv, NULL, "is also the --train-csv");
+  expect_output_refused(via_dot, NULL, "is also the --train-csv");
+  path_in(model, sizeof model, "model.dnm");
+  expect_output_refused(model, csv, "--checkpoint");
+  expect_output_refused(model, model, "name the same file");
+  path_in(pipe_path, sizeof pipe_path, "pipe");
+  cr_assert_eq(mkfifo(pipe_path, 0600), 0);
+  expect_output_refused(pipe_path, NULL, "not a regular file");
+  path_in(dangling, sizeof dangling, "dangling.dnm");
+  cr_assert_eq(symlink("no-such-dir/x.dnm", dangling), 0);
+  expect_output_refused(dangling, NULL, "names no file");
+  path_in(missing, sizeof missing, "no-such-dir/model.dnm");
+  expect_output_refused(missing, NULL, "cannot write");
+  struct stat st;
+  cr_expect_neq(stat(model, &st), 0, "a model was written");
+}
+
+/* eval counts a confusion matrix only when it prints one (up to 32 classes): it used to
+ * allocate k x k counters whatever k, 80 GB for a 100000-unit output. */
+Test(cli_program, eval_of_a_model_with_100000_classes_runs_without_the_matrix) {
+  char csv[128], model[128];
+  path_in(csv, sizeof csv, "blobs.csv");
+  path_in(model, sizeof model, "wide.dnm");
+  const char *const train[] = {"train", "--train-csv", csv, "--layers", "4,100000", "--epochs", "1",
+                               "--quiet", "--save", model, NULL};
+  run_result r;
+  run_cli(&r, train);
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  const char *const eval[] = {"eval", "--model", model, "--csv", csv, NULL};
+  run_cli(&r, eval);
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  cr_expect_not_null(strstr(r.out, "accuracy "), "%s", r.out);
+  cr_expect_not_null(strstr(r.out, "confusion matrix omitted: 100000 classes"), "%s", r.out);
 }

@@ -554,3 +554,12 @@ void cli_usage(FILE *out, cli_command command) {
   fprintf(out, "  %-22s %s\n", "-h, --help", "this help");
   if (commands[command].notes) fprintf(out, "\n%s", commands[command].notes);
 }
+
+size_t cli_checkpoint_epoch(size_t first_epoch, size_t epochs_done, size_t every,
+                            bool stopped_at_epoch_end, bool resumed) {
+  const bool ran = first_epoch > 0 && epochs_done >= first_epoch; /* an epoch completed */
+  if (ran && stopped_at_epoch_end) return epochs_done;
+  const size_t last_multiple = every ? epochs_done / every * every : epochs_done;
+  if (ran && last_multiple >= first_epoch) return last_multiple;
+  return resumed && first_epoch > 1 ? first_epoch - 1 : 0;
+}

@@ -72,6 +72,13 @@ typedef struct cli_config {
  * CLI_ERROR err receives a one-line message that names the offending flag. */
 cli_result cli_parse(int argc, char *const argv[], cli_config *cfg, char *err, size_t err_size);
 
+/* The epoch a checkpoint holds after a run stopped early, 0 if there is none: dn_net_train
+ * saves one after every `every`-th epoch and when it is stopped at an epoch's end. This
+ * run began at first_epoch (0: it reached no progress report) and completed epochs_done;
+ * resumed: it began from a checkpoint, which holds first_epoch - 1 until a newer one. */
+size_t cli_checkpoint_epoch(size_t first_epoch, size_t epochs_done, size_t every,
+                            bool stopped_at_epoch_end, bool resumed);
+
 /* Write the help of a command (CLI_CMD_NONE: of the program) to out. */
 void cli_usage(FILE *out, cli_command command);
 /* "info", "train", ...; "deepnet" for CLI_CMD_NONE. */

@@ -1,9 +1,12 @@
 /* The `deepnet` program: info, train, eval and predict on top of the public API. */
+#include <errno.h>
 #include <hwloc.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli_args.h"
@@ -248,6 +251,7 @@ typedef struct train_ctx {
   size_t epochs_done;
   size_t first_epoch;            /* of this run: after a resume, the first one not restored */
   size_t last_epoch, last_batch; /* of the last progress report */
+  bool stopped_at_epoch_end;     /* Ctrl-C seen at an epoch's last batch */
   double samples;                /* trained on so far in this run */
   dn_status eval_status;
 } train_ctx;
@@ -315,6 +319,7 @@ static int on_progress(const dn_progress *p, void *user) {
     fflush(stdout);
   }
   c->t_epoch = dn_now_s();
+  c->stopped_at_epoch_end = interrupted != 0; /* dn_net_train checkpoints such a stop */
   return interrupted;
 }
 
@@ -394,9 +399,18 @@ static int train_and_report(cli_config *cfg, dn_net *net, const labelled *train,
   if (c.eval_status) return fail_status("evaluating", c.eval_status);
   if (interrupted) {
     printf("interrupted at epoch %zu, batch %zu\n", c.last_epoch, c.last_batch);
-    if (cfg->opts.checkpoint_path)
-      printf("the checkpoint %s holds the last completed checkpoint epoch: repeat the command "
-             "with --resume to continue\n", cfg->opts.checkpoint_path);
+    const size_t every = cfg->opts.checkpoint_every ? cfg->opts.checkpoint_every : 1;
+    const size_t held = cli_checkpoint_epoch(c.first_epoch, c.epochs_done, every,
+                                             c.stopped_at_epoch_end, cfg->opts.resume);
+    if (cfg->opts.checkpoint_path && held)
+      printf("the checkpoint %s holds epoch %zu: repeat the command with --resume to continue\n",
+             cfg->opts.checkpoint_path, held);
+    else if (cfg->opts.checkpoint_path && cfg->opts.resume)
+      printf("the checkpoint %s is as it was: repeat the command with --resume to continue\n",
+             cfg->opts.checkpoint_path);
+    else if (cfg->opts.checkpoint_path)
+      printf("no checkpoint was written (the first comes at the end of epoch %zu): %s was not "
+             "touched, and a new run starts over\n", every, cfg->opts.checkpoint_path);
   }
   if (cfg->opts.resume && !c.first_epoch)
     printf("the checkpoint %s already holds all %zu epochs\n", cfg->opts.checkpoint_path,
@@ -420,6 +434,77 @@ static int train_and_report(cli_config *cfg, dn_net *net, const labelled *train,
   return interrupted ? EXIT_INTERRUPTED : 0;
 }
 
+/* path's directory (".", "/" or the part before the last slash) into buf. */
+static void dir_of(const char *path, char *buf, size_t size) {
+  const char *slash = strrchr(path, '/');
+  if (!slash) {
+    snprintf(buf, size, ".");
+    return;
+  }
+  const size_t len = slash == path ? 1 : (size_t)(slash - path);
+  snprintf(buf, size, "%.*s", (int)(len < size ? len : size - 1), path);
+}
+
+/* Whether a and b name one file: the same inode when both exist, else the same path once
+ * their directories are resolved ("./m.dnm" and "m.dnm"). */
+static bool same_file(const char *a, const char *b) {
+  struct stat sa, sb;
+  if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  char da[PATH_MAX], db[PATH_MAX], ra[PATH_MAX], rb[PATH_MAX];
+  dir_of(a, da, sizeof da);
+  dir_of(b, db, sizeof db);
+  const char *ba = strrchr(a, '/') ? strrchr(a, '/') + 1 : a, *bb = strrchr(b, '/') ? strrchr(b, '/') + 1 : b;
+  if (!realpath(da, ra) || !realpath(db, rb)) return strcmp(a, b) == 0;
+  return strcmp(ra, rb) == 0 && strcmp(ba, bb) == 0;
+}
+
+/* One output (--save or --checkpoint), checked before any work: where it cannot be
+ * written, training would fail only at its end, and one that names an input would
+ * overwrite that input with the model. */
+static int check_output(const cli_config *cfg, const char *path, const char *flag) {
+  struct stat st;
+  char target[PATH_MAX], dir[PATH_MAX];
+  snprintf(target, sizeof target, "%s", path);
+  if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && !realpath(path, target)) {
+    fprintf(stderr, "deepnet: %s: '%s' is a symbolic link that names no file\n", flag, path);
+    return EXIT_USAGE;
+  }
+  if (stat(target, &st) == 0 && !S_ISREG(st.st_mode)) {
+    fprintf(stderr, "deepnet: %s: '%s' is not a regular file\n", flag, path);
+    return EXIT_USAGE;
+  }
+  dir_of(target, dir, sizeof dir);
+  errno = 0;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) != 0) {
+    fprintf(stderr, "deepnet: %s: cannot write '%s' in the directory '%s': %s\n", flag, path, dir,
+            errno ? strerror(errno) : "not a directory");
+    return EXIT_USAGE;
+  }
+  const struct { const char *path, *flag; } inputs[] = {
+      {cfg->train_data.images, "--train-images"}, {cfg->train_data.labels, "--train-labels"},
+      {cfg->train_data.csv, "--train-csv"},       {cfg->test_data.images, "--test-images"},
+      {cfg->test_data.labels, "--test-labels"},   {cfg->test_data.csv, "--test-csv"}};
+  for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++)
+    if (inputs[i].path && same_file(path, inputs[i].path)) {
+      fprintf(stderr, "deepnet: %s: '%s' is also the %s: writing it would overwrite the data\n",
+              flag, path, inputs[i].flag);
+      return EXIT_USAGE;
+    }
+  return 0;
+}
+
+static int check_outputs(const cli_config *cfg) {
+  const char *ckpt = cfg->opts.checkpoint_path;
+  int rc = cfg->save ? check_output(cfg, cfg->save, "--save") : 0;
+  if (!rc && ckpt) rc = check_output(cfg, ckpt, "--checkpoint");
+  if (!rc && cfg->save && ckpt && same_file(cfg->save, ckpt)) {
+    fprintf(stderr, "deepnet: --save and --checkpoint name the same file '%s': the model would "
+            "replace the checkpoint\n", cfg->save);
+    rc = EXIT_USAGE;
+  }
+  return rc;
+}
+
 static int run_train(cli_config *cfg) {
   labelled train = {0}, test = {0};
   dn_net *net = NULL;
@@ -427,7 +512,8 @@ static int run_train(cli_config *cfg) {
   const bool have_test = cfg->test_data.images || cfg->test_data.csv;
   const size_t L = cfg->L;
   dn_status s;
-  int rc = load_data(&train, &cfg->train_data, cfg, "training set");
+  int rc = check_outputs(cfg);
+  if (!rc) rc = load_data(&train, &cfg->train_data, cfg, "training set");
   if (!rc && have_test) rc = load_data(&test, &cfg->test_data, cfg, "test set");
   if (!rc) rc = resolve_dims(cfg, &train, dims);
   if (!rc) rc = fit_labels(&train, dims[L]);
@@ -476,10 +562,12 @@ static void print_confusion(const size_t *cm, size_t k) {
 static int eval_report(dn_net *net, const labelled *data) {
   const size_t k = classes_of(dn_net_dim(net, dn_net_num_layers(net))), m = data->d.m;
   uint32_t *pred = malloc(m * sizeof *pred);
-  size_t *cm = calloc(k * k, sizeof *cm);
+  /* Only a matrix that is printed is counted: k x k counters for a 100000-class output
+   * would be 80 GB. */
+  size_t *cm = k <= MAX_MATRIX_CLASSES ? calloc(k * k, sizeof *cm) : NULL;
   int rc = 0;
   dn_status s;
-  if (!pred || !cm) {
+  if (!pred || (!cm && k <= MAX_MATRIX_CLASSES)) {
     fprintf(stderr, "deepnet: out of memory for %zu predictions\n", m);
     rc = EXIT_RUNTIME;
   } else if ((s = dn_net_classify(net, data->d.X, m, pred))) {
@@ -487,7 +575,7 @@ static int eval_report(dn_net *net, const labelled *data) {
   } else {
     size_t correct = 0;
     for (size_t j = 0; j < m; j++) {
-      cm[data->d.labels[j] + pred[j] * k]++;
+      if (cm) cm[data->d.labels[j] + pred[j] * k]++;
       correct += pred[j] == data->d.labels[j];
     }
     printf("accuracy %.4f (%zu/%zu)\n", (double)correct / (double)m, correct, m);
