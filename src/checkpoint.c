@@ -1,12 +1,12 @@
 /* Training checkpoints: the whole state of a dn_net_train run, saved crash-safely every
  * few epochs, and checked against the run before it is resumed.
  *
- * Format version 1, little-endian (the helpers of model_io.h), P = the net's parameter
- * count, L its layers:
+ * Format version 2, little-endian (the helpers of model_io.h), P = the net's parameter
+ * count, L its layers, m the run's examples:
  *
  *   size       field
  *   8          magic 89 'D' 'N' 'C' 0D 0A 1A 0A
- *   4          u32 format version (1)
+ *   4          u32 format version (2)
  *   8 + 12L    the net: u32 L, u64 n[0..L], u32 g[1..L], u32 loss (as in a model file)
  *   4 + 4      u32 optimizer, u32 shuffle (0/1)
  *   8 + 8 + 8  u64 m, u64 batch_size, u64 seed
@@ -15,6 +15,8 @@
  *   8          u64 epochs done
  *   8 + 8      u64 Adam step count, u64 dropout passes so far
  *   32         u64 x 4: the shuffle generator's state after those epochs
+ *   8m         u64 x m: the example order after those epochs (a permutation of 0..m-1),
+ *              only when shuffle is 1
  *   4          u32 optimizer arrays present: bit 0 velocity / first moment, bit 1 second
  *   4P         float32 parameters, the net's flat order (W1 b1 W2 b2 ...)
  *   4P each    float32 first moment, then second moment, when present
@@ -24,7 +26,12 @@
  * net and run fields are identical, so the continuation is bitwise the same. Loading
  * first checks the CRC over the whole file in a streaming pass (no allocation), so a
  * damaged file is DN_ERR_FORMAT and only a sound one of another run is DN_ERR_STATE;
- * every array is sized from the caller's net, never from the file. */
+ * every array is sized from the caller's net, never from the file.
+ *
+ * Version 1 (before 2026-11-29) had no example order: resuming replayed the shuffles of
+ * every epoch done, as many as the file claimed, so a forged count (2^60 epochs under a
+ * valid CRC) hung the resume. Version 2 stores the order; no work on loading depends on a
+ * count read from the file beyond the file's own size. Version 1 files are refused. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -35,7 +42,10 @@
 #include "model_io.h"
 
 static const uint8_t CKPT_MAGIC[8] = {0x89, 'D', 'N', 'C', 0x0D, 0x0A, 0x1A, 0x0A};
-enum { CKPT_VERSION = 1, HAS_M = 1, HAS_V = 2 };
+enum { CKPT_VERSION = 2, HAS_M = 1, HAS_V = 2 };
+/* No run takes 2^62 Adam steps (146 years at a step a nanosecond): a larger count is a
+ * damaged or forged file, and t + 1 must not wrap in the bias correction. */
+#define MAX_ADAM_STEPS ((uint64_t)1 << 62)
 
 /* The float hyperparameters, in file order, with their names for messages. */
 enum { N_HYPER = 7 };
@@ -73,6 +83,7 @@ typedef struct save_ctx {
   const dn_ckpt_run *run;
   size_t epochs_done;
   const dn_rng *rng;
+  const size_t *order;
 } save_ctx;
 
 static void write_checkpoint(dn_writer *w, const void *p) {
@@ -95,6 +106,8 @@ static void write_checkpoint(dn_writer *w, const void *p) {
   dn_writer_u64(w, net->opt_t);
   dn_writer_u64(w, net->dropout_calls);
   for (int i = 0; i < 4; i++) dn_writer_u64(w, c->rng->s[i]);
+  if (o->shuffle)
+    for (size_t j = 0; j < c->run->m; j++) dn_writer_u64(w, c->order[j]);
   dn_writer_u32(w, (net->opt_m ? HAS_M : 0) | (net->opt_v ? HAS_V : 0));
   dn_writer_floats(w, net->params, net->n_params);
   if (net->opt_m) dn_writer_floats(w, net->opt_m, net->n_params);
@@ -114,11 +127,11 @@ static dn_status check_finite_arrays(const dn_net *net, dn_status status, const 
 }
 
 dn_status dn_ckpt_save(const char *path, const dn_net *net, const dn_ckpt_run *run,
-                       size_t epochs_done, const dn_rng *rng) {
+                       size_t epochs_done, const dn_rng *rng, const size_t *order) {
   /* A state the loader would refuse must not replace a good checkpoint. */
   const dn_status s = check_finite_arrays(net, DN_ERR_NUMERIC, path, "; nothing written");
   if (s) return s;
-  const save_ctx c = {.net = net, .run = run, .epochs_done = epochs_done, .rng = rng};
+  const save_ctx c = {.net = net, .run = run, .epochs_done = epochs_done, .rng = rng, .order = order};
   return dn_save_atomic(path, "checkpoint", write_checkpoint, &c);
 }
 
@@ -213,6 +226,34 @@ static dn_status check_run(dn_reader *r, const dn_net *net, const dn_ckpt_run *r
   return DN_OK;
 }
 
+/* The example order: m u64 indices that must be a permutation of 0..m-1. */
+static dn_status read_order(dn_reader *r, size_t m, size_t **out) {
+  const uint64_t at = r->offset;
+  size_t *order = malloc((m ? m : 1) * sizeof *order);
+  uint64_t *seen = calloc(m / 64 + 1, sizeof *seen);
+  dn_status s = DN_OK;
+  if (!order || !seen) s = dn_fail(DN_ERR_NOMEM, "%s: out of memory for the order of %zu examples", WHO, m);
+  for (size_t j = 0; j < m && !s; j++) {
+    uint64_t v;
+    if ((s = dn_reader_u64(r, &v, "example order"))) break;
+    if (v >= m || ((seen[v / 64] >> (v % 64)) & 1))
+      s = dn_fail(DN_ERR_FORMAT, "%s: '%s': byte offset %llu: the example order is not a permutation "
+                  "of 0..%zu (%s %llu)", WHO, r->path, (unsigned long long)(at + 8 * j), m - 1,
+                  v >= m ? "index" : "repeated index", (unsigned long long)v);
+    else {
+      seen[v / 64] |= (uint64_t)1 << (v % 64);
+      order[j] = (size_t)v;
+    }
+  }
+  free(seen);
+  if (s) {
+    free(order);
+    return s;
+  }
+  *out = order;
+  return DN_OK;
+}
+
 dn_status dn_ckpt_load(const char *path, const dn_net *net, const dn_ckpt_run *run,
                        dn_ckpt_state *st) {
   *st = (dn_ckpt_state){0};
@@ -238,7 +279,24 @@ dn_status dn_ckpt_load(const char *path, const dn_net *net, const dn_ckpt_run *r
       (s = dn_reader_u64(&r, &calls, "header")))
     goto fail;
   for (int i = 0; i < 4 && !s; i++) s = dn_reader_u64(&r, &st->rng.s[i], "header");
-  if (s || (s = dn_reader_u32(&r, &arrays, "header"))) goto fail;
+  if (s) goto fail;
+  if (opt_t >= MAX_ADAM_STEPS) {
+    s = dn_fail(DN_ERR_FORMAT, "%s: '%s': %llu Adam steps is beyond any run", WHO, path,
+                (unsigned long long)opt_t);
+    goto fail;
+  }
+  const size_t m = run->m;
+  if (run->opts->shuffle) {
+    /* The order's size is checked against the file before it is allocated: m came from
+     * the caller, and a file too short for m indices is damaged, not a reason to try. */
+    if (r.size - r.offset < 8 * (uint64_t)m + 8) {
+      s = dn_fail(DN_ERR_FORMAT, "%s: '%s': %llu bytes, too few for the order of %zu examples",
+                  WHO, path, (unsigned long long)r.size, m);
+      goto fail;
+    }
+    if ((s = read_order(&r, m, &st->order))) goto fail;
+  }
+  if ((s = dn_reader_u32(&r, &arrays, "header"))) goto fail;
   const uint64_t at = r.offset;
   if (arrays & ~(uint32_t)(HAS_M | HAS_V)) {
     s = dn_fail(DN_ERR_FORMAT, "%s: '%s': byte offset %llu: unknown optimizer arrays 0x%x", WHO,
@@ -289,5 +347,6 @@ void dn_ckpt_state_free(dn_ckpt_state *st) {
   dn_free_floats(st->params);
   dn_free_floats(st->opt_m);
   dn_free_floats(st->opt_v);
+  free(st->order);
   *st = (dn_ckpt_state){0};
 }

@@ -84,8 +84,8 @@ static dn_status check_train_args(const dn_net *net, const float *X, const float
   return DN_OK;
 }
 
-/* Allocate the run's buffers and, when resuming, read and check the checkpoint and
- * replay the shuffles of the epochs it has done. The net is not touched. */
+/* Allocate the run's buffers and, when resuming, read and check the checkpoint and take
+ * its example order and shuffle generator. The net is not touched. */
 static dn_status prepare(train_run *r, const dn_net *net, const float *X, const float *Y, size_t m,
                          const dn_train_opts *opts, size_t batch) {
   const size_t n0 = net->n[0], nL = net->n[net->L], P = net->n_params;
@@ -109,10 +109,11 @@ static dn_status prepare(train_run *r, const dn_net *net, const float *X, const 
       return dn_fail(DN_ERR_STATE, "dn_net_train: cannot resume: '%s' has %zu epochs done, more "
                      "than the %zu asked for", opts->checkpoint_path, r->resumed.epochs_done,
                      opts->epochs);
-    for (size_t e = 0; opts->shuffle && e < r->resumed.epochs_done; e++) shuffle(r->idx, m, &r->rng);
-    if (memcmp(&r->rng, &r->resumed.rng, sizeof r->rng) != 0)
-      return dn_fail(DN_ERR_STATE, "dn_net_train: cannot resume: '%s' was written by a library "
-                     "whose shuffle sequence differs from this one's", opts->checkpoint_path);
+    /* The order and the generator as the checkpointed epoch left them (format 2 stores
+     * both, so no epoch's shuffle is replayed: a forged epoch count cannot make this loop
+     * for ever). */
+    if (opts->shuffle) memcpy(r->idx, r->resumed.order, m * sizeof *r->idx);
+    r->rng = r->resumed.rng;
     if (!(r->old_params = dn_alloc_floats(P)))
       return dn_fail(DN_ERR_NOMEM, "dn_net_train: out of memory to resume");
     memcpy(r->old_params, net->params, P * sizeof(float));
@@ -256,7 +257,7 @@ dn_status dn_net_train(dn_net *net, const float *X, const float *Y, size_t m,
     }
     const bool epoch_done = bi == batches;
     if (opts->checkpoint_path && epoch_done && (epoch % every == 0 || epoch == opts->epochs || stop) &&
-        (s = dn_ckpt_save(opts->checkpoint_path, net, &run.ck, epoch, &run.rng))) {
+        (s = dn_ckpt_save(opts->checkpoint_path, net, &run.ck, epoch, &run.rng, run.idx))) {
       s = fail_because(s, "dn_net_train: training stopped after epoch %zu, whose checkpoint "
                        "failed (the net holds the parameters after that epoch): ", epoch);
       goto done;

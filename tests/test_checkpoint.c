@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "checkpoint.h"
+#include "crc32.h"
 #include "test_util.h"
 #include "tmpdir.h"
 
@@ -297,6 +298,93 @@ Test(checkpoint, a_truncated_bit_flipped_or_foreign_file_is_a_format_error) {
   dn_net_free(net);
 }
 
+/* Byte offsets in a checkpoint of this file's 3-layer net (src/checkpoint.c's format):
+ * magic 8, version 4, the net 4 + 8 (L + 1) + 4 L + 4, optimizer and shuffle 8, m, batch
+ * and seed 24, seven floats 28, the data fingerprint 8; then the epochs done, the Adam
+ * step count, the dropout passes, the generator (32) and the order (8 M). */
+enum { AT_VERSION = 8, AT_EPOCHS = 12 + 4 + 8 * 4 + 4 * 3 + 4 + 8 + 24 + 28 + 8,
+       AT_ADAM_T = AT_EPOCHS + 8, AT_ORDER = AT_EPOCHS + 24 + 32 };
+
+static void put_u64(unsigned char *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* The file with one field changed and its CRC made right again: damage only a reader
+ * that checks the field itself can catch. */
+static void write_forged(const char *name, const unsigned char *file, size_t len, size_t at,
+                         uint64_t value, size_t width) {
+  unsigned char *f = malloc(len);
+  memcpy(f, file, len);
+  if (width == 8)
+    put_u64(f + at, value);
+  else
+    for (size_t i = 0; i < width; i++) f[at + i] = (unsigned char)(value >> (8 * i));
+  const uint32_t crc = dn_crc32_update(0, f, len - 4);
+  for (int i = 0; i < 4; i++) f[len - 4 + (size_t)i] = (unsigned char)(crc >> (8 * i));
+  tt_write(name, f, len, 0);
+  free(f);
+}
+
+static int stop_at_once(const dn_progress *p, void *user) {
+  (void)p;
+  (*(size_t *)user)++;
+  return 1;
+}
+
+/* The epochs-done count is the file's word: before format 2 the resume replayed that many
+ * shuffles, so 2^60 under a valid CRC (with epochs = SIZE_MAX, "until the callback says
+ * stop") never returned. Now the order is read, not replayed: the resume starts at once,
+ * at epoch 2^60 + 1. */
+Test(checkpoint, a_forged_epoch_count_resumes_at_once_without_replaying_shuffles, .timeout = 20) {
+  data d;
+  make_data(&d);
+  const char *ck = tt_path("real.dnc");
+  dn_net *net = make_net(1);
+  dn_train_opts o = run_opts(DN_OPT_ADAM, 1, ck, 0);
+  train_ok(net, &d, &o);
+  size_t len, reports = 0;
+  unsigned char *file = tt_read(ck, &len);
+  write_forged("forged.dnc", file, len, AT_EPOCHS, (uint64_t)1 << 60, 8);
+  o = run_opts(DN_OPT_ADAM, SIZE_MAX, tt_path("forged.dnc"), 1);
+  o.progress = stop_at_once;
+  o.progress_user = &reports;
+  train_ok(net, &d, &o);
+  cr_expect_eq(reports, 1);
+  free(file);
+  dn_net_free(net);
+}
+
+/* Fields no real run writes, under a valid CRC: an order that is not a permutation of the
+ * examples (it would gather out of bounds or repeat examples), 2^62 Adam steps or more (t + 1
+ * would wrap in the bias correction), and format version 1 (no order). */
+Test(checkpoint, a_forged_order_step_count_or_old_version_is_a_format_error) {
+  data d;
+  make_data(&d);
+  const char *ck = tt_path("real.dnc");
+  dn_net *net = make_net(1);
+  dn_train_opts o = run_opts(DN_OPT_ADAM, 1, ck, 0);
+  train_ok(net, &d, &o);
+  size_t len;
+  unsigned char *file = tt_read(ck, &len);
+  const char *bad = tt_path("bad.dnc");
+  o = run_opts(DN_OPT_ADAM, 2, bad, 1);
+  write_forged("bad.dnc", file, len, AT_ORDER + 8 * 5, M, 8);
+  expect_refused(net, d.X, d.Y, M, &o, DN_ERR_FORMAT, "not a permutation of 0..69 (index 70)");
+  uint64_t first = 0;
+  for (int i = 0; i < 8; i++) first |= (uint64_t)file[AT_ORDER + (size_t)i] << (8 * i);
+  write_forged("bad.dnc", file, len, AT_ORDER + 8 * 9, first, 8);
+  expect_refused(net, d.X, d.Y, M, &o, DN_ERR_FORMAT, "repeated index");
+  write_forged("bad.dnc", file, len, AT_ADAM_T, UINT64_MAX, 8);
+  expect_refused(net, d.X, d.Y, M, &o, DN_ERR_FORMAT, "Adam steps is beyond any run");
+  write_forged("bad.dnc", file, len, AT_VERSION, 1, 4);
+  expect_refused(net, d.X, d.Y, M, &o, DN_ERR_FORMAT, "format version 1");
+  write_forged("bad.dnc", file, len, AT_ADAM_T, 5, 8); /* the control: a plausible count */
+  const dn_status s = dn_net_train(net, d.X, d.Y, M, &o);
+  cr_expect_eq(s, DN_OK, "%s", dn_last_error());
+  free(file);
+  dn_net_free(net);
+}
+
 Test(checkpoint, a_failed_save_stops_training_with_an_io_error_after_that_epoch) {
   data d;
   make_data(&d);
@@ -349,17 +437,19 @@ Test(checkpoint, a_save_killed_at_random_moments_leaves_the_old_or_the_new_check
   const dn_ckpt_run run = {.opts = &o, .m = 1000, .data_hash = 42};
   dn_rng rng;
   dn_rng_seed(&rng, 1);
+  static size_t order[1000];
+  for (size_t j = 0; j < 1000; j++) order[j] = 999 - j;
   char path[512], ref_a[512], ref_b[512]; /* tt_path's buffers rotate */
   snprintf(path, sizeof path, "%s", tt_path("live.dnc"));
   snprintf(ref_a, sizeof ref_a, "%s", tt_path("a.ref"));
   snprintf(ref_b, sizeof ref_b, "%s", tt_path("b.ref"));
-  cr_assert_eq(dn_ckpt_save(ref_a, a, &run, 1, &rng), DN_OK, "%s", dn_last_error());
-  cr_assert_eq(dn_ckpt_save(ref_b, b, &run, 2, &rng), DN_OK);
+  cr_assert_eq(dn_ckpt_save(ref_a, a, &run, 1, &rng, order), DN_OK, "%s", dn_last_error());
+  cr_assert_eq(dn_ckpt_save(ref_b, b, &run, 2, &rng, order), DN_OK);
   size_t len_a, len_b;
   unsigned char *want_a = tt_read(ref_a, &len_a), *want_b = tt_read(ref_b, &len_b);
 
   const double t0 = now_s();
-  for (int i = 0; i < 4; i++) cr_assert_eq(dn_ckpt_save(path, i % 2 ? b : a, &run, 1 + i % 2, &rng), DN_OK);
+  for (int i = 0; i < 4; i++) cr_assert_eq(dn_ckpt_save(path, i % 2 ? b : a, &run, 1 + i % 2, &rng, order), DN_OK);
   const double save_s = (now_s() - t0) / 4;
 
   uint64_t seed = 12345;
@@ -369,7 +459,7 @@ Test(checkpoint, a_save_killed_at_random_moments_leaves_the_old_or_the_new_check
     const pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
-      for (int i = 0;; i++) dn_ckpt_save(path, i % 2 ? a : b, &run, 2 - i % 2, &rng);
+      for (int i = 0;; i++) dn_ckpt_save(path, i % 2 ? a : b, &run, 2 - i % 2, &rng, order);
     }
     seed = seed * 6364136223846793005ull + 1442695040888963407ull;
     const double wait_s = 3.0 * save_s * (double)(seed >> 11) * 0x1.0p-53;
