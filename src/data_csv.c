@@ -65,12 +65,15 @@ static const char *field_end(const csv_parser *p, const char *s, const char *lin
   return d ? d : line_end;
 }
 
-static bool all_numeric(const csv_parser *p, const char *line, const char *line_end) {
+/* The header guess: a first line none of whose fields is a number ("x0,x1,label") is a
+ * header. One with any number in it is data, so a typo in the first example ("1,2x,0")
+ * is reported as one instead of being dropped as a header. */
+static bool any_numeric(const csv_parser *p, const char *line, const char *line_end) {
   for (const char *s = line;; s++) {
     const char *e = field_end(p, s, line_end), *start;
     float v;
-    if (!parse_number(p, s, e, &start, &v)) return false;
-    if (e == line_end) return true;
+    if (parse_number(p, s, e, &start, &v)) return true;
+    if (e == line_end) return false;
     s = e;
   }
 }
@@ -138,15 +141,25 @@ static dn_status parse_row(csv_parser *p, const char *line, const char *line_end
                       (int)(e - start > 40 ? 40 : e - start), start);
     const float v = (float)d; /* a feature: exact (strtof) */
     if (i == label_col) {
-      if (!isfinite(d) || d < 0.0 || d != floor(d))
+      /* strtod also reads hex ("0x3"), exponents ("3e0"), signs and "inf": a class label
+       * is decimal digits, with a fraction of zeros allowed ("3.0", as pandas writes). */
+      const char *digit = start;
+      while (digit < e && *digit >= '0' && *digit <= '9') digit++;
+      if (digit < e && *digit == '.')
+        for (digit++; digit < e && *digit >= '0' && *digit <= '9';) digit++;
+      while (digit < e && is_blank_char(*digit, p->o.delimiter)) digit++;
+      if (digit != e || !isfinite(d) || d < 0.0 || d != floor(d))
         return csv_fail(p, DN_ERR_FORMAT, lineno, col, "label '%.*s' is not a non-negative integer",
                         (int)(e - start > 40 ? 40 : e - start), start);
       /* n_classes is at most 2^32 (checked up front), so a label below it fits uint32_t. */
-      if (p->o.n_classes ? d >= (double)p->o.n_classes : d > (double)CSV_MAX_INFERRED_LABEL)
+      if (p->o.n_classes ? d >= (double)p->o.n_classes : d > (double)CSV_MAX_INFERRED_LABEL) {
+        char label[32]; /* exact up to 2^53; "1e+300", not 301 digits, beyond */
+        snprintf(label, sizeof label, d < 0x1p53 ? "%.0f" : "%.6g", d);
         return csv_fail(p, DN_ERR_FORMAT, lineno, col, p->o.n_classes
-                        ? "label %.0f is not below n_classes = %zu"
-                        : "label %.0f is above %zu; set n_classes in the options if it is meant",
-                        d, p->o.n_classes ? p->o.n_classes : (size_t)CSV_MAX_INFERRED_LABEL);
+                        ? "label %s is not below n_classes = %zu"
+                        : "label %s is above %zu; set n_classes in the options if it is meant",
+                        label, p->o.n_classes ? p->o.n_classes : (size_t)CSV_MAX_INFERRED_LABEL);
+      }
       p->labels[p->m] = (uint32_t)d;
     } else {
       const float scaled = v * p->o.scale;
@@ -178,13 +191,19 @@ static dn_status parse_file(csv_parser *p, FILE *f) {
     while (c < end && (*c == ' ' || *c == '\t')) c++;
     const bool blank = c == end;
     if (lineno == 1 && (p->o.has_header == 1 || (p->o.has_header == -1 && !blank &&
-                                                  !all_numeric(p, line, end)))) {
+                                                  !any_numeric(p, line, end)))) {
       header_skipped = true;
       continue;
     }
     if (blank) {
       if (!blank_line) blank_line = lineno;
       continue;
+    }
+    if (memchr(line, '\r', (size_t)(end - line))) {
+      s = csv_fail(p, DN_ERR_FORMAT, lineno, (size_t)((const char *)memchr(line, '\r', (size_t)(end - line)) - line) + 1,
+                   "a carriage return inside the line: CR-only line endings (old Mac OS) are not "
+                   "supported; convert them to LF or CRLF");
+      break;
     }
     if (blank_line) {
       s = csv_fail(p, DN_ERR_FORMAT, blank_line, 1, "blank line before more data on line %zu (only trailing "
@@ -225,6 +244,9 @@ dn_status dn_dataset_load_csv(dn_dataset *out, const char *path, const dn_csv_op
                    "(got %ld)", p.o.label_column);
   if (p.o.has_header < -1 || p.o.has_header > 1)
     return dn_fail(DN_ERR_ARG, "dn_dataset_load_csv: has_header must be 1, 0 or -1 (got %d)", p.o.has_header);
+  if (p.o.n_classes == 1)
+    return dn_fail(DN_ERR_ARG, "dn_dataset_load_csv: n_classes 1 cannot train a classifier: it "
+                   "must be 0 (inferred) or at least 2");
   if ((uint64_t)p.o.n_classes > (uint64_t)UINT32_MAX + 1)
     return dn_fail(DN_ERR_ARG, "dn_dataset_load_csv: n_classes %zu is above 2^32 (labels are uint32_t)",
                    p.o.n_classes);

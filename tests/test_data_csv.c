@@ -221,3 +221,43 @@ Test(data_csv, a_large_file_loads_every_row_in_order) {
   for (size_t j = 0; j < ROWS; j++) cr_assert_eq(d.labels[j], j % 10);
   dn_dataset_free(&d);
 }
+
+/* A first line with any number in it is data: a typo in the first example is reported,
+ * not dropped as a header (it used to be, with DN_OK and one example fewer). */
+Test(data_csv, a_first_line_with_a_number_and_a_typo_is_an_error_not_a_header) {
+  expect_fails("1,2x,0\n3,4,1\n", NULL, DN_ERR_FORMAT, ":1:3: field 2: '2x' is not a number");
+  expect_fails("1,,0\n3,4,1\n", NULL, DN_ERR_FORMAT, ":1:3: field 2: '' is not a number");
+  expect_fails("1,2,0,\n3,4,1,\n", NULL, DN_ERR_FORMAT, ":1:7: field 4: '' is not a number");
+  dn_dataset d = load_ok("pixel0,pixel1,label\n3,4,1\n", NULL);
+  cr_assert_eq(d.m, 1);
+  dn_dataset_free(&d);
+}
+
+/* A label is decimal digits (a fraction of zeros allowed, as pandas writes "3.0"): strtod
+ * would also take hex, exponents and signs. */
+Test(data_csv, labels_in_hex_exponent_or_signed_form_are_rejected) {
+  expect_fails("1,2,0x3\n", NULL, DN_ERR_FORMAT, ":1:5: label '0x3' is not a non-negative integer");
+  expect_fails("1,2,3e0\n", NULL, DN_ERR_FORMAT, "label '3e0' is not a non-negative integer");
+  expect_fails("1,2,+1\n", NULL, DN_ERR_FORMAT, "label '+1' is not a non-negative integer");
+  dn_dataset d = load_ok("1,2,3.0\n4,5, 1 \n", NULL);
+  cr_assert_eq(d.labels[0], 3);
+  cr_assert_eq(d.labels[1], 1);
+  dn_dataset_free(&d);
+}
+
+Test(data_csv, a_huge_label_is_named_briefly_and_n_classes_1_is_refused) {
+  char text[400] = "1,2,1";
+  for (int i = 0; i < 300; i++) strcat(text, "0");
+  strcat(text, "\n");
+  expect_fails(text, NULL, DN_ERR_FORMAT, "label 1e+300 is above 65535");
+  dn_csv_opts o = defaults();
+  o.n_classes = 1;
+  expect_fails("1,2,0\n", &o, DN_ERR_ARG, "n_classes 1");
+}
+
+/* Old Mac OS line ends (CR only) make the file one line: said so, instead of "only a
+ * header" or a field error about a number with a CR inside. */
+Test(data_csv, cr_only_line_ends_are_named) {
+  expect_fails("1,2,0\r3,4,1\r", NULL, DN_ERR_FORMAT, "carriage return inside the line");
+  expect_fails("a,b,label\r3,4,1\r", NULL, DN_ERR_FORMAT, "carriage return inside the line");
+}
