@@ -185,6 +185,9 @@ static dn_status check_run(dn_reader *r, const dn_net *net, const dn_ckpt_run *r
   uint64_t v;
   dn_status s;
   if ((s = dn_reader_u32(r, &u, "header"))) return s;
+  if (u == 0 || u > DN_MAX_LAYERS) /* no net has these: a damaged file, not another run */
+    return dn_fail(DN_ERR_FORMAT, "%s: '%s': byte offset 12: a layer count of %u is not 1..%d", WHO,
+                   r->path, u, DN_MAX_LAYERS);
   if (u != net->L)
     return dn_fail(DN_ERR_STATE, "%s: '%s' is of a %u-layer net, this net has %zu layers", WHO,
                    r->path, u, net->L);

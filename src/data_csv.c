@@ -236,6 +236,7 @@ static bool delimiter_ok(char d) {
 
 dn_status dn_dataset_load_csv(dn_dataset *out, const char *path, const dn_csv_opts *opts) {
   if (!out || !path) return dn_fail(DN_ERR_ARG, "dn_dataset_load_csv: out or path is NULL");
+  if (!*path) return dn_fail(DN_ERR_ARG, "dn_dataset_load_csv: path is empty");
   csv_parser p = {.path = path};
   dn_csv_opts_default(&p.o);
   if (opts) p.o = *opts;

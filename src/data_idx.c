@@ -190,6 +190,8 @@ static dn_status load(dn_dataset *out, idx_file *img, idx_file *lab) {
 dn_status dn_dataset_load_idx(dn_dataset *out, const char *images_path, const char *labels_path) {
   if (!out || !images_path)
     return dn_fail(DN_ERR_ARG, "dn_dataset_load_idx: out or images_path is NULL");
+  if (!*images_path || (labels_path && !*labels_path))
+    return dn_fail(DN_ERR_ARG, "dn_dataset_load_idx: %s is empty", *images_path ? "labels_path" : "images_path");
   idx_file img, lab = {0};
   dn_status s = idx_open(&img, images_path, "images");
   if (!s && labels_path) s = idx_open(&lab, labels_path, "labels");

@@ -1,5 +1,6 @@
 /* dn_sgemm: the public BLAS-style entry, validated, then the dispatched driver. */
 #include <ctype.h>
+#include <stdio.h>
 
 #include "internal.h"
 
@@ -21,10 +22,18 @@ static dn_status check_operand(const char *name, const float *X, size_t rows, si
 dn_status dn_sgemm(char transa, char transb, size_t M, size_t N, size_t K, float alpha,
                    const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
                    size_t ldc) {
+  const char given_a = transa, given_b = transb;
   transa = (char)toupper((unsigned char)transa);
   transb = (char)toupper((unsigned char)transb);
-  if ((transa != 'N' && transa != 'T') || (transb != 'N' && transb != 'T'))
-    return dn_fail(DN_ERR_ARG, "dn_sgemm: trans must be 'N' or 'T' (got '%c', '%c')", transa, transb);
+  if ((transa != 'N' && transa != 'T') || (transb != 'N' && transb != 'T')) {
+    /* The character as given, and its code: '\0' would end the message, 'c' read as 'C'. */
+    const bool a_bad = transa != 'N' && transa != 'T';
+    const unsigned char bad = (unsigned char)(a_bad ? given_a : given_b);
+    char shown[8] = "";
+    if (isprint(bad)) snprintf(shown, sizeof shown, " ('%c')", bad);
+    return dn_fail(DN_ERR_ARG, "dn_sgemm: %s must be 'N' or 'T' (either case), got character code "
+                   "%d%s", a_bad ? "transa" : "transb", bad, shown);
+  }
   dn_status s;
   const bool ta = transa == 'T', tb = transb == 'T';
   /* A and B matter only when they contribute (K > 0, alpha != 0). */

@@ -321,7 +321,10 @@ bool dn_gemm_uses_amx(const dn_kernel_table *kt, size_t M, size_t N, size_t K);
  * pieces, and the copies' bits would differ). */
 bool dn_training_reads_w_unpacked(bool training);
 /* Check an l in 1..L. */
-dn_status dn_net_check_layer(const dn_net *net, size_t l);
+/* The most layers a net may have (dn_net_create; the model and checkpoint loaders refuse
+ * more as damage). */
+#define DN_MAX_LAYERS 4096
+dn_status dn_net_check_layer(const dn_net *net, size_t l, const char *fn);
 /* Validate a float array of count values: finite everywhere, else DN_ERR_NUMERIC naming what. */
 dn_status dn_check_finite(const float *x, size_t count, const char *what);
 /* The index of the first NaN or infinity in x, count if none. */
@@ -347,7 +350,7 @@ double dn_l2_cost(const dn_net *net, size_t m);
 dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost);
 
 /* ---- optimizers (optim.c) ---- */
-dn_status dn_check_train_opts(const dn_train_opts *opts);
+dn_status dn_check_train_opts(const dn_train_opts *opts, const char *fn);
 dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float learning_rate);
 
 #endif /* DN_INTERNAL_H */

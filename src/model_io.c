@@ -33,7 +33,6 @@
 const uint8_t dn_model_magic[8] = {0x89, 'D', 'N', 'N', 0x0D, 0x0A, 0x1A, 0x0A};
 enum {
   MODEL_VERSION = 1,
-  MODEL_MAX_LAYERS = 4096, /* dn_net_create's limit */
   PREFIX_BYTES = 16,       /* magic, version, L: enough to size the rest of the header */
   CHUNK_FLOATS = 4096      /* parameters go through a 16 KiB buffer */
 };
@@ -316,6 +315,8 @@ dn_status dn_reader_open(dn_reader *r, const char *path, const char *who) {
     s = dn_fail(DN_ERR_IO, "%s: cannot stat '%s': %s", who, path, strerror(errno));
   else if (!S_ISREG(st.st_mode))
     s = dn_fail(DN_ERR_IO, "%s: '%s' is not a regular file", who, path);
+  else if (st.st_size == 0) /* also what /proc and /sys files report, whatever they hold */
+    s = dn_fail(DN_ERR_FORMAT, "%s: '%s' is empty (0 bytes)", who, path);
   else if ((flags = fcntl(r->fd, F_GETFL)) < 0 || fcntl(r->fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
     s = dn_fail(DN_ERR_IO, "%s: cannot read '%s': %s", who, path, strerror(errno));
   if (s) {
@@ -406,9 +407,9 @@ static dn_status load_header(dn_reader *ld, dn_net **out) {
     return dn_fail(DN_ERR_FORMAT, "dn_net_load: '%s': byte offset 8: format version %u, this "
                    "library reads version %d", path, version, MODEL_VERSION);
   const uint32_t L = dn_get_u32(pre + 12);
-  if (L < 1 || L > MODEL_MAX_LAYERS)
+  if (L < 1 || L > DN_MAX_LAYERS)
     return dn_fail(DN_ERR_FORMAT, "dn_net_load: '%s': byte offset 12: L = %u is outside 1..%d",
-                   path, L, MODEL_MAX_LAYERS);
+                   path, L, DN_MAX_LAYERS);
   const uint64_t hdr = header_bytes(L);
   if (ld->size < hdr)
     return dn_fail(DN_ERR_FORMAT, "dn_net_load: '%s': truncated: the header of a %u-layer net is "
@@ -440,8 +441,9 @@ static dn_status load_header(dn_reader *ld, dn_net **out) {
       goto done;
     }
     dims[l] = (size_t)v;
-    uint64_t w;
-    if (l > 0 && (__builtin_mul_overflow(v, (uint64_t)dims[l - 1] + 1, &w) ||
+    uint64_t w, fan_in_plus_bias;
+    if (l > 0 && (__builtin_add_overflow((uint64_t)dims[l - 1], (uint64_t)1, &fan_in_plus_bias) ||
+                  __builtin_mul_overflow(v, fan_in_plus_bias, &w) ||
                   __builtin_add_overflow(n_params, w, &n_params)))
       overflow = true;
   }
@@ -526,6 +528,7 @@ static dn_status load_params(dn_reader *ld, dn_net *net) {
 
 dn_status dn_net_load(dn_net **out, const char *path) {
   if (!out || !path) return dn_fail(DN_ERR_ARG, "dn_net_load: out or path is NULL");
+  if (!*path) return dn_fail(DN_ERR_ARG, "dn_net_load: path is empty");
   dn_reader ld;
   dn_status s = dn_reader_open(&ld, path, "dn_net_load");
   if (s) return s;

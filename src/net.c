@@ -105,7 +105,8 @@ dn_status dn_net_create(dn_net **out, size_t L, const size_t *dims, const dn_act
   if (!out) return dn_fail(DN_ERR_ARG, "dn_net_create: out is NULL");
   if (!dims || !acts) return dn_fail(DN_ERR_ARG, "dn_net_create: dims or acts is NULL");
   if (L == 0) return dn_fail(DN_ERR_SHAPE, "dn_net_create: L must be at least 1");
-  if (L > 4096) return dn_fail(DN_ERR_SHAPE, "dn_net_create: L = %zu is more than 4096 layers", L);
+  if (L > DN_MAX_LAYERS)
+    return dn_fail(DN_ERR_SHAPE, "dn_net_create: L = %zu is more than %d layers", L, DN_MAX_LAYERS);
   if (!dn_loss_name(loss)) return dn_fail(DN_ERR_ARG, "dn_net_create: unknown loss %d", (int)loss);
   size_t n_params = 0;
   for (size_t l = 0; l <= L; l++)
@@ -166,10 +167,10 @@ dn_status dn_net_create(dn_net **out, size_t L, const size_t *dims, const dn_act
   return DN_OK;
 }
 
-dn_status dn_net_check_layer(const dn_net *net, size_t l) {
-  if (!net) return dn_fail(DN_ERR_ARG, "net is NULL");
+dn_status dn_net_check_layer(const dn_net *net, size_t l, const char *fn) {
+  if (!net) return dn_fail(DN_ERR_ARG, "%s: net is NULL", fn);
   if (l < 1 || l > net->L)
-    return dn_fail(DN_ERR_ARG, "layer %zu is out of range 1..%zu", l, net->L);
+    return dn_fail(DN_ERR_ARG, "%s: layer %zu is out of range 1..%zu", fn, l, net->L);
   return DN_OK;
 }
 
@@ -215,7 +216,7 @@ dn_status dn_net_init(dn_net *net, uint64_t seed) {
 }
 
 dn_status dn_net_set_layer(dn_net *net, size_t l, const float *W, const float *b) {
-  dn_status s = dn_net_check_layer(net, l);
+  dn_status s = dn_net_check_layer(net, l, "dn_net_set_layer");
   if (s) return s;
   if (!W || !b) return dn_fail(DN_ERR_ARG, "dn_net_set_layer: W or b is NULL");
   const size_t count = net->n[l] * net->n[l - 1];
@@ -231,7 +232,7 @@ dn_status dn_net_set_layer(dn_net *net, size_t l, const float *W, const float *b
 }
 
 dn_status dn_net_get_layer(const dn_net *net, size_t l, float *W, float *b) {
-  dn_status s = dn_net_check_layer(net, l);
+  dn_status s = dn_net_check_layer(net, l, "dn_net_get_layer");
   if (s) return s;
   if (W) memcpy(W, net->W[l], net->n[l] * net->n[l - 1] * sizeof(float));
   if (b) memcpy(b, net->b[l], net->n[l] * sizeof(float));
@@ -239,7 +240,7 @@ dn_status dn_net_get_layer(const dn_net *net, size_t l, float *W, float *b) {
 }
 
 dn_status dn_net_get_grad(const dn_net *net, size_t l, float *dW, float *db) {
-  dn_status s = dn_net_check_layer(net, l);
+  dn_status s = dn_net_check_layer(net, l, "dn_net_get_grad");
   if (s) return s;
   if (!net->have_grad)
     return dn_fail(DN_ERR_STATE, "dn_net_get_grad: no gradients yet (call dn_net_backward first)");

@@ -28,32 +28,32 @@ void dn_train_opts_default(dn_train_opts *opts) {
   };
 }
 
-dn_status dn_check_train_opts(const dn_train_opts *o) {
-  if (!o) return dn_fail(DN_ERR_ARG, "training options are NULL");
+dn_status dn_check_train_opts(const dn_train_opts *o, const char *fn) {
+  if (!o) return dn_fail(DN_ERR_ARG, "%s: training options are NULL", fn);
   if (o->optimizer != DN_OPT_GD && o->optimizer != DN_OPT_MOMENTUM && o->optimizer != DN_OPT_ADAM)
-    return dn_fail(DN_ERR_ARG, "unknown optimizer %d", (int)o->optimizer);
+    return dn_fail(DN_ERR_ARG, "%s: unknown optimizer %d", fn, (int)o->optimizer);
   if (!(o->learning_rate > 0.0f) || !isfinite(o->learning_rate))
-    return dn_fail(DN_ERR_ARG, "learning_rate must be finite and > 0 (got %g)", (double)o->learning_rate);
-  if (o->batch_size == 0) return dn_fail(DN_ERR_ARG, "batch_size must be at least 1");
+    return dn_fail(DN_ERR_ARG, "%s: learning_rate must be finite and > 0 (got %g)", fn, (double)o->learning_rate);
+  if (o->batch_size == 0) return dn_fail(DN_ERR_ARG, "%s: batch_size must be at least 1", fn);
   if (!(o->beta1 >= 0.0f && o->beta1 < 1.0f))
-    return dn_fail(DN_ERR_ARG, "beta1 must be in [0, 1) (got %g)", (double)o->beta1);
+    return dn_fail(DN_ERR_ARG, "%s: beta1 must be in [0, 1) (got %g)", fn, (double)o->beta1);
   if (!(o->beta2 >= 0.0f && o->beta2 < 1.0f))
-    return dn_fail(DN_ERR_ARG, "beta2 must be in [0, 1) (got %g)", (double)o->beta2);
+    return dn_fail(DN_ERR_ARG, "%s: beta2 must be in [0, 1) (got %g)", fn, (double)o->beta2);
   if (!(o->epsilon > 0.0f) || !isfinite(o->epsilon))
-    return dn_fail(DN_ERR_ARG, "epsilon must be finite and > 0 (got %g)", (double)o->epsilon);
+    return dn_fail(DN_ERR_ARG, "%s: epsilon must be finite and > 0 (got %g)", fn, (double)o->epsilon);
   /* Adam's step uses eps sqrt(1 - beta2^t), smallest at t = 1. Below FLT_MIN it is
    * subnormal, flushed to 0 under FTZ/DAZ, and a parameter with a zero gradient would
    * get 0 / 0 = NaN. */
   if (o->optimizer == DN_OPT_ADAM && (double)o->epsilon * sqrt(1.0 - (double)o->beta2) < FLT_MIN)
-    return dn_fail(DN_ERR_ARG, "epsilon %g is too small for beta2 = %g: Adam's bias-corrected "
-                   "epsilon, epsilon * sqrt(1 - beta2), must be at least FLT_MIN (%g)",
+    return dn_fail(DN_ERR_ARG, "%s: epsilon %g is too small for beta2 = %g: Adam's bias-corrected "
+                   "epsilon, epsilon * sqrt(1 - beta2), must be at least FLT_MIN (%g)", fn,
                    (double)o->epsilon, (double)o->beta2, (double)FLT_MIN);
   if (!(o->l2_lambda >= 0.0f) || !isfinite(o->l2_lambda))
-    return dn_fail(DN_ERR_ARG, "l2_lambda must be finite and >= 0 (got %g)", (double)o->l2_lambda);
+    return dn_fail(DN_ERR_ARG, "%s: l2_lambda must be finite and >= 0 (got %g)", fn, (double)o->l2_lambda);
   if (!(o->keep_prob > 0.0f && o->keep_prob <= 1.0f))
-    return dn_fail(DN_ERR_ARG, "keep_prob must be in (0, 1] (got %g)", (double)o->keep_prob);
+    return dn_fail(DN_ERR_ARG, "%s: keep_prob must be in (0, 1] (got %g)", fn, (double)o->keep_prob);
   if (!(o->lr_decay >= 0.0f) || !isfinite(o->lr_decay))
-    return dn_fail(DN_ERR_ARG, "lr_decay must be finite and >= 0 (got %g)", (double)o->lr_decay);
+    return dn_fail(DN_ERR_ARG, "%s: lr_decay must be finite and >= 0 (got %g)", fn, (double)o->lr_decay);
   return DN_OK;
 }
 
@@ -292,7 +292,7 @@ dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
 
 dn_status dn_net_step(dn_net *net, const dn_train_opts *opts) {
   if (!net) return dn_fail(DN_ERR_ARG, "dn_net_step: net is NULL");
-  dn_status s = dn_check_train_opts(opts);
+  dn_status s = dn_check_train_opts(opts, "dn_net_step");
   if (s) return s;
   if (!net->have_grad)
     return dn_fail(DN_ERR_STATE, "dn_net_step: no gradients (call dn_net_backward first)");

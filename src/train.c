@@ -72,8 +72,8 @@ static dn_status check_train_args(const dn_net *net, const float *X, const float
       !dn_mul_ok(net->n[net->L], m, &cy) || !dn_floats_bytes(cy, &cy) ||
       !dn_mul_ok(m, sizeof(size_t), &cx))
     return dn_fail(DN_ERR_SHAPE, "dn_net_train: %zu examples overflow size_t", m);
-  dn_status s = dn_check_train_opts(opts);
-  if (s) return fail_because(s, "dn_net_train: ");
+  dn_status s = dn_check_train_opts(opts, "dn_net_train");
+  if (s) return s;
   if (opts->checkpoint_path && !*opts->checkpoint_path)
     return dn_fail(DN_ERR_ARG, "dn_net_train: checkpoint_path is empty (NULL means no checkpoints)");
   if (opts->resume && !opts->checkpoint_path)

@@ -73,7 +73,25 @@ Test(api_errors, layer_index_zero_and_l_plus_one_are_rejected) {
   expect_fail(dn_net_set_layer(net, 0, W, b), DN_ERR_ARG);
   expect_fail(dn_net_set_layer(net, 3, W, b), DN_ERR_ARG);
   expect_fail(dn_net_get_grad(net, 3, W, b), DN_ERR_ARG);
+  cr_expect_not_null(strstr(dn_last_error(), "dn_net_get_grad: layer 3 is out of range 1..2"), "%s",
+                     dn_last_error());
   expect_fail(dn_net_get_layer(NULL, 1, W, b), DN_ERR_ARG);
+  cr_expect_not_null(strstr(dn_last_error(), "dn_net_get_layer: net is NULL"), "%s", dn_last_error());
+  dn_net_free(net);
+}
+
+/* Option errors name the call that refused them: dn_net_step and dn_net_train share the
+ * checks. */
+Test(api_errors, option_errors_name_the_call) {
+  dn_net *net = make_net();
+  dn_train_opts o;
+  dn_train_opts_default(&o);
+  o.learning_rate = -1.0f;
+  expect_fail(dn_net_step(net, &o), DN_ERR_ARG);
+  cr_expect_not_null(strstr(dn_last_error(), "dn_net_step: learning_rate must be"), "%s", dn_last_error());
+  float X[3] = {0}, Y[2] = {1, 0};
+  expect_fail(dn_net_train(net, X, Y, 1, &o), DN_ERR_ARG);
+  cr_expect_not_null(strstr(dn_last_error(), "dn_net_train: learning_rate must be"), "%s", dn_last_error());
   dn_net_free(net);
 }
 

@@ -356,7 +356,7 @@ Test(checkpoint, a_forged_epoch_count_resumes_at_once_without_replaying_shuffles
 
 /* Fields no real run writes, under a valid CRC: an order that is not a permutation of the
  * examples (it would gather out of bounds or repeat examples), 2^62 Adam steps or more (t + 1
- * would wrap in the bias correction), and format version 1 (no order). */
+ * would wrap in the bias correction), no layers, and format version 1 (no order). */
 Test(checkpoint, a_forged_order_step_count_or_old_version_is_a_format_error) {
   data d;
   make_data(&d);
@@ -376,6 +376,8 @@ Test(checkpoint, a_forged_order_step_count_or_old_version_is_a_format_error) {
   expect_refused(net, d.X, d.Y, M, &o, DN_ERR_FORMAT, "repeated index");
   write_forged("bad.dnc", file, len, AT_ADAM_T, UINT64_MAX, 8);
   expect_refused(net, d.X, d.Y, M, &o, DN_ERR_FORMAT, "Adam steps is beyond any run");
+  write_forged("bad.dnc", file, len, AT_VERSION + 4, 0, 4); /* L = 0: damage, not another run */
+  expect_refused(net, d.X, d.Y, M, &o, DN_ERR_FORMAT, "a layer count of 0 is not 1..4096");
   write_forged("bad.dnc", file, len, AT_VERSION, 1, 4);
   expect_refused(net, d.X, d.Y, M, &o, DN_ERR_FORMAT, "format version 1");
   write_forged("bad.dnc", file, len, AT_ADAM_T, 5, 8); /* the control: a plausible count */

@@ -971,6 +971,13 @@ Test(gemm, public_sgemm_rejects_bad_arguments_and_leaves_c_unchanged) {
   const float before[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
   cr_expect_eq(dn_sgemm('X', 'N', 3, 4, 3, 1, A, 3, B, 3, 0, C, 3), DN_ERR_ARG);
   cr_expect_eq(dn_sgemm('N', 'C', 3, 4, 3, 1, A, 3, B, 3, 0, C, 3), DN_ERR_ARG);
+  cr_expect_not_null(strstr(dn_last_error(), "transb must be 'N' or 'T' (either case), got character code 67 ('C')"),
+                     "%s", dn_last_error());
+  cr_expect_eq(dn_sgemm('\0', 'N', 3, 4, 3, 1, A, 3, B, 3, 0, C, 3), DN_ERR_ARG);
+  cr_expect_not_null(strstr(dn_last_error(), "transa must be 'N' or 'T' (either case), got character code 0"),
+                     "%s", dn_last_error());
+  cr_expect_eq(dn_sgemm('c', 'N', 3, 4, 3, 1, A, 3, B, 3, 0, C, 3), DN_ERR_ARG);
+  cr_expect_not_null(strstr(dn_last_error(), "code 99 ('c')"), "%s", dn_last_error());
   cr_expect_eq(dn_sgemm('N', 'N', 3, 4, 3, 1, A, 2, B, 3, 0, C, 3), DN_ERR_SHAPE);  /* lda < M */
   cr_expect_eq(dn_sgemm('T', 'N', 3, 4, 2, 1, A, 1, B, 2, 0, C, 3), DN_ERR_SHAPE);  /* lda < K */
   cr_expect_eq(dn_sgemm('N', 'N', 3, 4, 3, 1, A, 3, B, 2, 0, C, 3), DN_ERR_SHAPE);  /* ldb < K */

@@ -435,3 +435,22 @@ Test(model_io, saving_through_a_dangling_symlink_is_refused_and_leaves_the_link)
   cr_assert_eq(tt_count_entries(NULL), 1);
   dn_net_free(net);
 }
+
+/* Review findings, session 21: an empty path is an argument error for every loader, as it
+ * is for dn_net_save; an empty file (what /proc files report) says so rather than
+ * "truncated at byte 0"; n[0] = 2^64 - 1 is corrupt dims, not "bytes after the checksum"
+ * (n[0] + 1 wrapped to 0 in the size computation). */
+Test(model_io, empty_paths_empty_files_and_a_wrapping_dim_are_named) {
+  dn_net *sentinel = (dn_net *)(uintptr_t)0x1234, *net = sentinel;
+  cr_expect_eq(dn_net_load(&net, ""), DN_ERR_ARG);
+  cr_expect_not_null(strstr(dn_last_error(), "path is empty"), "%s", dn_last_error());
+  dn_dataset d;
+  cr_expect_eq(dn_dataset_load_idx(&d, "", NULL), DN_ERR_ARG);
+  cr_expect_eq(dn_dataset_load_idx(&d, tt_path("x"), ""), DN_ERR_ARG);
+  cr_expect_eq(dn_dataset_load_csv(&d, "", NULL), DN_ERR_ARG);
+  expect_load_fails((const unsigned char *)"", 0, DN_ERR_FORMAT, "is empty (0 bytes)");
+  cr_expect_eq(dn_net_load(&net, "/proc/self/status"), DN_ERR_FORMAT);
+  cr_expect_not_null(strstr(dn_last_error(), "is empty"), "%s", dn_last_error());
+  cr_expect_eq(net, sentinel);
+  expect_field_rejected(16, 8, UINT64_MAX, "corrupt dims");
+}
