@@ -83,7 +83,8 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
   const size_t L = net->L, m = net->m, nL = net->n[L];
   const double J = dn_loss_cost(net->loss, nL, m, net->Z[L], net->A[L], Y) + dn_l2_cost(net, m);
   if (!isfinite(J) || !isfinite((float)J))
-    return dn_fail(DN_ERR_NUMERIC, "dn_net_backward: the cost is not finite (%g)", J);
+    return dn_fail(DN_ERR_NUMERIC, isfinite(J) ? "dn_net_backward: the cost %g overflows a float"
+                                               : "dn_net_backward: the cost is not finite (%g)", J);
 
   const dn_kernel_table *kt = dn_kernels();
   dn_status s = dn_net_pack_weights(net, kt, DN_PACK_BWD, true);

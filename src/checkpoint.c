@@ -206,7 +206,17 @@ static dn_status check_run(dn_reader *r, const dn_net *net, const dn_ckpt_run *r
   if ((s = dn_reader_u32(r, &u, "header"))) return s;
   SAME(u, (uint32_t)net->loss, "%u", "loss code");
   if ((s = dn_reader_u32(r, &u, "header"))) return s;
-  SAME(u, (uint32_t)o->optimizer, "%u", "optimizer code");
+  if (u != (uint32_t)o->optimizer) {
+    static const char *const names[] = {[DN_OPT_GD] = "gd", [DN_OPT_MOMENTUM] = "momentum",
+                                        [DN_OPT_ADAM] = "adam"};
+    char there[24];
+    if (u < 3)
+      snprintf(there, sizeof there, "%s", names[u]);
+    else
+      snprintf(there, sizeof there, "code %u", u);
+    return dn_fail(DN_ERR_STATE, "%s: '%s' is of another run: optimizer %s there, %s here", WHO,
+                   r->path, there, names[o->optimizer]);
+  }
   if ((s = dn_reader_u32(r, &u, "header"))) return s;
   SAME(u, (uint32_t)(o->shuffle != 0), "%u", "shuffle");
   if ((s = dn_reader_u64(r, &v, "header"))) return s;

@@ -31,8 +31,9 @@ dn_status dn_set_num_threads(int n) {
 }
 
 int dn_get_num_threads(void) {
-  const int n = atomic_load(&num_threads);
-  return n > 0 ? n : omp_get_max_threads();
+  int n = atomic_load(&num_threads);
+  if (n <= 0) n = omp_get_max_threads();
+  return n < DN_MAX_PLAN_THREADS ? n : DN_MAX_PLAN_THREADS; /* the pool's size */
 }
 
 void dn_set_flush_denormals(int on) { atomic_store(&flush_denormals, on != 0); }

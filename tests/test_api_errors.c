@@ -277,6 +277,7 @@ Test(api_errors, cost_that_overflows_a_float_is_refused) {
   cr_expect(cost == 7.0f, "cost was written: %g", (double)cost);
   cr_assert_eq(dn_net_forward(net, X, 1, NULL), DN_OK);
   expect_fail(dn_net_backward(net, Y, &cost), DN_ERR_NUMERIC);
+  cr_expect_not_null(strstr(dn_last_error(), "overflows a float"), "%s", dn_last_error());
   dn_net_free(net);
 }
 

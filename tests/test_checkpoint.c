@@ -224,7 +224,7 @@ Test(checkpoint, a_checkpoint_of_another_run_is_refused_naming_the_difference) {
   expect_refused(victim, d.X, d.Y, M, &b, DN_ERR_STATE, "seed");
   b = base;
   b.optimizer = DN_OPT_MOMENTUM;
-  expect_refused(victim, d.X, d.Y, M, &b, DN_ERR_STATE, "optimizer");
+  expect_refused(victim, d.X, d.Y, M, &b, DN_ERR_STATE, "optimizer adam there, momentum here");
   b = base;
   b.learning_rate = 0.02f;
   expect_refused(victim, d.X, d.Y, M, &b, DN_ERR_STATE, "learning_rate");

@@ -308,6 +308,16 @@ Test(cli_parse, checkpoint_flags_land_in_the_training_options) {
   cr_expect_eq(c.opts.resume, 0);
 }
 
+/* Review findings, session 21: a value that looks like a flag is not "negative", and an
+ * option before the command is said to belong after it. */
+Test(cli_parse, a_dash_value_is_not_called_negative_and_an_option_before_the_command_is_placed) {
+  EXPECT_ERROR("'-h' is not an integer", "train", "--epochs", "-h");
+  EXPECT_ERROR("'-3' must not be negative", "train", "--epochs", "-3");
+  EXPECT_ERROR("--threads goes after the command (deepnet COMMAND --threads ...)", "--threads", "2", "info");
+  EXPECT_ERROR("--isa goes after the command", "--isa=avx2", "info");
+  EXPECT_ERROR("unknown option '--frobnicate' (give a command first)", "--frobnicate", "info");
+}
+
 Test(cli_parse, resume_or_checkpoint_every_without_a_checkpoint_and_bad_counts_are_rejected) {
   EXPECT_ERROR("--resume", "train", "--resume");
   EXPECT_ERROR("--checkpoint-every", "train", "--checkpoint-every", "2");
@@ -648,4 +658,14 @@ Test(cli_program, eval_of_a_model_with_100000_classes_runs_without_the_matrix) {
   cr_assert_eq(r.status, 0, "stderr: %s", r.err);
   cr_expect_not_null(strstr(r.out, "accuracy "), "%s", r.out);
   cr_expect_not_null(strstr(r.out, "confusion matrix omitted: 100000 classes"), "%s", r.out);
+}
+
+/* Output that cannot be written is a failure: `deepnet info > /dev/full` used to exit 0. */
+Test(cli_program, a_report_that_cannot_be_written_exits_1) {
+  if (access("/dev/full", W_OK) != 0) cr_skip_test("no /dev/full");
+  const int ws = system(DN_CLI_PATH " info > /dev/full 2>/dev/null");
+  cr_assert(WIFEXITED(ws));
+  cr_expect_eq(WEXITSTATUS(ws), 1);
+  const int help = system(DN_CLI_PATH " train --help > /dev/full 2>/dev/null");
+  cr_expect_eq(WEXITSTATUS(help), 1);
 }

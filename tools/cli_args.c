@@ -138,8 +138,8 @@ static const struct {
                       "Confusion matrix rows are true classes, columns predicted ones (printed\n"
                       "for up to 32 classes).\n"},
     [CLI_CMD_PREDICT] = {"predict", "print the predicted class of each example, one per line",
-                         "The loaders read labels too: give --labels with --images, and a CSV with\n"
-                         "its label column; predict does not use their values.\n"},
+                         "--labels is optional with --images; a CSV still needs its label column,\n"
+                         "whose values predict does not use.\n"},
 };
 
 const char *cli_command_name(cli_command command) { return commands[command].name; }
@@ -178,7 +178,8 @@ static cli_result fail(char *err, size_t err_size, const char *fmt, ...) {
 
 /* Parse a base-10 unsigned integer: digits only, no sign, no spaces, no trailing text. */
 static const char *parse_unsigned(const char *s, unsigned long long max, unsigned long long *out) {
-  if (!isdigit((unsigned char)s[0])) return s[0] == '-' ? "must not be negative" : "is not an integer";
+  if (!isdigit((unsigned char)s[0]))
+    return s[0] == '-' && isdigit((unsigned char)s[1]) ? "must not be negative" : "is not an integer";
   errno = 0;
   char *end;
   const unsigned long long v = strtoull(s, &end, 10);
@@ -483,10 +484,16 @@ cli_result cli_parse(int argc, char *const argv[], cli_config *cfg, char *err, s
       return fail(err, err_size, "help: unknown command '%s'", argv[2]);
     return CLI_HELP;
   }
-  if ((cfg->command = command_of(first)) == CLI_CMD_NONE)
+  if ((cfg->command = command_of(first)) == CLI_CMD_NONE) {
+    const size_t len = strcspn(first, "=");
+    for (size_t i = 0; i < sizeof options / sizeof *options; i++)
+      if (strlen(options[i].name) == len && strncmp(first, options[i].name, len) == 0)
+        return fail(err, err_size, "%s goes after the command (deepnet COMMAND %s ...)",
+                    options[i].name, options[i].name);
     return fail(err, err_size, first[0] == '-' ? "unknown option '%s' (give a command first)"
                                                : "unknown command '%s'",
                 first);
+  }
 
   parse_state st = {.hidden_act = DN_ACT_RELU};
   for (int i = 2; i < argc; i++) {

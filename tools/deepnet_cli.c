@@ -651,7 +651,7 @@ static int run_predict(const cli_config *cfg) {
   return rc;
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
   cli_config cfg;
   char err[512];
   switch (cli_parse(argc, argv, &cfg, err, sizeof err)) {
@@ -673,4 +673,15 @@ int main(int argc, char **argv) {
     case CLI_CMD_NONE: break;
   }
   return EXIT_USAGE;
+}
+
+int main(int argc, char **argv) {
+  int rc = run(argc, argv);
+  /* A report that could not be written (a full disk, a closed pipe) is a failure, not an
+   * exit 0 with the output lost. */
+  if ((fflush(stdout) != 0 || ferror(stdout)) && (rc == 0 || rc == EXIT_INTERRUPTED)) {
+    fprintf(stderr, "deepnet: writing the output failed: %s\n", strerror(errno));
+    rc = EXIT_RUNTIME;
+  }
+  return rc;
 }
