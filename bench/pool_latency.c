@@ -14,6 +14,7 @@
  * runs none; the trace's clock reads add about 0.2 us a job on the Zen 3 guest). Runs with
  * the process's OMP_WAIT_POLICY (passive by default: the workers
  * sleep between jobs, so each job pays their wake-up). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,9 @@ int main(int argc, char **argv) {
   const int calls = argc > 2 ? atoi(argv[2]) : 2000;
   double work_s = (argc > 3 ? atof(argv[3]) : 0.0) * 1e-9;
   const double gap_s = (argc > 4 ? atof(argv[4]) : 0.0) * 1e-6;
-  if (calls < 10 || work_s < 0 || gap_s < 0) {
+  bool list_ok = list[0] != '\0';
+  for (const char *c = list; *c; c++) list_ok &= (*c >= '0' && *c <= '9') || *c == ',';
+  if (!list_ok || calls < 10 || work_s < 0 || gap_s < 0) {
     fprintf(stderr, "usage: %s [THREADS,...] [calls >= 10] [work_ns >= 0] [gap_us >= 0]\n", argv[0]);
     return 2;
   }

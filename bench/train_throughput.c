@@ -74,6 +74,8 @@ static int parse_args(int argc, char **argv, run_cfg *cfg) {
       cfg->data_dir = NULL;
       continue;
     }
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage("trains a net with dn_net_train and prints samples/s");
+    if (strncmp(a, "--", 2) != 0) return usage("expected a flag");
     if (!v) return usage("missing value after a flag");
     i++;
     if (!strcmp(a, "--dims")) {

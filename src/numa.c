@@ -142,9 +142,12 @@ static int binding_wanted(void) {
   int w = atomic_load(&wanted);
   if (w >= 0) return w;
   const char *env = getenv("DEEPNET_BIND");
-  if (env && *env) {
-    w = strcmp(env, "0") != 0;
+  if (env && (!strcmp(env, "0") || !strcmp(env, "1"))) {
+    w = env[0] == '1';
   } else {
+    if (env && *env)
+      fprintf(stderr, "deepnet: DEEPNET_BIND=%s is neither 0 nor 1; using the default (pinned on "
+              "machines with more than one NUMA node unless OMP_PROC_BIND or OMP_PLACES is set)\n", env);
     /* The user's OpenMP binding wins; on one node pinning buys no locality and
      * only hurts on a shared machine, so it is on by default for NUMA machines. */
     const bool user_binds = getenv("OMP_PROC_BIND") || getenv("OMP_PLACES");

@@ -90,6 +90,15 @@ def main():
         expect("with/without 1.062" in out and "## Paired kernel entries" in out, "pair.txt is in the report")
         expect(step_row in out and "deepnet-step-breakdown --scaling: small net" in out,
                "trainscale-host.txt's header line and row are in the report")
+    # bench-report.sh --help prints its header and exits 0; an unknown flag exits 2 (it
+    # used to be taken for the output folder, and mkdir printed its own help).
+    script = os.path.join(TOOLS, "bench-report.sh")
+    got = subprocess.run(["bash", script, "--help"], capture_output=True, text=True)
+    expect(got.returncode == 0 and "BENCH_SUITES" in got.stdout and "set -euo" not in got.stdout,
+           f"bench-report.sh --help: exit {got.returncode}, {got.stdout[:200]!r}")
+    got = subprocess.run(["bash", script, "--bogus"], capture_output=True, text=True)
+    expect(got.returncode == 2 and "unknown option '--bogus'" in got.stderr,
+           f"bench-report.sh --bogus: exit {got.returncode}, {got.stderr!r}")
     if failures:
         print("FAIL:\n  " + "\n  ".join(failures))
         return 1

@@ -92,6 +92,21 @@ check "perf-stat.sh with an unknown flag exits 2" test "$rc" -eq 2
 run "$PATH" "$tools/perf-report.sh" "$tmp/no-such-dir"
 check "perf-report.sh on a missing profile exits 2 and says so" \
   bash -c "test $rc -eq 2 && grep -q 'not found' <<<\"\$0\"" "$err"
+# The usage is the header comment, not lines of the script's code (session 21 review).
+for script in perf-record.sh perf-stat.sh perf-report.sh; do
+  run "$PATH" "$tools/$script" --help
+  check "$script --help exits 2 with the header comment and no code" \
+    bash -c "test $rc -eq 2 && grep -q 'Exit codes' <<<\"\$0\" && ! grep -q 'set -euo\|here=' <<<\"\$0\"" "$err"
+done
+# Numbers and the command are checked before perf runs: these used to exit 129 or 234,
+# or print "profile in ..." for a command that does not exist.
+run "$PATH" "$tools/perf-stat.sh" -r abc -- true
+check "perf-stat.sh -r abc exits 2 naming -r" bash -c "test $rc -eq 2 && grep -q -- '-r takes a positive' <<<\"\$0\"" "$err"
+run "$PATH" "$tools/perf-record.sh" -F 0 -- true
+check "perf-record.sh -F 0 exits 2 naming -F" bash -c "test $rc -eq 2 && grep -q -- '-F takes a positive' <<<\"\$0\"" "$err"
+run "$PATH" "$tools/perf-record.sh" -o "$tmp/none" -- no-such-command-here
+check "perf-record.sh of a missing command exits 2 and records nothing" \
+  bash -c "test $rc -eq 2 && grep -q 'command not found: no-such-command-here' <<<\"\$0\" && test ! -e '$tmp/none'" "$err"
 
 # ---- flame graph folding ----------------------------------------------------------
 cat >"$tmp/script.txt" <<'EOF'

@@ -2,6 +2,7 @@
 #include "test_util.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,8 +47,10 @@ int tu_thread_counts(int *counts, int max) {
     char *end;
     const long t = strtol(env, &end, 10);
     if (end == env || t < 1 || t > 1024 || (*end != ',' && *end != '\0')) {
-      n = 0; /* malformed: use the default list */
-      break;
+      /* A typo must not pass for a run of the counts it meant: stop the test loudly. */
+      fprintf(stderr, "DN_TEST_THREAD_COUNTS='%s' is not a comma-separated list of thread counts "
+              "1..1024\n", getenv("DN_TEST_THREAD_COUNTS"));
+      abort();
     }
     counts[n++] = (int)t;
     env = *end == ',' ? end + 1 : end;

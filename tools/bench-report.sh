@@ -24,6 +24,10 @@
 #                            the libraries compare inside one process (docs/benchmarks.md)
 #   DEEPNET_BENCH_ISAS, DEEPNET_BENCH_THREADS   restrict the sweeps (see docs/benchmarks.md)
 set -euo pipefail
+case "${1:-}" in
+  -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+  -*) echo "bench-report: unknown option '$1' (tools/bench-report.sh --help)" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 root=$(pwd)
 

@@ -5,6 +5,26 @@
 PERF=${PERF:-perf}
 perf_me=${0##*/}
 
+# The script's header comment (after the #! line, up to the first line of code) as its
+# usage, on stderr, and exit 2.
+perf_usage() {
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
+  exit 2
+}
+
+# Exits 2 unless $2 is a positive integer; $1 names the option.
+perf_require_count() {
+  case "$2" in
+    '' | *[!0-9]* | 0) perf_die 2 "$1 takes a positive whole number, not '$2'" ;;
+  esac
+}
+
+# Exits 2 unless the command $1 exists (a path or a name on PATH): perf would otherwise
+# report a profile of nothing.
+perf_require_command() {
+  command -v -- "$1" >/dev/null 2>&1 || perf_die 2 "command not found: $1"
+}
+
 perf_die() { # code message...
   local code=$1
   shift

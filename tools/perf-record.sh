@@ -20,11 +20,11 @@ here=$(cd "${0%/*}" && pwd)
 . "$here/perf-common.sh"
 
 out="" freq=999 callgraph=fp
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { perf_usage; }
 while [ $# -gt 0 ]; do
   case "$1" in
     -o) [ $# -ge 2 ] || usage; out=$2; shift 2 ;;
-    -F) [ $# -ge 2 ] || usage; freq=$2; shift 2 ;;
+    -F) [ $# -ge 2 ] || usage; freq=$2; shift 2; perf_require_count -F "$freq" ;;
     --dwarf) callgraph=dwarf; shift ;;
     --build-prof)
       cd "$here/.."
@@ -38,6 +38,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ $# -ge 1 ] || usage
+perf_require_command "$1"
 perf_require
 
 out=${out:-reports/perf-$(date +%Y%m%d-%H%M%S)}
@@ -52,5 +53,9 @@ event=$(perf_sampling_event)
 
 rc=0
 "$PERF" record -e "$event" -F "$freq" --call-graph "$callgraph" -o "$out/perf.data" -- "$@" || rc=$?
-echo "$perf_me: profile in $out/perf.data (command exit $rc); next: tools/perf-report.sh $out" >&2
+if [ -s "$out/perf.data" ]; then
+  echo "$perf_me: profile in $out/perf.data (command exit $rc); next: tools/perf-report.sh $out" >&2
+else
+  echo "$perf_me: perf record wrote no profile (exit $rc); see its messages above" >&2
+fi
 exit "$rc"

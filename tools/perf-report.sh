@@ -16,7 +16,7 @@ here=$(cd "${0%/*}" && pwd)
 . "$here/perf-common.sh"
 
 dir="" top=25 symbol=""
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { perf_usage; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --top) [ $# -ge 2 ] || usage; top=$2; shift 2

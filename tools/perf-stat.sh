@@ -13,10 +13,10 @@ here=$(cd "${0%/*}" && pwd)
 . "$here/perf-common.sh"
 
 repeat=1 outfile=""
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { perf_usage; }
 while [ $# -gt 0 ]; do
   case "$1" in
-    -r) [ $# -ge 2 ] || usage; repeat=$2; shift 2 ;;
+    -r) [ $# -ge 2 ] || usage; repeat=$2; shift 2; perf_require_count -r "$repeat" ;;
     -o) [ $# -ge 2 ] || usage; outfile=$2; shift 2 ;;
     -h | --help) usage ;;
     --) shift; break ;;
@@ -25,6 +25,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ $# -ge 1 ] || usage
+perf_require_command "$1"
 perf_require
 
 software=task-clock,context-switches,cpu-migrations,page-faults
