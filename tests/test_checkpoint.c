@@ -335,17 +335,23 @@ static int stop_at_once(const dn_progress *p, void *user) {
  * shuffles, so 2^60 under a valid CRC (with epochs = SIZE_MAX, "until the callback says
  * stop") never returned. Now the order is read, not replayed: the resume starts at once,
  * at epoch 2^60 + 1. */
+/* One Adam epoch on d by a fresh net, checkpointed: the net and the checkpoint's bytes. */
+static unsigned char *one_epoch_checkpoint(const data *d, dn_net **net, size_t *len) {
+  const char *ck = tt_path("real.dnc");
+  *net = make_net(1);
+  const dn_train_opts o = run_opts(DN_OPT_ADAM, 1, ck, 0);
+  train_ok(*net, d, &o);
+  return tt_read(ck, len);
+}
+
 Test(checkpoint, a_forged_epoch_count_resumes_at_once_without_replaying_shuffles, .timeout = 20) {
   data d;
   make_data(&d);
-  const char *ck = tt_path("real.dnc");
-  dn_net *net = make_net(1);
-  dn_train_opts o = run_opts(DN_OPT_ADAM, 1, ck, 0);
-  train_ok(net, &d, &o);
+  dn_net *net;
   size_t len, reports = 0;
-  unsigned char *file = tt_read(ck, &len);
+  unsigned char *file = one_epoch_checkpoint(&d, &net, &len);
   write_forged("forged.dnc", file, len, AT_EPOCHS, (uint64_t)1 << 60, 8);
-  o = run_opts(DN_OPT_ADAM, SIZE_MAX, tt_path("forged.dnc"), 1);
+  dn_train_opts o = run_opts(DN_OPT_ADAM, SIZE_MAX, tt_path("forged.dnc"), 1);
   o.progress = stop_at_once;
   o.progress_user = &reports;
   train_ok(net, &d, &o);
@@ -360,14 +366,10 @@ Test(checkpoint, a_forged_epoch_count_resumes_at_once_without_replaying_shuffles
 Test(checkpoint, a_forged_order_step_count_or_old_version_is_a_format_error) {
   data d;
   make_data(&d);
-  const char *ck = tt_path("real.dnc");
-  dn_net *net = make_net(1);
-  dn_train_opts o = run_opts(DN_OPT_ADAM, 1, ck, 0);
-  train_ok(net, &d, &o);
+  dn_net *net;
   size_t len;
-  unsigned char *file = tt_read(ck, &len);
-  const char *bad = tt_path("bad.dnc");
-  o = run_opts(DN_OPT_ADAM, 2, bad, 1);
+  unsigned char *file = one_epoch_checkpoint(&d, &net, &len);
+  const dn_train_opts o = run_opts(DN_OPT_ADAM, 2, tt_path("bad.dnc"), 1);
   write_forged("bad.dnc", file, len, AT_ORDER + 8 * 5, M, 8);
   expect_refused(net, d.X, d.Y, M, &o, DN_ERR_FORMAT, "not a permutation of 0..69 (index 70)");
   uint64_t first = 0;
