@@ -130,7 +130,8 @@ dn_status dn_check_output(dn_net *net, size_t first_col, const char *fn) {
   const float *AL = net->A[net->L];
   const size_t i = dn_first_nonfinite(AL, count);
   if (i == count) return DN_OK;
-  net->have_forward = false; /* as for a refused X: no pass to go backward from */
+  net->have_forward = false; /* as for a refused X: no pass to go backward from, */
+  if (net->dropout_on) net->dropout_calls--; /* and the next pass draws this one's masks */
   return dn_fail(DN_ERR_NUMERIC, "%s: the output A[%zu] is not finite (%g) at row %zu of example "
                  "%zu, from a finite X: the parameters overflow the forward pass (trained "
                  "with too large a learning rate?)", fn, net->L, (double)AL[i], i % rows,

@@ -331,7 +331,8 @@ dn_status dn_check_finite(const float *x, size_t count, const char *what);
 size_t dn_first_nonfinite(const float *x, size_t count);
 /* After a forward pass over a finite X: DN_ERR_NUMERIC if the output A[L] holds an Inf or
  * NaN (parameters that overflow it), naming the element (its example counted from
- * first_col) and dropping the pass (have_forward false); fn names the caller. */
+ * first_col) and dropping the pass as a refused X does (have_forward false, the dropout
+ * masks not advanced); fn names the caller. */
 dn_status dn_check_output(dn_net *net, size_t first_col, const char *fn);
 
 /* ---- pipeline (forward.c, backward.c, loss.c) ---- */

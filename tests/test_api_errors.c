@@ -430,3 +430,28 @@ Test(api_errors, an_output_that_overflows_is_refused_by_every_inference_call) {
   free(AL);
   dn_net_free(net);
 }
+
+/* A refused output drops the pass like a refused X: the next training forward draws the
+ * dropout masks this one would have, so a net that met the refusal goes on exactly as one
+ * that never did. */
+Test(api_errors, a_refused_output_does_not_shift_the_dropout_masks) {
+  dn_net *a = make_net(), *b = make_net();
+  float W1[4 * 3], b1[4] = {0}, W2[2 * 4], b2[2] = {0};
+  for (size_t i = 0; i < 12; i++) W1[i] = 1e30f;
+  for (size_t i = 0; i < 8; i++) W2[i] = i % 2 ? 1e30f : -1e30f;
+  for (dn_net **n = (dn_net *[]){a, b}, **end = n + 2; n < end; n++) {
+    cr_assert_eq(dn_net_set_layer(*n, 1, W1, b1), DN_OK);
+    cr_assert_eq(dn_net_set_layer(*n, 2, W2, b2), DN_OK);
+    cr_assert_eq(dn_net_set_dropout(*n, 0.5f, 9), DN_OK);
+  }
+  enum { M = 64 };
+  float X[3 * M] = {0}, good[3 * M], AL_a[2 * M], AL_b[2 * M];
+  for (size_t i = 0; i < 3 * M; i++) good[i] = (float)(i % 7) * 1e-32f; /* Z2 stays finite */
+  X[0] = 1.0f;
+  expect_fail(dn_net_forward(a, X, M, NULL), DN_ERR_NUMERIC);
+  cr_assert_eq(dn_net_forward(a, good, M, AL_a), DN_OK, "%s", dn_last_error());
+  cr_assert_eq(dn_net_forward(b, good, M, AL_b), DN_OK, "%s", dn_last_error());
+  cr_expect_eq(memcmp(AL_a, AL_b, sizeof AL_a), 0, "the refused pass shifted the dropout masks");
+  dn_net_free(a);
+  dn_net_free(b);
+}
