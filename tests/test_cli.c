@@ -669,3 +669,33 @@ Test(cli_program, a_report_that_cannot_be_written_exits_1) {
   const int help = system(DN_CLI_PATH " train --help > /dev/full 2>/dev/null");
   cr_expect_eq(WEXITSTATUS(help), 1);
 }
+
+/* Labels above 65535 are refused by the CSV loader's guard against a wrong label column
+ * unless the classes are known: --layers' last width (train), the model's (eval,
+ * predict). Without --layers the message says to give it. */
+Test(cli_program, labels_above_65535_load_when_the_net_has_that_many_classes) {
+  char csv[128], model[128];
+  path_in(csv, sizeof csv, "wide.csv");
+  path_in(model, sizeof model, "wide.dnm");
+  FILE *f = fopen(csv, "w");
+  cr_assert_not_null(f);
+  for (int j = 0; j < 60; j++) fprintf(f, "%d.5,%d,%d\n", j % 3, j % 2, j % 3 == 0 ? 70000 : j % 3);
+  cr_assert_eq(fclose(f), 0);
+  const char *const hidden[] = {"train", "--train-csv", csv, "--hidden", "4", "--epochs", "1",
+                                "--quiet", "--no-save", NULL};
+  run_result r;
+  run_cli(&r, hidden);
+  cr_expect_eq(r.status, 1);
+  cr_expect_not_null(strstr(r.err, "label 70000 is above 65535"), "%s", r.err);
+  cr_expect_not_null(strstr(r.err, "give --layers"), "%s", r.err);
+  const char *const layers[] = {"train", "--train-csv", csv, "--layers", "2,4,70001", "--epochs", "1",
+                                "--quiet", "--save", model, NULL};
+  run_cli(&r, layers);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  const char *const eval[] = {"eval", "--model", model, "--csv", csv, NULL};
+  run_cli(&r, eval);
+  cr_expect_eq(r.status, 0, "%s", r.err);
+  const char *const predict[] = {"predict", "--model", model, "--csv", csv, NULL};
+  run_cli(&r, predict);
+  cr_expect_eq(r.status, 0, "%s", r.err);
+}

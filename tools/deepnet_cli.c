@@ -177,7 +177,13 @@ static void labelled_free(labelled *s) {
 
 static const char *data_path(const cli_data *src) { return src->csv ? src->csv : src->images; }
 
-static int load_data(labelled *out, const cli_data *src, const cli_config *cfg, const char *name) {
+/* n_out: the net's output width when it is known before the data (a model's, or
+ * --layers'), else 0. A CSV's labels are then bounded by its classes instead of by the
+ * loader's guard against a wrong label column (labels above 65535). lazy: use n_out only
+ * if that guard refuses the file (predict, which ignores the labels, so their one-hot Y is
+ * not made n_out rows tall for nothing). */
+static int load_data(labelled *out, const cli_data *src, const cli_config *cfg, const char *name,
+                     size_t n_out, bool lazy) {
   *out = (labelled){.name = name};
   dn_status s;
   if (src->csv) {
@@ -185,13 +191,20 @@ static int load_data(labelled *out, const cli_data *src, const cli_config *cfg, 
     dn_csv_opts_default(&o);
     o.label_column = cfg->label_column;
     o.scale = cfg->scale;
+    if (n_out && !lazy) o.n_classes = n_out == 1 ? 2 : n_out;
     s = dn_dataset_load_csv(&out->d, src->csv, &o);
+    if (s == DN_ERR_FORMAT && n_out && lazy && strstr(dn_last_error(), "set n_classes")) {
+      o.n_classes = n_out == 1 ? 2 : n_out;
+      s = dn_dataset_load_csv(&out->d, src->csv, &o);
+    }
   } else {
     s = dn_dataset_load_idx(&out->d, src->images, src->labels);
   }
   if (s) {
-    fprintf(stderr, "deepnet: loading the %s from '%s': %s: %s\n", name, data_path(src),
-            dn_status_str(s), dn_last_error());
+    const bool label_guard = s == DN_ERR_FORMAT && strstr(dn_last_error(), "set n_classes");
+    fprintf(stderr, "deepnet: loading the %s from '%s': %s: %s%s\n", name, data_path(src),
+            dn_status_str(s), dn_last_error(),
+            label_guard ? " (here: give --layers, whose last width sets the classes)" : "");
     return EXIT_RUNTIME;
   }
   out->Y = out->d.Y;
@@ -513,8 +526,9 @@ static int run_train(cli_config *cfg) {
   const size_t L = cfg->L;
   dn_status s;
   int rc = check_outputs(cfg);
-  if (!rc) rc = load_data(&train, &cfg->train_data, cfg, "training set");
-  if (!rc && have_test) rc = load_data(&test, &cfg->test_data, cfg, "test set");
+  const size_t n_out = cfg->dims_hidden_only ? 0 : cfg->dims[L];
+  if (!rc) rc = load_data(&train, &cfg->train_data, cfg, "training set", n_out, false);
+  if (!rc && have_test) rc = load_data(&test, &cfg->test_data, cfg, "test set", n_out, false);
   if (!rc) rc = resolve_dims(cfg, &train, dims);
   if (!rc) rc = fit_labels(&train, dims[L]);
   if (!rc && have_test && !(rc = check_features(&test, dims[0]))) rc = fit_labels(&test, dims[L]);
@@ -593,7 +607,7 @@ static int run_eval(const cli_config *cfg) {
   dn_net *net = NULL;
   labelled data = {0};
   int rc = load_model(&net, cfg);
-  if (!rc) rc = load_data(&data, &cfg->data, cfg, "data set");
+  if (!rc) rc = load_data(&data, &cfg->data, cfg, "data set", dn_net_dim(net, dn_net_num_layers(net)), false);
   if (!rc) rc = check_features(&data, dn_net_dim(net, 0));
   if (!rc) rc = fit_labels(&data, dn_net_dim(net, dn_net_num_layers(net)));
   if (!rc) rc = eval_report(net, &data);
@@ -643,7 +657,7 @@ static int run_predict(const cli_config *cfg) {
   dn_net *net = NULL;
   labelled data = {0};
   int rc = load_model(&net, cfg);
-  if (!rc) rc = load_data(&data, &cfg->data, cfg, "input");
+  if (!rc) rc = load_data(&data, &cfg->data, cfg, "input", dn_net_dim(net, dn_net_num_layers(net)), true);
   if (!rc) rc = check_features(&data, dn_net_dim(net, 0));
   if (!rc) rc = predict_report(cfg, net, &data);
   labelled_free(&data);
