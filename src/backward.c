@@ -172,7 +172,7 @@ dn_status dn_backward_pass(dn_net *net, const float *Y, float *cost) {
   return DN_OK;
 }
 
-dn_status dn_net_backward(dn_net *net, const float *Y, float *cost) {
+static dn_status backward_in_fpenv(dn_net *net, const float *Y, float *cost) {
   if (!net) return dn_fail(DN_ERR_ARG, "dn_net_backward: net is NULL");
   if (!Y) return dn_fail(DN_ERR_ARG, "dn_net_backward: Y is NULL");
   if (!net->have_forward)
@@ -183,5 +183,14 @@ dn_status dn_net_backward(dn_net *net, const float *Y, float *cost) {
   dn_call_enter();
   s = dn_backward_pass(net, Y, cost);
   dn_call_leave();
+  return s;
+}
+
+/* In deepnet's floating-point state (round to nearest, whatever the caller's: dn_fpenv). */
+dn_status dn_net_backward(dn_net *net, const float *Y, float *cost) {
+  dn_fpenv fpenv;
+  dn_fpenv_enter(&fpenv);
+  const dn_status s = backward_in_fpenv(net, Y, cost);
+  dn_fpenv_leave(&fpenv);
   return s;
 }

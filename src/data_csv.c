@@ -234,7 +234,7 @@ static bool delimiter_ok(char d) {
          !((d | 0x20) >= 'a' && (d | 0x20) <= 'z') && !strchr(".+-_()", d);
 }
 
-dn_status dn_dataset_load_csv(dn_dataset *out, const char *path, const dn_csv_opts *opts) {
+static dn_status load_csv_in_fpenv(dn_dataset *out, const char *path, const dn_csv_opts *opts) {
   if (!out || !path) return dn_fail(DN_ERR_ARG, "dn_dataset_load_csv: out or path is NULL");
   if (!*path) return dn_fail(DN_ERR_ARG, "dn_dataset_load_csv: path is empty");
   csv_parser p = {.path = path};
@@ -281,4 +281,14 @@ dn_status dn_dataset_load_csv(dn_dataset *out, const char *path, const dn_csv_op
   }
   const size_t n_classes = p.o.n_classes ? p.o.n_classes : dn_labels_n_classes(p.labels, p.m);
   return dn_dataset_fill(out, X, p.labels, p.n_fields - 1, p.m, n_classes, "dn_dataset_load_csv");
+}
+
+/* In deepnet's floating-point state: strtof and the scaling round to nearest whatever the
+ * caller's rounding mode (dn_fpenv). */
+dn_status dn_dataset_load_csv(dn_dataset *out, const char *path, const dn_csv_opts *opts) {
+  dn_fpenv fpenv;
+  dn_fpenv_enter(&fpenv);
+  const dn_status s = load_csv_in_fpenv(out, path, opts);
+  dn_fpenv_leave(&fpenv);
+  return s;
 }

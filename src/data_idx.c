@@ -187,7 +187,7 @@ static dn_status load(dn_dataset *out, idx_file *img, idx_file *lab) {
                          "dn_dataset_load_idx");
 }
 
-dn_status dn_dataset_load_idx(dn_dataset *out, const char *images_path, const char *labels_path) {
+static dn_status load_idx_in_fpenv(dn_dataset *out, const char *images_path, const char *labels_path) {
   if (!out || !images_path)
     return dn_fail(DN_ERR_ARG, "dn_dataset_load_idx: out or images_path is NULL");
   if (!*images_path || (labels_path && !*labels_path))
@@ -198,5 +198,14 @@ dn_status dn_dataset_load_idx(dn_dataset *out, const char *images_path, const ch
   if (!s) s = load(out, &img, labels_path ? &lab : NULL);
   idx_close(&img);
   if (labels_path) idx_close(&lab);
+  return s;
+}
+
+/* In deepnet's floating-point state: the pixel scaling rounds to nearest (dn_fpenv). */
+dn_status dn_dataset_load_idx(dn_dataset *out, const char *images_path, const char *labels_path) {
+  dn_fpenv fpenv;
+  dn_fpenv_enter(&fpenv);
+  const dn_status s = load_idx_in_fpenv(out, images_path, labels_path);
+  dn_fpenv_leave(&fpenv);
   return s;
 }

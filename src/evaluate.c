@@ -57,7 +57,7 @@ static dn_status store_classes(dn_net *net, size_t start, size_t count, void *p)
   return DN_OK;
 }
 
-dn_status dn_net_classify(dn_net *net, const float *X, size_t m, uint32_t *labels) {
+static dn_status classify_in_fpenv(dn_net *net, const float *X, size_t m, uint32_t *labels) {
   if (!labels) return dn_fail(DN_ERR_ARG, "dn_net_classify: labels is NULL");
   /* A chunk after the first can still fail (an output that is not finite): over more than
    * one chunk the classes go to a buffer first, so labels is written only on success. */
@@ -71,6 +71,15 @@ dn_status dn_net_classify(dn_net *net, const float *X, size_t m, uint32_t *label
   const dn_status s = for_each_chunk(net, X, m, "dn_net_classify", store_classes, &c);
   if (!s && buf) memcpy(labels, buf, m * sizeof *buf);
   free(buf);
+  return s;
+}
+
+/* In deepnet's floating-point state (round to nearest, whatever the caller's: dn_fpenv). */
+dn_status dn_net_classify(dn_net *net, const float *X, size_t m, uint32_t *labels) {
+  dn_fpenv fpenv;
+  dn_fpenv_enter(&fpenv);
+  const dn_status s = classify_in_fpenv(net, X, m, labels);
+  dn_fpenv_leave(&fpenv);
   return s;
 }
 
@@ -93,12 +102,21 @@ static dn_status count_correct(dn_net *net, size_t start, size_t count, void *p)
   return DN_OK;
 }
 
-dn_status dn_net_accuracy(dn_net *net, const float *X, const float *Y, size_t m, double *accuracy) {
+static dn_status accuracy_in_fpenv(dn_net *net, const float *X, const float *Y, size_t m, double *accuracy) {
   if (!Y || !accuracy) return dn_fail(DN_ERR_ARG, "dn_net_accuracy: Y or accuracy is NULL");
   classify_ctx c = {.Y = Y};
   /* Y is checked in count_correct, chunk by chunk: the only output is written last. */
   dn_status s = for_each_chunk(net, X, m, "dn_net_accuracy", count_correct, &c);
   if (!s) *accuracy = (double)c.correct / (double)m;
+  return s;
+}
+
+/* In deepnet's floating-point state (round to nearest, whatever the caller's: dn_fpenv). */
+dn_status dn_net_accuracy(dn_net *net, const float *X, const float *Y, size_t m, double *accuracy) {
+  dn_fpenv fpenv;
+  dn_fpenv_enter(&fpenv);
+  const dn_status s = accuracy_in_fpenv(net, X, Y, m, accuracy);
+  dn_fpenv_leave(&fpenv);
   return s;
 }
 
@@ -112,7 +130,7 @@ static dn_status add_cost(dn_net *net, size_t start, size_t count, void *p) {
   return DN_OK;
 }
 
-dn_status dn_net_cost(dn_net *net, const float *X, const float *Y, size_t m, float *cost) {
+static dn_status cost_in_fpenv(dn_net *net, const float *X, const float *Y, size_t m, float *cost) {
   if (!Y || !cost) return dn_fail(DN_ERR_ARG, "dn_net_cost: Y or cost is NULL");
   classify_ctx c = {.Y = Y};
   /* Y is checked in add_cost, chunk by chunk: the only output, cost, is written last. */
@@ -123,4 +141,13 @@ dn_status dn_net_cost(dn_net *net, const float *X, const float *Y, size_t m, flo
     return dn_fail(DN_ERR_NUMERIC, "dn_net_cost: the cost is not finite as a float (%g)", J);
   *cost = (float)J;
   return DN_OK;
+}
+
+/* In deepnet's floating-point state (round to nearest, whatever the caller's: dn_fpenv). */
+dn_status dn_net_cost(dn_net *net, const float *X, const float *Y, size_t m, float *cost) {
+  dn_fpenv fpenv;
+  dn_fpenv_enter(&fpenv);
+  const dn_status s = cost_in_fpenv(net, X, Y, m, cost);
+  dn_fpenv_leave(&fpenv);
+  return s;
 }

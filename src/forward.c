@@ -142,7 +142,7 @@ static void copy_output(const dn_net *net, float *AL) {
   if (AL) memcpy(AL, net->A[net->L], net->n[net->L] * net->m * sizeof(float));
 }
 
-dn_status dn_net_forward(dn_net *net, const float *X, size_t m, float *AL) {
+static dn_status forward_in_fpenv(dn_net *net, const float *X, size_t m, float *AL) {
   dn_status s = check_input(net, X, m, "dn_net_forward");
   if (s) return s;
   dn_call_enter();
@@ -154,7 +154,16 @@ dn_status dn_net_forward(dn_net *net, const float *X, size_t m, float *AL) {
   return DN_OK;
 }
 
-dn_status dn_net_predict(dn_net *net, const float *X, size_t m, float *AL) {
+/* In deepnet's floating-point state (round to nearest, whatever the caller's: dn_fpenv). */
+dn_status dn_net_forward(dn_net *net, const float *X, size_t m, float *AL) {
+  dn_fpenv fpenv;
+  dn_fpenv_enter(&fpenv);
+  const dn_status s = forward_in_fpenv(net, X, m, AL);
+  dn_fpenv_leave(&fpenv);
+  return s;
+}
+
+static dn_status predict_in_fpenv(dn_net *net, const float *X, size_t m, float *AL) {
   dn_status s = check_input(net, X, m, "dn_net_predict");
   if (s) return s;
   dn_call_enter();
@@ -164,4 +173,13 @@ dn_status dn_net_predict(dn_net *net, const float *X, size_t m, float *AL) {
   if (s) return s;
   copy_output(net, AL);
   return DN_OK;
+}
+
+/* In deepnet's floating-point state (round to nearest, whatever the caller's: dn_fpenv). */
+dn_status dn_net_predict(dn_net *net, const float *X, size_t m, float *AL) {
+  dn_fpenv fpenv;
+  dn_fpenv_enter(&fpenv);
+  const dn_status s = predict_in_fpenv(net, X, m, AL);
+  dn_fpenv_leave(&fpenv);
+  return s;
 }

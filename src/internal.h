@@ -135,9 +135,15 @@ double dn_now_s(void);
 typedef struct dn_fpenv {
   unsigned int saved;
   bool active;
+  unsigned short x87_saved; /* x86-64: the x87 control word, when its rounding was changed */
+  bool x87_changed;
 } dn_fpenv;
 /* Set deepnet's floating-point state on the calling thread (round to nearest, no traps,
- * FTZ/DAZ if flushing is on), remembering the thread's own; leave puts it back. */
+ * FTZ/DAZ if flushing is on), remembering the thread's own; leave puts it back. On x86-64
+ * the x87 control word's rounding is set to nearest too: the vector units follow MXCSR,
+ * but glibc's strtof (the CSV loader) and fegetround read both. Every public call that
+ * computes anything enters it before its first floating-point operation, so results
+ * do not depend on the caller's rounding mode (fesetround) or flushing. */
 void dn_fpenv_enter(dn_fpenv *env);
 void dn_fpenv_leave(const dn_fpenv *env);
 

@@ -195,7 +195,7 @@ dn_status dn_check_finite(const float *x, size_t count, const char *what) {
   return DN_OK;
 }
 
-dn_status dn_net_init(dn_net *net, uint64_t seed) {
+static dn_status init_in_fpenv(dn_net *net, uint64_t seed) {
   if (!net) return dn_fail(DN_ERR_ARG, "dn_net_init: net is NULL");
   dn_rng rng;
   dn_rng_seed(&rng, seed);
@@ -213,6 +213,15 @@ dn_status dn_net_init(dn_net *net, uint64_t seed) {
   net->have_forward = net->have_grad = false;
   dn_net_reset_optimizer(net);
   return DN_OK;
+}
+
+/* In deepnet's floating-point state (round to nearest, whatever the caller's: dn_fpenv). */
+dn_status dn_net_init(dn_net *net, uint64_t seed) {
+  dn_fpenv fpenv;
+  dn_fpenv_enter(&fpenv);
+  const dn_status s = init_in_fpenv(net, seed);
+  dn_fpenv_leave(&fpenv);
+  return s;
 }
 
 dn_status dn_net_set_layer(dn_net *net, size_t l, const float *W, const float *b) {

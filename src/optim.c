@@ -290,14 +290,25 @@ dn_status dn_optim_step(dn_net *net, const dn_train_opts *opts, float lr) {
   return DN_OK;
 }
 
+static dn_status step_in_fpenv(dn_net *net, const dn_train_opts *opts) {
+  dn_call_enter();
+  const dn_status s = dn_optim_step(net, opts, opts->learning_rate);
+  dn_call_leave();
+  return s;
+}
+
+/* The options are checked as the caller sees them (under deepnet's DAZ a subnormal one
+ * would read as 0); the step runs in deepnet's floating-point state (round to nearest,
+ * whatever the caller's: dn_fpenv). */
 dn_status dn_net_step(dn_net *net, const dn_train_opts *opts) {
   if (!net) return dn_fail(DN_ERR_ARG, "dn_net_step: net is NULL");
-  dn_status s = dn_check_train_opts(opts, "dn_net_step");
-  if (s) return s;
+  dn_status checked = dn_check_train_opts(opts, "dn_net_step");
+  if (checked) return checked;
   if (!net->have_grad)
     return dn_fail(DN_ERR_STATE, "dn_net_step: no gradients (call dn_net_backward first)");
-  dn_call_enter();
-  s = dn_optim_step(net, opts, opts->learning_rate);
-  dn_call_leave();
+  dn_fpenv fpenv;
+  dn_fpenv_enter(&fpenv);
+  const dn_status s = step_in_fpenv(net, opts);
+  dn_fpenv_leave(&fpenv);
   return s;
 }

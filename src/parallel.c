@@ -74,16 +74,30 @@ static void fp_state_set(unsigned s) { (void)s; }
 
 static void fpenv_enter_with(dn_fpenv *env, bool flush) {
   env->active = FP_STATE_KNOWN;
+  env->x87_changed = false;
   if (!env->active) return;
   env->saved = fp_state_get();
   const unsigned want = FP_STATE_BASE | (flush ? FTZ_DAZ_BITS : 0u);
   if (env->saved != want) fp_state_set(want);
+#if defined(__x86_64__)
+  unsigned short cw;
+  __asm__ volatile("fnstcw %0" : "=m"(cw));
+  if (cw & 0x0C00u) { /* RC bits: not round-to-nearest */
+    const unsigned short nearest = (unsigned short)(cw & ~0x0C00u);
+    env->x87_saved = cw;
+    env->x87_changed = true;
+    __asm__ volatile("fldcw %0" : : "m"(nearest));
+  }
+#endif
 }
 
 void dn_fpenv_enter(dn_fpenv *env) { fpenv_enter_with(env, atomic_load(&flush_denormals) != 0); }
 
 void dn_fpenv_leave(const dn_fpenv *env) {
   if (env->active && fp_state_get() != env->saved) fp_state_set(env->saved);
+#if defined(__x86_64__)
+  if (env->x87_changed) __asm__ volatile("fldcw %0" : : "m"(env->x87_saved));
+#endif
 }
 
 static atomic_bool split_everything;

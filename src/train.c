@@ -186,10 +186,9 @@ static void finish(train_run *r, dn_net *net, bool roll_back) {
   if (r->replaced_v) dn_free_floats(r->old_v);
 }
 
-dn_status dn_net_train(dn_net *net, const float *X, const float *Y, size_t m,
-                       const dn_train_opts *opts) {
-  dn_status s = check_train_args(net, X, Y, m, opts);
-  if (s) return s;
+static dn_status train_in_fpenv(dn_net *net, const float *X, const float *Y, size_t m,
+                               const dn_train_opts *opts, dn_fpenv *fpenv) {
+  dn_status s;
   const size_t n0 = net->n[0], nL = net->n[net->L];
   const size_t batch = opts->batch_size < m ? opts->batch_size : m;
   const size_t batches = (m + batch - 1) / batch;
@@ -250,8 +249,10 @@ dn_status dn_net_train(dn_net *net, const float *X, const float *Y, size_t m,
             .epoch_end = bi + 1 == batches,
             .samples_per_s = now > t_epoch ? (double)seen / (now - t_epoch) : 0.0,
             .elapsed_s = now - t_start, .learning_rate = lr};
-        dn_call_leave(); /* the user's code runs outside the call: no worker spins for it */
+        dn_call_leave(); /* the user's code runs outside the call: no worker spins for it, */
+        dn_fpenv_leave(fpenv); /* and in the user's floating-point state */
         stop = opts->progress(&p, opts->progress_user) != 0;
+        dn_fpenv_enter(fpenv);
         dn_call_enter();
       }
     }
@@ -275,5 +276,20 @@ done:
   net->have_grad = false;
   finish(&run, net, s != DN_OK && steps == 0);
   free_run(&run);
+  return s;
+}
+
+/* The arguments are checked as the caller sees them (under deepnet's DAZ a subnormal
+ * option would read as 0); the run is in deepnet's floating-point state (dn_fpenv), which
+ * train_in_fpenv leaves around each progress callback: the user's code runs in the user's
+ * state. */
+dn_status dn_net_train(dn_net *net, const float *X, const float *Y, size_t m,
+                       const dn_train_opts *opts) {
+  const dn_status checked = check_train_args(net, X, Y, m, opts);
+  if (checked) return checked;
+  dn_fpenv fpenv;
+  dn_fpenv_enter(&fpenv);
+  const dn_status s = train_in_fpenv(net, X, Y, m, opts, &fpenv);
+  dn_fpenv_leave(&fpenv);
   return s;
 }
