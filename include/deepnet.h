@@ -90,6 +90,10 @@ DN_API dn_status dn_net_forward(dn_net *net, const float *X, size_t m, float *AL
 /* Backward from the last dn_net_forward against labels Y (n[L], m): fills dW,
  * db for every layer; cost (if not NULL) gets the cost including the L2 term. */
 DN_API dn_status dn_net_backward(dn_net *net, const float *Y, float *cost);
+/* The gradients of the last dn_net_backward (dW or db may be NULL). They stay available,
+ * to this and to dn_net_step, until the next dn_net_forward, dn_net_set_layer, dn_net_init
+ * or dn_net_train; inference calls (predict, classify, accuracy, cost) keep them, and so
+ * does dn_net_step (a second step applies them again). Otherwise DN_ERR_STATE. */
 DN_API dn_status dn_net_get_grad(const dn_net *net, size_t l, float *dW, float *db);
 
 /* Regularization used by dn_net_forward / dn_net_backward (and set for the

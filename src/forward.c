@@ -111,7 +111,9 @@ dn_status dn_forward_pass(dn_net *net, const float *X, size_t m, bool training,
   }
   dn_fpenv_leave(&fpenv);
   net->have_forward = training;
-  net->have_grad = false;
+  /* A training pass starts a new forward/backward; inference (predict, cost, accuracy)
+   * changes neither the parameters nor the gradients, which stay usable by dn_net_step. */
+  if (training) net->have_grad = false;
   return DN_OK;
 }
 

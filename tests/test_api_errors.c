@@ -455,3 +455,45 @@ Test(api_errors, a_refused_output_does_not_shift_the_dropout_masks) {
   dn_net_free(a);
   dn_net_free(b);
 }
+
+/* Inference between backward and step keeps the gradients (it used to drop them: get_grad
+ * and step then said DN_ERR_STATE), and the step it allows is the one without it; a new
+ * training forward or a change of the parameters drops them. */
+Test(api_errors, gradients_survive_inference_and_go_with_a_new_forward_or_new_parameters) {
+  dn_net *a = make_net(), *b = make_net();
+  float X[3 * 5], Y[2 * 5], Xo[3 * 7], Yo[2 * 7], AL[2 * 7], ga[12 + 4], gb[12 + 4], cost;
+  tu_fill_uniform(X, 15, -1, 1, 3);
+  tu_fill_uniform(Xo, 21, -1, 1, 4);
+  tu_fill_one_hot(Y, 2, 5, 5);
+  tu_fill_one_hot(Yo, 2, 7, 6);
+  uint32_t labels[7];
+  double acc;
+  dn_train_opts o;
+  dn_train_opts_default(&o);
+  for (dn_net **n = (dn_net *[]){a, b}, **end = n + 2; n < end; n++) {
+    cr_assert_eq(dn_net_forward(*n, X, 5, NULL), DN_OK);
+    cr_assert_eq(dn_net_backward(*n, Y, NULL), DN_OK);
+  }
+  cr_assert_eq(dn_net_predict(a, Xo, 7, AL), DN_OK);
+  cr_assert_eq(dn_net_cost(a, Xo, Yo, 7, &cost), DN_OK);
+  cr_assert_eq(dn_net_accuracy(a, Xo, Yo, 7, &acc), DN_OK);
+  cr_assert_eq(dn_net_classify(a, Xo, 7, labels), DN_OK);
+  cr_assert_eq(dn_net_get_grad(a, 1, ga, ga + 12), DN_OK, "%s", dn_last_error());
+  cr_assert_eq(dn_net_get_grad(b, 1, gb, gb + 12), DN_OK);
+  cr_expect_eq(memcmp(ga, gb, sizeof ga), 0, "inference changed the gradients");
+  cr_assert_eq(dn_net_step(a, &o), DN_OK, "%s", dn_last_error());
+  cr_assert_eq(dn_net_step(b, &o), DN_OK);
+  float Wa[12], Wb[12];
+  cr_assert_eq(dn_net_get_layer(a, 1, Wa, NULL), DN_OK);
+  cr_assert_eq(dn_net_get_layer(b, 1, Wb, NULL), DN_OK);
+  cr_expect_eq(memcmp(Wa, Wb, sizeof Wa), 0, "the step after inference differs");
+  cr_assert_eq(dn_net_forward(a, X, 5, NULL), DN_OK);
+  expect_fail(dn_net_get_grad(a, 1, ga, NULL), DN_ERR_STATE);
+  cr_assert_eq(dn_net_backward(b, Y, NULL), DN_ERR_STATE); /* the step changed the parameters */
+  cr_assert_eq(dn_net_forward(b, X, 5, NULL), DN_OK);
+  cr_assert_eq(dn_net_backward(b, Y, NULL), DN_OK);
+  cr_assert_eq(dn_net_set_layer(b, 1, Wb, gb + 12), DN_OK);
+  expect_fail(dn_net_get_grad(b, 1, gb, NULL), DN_ERR_STATE);
+  dn_net_free(a);
+  dn_net_free(b);
+}
