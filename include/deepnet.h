@@ -222,8 +222,10 @@ DN_API dn_isa dn_isa_active(void);    /* what the kernels now use */
 DN_API dn_status dn_isa_set(dn_isa isa);
 DN_API const char *dn_isa_name(dn_isa isa); /* "scalar", "avx2", "avx512", "neon" */
 
-/* Threads used by deepnet calls; 0 = OpenMP's default (OMP_NUM_THREADS). At most 256 run:
- * dn_get_num_threads gives the count in effect, so a larger setting reads back as 256. */
+/* Threads used by deepnet calls, for the whole process (not per calling thread, unlike
+ * omp_set_num_threads); 0 = OpenMP's default (OMP_NUM_THREADS, as the calling thread
+ * sees it). At most 256 run: dn_get_num_threads gives the count in effect, so a larger
+ * setting reads back as 256. */
 DN_API dn_status dn_set_num_threads(int n);
 DN_API int dn_get_num_threads(void);
 /* Flush denormals to zero (FTZ/DAZ) inside deepnet's kernels: on by default. deepnet

@@ -65,7 +65,9 @@ size_t dn_thread_copy(size_t copies);
  * `threads` works for dn_node_of_thread), 0 outside it. */
 size_t dn_thread_node(void);
 void dn_set_thread_node(size_t node);
-/* Pin worker t of `threads` to its core (when binding is wanted; quiet on failure). */
+/* Place worker t of `threads` for a job: on its core (deepnet's pinning), on its OpenMP
+ * place (the user's OMP_PROC_BIND / OMP_PLACES), or on the CPUs the process started with
+ * (neither); quiet on failure (src/numa.c, "thread placement"). */
 void dn_bind_worker(size_t t, size_t threads);
 /* One line on the placement policy in effect, for `deepnet info` and DEEPNET_VERBOSE. */
 const char *dn_placement_describe(void);

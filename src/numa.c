@@ -2,6 +2,9 @@
  * that thread's node, threads pinned to cores; every failure falls back quietly. */
 #include <errno.h>
 #include <hwloc.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <omp.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -135,48 +138,131 @@ size_t dn_thread_copy(size_t copies) {
   return copies > 1 && thread_node < nodes ? thread_node * copies / nodes : 0;
 }
 
-/* ---- thread pinning ---- */
+/* ---- thread placement ----
+ * Where each pool worker runs, decided per job in dn_bind_worker (thread t of `threads`;
+ * the caller is thread 0 and is never moved):
+ *  - DEEPNET_PIN: deepnet pins thread t to core t * cores / threads (hwloc): with
+ *    DEEPNET_BIND=1, and by default on a NUMA machine when the user sets no OpenMP binding.
+ *  - OPENMP_PLACES: the user's OpenMP binding (OMP_PROC_BIND, or OMP_PLACES, which turns
+ *    binding on) is followed: thread t goes where OpenMP would put thread t of a team of
+ *    `threads` started from place 0, where libgomp binds the initial thread: place t mod
+ *    P for close (and true), place t * P / threads for spread, place 0 for primary.
+ *  - FREE: not pinned, on the CPUs the process had when it started. A worker inherits the
+ *    mask of the thread that creates it, so without this the workers sat on one CPU
+ *    whenever that thread had been narrowed: libgomp binds the initial thread to its
+ *    first place under OMP_PROC_BIND, and a host thread may have pinned itself (session
+ *    21's review: a 1024^3 sgemm at two threads 186 -> 92 GFLOP/s under
+ *    OMP_PROC_BIND=true, while placement said "not pinned").
+ * Every failure to place (a cgroup without those CPUs, ENOSYS under qemu) leaves the
+ * thread where it is, quietly. */
+typedef enum { PLACE_FREE, PLACE_DEEPNET_PIN, PLACE_OPENMP } placement_mode;
 
-static int binding_wanted(void) {
-  static atomic_int wanted = -1;
-  int w = atomic_load(&wanted);
-  if (w >= 0) return w;
+static cpu_set_t start_mask; /* the process's CPUs before main (see FREE above) */
+static bool start_mask_known;
+__attribute__((constructor)) static void capture_start_mask(void) {
+  start_mask_known = sched_getaffinity(0, sizeof start_mask, &start_mask) == 0;
+}
+
+static bool user_openmp_binding(void) {
+  return omp_get_proc_bind() != omp_proc_bind_false && omp_get_num_places() > 0;
+}
+
+static placement_mode placement(void) {
+  static atomic_int mode = -1;
+  int w = atomic_load(&mode);
+  if (w >= 0) return (placement_mode)w;
   const char *env = getenv("DEEPNET_BIND");
+  const bool openmp = user_openmp_binding();
   if (env && (!strcmp(env, "0") || !strcmp(env, "1"))) {
-    w = env[0] == '1';
+    w = env[0] == '1' ? PLACE_DEEPNET_PIN : openmp ? PLACE_OPENMP : PLACE_FREE;
   } else {
     if (env && *env)
       fprintf(stderr, "deepnet: DEEPNET_BIND=%s is neither 0 nor 1; using the default (pinned on "
               "machines with more than one NUMA node unless OMP_PROC_BIND or OMP_PLACES is set)\n", env);
     /* The user's OpenMP binding wins; on one node pinning buys no locality and
      * only hurts on a shared machine, so it is on by default for NUMA machines. */
-    const bool user_binds = getenv("OMP_PROC_BIND") || getenv("OMP_PLACES");
-    w = !user_binds && dn_topology()->numa_nodes > 1;
+    w = openmp ? PLACE_OPENMP : dn_topology()->numa_nodes > 1 ? PLACE_DEEPNET_PIN : PLACE_FREE;
   }
-  atomic_store(&wanted, w);
-  return w;
+  atomic_store(&mode, w);
+  return (placement_mode)w;
 }
 
-static _Thread_local int bound_as = -1; /* core this thread is pinned to, -1 none */
+/* The OpenMP place of thread t of a team of `threads` started on place 0. */
+static int openmp_place(size_t t, size_t threads) {
+  const int places = omp_get_num_places();
+  switch (omp_get_proc_bind()) {
+    case omp_proc_bind_spread: return (int)(t * (size_t)places / threads) % places;
+    case omp_proc_bind_master: return 0; /* "primary" */
+    default: return (int)(t % (size_t)places); /* close, true */
+  }
+}
+
+static bool set_mask_to_place(int place) {
+  const int n = omp_get_place_num_procs(place);
+  if (n <= 0) return false;
+  int ids[CPU_SETSIZE];
+  omp_get_place_proc_ids(place, ids);
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  for (int i = 0; i < n && i < CPU_SETSIZE; i++)
+    if (ids[i] >= 0 && ids[i] < CPU_SETSIZE) CPU_SET(ids[i], &mask);
+  return sched_setaffinity(0, sizeof mask, &mask) == 0;
+}
+
+/* What this thread was last placed as: a core or place number, or one of these. */
+enum { PLACED_NOT_YET = -1, PLACED_FAILED = -2, PLACED_FREE = -3 };
+static _Thread_local int bound_as = PLACED_NOT_YET;
 
 void dn_bind_worker(size_t t, size_t threads) {
-  if (!binding_wanted()) return;
+  placement_mode mode = placement();
+  if (mode == PLACE_DEEPNET_PIN && (!dn_hwloc_topology() || !dn_topology()->is_this_system))
+    mode = PLACE_FREE; /* a synthetic topology's cores are not this machine's */
+  switch (mode) {
+    case PLACE_FREE:
+      if (bound_as != PLACED_NOT_YET) return;
+      bound_as = start_mask_known && sched_setaffinity(0, sizeof start_mask, &start_mask) == 0
+                     ? PLACED_FREE : PLACED_FAILED;
+      return;
+    case PLACE_OPENMP: {
+      const int place = openmp_place(t, threads);
+      if (bound_as == place) return;
+      bound_as = set_mask_to_place(place) ? place : PLACED_FAILED;
+      return;
+    }
+    case PLACE_DEEPNET_PIN: break;
+  }
   hwloc_topology_t h = dn_hwloc_topology();
   const dn_topology_info *topo = dn_topology();
-  if (!h || !topo->is_this_system) return;
   const size_t core = threads <= topo->cores ? t * topo->cores / threads : t % topo->cores;
   if (bound_as == (int)core) return;
   const hwloc_obj_t obj = hwloc_get_obj_by_type(h, HWLOC_OBJ_CORE, (unsigned)core);
   if (obj && hwloc_set_cpubind(h, obj->cpuset, HWLOC_CPUBIND_THREAD) == 0)
     bound_as = (int)core;
   else
-    bound_as = -2; /* cgroup without that core, ENOSYS: stay unpinned, quietly */
+    bound_as = PLACED_FAILED; /* cgroup without that core, ENOSYS: stay unpinned, quietly */
 }
 
 const char *dn_placement_describe(void) {
   const dn_topology_info *topo = dn_topology();
-  if (!binding_wanted())
-    return topo->numa_nodes > 1 ? "column blocks bound to their thread's NUMA node, packed weights copied per node in use, threads not pinned (OMP_PROC_BIND/OMP_PLACES or DEEPNET_BIND=0)"
-                                : "one NUMA node: plain allocation, threads not pinned";
+  const bool numa = topo->numa_nodes > 1;
+  static char line[256];
+  switch (placement()) {
+    case PLACE_OPENMP: {
+      const omp_proc_bind_t bind = omp_get_proc_bind();
+      snprintf(line, sizeof line, "threads placed as OpenMP places them (OMP_PROC_BIND=%s over %d "
+               "places: thread t on place %s)%s", bind == omp_proc_bind_spread ? "spread"
+               : bind == omp_proc_bind_master ? "primary" : "close", omp_get_num_places(),
+               bind == omp_proc_bind_spread ? "t * places / threads" : bind == omp_proc_bind_master
+               ? "0" : "t mod places", numa ? ", column blocks bound to their thread's NUMA node, "
+               "packed weights copied per node in use" : "");
+      return line;
+    }
+    case PLACE_FREE:
+      return numa ? "column blocks bound to their thread's NUMA node, packed weights copied per node in use, threads not pinned (DEEPNET_BIND=0)"
+                  : "one NUMA node: plain allocation, threads not pinned (on the CPUs the process started with)";
+    case PLACE_DEEPNET_PIN: break;
+  }
+  if (!topo->is_this_system)
+    return "threads not pinned: the topology is not this machine's (HWLOC_SYNTHETIC or HWLOC_XMLFILE); column blocks and packed weights planned per node of that topology";
   return "threads pinned to cores, column blocks bound to their thread's NUMA node, packed weights copied per node in use";
 }
