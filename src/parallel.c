@@ -33,6 +33,8 @@ dn_status dn_set_num_threads(int n) {
 int dn_get_num_threads(void) {
   int n = atomic_load(&num_threads);
   if (n <= 0) n = omp_get_max_threads();
+  const int limit = omp_get_thread_limit(); /* OMP_THREAD_LIMIT, as OpenMP teams honour it */
+  if (limit > 0 && n > limit) n = limit;
   return n < DN_MAX_PLAN_THREADS ? n : DN_MAX_PLAN_THREADS; /* the pool's size */
 }
 

@@ -2,6 +2,7 @@
  * HWLOC_XMLFILE are honoured by hwloc itself), and what deepnet reads from it. */
 #include <hwloc.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +38,14 @@ static void load(void) {
   info.l2 = first_cache(HWLOC_OBJ_L2CACHE);
   info.l3 = first_cache(HWLOC_OBJ_L3CACHE);
   info.is_this_system = hwloc_topology_is_thissystem(topology) != 0;
+  /* hwloc falls back to the real machine, silently, when it cannot use what these name
+   * (a misspelt synthetic description, a missing XML file): say so once, as a user who
+   * set them expects the planned placement of that topology. */
+  const char *synthetic = getenv("HWLOC_SYNTHETIC"), *xml = getenv("HWLOC_XMLFILE");
+  if (info.is_this_system && !getenv("HWLOC_THISSYSTEM") && ((synthetic && *synthetic) || (xml && *xml)))
+    fprintf(stderr, "deepnet: hwloc could not use %s=%s; using this machine's topology\n",
+            synthetic && *synthetic ? "HWLOC_SYNTHETIC" : "HWLOC_XMLFILE",
+            synthetic && *synthetic ? synthetic : xml);
 }
 
 const dn_topology_info *dn_topology(void) {

@@ -699,3 +699,25 @@ Test(cli_program, labels_above_65535_load_when_the_net_has_that_many_classes) {
   run_cli(&r, predict);
   cr_expect_eq(r.status, 0, "%s", r.err);
 }
+
+/* OMP_THREAD_LIMIT caps deepnet's threads as it caps an OpenMP team's, and a topology
+ * hwloc could not use (a misspelt HWLOC_SYNTHETIC, a missing HWLOC_XMLFILE) is said,
+ * not silently replaced by the real one (session 21's review). */
+Test(cli_program, omp_thread_limit_is_honoured_and_an_unusable_hwloc_topology_is_named) {
+  run_result r;
+  const char *const info[] = {"info", "--threads", "4", NULL};
+  setenv("OMP_THREAD_LIMIT", "1", 1);
+  run_cli(&r, info);
+  unsetenv("OMP_THREAD_LIMIT");
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_expect_not_null(strstr(r.out, "threads          1"), "%s", r.out);
+  setenv("HWLOC_SYNTHETIC", "no such topology", 1);
+  run_cli(&r, info);
+  unsetenv("HWLOC_SYNTHETIC");
+  cr_expect_eq(r.status, 0, "%s", r.err);
+  cr_expect_not_null(strstr(r.err, "hwloc could not use HWLOC_SYNTHETIC=no such topology"), "%s", r.err);
+  setenv("HWLOC_SYNTHETIC", "numa:2 core:1 pu:1", 1);
+  run_cli(&r, info);
+  unsetenv("HWLOC_SYNTHETIC");
+  cr_expect_eq(strstr(r.err, "hwloc could not use"), NULL, "%s", r.err);
+}
