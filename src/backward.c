@@ -188,9 +188,5 @@ static dn_status backward_in_fpenv(dn_net *net, const float *Y, float *cost) {
 
 /* In deepnet's floating-point state (round to nearest, whatever the caller's: dn_fpenv). */
 dn_status dn_net_backward(dn_net *net, const float *Y, float *cost) {
-  dn_fpenv fpenv;
-  dn_fpenv_enter(&fpenv);
-  const dn_status s = backward_in_fpenv(net, Y, cost);
-  dn_fpenv_leave(&fpenv);
-  return s;
+  return DN_IN_FPENV(backward_in_fpenv(net, Y, cost));
 }

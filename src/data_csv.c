@@ -286,9 +286,5 @@ static dn_status load_csv_in_fpenv(dn_dataset *out, const char *path, const dn_c
 /* In deepnet's floating-point state: strtof and the scaling round to nearest whatever the
  * caller's rounding mode (dn_fpenv). */
 dn_status dn_dataset_load_csv(dn_dataset *out, const char *path, const dn_csv_opts *opts) {
-  dn_fpenv fpenv;
-  dn_fpenv_enter(&fpenv);
-  const dn_status s = load_csv_in_fpenv(out, path, opts);
-  dn_fpenv_leave(&fpenv);
-  return s;
+  return DN_IN_FPENV(load_csv_in_fpenv(out, path, opts));
 }

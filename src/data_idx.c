@@ -203,9 +203,5 @@ static dn_status load_idx_in_fpenv(dn_dataset *out, const char *images_path, con
 
 /* In deepnet's floating-point state: the pixel scaling rounds to nearest (dn_fpenv). */
 dn_status dn_dataset_load_idx(dn_dataset *out, const char *images_path, const char *labels_path) {
-  dn_fpenv fpenv;
-  dn_fpenv_enter(&fpenv);
-  const dn_status s = load_idx_in_fpenv(out, images_path, labels_path);
-  dn_fpenv_leave(&fpenv);
-  return s;
+  return DN_IN_FPENV(load_idx_in_fpenv(out, images_path, labels_path));
 }

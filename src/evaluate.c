@@ -76,11 +76,7 @@ static dn_status classify_in_fpenv(dn_net *net, const float *X, size_t m, uint32
 
 /* In deepnet's floating-point state (round to nearest, whatever the caller's: dn_fpenv). */
 dn_status dn_net_classify(dn_net *net, const float *X, size_t m, uint32_t *labels) {
-  dn_fpenv fpenv;
-  dn_fpenv_enter(&fpenv);
-  const dn_status s = classify_in_fpenv(net, X, m, labels);
-  dn_fpenv_leave(&fpenv);
-  return s;
+  return DN_IN_FPENV(classify_in_fpenv(net, X, m, labels));
 }
 
 /* Y's columns [start, start + count) must be finite: the error names the element by its
@@ -113,11 +109,7 @@ static dn_status accuracy_in_fpenv(dn_net *net, const float *X, const float *Y, 
 
 /* In deepnet's floating-point state (round to nearest, whatever the caller's: dn_fpenv). */
 dn_status dn_net_accuracy(dn_net *net, const float *X, const float *Y, size_t m, double *accuracy) {
-  dn_fpenv fpenv;
-  dn_fpenv_enter(&fpenv);
-  const dn_status s = accuracy_in_fpenv(net, X, Y, m, accuracy);
-  dn_fpenv_leave(&fpenv);
-  return s;
+  return DN_IN_FPENV(accuracy_in_fpenv(net, X, Y, m, accuracy));
 }
 
 static dn_status add_cost(dn_net *net, size_t start, size_t count, void *p) {
@@ -145,9 +137,5 @@ static dn_status cost_in_fpenv(dn_net *net, const float *X, const float *Y, size
 
 /* In deepnet's floating-point state (round to nearest, whatever the caller's: dn_fpenv). */
 dn_status dn_net_cost(dn_net *net, const float *X, const float *Y, size_t m, float *cost) {
-  dn_fpenv fpenv;
-  dn_fpenv_enter(&fpenv);
-  const dn_status s = cost_in_fpenv(net, X, Y, m, cost);
-  dn_fpenv_leave(&fpenv);
-  return s;
+  return DN_IN_FPENV(cost_in_fpenv(net, X, Y, m, cost));
 }

@@ -158,11 +158,7 @@ static dn_status forward_in_fpenv(dn_net *net, const float *X, size_t m, float *
 
 /* In deepnet's floating-point state (round to nearest, whatever the caller's: dn_fpenv). */
 dn_status dn_net_forward(dn_net *net, const float *X, size_t m, float *AL) {
-  dn_fpenv fpenv;
-  dn_fpenv_enter(&fpenv);
-  const dn_status s = forward_in_fpenv(net, X, m, AL);
-  dn_fpenv_leave(&fpenv);
-  return s;
+  return DN_IN_FPENV(forward_in_fpenv(net, X, m, AL));
 }
 
 static dn_status predict_in_fpenv(dn_net *net, const float *X, size_t m, float *AL) {
@@ -179,9 +175,5 @@ static dn_status predict_in_fpenv(dn_net *net, const float *X, size_t m, float *
 
 /* In deepnet's floating-point state (round to nearest, whatever the caller's: dn_fpenv). */
 dn_status dn_net_predict(dn_net *net, const float *X, size_t m, float *AL) {
-  dn_fpenv fpenv;
-  dn_fpenv_enter(&fpenv);
-  const dn_status s = predict_in_fpenv(net, X, m, AL);
-  dn_fpenv_leave(&fpenv);
-  return s;
+  return DN_IN_FPENV(predict_in_fpenv(net, X, m, AL));
 }

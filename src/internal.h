@@ -147,6 +147,16 @@ typedef struct dn_fpenv {
  * computes anything enters it before its first floating-point operation, so results
  * do not depend on the caller's rounding mode (fesetround) or flushing. */
 void dn_fpenv_enter(dn_fpenv *env);
+/* The value of `call`, a dn_status expression, evaluated in deepnet's floating-point state
+ * and the caller's restored after it: the body of a public function that computes. */
+#define DN_IN_FPENV(call)             \
+  __extension__({                     \
+    dn_fpenv fpenv_;                  \
+    dn_fpenv_enter(&fpenv_);          \
+    const dn_status status_ = (call); \
+    dn_fpenv_leave(&fpenv_);          \
+    status_;                          \
+  })
 void dn_fpenv_leave(const dn_fpenv *env);
 
 /* ---- threading (parallel.c) ---- */

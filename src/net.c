@@ -217,11 +217,7 @@ static dn_status init_in_fpenv(dn_net *net, uint64_t seed) {
 
 /* In deepnet's floating-point state (round to nearest, whatever the caller's: dn_fpenv). */
 dn_status dn_net_init(dn_net *net, uint64_t seed) {
-  dn_fpenv fpenv;
-  dn_fpenv_enter(&fpenv);
-  const dn_status s = init_in_fpenv(net, seed);
-  dn_fpenv_leave(&fpenv);
-  return s;
+  return DN_IN_FPENV(init_in_fpenv(net, seed));
 }
 
 dn_status dn_net_set_layer(dn_net *net, size_t l, const float *W, const float *b) {

@@ -306,9 +306,5 @@ dn_status dn_net_step(dn_net *net, const dn_train_opts *opts) {
   if (checked) return checked;
   if (!net->have_grad)
     return dn_fail(DN_ERR_STATE, "dn_net_step: no gradients (call dn_net_backward first)");
-  dn_fpenv fpenv;
-  dn_fpenv_enter(&fpenv);
-  const dn_status s = step_in_fpenv(net, opts);
-  dn_fpenv_leave(&fpenv);
-  return s;
+  return DN_IN_FPENV(step_in_fpenv(net, opts));
 }

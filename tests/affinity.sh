@@ -13,11 +13,12 @@ check() { # description, then a command that must succeed
   shift
   if "$@"; then echo "ok   - $what"; else echo "FAIL - $what"; failures=$((failures + 1)); fi
 }
-field() { grep "^$1 " <<<"$2" | head -1 | cut -d' ' -f2; }
+field() { sed -n "s/^$1 //p" <<<"$2"; }
 
 # The probe's own architecture: under a cross build's qemu-user this script is the host's
 # bash, but the probe and its libgomp are emulated, their affinity calls the host's.
-if ! env -u OMP_PROC_BIND -u OMP_PLACES OMP_NUM_THREADS=2 "$probe" | grep -q '^arch x86_64$'; then
+arch=$(env -u OMP_PROC_BIND -u OMP_PLACES OMP_NUM_THREADS=2 "$probe" | grep '^arch ')
+if [ "$arch" != "arch x86_64" ]; then
   echo "skip: placement is checked on x86-64"
   exit 77
 fi

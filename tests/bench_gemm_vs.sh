@@ -21,7 +21,7 @@ if [ "$rc" -ne 0 ] || [ -z "$row" ] || [ "$cells" -ne $((3 + 2 * refs)) ]; then
   echo "FAIL short run: exit $rc, $refs reference libraries, row '$row'"; failed=1
 fi
 out=$("$exe" --rounds 1 --sample-ms 1 --refs none NN/256-10_m128 2>&1)
-echo "$out" | grep -q '^| NN/256-10_m128 | [0-9.]* | [0-9]* |$' || { echo "FAIL --refs none: $out"; failed=1; }
+grep -q '^| NN/256-10_m128 | [0-9.]* | [0-9]* |$' <<<"$out" || { echo "FAIL --refs none: $out"; failed=1; }
 # Two threads: the host's FMA loop on two threads against one, at the start and at the end,
 # and a cache line's round trip between two CPUs (not measured where there is only one).
 out=$("$exe" --threads 2 --rounds 1 --sample-ms 1 --settle-ms 1 --refs none NN/256-10_m128 2>&1)
@@ -36,9 +36,9 @@ done
 if "$exe" --rounds 1 --sample-ms 1 --refs onednn NN/256-10_m128 >/dev/null 2>&1; then
   warning='^  warning: OMP_WAIT_POLICY=active: oneDNN.s OpenMP threads (libgomp) spin without end'
   out=$(env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=active "$exe" --threads 2 --rounds 1 --sample-ms 1 --settle-ms 1 --refs onednn NN/256-10_m128 2>&1)
-  echo "$out" | grep -q "$warning" || { echo "FAIL no warning under OMP_WAIT_POLICY=active: $out"; failed=1; }
+  grep -q "$warning" <<<"$out" || { echo "FAIL no warning under OMP_WAIT_POLICY=active: $out"; failed=1; }
   out=$(OMP_WAIT_POLICY=active GOMP_SPINCOUNT=300000 "$exe" --threads 2 --rounds 1 --sample-ms 1 --settle-ms 1 --refs onednn NN/256-10_m128 2>&1)
-  if echo "$out" | grep -q "$warning"; then echo "FAIL a warning with GOMP_SPINCOUNT set: $out"; failed=1; fi
+  if grep -q "$warning" <<<"$out"; then echo "FAIL a warning with GOMP_SPINCOUNT set: $out"; failed=1; fi
 fi
 # --scaling 1,2: a row with both speeds, the 2/1 ratio with quartiles, the % of peak and
 # the host's own 2/1 (its FMA loop on two threads against one, a positive ratio).

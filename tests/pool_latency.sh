@@ -15,5 +15,5 @@ num='[0-9]+\.[0-9]{2}'
 echo "$out" | grep -Eq "^      1 +$num +$num +$num +- +0$" || { echo "FAIL one thread's row (exit $rc): $out"; failed=1; }
 row2=$(echo "$out" | grep -E "^      2 +$num +$num +$num +($num +[1-9][0-9]*|- +0)$")
 [ -n "$row2" ] || { echo "FAIL two threads' row: $out"; failed=1; }
-echo "$out" | grep -q "(50 jobs of 2 chunks per thread, 1000 ns each, 5 us apart)" || { echo "FAIL header: $out"; failed=1; }
+grep -q "(50 jobs of 2 chunks per thread, 1000 ns each, 5 us apart)" <<<"$out" || { echo "FAIL header: $out"; failed=1; }
 if [ "$failed" -eq 0 ]; then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; exit 1; fi

@@ -5,7 +5,9 @@ expect_refusal() {
   local what=$1; shift
   local err rc
   err=$("$exe" "$@" 2>&1 >/dev/null); rc=$?
-  if [ "$rc" -ne 2 ] || [ -z "$err" ] || ! echo "$err" | grep -q -- "${refusal_pattern:-.}"; then
+  # A here-string, not `echo | grep -q`: under pipefail, grep -q quitting at its first
+  # match could kill echo with SIGPIPE and fail the pipeline (a flaky FAIL, session 21).
+  if [ "$rc" -ne 2 ] || [ -z "$err" ] || ! grep -q -- "${refusal_pattern:-.}" <<<"$err"; then
     echo "FAIL $what: exit $rc, message '$err'"; failed=1
   fi
 }

@@ -26,10 +26,10 @@ out=$("$exe" --scaling 1,2 --rounds 2 --steps 2 --batch 32 2>&1); rc=$?
 first=$(echo "$out" | grep -E '^\| 1 \| [0-9.]+ \| [0-9]+ \| 1\.00 \[1\.00 1\.00\] \| ([1-9][0-9]*\.[0-9]|0\.[1-9]) \| 1\.00 \[1\.00 1\.00\] \| 1\.00 \|$')
 second=$(echo "$out" | grep -E '^\| 2 \| [0-9.]+ \| [0-9]+ \| [0-9.]+ \[[0-9.]+ [0-9.]+\] \| ([1-9][0-9]*\.[0-9]|0\.[1-9]) \| [0-9.]+ \[[0-9.]+ [0-9.]+\] \| [0-9.]+ \|$')
 trip=$(echo "$out" | grep -E '^  a cache line to a second CPU and back(, once a round: median [1-9][0-9]* ns, lowest [1-9][0-9]*, highest [1-9][0-9]*|: not measured)$')
-if [ "$rc" -ne 0 ] || [ -z "$first" ] || [ -z "$second" ] || [ -z "$trip" ] || ! echo "$out" | grep -q '^deepnet-step-breakdown --scaling: small net, batch 32'; then
+if [ "$rc" -ne 0 ] || [ -z "$first" ] || [ -z "$second" ] || [ -z "$trip" ] || ! grep -q '^deepnet-step-breakdown --scaling: small net, batch 32' <<<"$out"; then
   echo "FAIL short run: exit $rc, output:"; echo "$out"; failed=1
 fi
 # The one-count form still runs (the breakdown line).
 out=$("$exe" 1 0 16 52 2>&1)
-echo "$out" | grep -q '^small net, batch 16, 1 thread(s): forward [0-9.]*  backward' || { echo "FAIL breakdown: $out"; failed=1; }
+grep -q '^small net, batch 16, 1 thread(s): forward [0-9.]*  backward' <<<"$out" || { echo "FAIL breakdown: $out"; failed=1; }
 if [ "$failed" -eq 0 ]; then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; exit 1; fi

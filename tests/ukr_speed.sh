@@ -15,7 +15,7 @@ rows=$(echo "$out" | grep -c -E '^\| (tile|panel|block) \| [0-9]+ \| [0-9.]+ \| 
 if [ "$rc" -ne 0 ] || [ "$rows" -ne 3 ]; then echo "FAIL short run: exit $rc, $rows rows: $out"; failed=1; fi
 # --asm times the AVX-512 tile's candidate loops: with other kernels active it refuses.
 err=$(DEEPNET_ISA=scalar "$exe" --asm 16 1 2>&1 >/dev/null); rc=$?
-if [ "$rc" -ne 2 ] || ! echo "$err" | grep -q "AVX-512"; then
+if [ "$rc" -ne 2 ] || ! grep -q "AVX-512" <<<"$err"; then
   echo "FAIL --asm on the scalar kernels: exit $rc, message '$err'"; failed=1
 fi
 if [ "$failed" -eq 0 ]; then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; exit 1; fi
