@@ -283,8 +283,8 @@ static dn_status load_csv_in_fpenv(dn_dataset *out, const char *path, const dn_c
   return dn_dataset_fill(out, X, p.labels, p.n_fields - 1, p.m, n_classes, "dn_dataset_load_csv");
 }
 
-/* In deepnet's floating-point state: strtof and the scaling round to nearest whatever the
- * caller's rounding mode (dn_fpenv). */
+/* strtof and the scaling round to nearest whatever the caller's rounding mode, and keep
+ * subnormals (DN_IN_NEAREST). */
 dn_status dn_dataset_load_csv(dn_dataset *out, const char *path, const dn_csv_opts *opts) {
-  return DN_IN_FPENV(load_csv_in_fpenv(out, path, opts));
+  return DN_IN_NEAREST(load_csv_in_fpenv(out, path, opts));
 }

@@ -201,7 +201,7 @@ static dn_status load_idx_in_fpenv(dn_dataset *out, const char *images_path, con
   return s;
 }
 
-/* In deepnet's floating-point state: the pixel scaling rounds to nearest (dn_fpenv). */
+/* The pixel scaling rounds to nearest whatever the caller's mode (DN_IN_NEAREST). */
 dn_status dn_dataset_load_idx(dn_dataset *out, const char *images_path, const char *labels_path) {
-  return DN_IN_FPENV(load_idx_in_fpenv(out, images_path, labels_path));
+  return DN_IN_NEAREST(load_idx_in_fpenv(out, images_path, labels_path));
 }

@@ -148,9 +148,11 @@ static dn_status forward_in_fpenv(dn_net *net, const float *X, size_t m, float *
   dn_status s = check_input(net, X, m, "dn_net_forward");
   if (s) return s;
   dn_call_enter();
+  const bool had_grad = net->have_grad;
   s = dn_forward_pass(net, X, m, true, "dn_net_forward");
   dn_call_leave();
-  if (!s) s = dn_check_output(net, 0, "dn_net_forward");
+  if (!s && (s = dn_check_output(net, 0, "dn_net_forward")))
+    net->have_grad = had_grad; /* a refused pass changes nothing else, as a refused X */
   if (s) return s;
   copy_output(net, AL);
   return DN_OK;

@@ -149,10 +149,16 @@ typedef struct dn_fpenv {
 void dn_fpenv_enter(dn_fpenv *env);
 /* The value of `call`, a dn_status expression, evaluated in deepnet's floating-point state
  * and the caller's restored after it: the body of a public function that computes. */
-#define DN_IN_FPENV(call)             \
+#define DN_IN_FPENV(call) DN_IN_FPENV_WITH(dn_fpenv_enter, call)
+/* Round to nearest without FTZ/DAZ, whatever dn_set_flush_denormals says: for the data
+ * loaders, which store the values as the file writes them (a 1e-40 feature stays
+ * 1e-40; flushing is for the kernels' arithmetic). */
+void dn_fpenv_enter_nearest(dn_fpenv *env);
+#define DN_IN_NEAREST(call) DN_IN_FPENV_WITH(dn_fpenv_enter_nearest, call)
+#define DN_IN_FPENV_WITH(enter, call) \
   __extension__({                     \
     dn_fpenv fpenv_;                  \
-    dn_fpenv_enter(&fpenv_);          \
+    enter(&fpenv_);                   \
     const dn_status status_ = (call); \
     dn_fpenv_leave(&fpenv_);          \
     status_;                          \

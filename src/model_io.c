@@ -20,6 +20,7 @@
  * where P = sum over l of n[l] (n[l-1] + 1); the file is exactly 32 + 12L + 4P bytes. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,21 +241,64 @@ done:
   return s;
 }
 
+/* The file the symbolic links at path lead to, one level at a time (malloc'd; path itself
+ * when it is no link). Each level must pass the kernel's fs.protected_symlinks rule, which
+ * realpath() would skip, as it reads links in user space: a link in a sticky
+ * world-writable directory (/tmp) is followed only if the caller or the directory's owner
+ * owns it, so another user's link cannot aim this save at the caller's files. The
+ * directories on the way are left to the kernel, which applies the rule itself. */
+static dn_status resolve_links(const char *path, const char *who, char **out) {
+  char *cur = strdup(path);
+  if (!cur) return dn_fail(DN_ERR_NOMEM, "%s: out of memory; '%s' is unchanged", who, path);
+  for (int depth = 0; depth < 40; depth++) { /* Linux's limit of links in a path */
+    struct stat link;
+    if (lstat(cur, &link) != 0 || !S_ISLNK(link.st_mode)) {
+      *out = cur;
+      return DN_OK;
+    }
+    const char *slash = strrchr(cur, '/');
+    const size_t dir_len = slash ? (slash == cur ? 1 : (size_t)(slash - cur)) : 1;
+    char dir[PATH_MAX], text[PATH_MAX];
+    snprintf(dir, sizeof dir, "%.*s", (int)dir_len, slash ? cur : ".");
+    struct stat d;
+    const ssize_t n = readlink(cur, text, sizeof text - 1);
+    dn_status s = DN_OK;
+    if (stat(dir, &d) == 0 && (d.st_mode & S_ISVTX) && (d.st_mode & S_IWOTH) &&
+        link.st_uid != geteuid() && link.st_uid != d.st_uid)
+      s = dn_fail(DN_ERR_IO, "%s: '%s' is a symbolic link of another user in the shared directory "
+                  "'%s': not followed (as the kernel's protected_symlinks would not); nothing was "
+                  "written", who, path, dir);
+    else if (n < 0 || n >= (ssize_t)sizeof text - 1)
+      s = dn_fail(DN_ERR_IO, "%s: cannot read the symbolic link '%s': %s; nothing was written", who,
+                  cur, n < 0 ? strerror(errno) : "target too long");
+    char *next = NULL;
+    if (!s) {
+      text[n] = '\0';
+      const size_t len = text[0] == '/' ? (size_t)n + 1 : dir_len + 1 + (size_t)n + 1;
+      if (!(next = malloc(len)))
+        s = dn_fail(DN_ERR_NOMEM, "%s: out of memory; '%s' is unchanged", who, path);
+      else if (text[0] == '/')
+        memcpy(next, text, len);
+      else
+        snprintf(next, len, "%s/%s", dir, text);
+    }
+    free(cur);
+    if (s) return s;
+    cur = next;
+  }
+  free(cur);
+  return dn_fail(DN_ERR_IO, "%s: '%s': too many levels of symbolic links; nothing was written", who, path);
+}
+
 dn_status dn_save_atomic(const char *path, const char *who, dn_write_body_fn body, const void *ctx) {
-  /* The rename replaces whatever entry is at the target. So a symbolic link is followed
-   * (the file it names is replaced and the link stays a link), and anything but a regular
-   * file is refused: renaming over a FIFO or a device would put a regular file in its place
-   * (saving to /dev/null as root would have made /dev/null a file). */
+  /* The rename replaces whatever entry is at the target. So symbolic links are followed
+   * (the file they lead to is replaced and the links stay links), and anything but a
+   * regular file is refused: renaming over a FIFO or a device would put a regular file in
+   * its place (saving to /dev/null as root would have made /dev/null a file). */
   struct stat st;
   char *resolved = NULL;
-  if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
-    errno = 0;
-    resolved = realpath(path, NULL);
-    if (!resolved)
-      return errno == ENOMEM ? dn_fail(DN_ERR_NOMEM, "%s: out of memory; '%s' is unchanged", who, path)
-                             : dn_fail(DN_ERR_IO, "%s: '%s' is a symbolic link that names no file "
-                                       "(%s); nothing was written", who, path, strerror(errno));
-  }
+  const dn_status resolving = resolve_links(path, who, &resolved);
+  if (resolving) return resolving;
   const char *target = resolved ? resolved : path;
   dn_status s;
   if (stat(target, &st) == 0 && !S_ISREG(st.st_mode))

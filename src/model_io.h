@@ -57,9 +57,10 @@ void dn_writer_floats(dn_writer *w, const float *x, size_t n);
 void dn_writer_net_desc(dn_writer *w, const dn_net *net);
 
 /* Write body(w, ctx) and then the CRC-32 of all its bytes to a temporary file next to
- * path, fsync it, rename it over path and fsync the directory. A symbolic link at path
- * is followed (its target is replaced, the link stays); a path that is anything but a
- * regular file or nothing (a FIFO, a device, a directory) is refused with DN_ERR_IO. On
+ * path, fsync it, rename it over path and fsync the directory. Symbolic links at path
+ * are followed (their target is replaced or created, the links stay) unless the kernel's
+ * protected_symlinks rule would refuse one; a path that is anything but a regular file or
+ * nothing (a FIFO, a device, a directory) is refused with DN_ERR_IO. On
  * failure path is as it was (the message says so; who names the caller). Nothing is
  * allocated after the rename, so the only failure once the new file is in place is a
  * failed directory sync (DN_ERR_IO, saying so). */

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,10 +168,18 @@ static bool user_openmp_binding(void) {
   return omp_get_proc_bind() != omp_proc_bind_false && omp_get_num_places() > 0;
 }
 
+/* Decided once (pthread_once: workers starting their first jobs at once would each warn
+ * about a bad DEEPNET_BIND). */
+static pthread_once_t placement_once = PTHREAD_ONCE_INIT;
+static placement_mode placement_decided;
+static void decide_placement(void);
 static placement_mode placement(void) {
-  static atomic_int mode = -1;
-  int w = atomic_load(&mode);
-  if (w >= 0) return (placement_mode)w;
+  pthread_once(&placement_once, decide_placement);
+  return placement_decided;
+}
+
+static void decide_placement(void) {
+  int w;
   const char *env = getenv("DEEPNET_BIND");
   const bool openmp = user_openmp_binding();
   if (env && (!strcmp(env, "0") || !strcmp(env, "1"))) {
@@ -183,8 +192,7 @@ static placement_mode placement(void) {
      * only hurts on a shared machine, so it is on by default for NUMA machines. */
     w = openmp ? PLACE_OPENMP : dn_topology()->numa_nodes > 1 ? PLACE_DEEPNET_PIN : PLACE_FREE;
   }
-  atomic_store(&mode, w);
-  return (placement_mode)w;
+  placement_decided = (placement_mode)w;
 }
 
 /* The OpenMP place of thread t of a team of `threads` started on place 0. */
@@ -199,7 +207,7 @@ static int openmp_place(size_t t, size_t threads) {
 
 static bool set_mask_to_place(int place) {
   const int n = omp_get_place_num_procs(place);
-  if (n <= 0) return false;
+  if (n <= 0 || n > CPU_SETSIZE) return false; /* ids[] below holds CPU_SETSIZE */
   int ids[CPU_SETSIZE];
   omp_get_place_proc_ids(place, ids);
   cpu_set_t mask;

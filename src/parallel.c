@@ -94,6 +94,7 @@ static void fpenv_enter_with(dn_fpenv *env, bool flush) {
 }
 
 void dn_fpenv_enter(dn_fpenv *env) { fpenv_enter_with(env, atomic_load(&flush_denormals) != 0); }
+void dn_fpenv_enter_nearest(dn_fpenv *env) { fpenv_enter_with(env, false); }
 
 void dn_fpenv_leave(const dn_fpenv *env) {
   if (env->active && fp_state_get() != env->saved) fp_state_set(env->saved);

@@ -1,8 +1,10 @@
 /* Prints where deepnet's pool threads may run, for tests/affinity.sh: runs a two-thread
  * dn_sgemm (after, with "pinned-first", a first call from a thread pinned to CPU 0), then
  * one line per thread: "main CPUS" for this thread, "worker CPUS" for each dn-worker, and
- * "start CPUS" for the mask the process started with, CPUS as a comma list. */
+ * "start CPUS" for the mask the process started with, CPUS as a comma list; and "arch"
+ * (x86_64 or other) and "places N" (OpenMP's places). */
 #include <dirent.h>
+#include <omp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -26,17 +28,22 @@ static void print_mask(const char *who, const cpu_set_t *s) {
   printf("\n");
 }
 
+static cpu_set_t start;
+
 static void *pinned_first_call(void *arg) {
   (void)arg;
-  cpu_set_t one;
+  cpu_set_t one; /* the first CPU the process may use (not necessarily 0) */
   CPU_ZERO(&one);
-  CPU_SET(0, &one);
+  for (int c = 0; c < CPU_SETSIZE; c++)
+    if (CPU_ISSET(c, &start)) {
+      CPU_SET(c, &one);
+      break;
+    }
   if (pthread_setaffinity_np(pthread_self(), sizeof one, &one) != 0) return (void *)1;
   return dn_sgemm('N', 'N', N, N, N, 1.0f, A, N, B, N, 0.0f, C, N) == DN_OK ? NULL : (void *)1;
 }
 
 int main(int argc, char **argv) {
-  cpu_set_t start;
   if (sched_getaffinity(0, sizeof start, &start) != 0) return 1;
   if (dn_set_num_threads(2) != DN_OK) return 1;
   if (argc > 1 && strcmp(argv[1], "pinned-first") == 0) {
@@ -52,6 +59,7 @@ int main(int argc, char **argv) {
 #else
   printf("arch other\n");
 #endif
+  printf("places %d\n", omp_get_num_places());
   print_mask("start", &start);
   cpu_set_t now;
   if (sched_getaffinity(0, sizeof now, &now) != 0) return 1;

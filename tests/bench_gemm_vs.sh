@@ -25,10 +25,10 @@ grep -q '^| NN/256-10_m128 | [0-9.]* | [0-9]* |$' <<<"$out" || { echo "FAIL --re
 # Two threads: the host's FMA loop on two threads against one, at the start and at the end,
 # and a cache line's round trip between two CPUs (not measured where there is only one).
 out=$("$exe" --threads 2 --rounds 1 --sample-ms 1 --settle-ms 1 --refs none NN/256-10_m128 2>&1)
-echo "$out" | grep -Eq "^  OMP_WAIT_POLICY=[^ ]+ GOMP_SPINCOUNT=[^ ]+; deepnet's idle workers [a-z]" ||
+grep -Eq "^  OMP_WAIT_POLICY=[^ ]+ GOMP_SPINCOUNT=[^ ]+; deepnet's idle workers [a-z]" <<<"$out" ||
   { echo "FAIL --threads 2, the wait policy line: $out"; failed=1; }
 for when in start end; do
-  echo "$out" | grep -Eq "^  host at the $when: the FMA loop on 2 threads at once [0-9]+\.[0-9] GFLOP/s, [0-9]+\.[0-9]{2}x one thread; a cache line to a second CPU and back ([1-9][0-9]* ns|not measured)$" ||
+  grep -Eq "^  host at the $when: the FMA loop on 2 threads at once [0-9]+\.[0-9] GFLOP/s, [0-9]+\.[0-9]{2}x one thread; a cache line to a second CPU and back ([1-9][0-9]* ns|not measured)$" <<<"$out" ||
     { echo "FAIL --threads 2, the host's line at the $when: $out"; failed=1; }
 done
 # OMP_WAIT_POLICY=active with oneDNN linked: a warning that libgomp's threads spin without
@@ -43,6 +43,6 @@ fi
 # --scaling 1,2: a row with both speeds, the 2/1 ratio with quartiles, the % of peak and
 # the host's own 2/1 (its FMA loop on two threads against one, a positive ratio).
 out=$("$exe" --scaling 1,2 --rounds 2 --sample-ms 1 --settle-ms 1 NN/256-10_m128 2>&1)
-echo "$out" | grep -Eq '^\| NN/256-10_m128 \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \[[0-9.]+ [0-9.]+\] \| [0-9]+ \| (0\.[0-9]*[1-9]|[1-9][0-9]*\.)[0-9]* \[[0-9.]+ [0-9.]+\] \|$' ||
+grep -Eq '^\| NN/256-10_m128 \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \[[0-9.]+ [0-9.]+\] \| [0-9]+ \| (0\.[0-9]*[1-9]|[1-9][0-9]*\.)[0-9]* \[[0-9.]+ [0-9.]+\] \|$' <<<"$out" ||
   { echo "FAIL --scaling 1,2: $out"; failed=1; }
 if [ "$failed" -eq 0 ]; then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; exit 1; fi

@@ -12,7 +12,7 @@ expect_refusal "negative gap" 2 100 0 -1
 out=$("$exe" 1,2 50 1000 5 2>&1); rc=$?
 num='[0-9]+\.[0-9]{2}'
 [ "$rc" -eq 0 ] || { echo "FAIL a short run exited $rc: $out"; failed=1; }
-echo "$out" | grep -Eq "^      1 +$num +$num +$num +- +0$" || { echo "FAIL one thread's row (exit $rc): $out"; failed=1; }
+grep -Eq "^      1 +$num +$num +$num +- +0$" <<<"$out" || { echo "FAIL one thread's row (exit $rc): $out"; failed=1; }
 row2=$(echo "$out" | grep -E "^      2 +$num +$num +$num +($num +[1-9][0-9]*|- +0)$")
 [ -n "$row2" ] || { echo "FAIL two threads' row: $out"; failed=1; }
 grep -q "(50 jobs of 2 chunks per thread, 1000 ns each, 5 us apart)" <<<"$out" || { echo "FAIL header: $out"; failed=1; }

@@ -422,6 +422,14 @@ Test(api_errors, an_output_that_overflows_is_refused_by_every_inference_call) {
   expect_fail(dn_net_forward(net, X, M, AL), DN_ERR_NUMERIC);
   for (size_t i = 0; i < 2 * M; i++) cr_assert_eq(AL[i], 7.0f, "AL[%zu] was written", i);
   expect_fail(dn_net_backward(net, Y, NULL), DN_ERR_STATE); /* the refused pass was dropped */
+  /* and the gradients of the last backward stay, as after a refused X */
+  X[3 * 2100] = 0.0f;
+  cr_assert_eq(dn_net_forward(net, X, M, NULL), DN_OK, "%s", dn_last_error());
+  cr_assert_eq(dn_net_backward(net, Y, NULL), DN_OK, "%s", dn_last_error());
+  X[3 * 2100] = 1.0f;
+  expect_fail(dn_net_forward(net, X, M, NULL), DN_ERR_NUMERIC);
+  float dW2[2 * 4];
+  cr_expect_eq(dn_net_get_grad(net, 2, dW2, NULL), DN_OK, "%s", dn_last_error());
   X[3 * 2100] = 0.0f;
   cr_assert_eq(dn_net_classify(net, X, M, labels), DN_OK, "%s", dn_last_error());
   cr_assert_eq(dn_net_forward(net, X, M, AL), DN_OK, "%s", dn_last_error());

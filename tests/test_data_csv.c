@@ -261,3 +261,12 @@ Test(data_csv, cr_only_line_ends_are_named) {
   expect_fails("1,2,0\r3,4,1\r", NULL, DN_ERR_FORMAT, "carriage return inside the line");
   expect_fails("a,b,label\r3,4,1\r", NULL, DN_ERR_FORMAT, "carriage return inside the line");
 }
+
+/* The loader parses in round-to-nearest whatever the caller's mode, but without deepnet's
+ * FTZ/DAZ: a subnormal feature is stored as written (flushing is for the kernels). */
+Test(data_csv, a_subnormal_feature_is_kept_with_flushing_on) {
+  cr_assert(dn_get_flush_denormals());
+  dn_dataset d = load_ok("1e-40,2,0\n", NULL);
+  cr_expect(d.X[0] == 1e-40f && d.X[0] != 0.0f, "%g", (double)d.X[0]);
+  dn_dataset_free(&d);
+}

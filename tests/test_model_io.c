@@ -423,16 +423,49 @@ Test(model_io, saving_through_a_symlink_replaces_its_target_and_keeps_the_link) 
   dn_net_free(back);
 }
 
-Test(model_io, saving_through_a_dangling_symlink_is_refused_and_leaves_the_link) {
+/* A link to a file that does not exist yet creates it where the link points (as cp does),
+ * when that directory exists; the link stays. */
+Test(model_io, saving_through_a_dangling_symlink_writes_where_it_points_or_fails_cleanly) {
   dn_net *net = make_net(SMALL_L, SMALL_DIMS, SMALL_ACTS, DN_LOSS_CCE, 1);
   const char *link = tt_path("dangling.dnn");
   cr_assert_eq(symlink("no-such-dir/model.dnn", link), 0);
   cr_assert_eq(dn_net_save(net, link), DN_ERR_IO);
-  cr_assert_not_null(strstr(dn_last_error(), "symbolic link"), "%s", dn_last_error());
   struct stat st;
   cr_assert_eq(lstat(link, &st), 0);
   cr_assert(S_ISLNK(st.st_mode));
   cr_assert_eq(tt_count_entries(NULL), 1);
+  const char *fresh = tt_path("fresh.dnn");
+  cr_assert_eq(symlink("made.dnn", fresh), 0);
+  cr_assert_eq(dn_net_save(net, fresh), DN_OK, "%s", dn_last_error());
+  cr_assert_eq(lstat(fresh, &st), 0);
+  cr_assert(S_ISLNK(st.st_mode));
+  dn_net *back = NULL;
+  cr_assert_eq(dn_net_load(&back, tt_path("made.dnn")), DN_OK, "%s", dn_last_error());
+  assert_same_net(net, back);
+  dn_net_free(back);
+  dn_net_free(net);
+}
+
+/* Links are resolved one level at a time under the kernel's protected_symlinks rule, which
+ * realpath() would bypass: another user's link in a sticky world-writable directory (a
+ * /tmp) is not followed, so it cannot aim the save at the caller's files. */
+Test(model_io, another_users_link_in_a_sticky_shared_directory_is_not_followed) {
+  if (geteuid() != 0) cr_skip_test("needs root to give a link another owner");
+  dn_net *net = make_net(SMALL_L, SMALL_DIMS, SMALL_ACTS, DN_LOSS_CCE, 1);
+  const char *shared = tt_path("shared"), *precious = tt_path("precious"), *link = tt_path("shared/model.dnn");
+  cr_assert_eq(mkdir(shared, 0777), 0);
+  cr_assert_eq(chmod(shared, 01777), 0);
+  tt_write("precious", (const unsigned char *)"keep me", 7, 0);
+  cr_assert_eq(symlink("../precious", link), 0);
+  cr_assert_eq(lchown(link, 1234, 1234), 0);
+  cr_assert_eq(dn_net_save(net, link), DN_ERR_IO);
+  cr_assert_not_null(strstr(dn_last_error(), "not followed"), "%s", dn_last_error());
+  size_t len;
+  unsigned char *kept = tt_read(precious, &len);
+  cr_assert(len == 7 && memcmp(kept, "keep me", 7) == 0, "the link's target was overwritten");
+  free(kept);
+  cr_assert_eq(lchown(link, 0, 0), 0); /* the caller's own link there is followed */
+  cr_assert_eq(dn_net_save(net, link), DN_OK, "%s", dn_last_error());
   dn_net_free(net);
 }
 

@@ -332,8 +332,9 @@ static int on_progress(const dn_progress *p, void *user) {
     fflush(stdout);
   }
   c->t_epoch = dn_now_s();
-  c->stopped_at_epoch_end = interrupted != 0; /* dn_net_train checkpoints such a stop */
-  return interrupted;
+  const int stop = interrupted; /* read once: what is returned is what is recorded */
+  c->stopped_at_epoch_end = stop != 0; /* dn_net_train checkpoints such a stop */
+  return stop;
 }
 
 static void print_train_header(const cli_config *cfg, const size_t *dims, const labelled *train,
@@ -410,7 +411,8 @@ static int train_and_report(cli_config *cfg, dn_net *net, const labelled *train,
   clear_progress(&c);
   if (s) return fail_status("training", s);
   if (c.eval_status) return fail_status("evaluating", c.eval_status);
-  if (interrupted) {
+  const bool stopped = interrupted != 0; /* read once: a later Ctrl-C changes nothing here */
+  if (stopped) {
     printf("interrupted at epoch %zu, batch %zu\n", c.last_epoch, c.last_batch);
     const size_t every = cfg->opts.checkpoint_every ? cfg->opts.checkpoint_every : 1;
     const size_t held = cli_checkpoint_epoch(c.first_epoch, c.epochs_done, every,
@@ -429,7 +431,7 @@ static int train_and_report(cli_config *cfg, dn_net *net, const labelled *train,
     printf("the checkpoint %s already holds all %zu epochs\n", cfg->opts.checkpoint_path,
            cfg->opts.epochs);
   /* The last epoch's line measured the final net unless quiet, interrupted or no epoch ran. */
-  if ((cfg->quiet || interrupted || !c.first_epoch) && (s = evaluate(&c)))
+  if ((cfg->quiet || stopped || !c.first_epoch) && (s = evaluate(&c)))
     return fail_status("evaluating", s);
 
   char t1[32], t2[32];
@@ -444,7 +446,7 @@ static int train_and_report(cli_config *cfg, dn_net *net, const labelled *train,
     if ((s = dn_net_save(net, cfg->save))) return fail_status("saving the model", s);
     printf("model saved to %s\n", cfg->save);
   }
-  return interrupted ? EXIT_INTERRUPTED : 0;
+  return stopped ? EXIT_INTERRUPTED : 0;
 }
 
 /* path's directory (".", "/" or the part before the last slash) into buf. */
@@ -693,8 +695,12 @@ int main(int argc, char **argv) {
   int rc = run(argc, argv);
   /* A report that could not be written (a full disk, a closed pipe) is a failure, not an
    * exit 0 with the output lost. */
-  if ((fflush(stdout) != 0 || ferror(stdout)) && (rc == 0 || rc == EXIT_INTERRUPTED)) {
-    fprintf(stderr, "deepnet: writing the output failed: %s\n", strerror(errno));
+  errno = 0;
+  const bool flushed = fflush(stdout) == 0;
+  const int flush_errno = errno;
+  if ((!flushed || ferror(stdout)) && (rc == 0 || rc == EXIT_INTERRUPTED)) {
+    fprintf(stderr, "deepnet: writing the output failed: %s\n",
+            !flushed && flush_errno ? strerror(flush_errno) : "an earlier write failed");
     rc = EXIT_RUNTIME;
   }
   return rc;
