@@ -344,7 +344,9 @@ static unsigned char *one_epoch_checkpoint(const data *d, dn_net **net, size_t *
   return tt_read(ck, len);
 }
 
-Test(checkpoint, a_forged_epoch_count_resumes_at_once_without_replaying_shuffles, .timeout = 20) {
+/* (The suite's 60 s timeout catches the old hang. A test's own .timeout made Criterion's
+ * runner leak 48 bytes under --jobs 2 in 8 of 10 ASan runs, so none here.) */
+Test(checkpoint, a_forged_epoch_count_resumes_at_once_without_replaying_shuffles) {
   data d;
   make_data(&d);
   dn_net *net;
