@@ -149,6 +149,14 @@ static dn_status sync_dir(const char *path, const char *dir, const char *who) {
   return s;
 }
 
+/* The directory part of path: "/" for "/x", "." for "x", else what precedes the last
+ * slash. *start gets where it begins (path itself, or a static "."); returns its length. */
+static size_t dir_part(const char *path, const char **start) {
+  const char *slash = strrchr(path, '/');
+  *start = slash ? path : ".";
+  return slash ? (slash == path ? 1 : (size_t)(slash - path)) : 1;
+}
+
 static const char *file_kind(mode_t mode) {
   if (S_ISDIR(mode)) return "a directory";
   if (S_ISFIFO(mode)) return "a FIFO";
@@ -167,8 +175,8 @@ static dn_status save_atomic_to(const char *target, const char *path, const char
    * Every allocation happens here, before anything is written. */
   static const char suffix[] = ".tmp-XXXXXX";
   const size_t len = strlen(target);
-  const char *slash = strrchr(target, '/');
-  const size_t dir_len = slash ? (slash == target ? 1 : (size_t)(slash - target)) : 1;
+  const char *dir_start;
+  const size_t dir_len = dir_part(target, &dir_start);
   char *tmp = malloc(len + sizeof suffix), *dir = malloc(dir_len + 1);
   dn_writer *w = malloc(sizeof *w);
   if (!tmp || !dir || !w) {
@@ -179,7 +187,7 @@ static dn_status save_atomic_to(const char *target, const char *path, const char
   }
   memcpy(tmp, target, len);
   memcpy(tmp + len, suffix, sizeof suffix);
-  memcpy(dir, slash ? target : ".", dir_len);
+  memcpy(dir, dir_start, dir_len);
   dir[dir_len] = '\0';
 
   dn_status s = DN_OK;
@@ -256,10 +264,10 @@ static dn_status resolve_links(const char *path, const char *who, char **out) {
       *out = cur;
       return DN_OK;
     }
-    const char *slash = strrchr(cur, '/');
-    const size_t dir_len = slash ? (slash == cur ? 1 : (size_t)(slash - cur)) : 1;
+    const char *dir_start;
+    const size_t dir_len = dir_part(cur, &dir_start);
     char dir[PATH_MAX], text[PATH_MAX];
-    snprintf(dir, sizeof dir, "%.*s", (int)dir_len, slash ? cur : ".");
+    snprintf(dir, sizeof dir, "%.*s", (int)dir_len, dir_start);
     struct stat d;
     const ssize_t n = readlink(cur, text, sizeof text - 1);
     dn_status s = DN_OK;
